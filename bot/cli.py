@@ -1,0 +1,219 @@
+"""`pim-bot`: serve, console, policy, db, audit."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TextIO
+
+from aiohttp import web
+
+from bot.config import ConfigError, Settings
+from bot.console import Console
+from bot.runtime import Runtime
+from bot.server import make_app
+from handlers.errors import PimError
+from handlers.policy import apply_policy, export_policy
+from storage.audit import iter_events, verify_chain
+from storage.migrate import upgrade
+
+logger = logging.getLogger("pim-bot")
+
+Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pim-bot", description="Privileged Identity Management in chat.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP server, scheduler and transports")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=None, help="default: $PORT or 3000")
+
+    console = sub.add_parser("console", help="chat with pim-bot in this terminal")
+    console.add_argument("--as", dest="actor", required=True, metavar="EMAIL")
+    console.add_argument("--policy", help="apply this policy file first (default: $PIM_POLICY)")
+
+    policy = sub.add_parser("policy", help="policy as code").add_subparsers(
+        dest="policy_command", required=True)
+    apply = policy.add_parser("apply", help="apply a policy file")
+    apply.add_argument("file")
+    apply.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    apply.add_argument("--prune", action="store_true",
+                       help="remove policy-made assignments the file no longer lists")
+    export = policy.add_parser("export", help="print the current policy as YAML")
+    export.add_argument("-o", "--output", help="write to this file instead of stdout")
+
+    db = sub.add_parser("db", help="database").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="migrate the schema to the newest version")
+
+    audit = sub.add_parser("audit", help="the audit log").add_subparsers(
+        dest="audit_command", required=True)
+    aexport = audit.add_parser("export", help="write every audit event")
+    aexport.add_argument("--format", choices=["csv", "json"], default="json")
+    aexport.add_argument("-o", "--output", help="write to this file instead of stdout")
+    audit.add_parser("verify", help="prove no audit event was edited, removed or reordered")
+    return p
+
+
+async def _with_runtime(
+    settings: Settings, body: Callable[[Runtime], Awaitable[int]], *, prepare: bool = True
+) -> int:
+    runtime = Runtime.build(settings)
+    try:
+        if prepare:
+            await runtime.prepare()
+        else:
+            await upgrade(runtime.uow.engine)
+        return await body(runtime)
+    finally:
+        await runtime.close()
+
+
+async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    port = args.port or settings.port
+
+    async def body(runtime: Runtime) -> int:
+        logger.info("Slack is not started: its issue has not landed yet")
+        logger.info("Teams is not started: its issue has not landed yet")
+        runtime.start_background([])
+        runner = web.AppRunner(make_app(runtime))
+        await runner.setup()
+        await web.TCPSite(runner, args.host, port).start()
+        logger.info("pim-bot listening on http://%s:%s (database: %s)", args.host, port,
+                    runtime.uow.dialect)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+        return 0
+
+    return await _with_runtime(settings, body)
+
+
+async def cmd_console(args: argparse.Namespace, settings: Settings) -> int:
+    if args.policy:
+        settings = replace(settings, policy_file=args.policy)
+
+    async def body(runtime: Runtime) -> int:
+        console = Console(runtime, actor=args.actor)
+        runtime.start_background([console.transport])
+        await console.run(sys.stdin)
+        return 0
+
+    return await _with_runtime(settings, body)
+
+
+async def cmd_policy(args: argparse.Namespace, settings: Settings) -> int:
+    async def body(runtime: Runtime) -> int:
+        if args.policy_command == "export":
+            _write(args.output, await export_policy(runtime.uow))
+            return 0
+        text = Path(args.file).read_text(encoding="utf-8")
+        plan = await apply_policy(runtime.uow, runtime.clock, text=text, source=args.file,
+                                  dry_run=args.dry_run, prune=args.prune)
+        print(plan.render())
+        if args.dry_run:
+            print("(dry run: nothing changed)")
+        return 0
+
+    return await _with_runtime(settings, body, prepare=False)
+
+
+async def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    return await _with_runtime(settings, lambda runtime: _done("Database is up to date."),
+                               prepare=False)
+
+
+async def _done(message: str) -> int:
+    print(message)
+    return 0
+
+
+async def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    async def body(runtime: Runtime) -> int:
+        async with runtime.uow.transaction() as s:
+            if args.audit_command == "verify":
+                result = await verify_chain(s)
+                if result.ok:
+                    print(f"OK: {result.checked} audit events, chain intact.")
+                    return 0
+                print(f"BROKEN at event {result.broken_id}: {result.reason} "
+                      f"({result.checked} events before it are intact).")
+                return 1
+            out = open(args.output, "w", encoding="utf-8", newline="") if args.output \
+                else sys.stdout
+            try:
+                await _export(s, out, args.format)
+            finally:
+                if args.output:
+                    out.close()
+        return 0
+
+    return await _with_runtime(settings, body, prepare=False)
+
+
+async def _export(session: object, out: TextIO, fmt: str) -> None:
+    fields = ["id", "at", "actor", "action", "target", "details", "prev_hash", "hash"]
+    writer = csv.writer(out) if fmt == "csv" else None
+    if writer:
+        writer.writerow(fields)
+    else:
+        out.write("[")
+    first = True
+    async for e in iter_events(session):  # type: ignore[arg-type]
+        row = [e.id, e.at.isoformat(), e.actor, e.action, e.target,
+               json.dumps(e.details, sort_keys=True), e.prev_hash, e.hash]
+        if writer:
+            writer.writerow(row)
+        else:
+            record = dict(zip(fields, row, strict=True))
+            record["details"] = e.details
+            out.write(("\n  " if first else ",\n  ") + json.dumps(record, sort_keys=True))
+            first = False
+    if not writer:
+        out.write("\n]\n" if not first else "]\n")
+
+
+def _write(path: str | None, text: str) -> None:
+    if path:
+        Path(path).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+_COMMANDS: dict[str, Command] = {
+    "serve": cmd_serve, "console": cmd_console, "policy": cmd_policy, "db": cmd_db,
+    "audit": cmd_audit,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as err:
+        print(f"pim-bot: {err}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level if args.command == "serve" else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return asyncio.run(_COMMANDS[args.command](args, settings))
+    except KeyboardInterrupt:
+        return 130
+    except (PimError, OSError) as err:
+        print(f"pim-bot: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

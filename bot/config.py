@@ -1,0 +1,89 @@
+"""Configuration from the environment (names equal the keys in app.json)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+
+from storage.db import DatabaseUrlError, normalize_url
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str
+    policy_file: str | None = None
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str | None = None
+    microsoft_app_id: str | None = None
+    microsoft_app_password: str | None = field(default=None, repr=False)
+    microsoft_app_type: str | None = None
+    microsoft_app_tenant_id: str | None = None
+    teams_allow_unauthenticated: bool = False
+    digest_cron: str = "0 9 * * mon"
+    timezone: str = "UTC"
+    sweep_seconds: float = 15.0
+    port: int = 3000
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        try:
+            database_url = normalize_url(get("DATABASE_URL"))
+        except DatabaseUrlError as err:
+            raise ConfigError(str(err)) from None
+        timezone = get("PIM_TIMEZONE") or "UTC"
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"PIM_TIMEZONE {timezone!r} is not a time zone name") from None
+        cron = get("PIM_DIGEST_CRON") or "0 9 * * mon"
+        try:
+            CronTrigger.from_crontab(cron, timezone=ZoneInfo(timezone))
+        except ValueError as err:
+            raise ConfigError(f"PIM_DIGEST_CRON {cron!r} is not a crontab line: {err}") from None
+        return cls(
+            database_url=database_url,
+            policy_file=get("PIM_POLICY"),
+            slack_bot_token=get("SLACK_BOT_TOKEN"),
+            slack_signing_secret=get("SLACK_SIGNING_SECRET"),
+            slack_app_token=get("SLACK_APP_TOKEN"),
+            slack_api_url=get("SLACK_API_URL"),
+            microsoft_app_id=get("MICROSOFT_APP_ID"),
+            microsoft_app_password=get("MICROSOFT_APP_PASSWORD"),
+            microsoft_app_type=get("MICROSOFT_APP_TYPE"),
+            microsoft_app_tenant_id=get("MICROSOFT_APP_TENANT_ID"),
+            teams_allow_unauthenticated=get("PIM_TEAMS_ALLOW_UNAUTHENTICATED") in ("1", "true"),
+            digest_cron=cron,
+            timezone=timezone,
+            sweep_seconds=_positive_float(get("PIM_SWEEP_SECONDS"), "PIM_SWEEP_SECONDS", 15.0),
+            port=int(_positive_float(get("PORT"), "PORT", 3000)),
+            log_level=(get("LOG_LEVEL") or "INFO").upper(),
+        )
+
+
+def _positive_float(raw: str | None, name: str, default: float) -> float:
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive")
+    return value

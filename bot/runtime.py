@@ -1,0 +1,67 @@
+"""The composition root: everything a running pim-bot needs, built from one Settings."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.config import Settings
+from bot.outbox import OutboxWorker, Transport
+from bot.scheduler import Sweeper
+from handlers.clock import Clock, SystemClock
+from handlers.policy import apply_policy
+from storage.db import make_engine
+from storage.migrate import upgrade
+from storage.uow import UnitOfWork
+
+logger = logging.getLogger(__name__)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    uow: UnitOfWork
+    clock: Clock
+    transports: list[Transport] = field(default_factory=list)
+    outbox: OutboxWorker | None = None
+    sweeper: Sweeper | None = None
+
+    @classmethod
+    def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
+        return cls(settings=settings, uow=UnitOfWork(make_engine(settings.database_url)),
+                   clock=clock or SystemClock())
+
+    async def prepare(self) -> None:
+        """Bring the schema up to date and apply PIM_POLICY, before anything is served."""
+        await upgrade(self.uow.engine)
+        if self.settings.policy_file:
+            text = Path(self.settings.policy_file).read_text(encoding="utf-8")
+            plan = await apply_policy(self.uow, self.clock, text=text,
+                                      source=self.settings.policy_file)
+            logger.info("policy %s: %s", self.settings.policy_file, plan.render())
+
+    def start_background(self, transports: list[Transport]) -> None:
+        """Start delivering messages and running timers. Work that fell due while we were
+        down runs at once: the first sweep is immediate."""
+        self.transports = transports
+        name = worker_name()
+        self.outbox = OutboxWorker(self.uow, self.clock, transports, worker=name)
+        self.sweeper = Sweeper(self.uow, self.clock, self.outbox, worker=name,
+                               sweep_seconds=self.settings.sweep_seconds)
+        self.sweeper.start()
+
+    def poke(self) -> None:
+        if self.sweeper is not None:
+            self.sweeper.poke()
+
+    async def close(self) -> None:
+        if self.sweeper is not None:
+            self.sweeper.shutdown()
+        await self.uow.engine.dispose()

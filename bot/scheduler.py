@@ -1,0 +1,77 @@
+"""The in-process clock: APScheduler wakes us; the database decides what is due.
+
+No shared job store (APScheduler's FAQ: job stores cannot be shared between processes), and
+no misfire grace limit: a job that runs late must still run, or access would never end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.outbox import OutboxWorker
+from handlers.clock import Clock
+from handlers.timers import run_due_timers
+from storage.claims import next_outbox_due, next_timer_due
+from storage.uow import UnitOfWork
+
+logger = logging.getLogger(__name__)
+
+
+class Sweeper:
+    def __init__(
+        self, uow: UnitOfWork, clock: Clock, outbox: OutboxWorker, *, worker: str,
+        sweep_seconds: float,
+    ) -> None:
+        self.uow, self.clock, self.outbox, self.worker = uow, clock, outbox, worker
+        self.sweep_seconds = sweep_seconds
+        self.scheduler = AsyncIOScheduler(
+            timezone=UTC,
+            job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+        )
+        self._lock = asyncio.Lock()
+        self._wake_at: datetime | None = None
+
+    def start(self) -> None:
+        self.scheduler.add_job(
+            self.tick, "interval", seconds=self.sweep_seconds, id="sweep",
+            next_run_time=datetime.now(UTC),
+        )
+        self.scheduler.start()
+
+    def shutdown(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    def poke(self) -> None:
+        """Something changed here: look at the database now rather than at the next sweep."""
+        if self.scheduler.running:
+            self.scheduler.add_job(self.tick, id="poke", replace_existing=True)
+
+    async def tick(self) -> None:
+        async with self._lock:
+            try:
+                await run_due_timers(self.uow, self.clock, worker=self.worker)
+                await self.outbox.run_once()
+                await self._plan_wakeup()
+            except Exception:  # the next sweep tries again; the rows are still there
+                logger.exception("sweep failed")
+
+    async def _plan_wakeup(self) -> None:
+        async with self.uow.transaction() as s:
+            dues = [
+                await next_timer_due(s),
+                await next_outbox_due(s, transports=list(self.outbox.transports)),
+            ]
+        soonest = min((d for d in dues if d is not None), default=None)
+        horizon = self.clock.now() + timedelta(seconds=self.sweep_seconds)
+        if soonest is None or soonest >= horizon:
+            return  # the interval sweep gets there first
+        # Our clock may be a test clock; APScheduler runs on wall time, so wait the difference.
+        delay = max(0.0, (soonest - self.clock.now()).total_seconds())
+        run_at = datetime.now(UTC) + timedelta(seconds=delay)
+        self.scheduler.add_job(self.tick, "date", run_date=run_at, id="wake",
+                               replace_existing=True)

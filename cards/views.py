@@ -1,0 +1,218 @@
+"""Transport-neutral view data. The engine fills these; cards.slack/teams/text render them.
+
+Everything here is plain data that survives a JSON round trip, because notifications wait in
+the outbox table as JSON until a delivery worker renders them for a platform.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+# Action ids (Slack) and verbs (Teams Action.Execute). One list, shared by every renderer.
+APPROVE = "pim_approve"
+DENY = "pim_deny"
+CANCEL = "pim_cancel"
+REQUEST_AGAIN = "pim_request_again"
+ACTIVATE = "pim_activate"
+DEACTIVATE = "pim_deactivate"
+
+# Notification kinds (outbox rows and the messages people get).
+APPROVAL_NEEDED = "approval_needed"  # the approver's card
+REQUEST_UPDATE = "request_update"  # every posted approval card changes to show the outcome
+SUBMITTED = "submitted"
+APPROVED = "approved"
+DENIED = "denied"
+TIMED_OUT = "timed_out"
+CANCELED = "canceled"
+ACTIVATED = "activated"
+EXPIRING = "expiring"
+EXPIRED = "expired"
+DEACTIVATED = "deactivated"
+ASSIGNED = "assigned"
+REMOVED = "removed"
+
+
+def compact_duration(seconds: int | None) -> str:
+    if not seconds:
+        return "permanent"
+    td = timedelta(seconds=seconds)
+    days, rest = td.days, td.seconds
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "",
+             f"{minutes}m" if minutes else "", f"{secs}s" if secs else ""]
+    return "".join(parts) or "0s"
+
+
+def when(iso: str | None) -> str:
+    if not iso:
+        return "—"
+    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    email: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoleRef:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    by: Person | None  # None: the system (time-out)
+    outcome: str  # Granted / Denied / Canceled / TimedOut / Revoked / Provisioned
+    at: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestView:
+    id: str
+    status: str
+    action: str
+    requester: Person
+    role: RoleRef
+    duration_seconds: int | None
+    start_at: str
+    created_at: str
+    justification: str | None = None
+    ticket: str | None = None
+    deadline: str | None = None
+    needs_approver_justification: bool = False
+    decision: Decision | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.status == "PendingApproval"
+
+    def outcome_line(self) -> str:
+        """One sentence saying how the request ended, the same on every platform."""
+        d = self.decision
+        if d is None:
+            return "Waiting for approval" if self.pending else self.status
+        who = d.by.name if d.by else "pim-bot"
+        verb = {
+            "Granted": "Approved", "Provisioned": "Approved", "Denied": "Denied",
+            "Canceled": "Canceled", "TimedOut": "Timed out", "Revoked": "Revoked",
+        }.get(d.outcome, d.outcome)
+        line = f"{verb} by {who} at {when(d.at)}" if d.by else f"{verb} at {when(d.at)}"
+        if d.outcome == "TimedOut":
+            line = f"Timed out at {when(d.at)}: nobody decided in time"
+        if d.reason:
+            line += f": {d.reason}"
+        return line
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """A message to one person (or channel) that something happened."""
+
+    kind: str
+    headline: str
+    request: RequestView | None = None
+    role: RoleRef | None = None
+    end_at: str | None = None
+    details: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Notification:
+        req = raw.get("request")
+        role = raw.get("role")
+        return cls(
+            kind=raw["kind"],
+            headline=raw["headline"],
+            request=_request_from_dict(req) if req else None,
+            role=RoleRef(**role) if role else None,
+            end_at=raw.get("end_at"),
+            details=tuple(raw.get("details") or ()),
+        )
+
+
+def _request_from_dict(raw: dict[str, Any]) -> RequestView:
+    data = dict(raw)
+    data["requester"] = Person(**data["requester"])
+    data["role"] = RoleRef(**data["role"])
+    dec = data.get("decision")
+    if dec:
+        by = dec.get("by")
+        data["decision"] = Decision(
+            by=Person(**by) if by else None, outcome=dec["outcome"], at=dec["at"],
+            reason=dec.get("reason"),
+        )
+    return RequestView(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class RoleLine:
+    role: RoleRef
+    max_duration_seconds: int
+    requires_approval: bool
+    eligible_until: str | None = None  # None: permanent
+    active_until: str | None = None  # set when the role is active now
+    active_since: str | None = None
+    member_type: str | None = None  # Assigned / Activated when active
+    pending_request: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RolesView:
+    person: Person
+    roles: tuple[RoleLine, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestListView:
+    title: str
+    requests: tuple[RequestView, ...]
+    for_approver: bool
+    empty_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditLine:
+    id: int
+    at: str
+    actor: str
+    action: str
+    target: str
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditView:
+    title: str
+    events: tuple[AuditLine, ...]
+    truncated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A plain answer to the person who typed a command."""
+
+    text: str
+    ok: bool = True
+    usage: str | None = None
+    request: RequestView | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FormView:
+    """The activation form: the caller's eligible roles, ready for a modal or card."""
+
+    person: Person
+    roles: tuple[RoleLine, ...]
+    default_duration_seconds: int = 3600
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+View = Reply | RolesView | RequestListView | AuditView | FormView | Notification

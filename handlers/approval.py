@@ -1,0 +1,133 @@
+"""Approving and denying: the first decision wins, and nobody approves their own request."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cards import views as v
+from cards.views import Decision, Notification, RequestView
+from handlers.clock import Clock
+from handlers.directory import approvers_for, require_principal, settings_of
+from handlers.errors import (
+    AlreadyDecided,
+    InvalidInput,
+    JustificationRequired,
+    NotAnApprover,
+    PimError,
+    SelfApprovalForbidden,
+    UnknownRequest,
+)
+from handlers.lifecycle import START, TIMEOUT, provision
+from handlers.present import person, request_view, role_ref
+from handlers.records import add_timer, audit, cancel_timers, notify, update_cards
+from storage.models import ApprovalStep, Principal, ScheduleRequest, Status
+from storage.uow import UnitOfWork
+
+MAX_JUSTIFICATION = 500
+
+
+async def decide(
+    uow: UnitOfWork, clock: Clock, *, actor: str, request_id: str, approve: bool,
+    justification: str | None = None,
+) -> RequestView:
+    """Approve or deny. A refused attempt is audited (and committed) before the error is raised."""
+    now = clock.now()
+    justification = (justification or "").strip() or None
+    if justification and len(justification) > MAX_JUSTIFICATION:
+        raise InvalidInput(f"The justification is too long (at most {MAX_JUSTIFICATION}).")
+    refusal: PimError
+    async with uow.transaction() as s:
+        me = await require_principal(s, actor)
+        req = await s.scalar(select(ScheduleRequest).where(ScheduleRequest.short_id == request_id))
+        if req is None:
+            raise UnknownRequest(f"There is no request {request_id}.")
+        settings = settings_of(req.role)
+        verb = "approve" if approve else "deny"
+        if req.principal_id == me.id:
+            refusal = SelfApprovalForbidden(f"You cannot {verb} your own request {request_id}.")
+        elif me.id not in {p.id for p in await approvers_for(
+            s, settings=settings, requester_id=req.principal_id
+        )}:
+            refusal = NotAnApprover(
+                f"You are not an approver for {req.role.display_name}, so you cannot {verb} "
+                f"{request_id}."
+            )
+        else:
+            if req.status != Status.PENDING_APPROVAL:
+                raise AlreadyDecided(await _already(s, req))
+            if settings.approver_justification and not justification:
+                raise JustificationRequired(
+                    f"{req.role.display_name} asks approvers for a reason: "
+                    f"{verb} {request_id} <reason>"
+                )
+            if not approve and not justification:
+                raise JustificationRequired(f"Say why you deny it: deny {request_id} <reason>")
+            return await _record_decision(
+                s, req=req, me=me, approve=approve, justification=justification, now=now
+            )
+        await audit(
+            s, at=now, actor=me, action="approval.refused",
+            target=f"{req.principal.email}/{req.role_id}", request=req.short_id,
+            reason=refusal.code, attempted=verb,
+        )
+    raise refusal
+
+
+async def _record_decision(
+    s: AsyncSession, *, req: ScheduleRequest, me: Principal, approve: bool,
+    justification: str | None, now: datetime,
+) -> RequestView:
+    outcome = Status.GRANTED if approve else Status.DENIED
+    # The guard on status is what makes concurrent clicks safe: only one UPDATE matches.
+    result = await s.execute(
+        update(ScheduleRequest)
+        .where(ScheduleRequest.id == req.id, ScheduleRequest.status == Status.PENDING_APPROVAL)
+        .values(status=outcome, decided_at=now,
+                completed_at=None if approve else now)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        await s.refresh(req)
+        raise AlreadyDecided(await _already(s, req))
+    await s.refresh(req)
+    s.add(ApprovalStep(request_id=req.id, reviewer_id=me.id,
+                       decision="Approve" if approve else "Deny",
+                       justification=justification, decided_at=now))
+    await cancel_timers(s, subject_id=req.id, kinds=[TIMEOUT], now=now)
+    await audit(
+        s, at=now, actor=me, action="request.approved" if approve else "request.denied",
+        target=f"{req.principal.email}/{req.role_id}", request=req.short_id,
+        justification=justification,
+    )
+    view = await request_view(
+        s, req, decision=Decision(by=person(me), outcome=outcome, at=now.isoformat(),
+                                  reason=justification)
+    )
+    role = req.role.display_name
+    if approve:
+        headline = f"{me.display_name} approved your request {req.short_id} for {role}."
+    else:
+        headline = f"{me.display_name} denied your request {req.short_id} for {role}."
+        if justification:
+            headline += f" Reason: {justification}"
+    notify(s, now=now, recipients=[req.principal], request_id=req.id,
+           note=Notification(kind=v.APPROVED if approve else v.DENIED, request=view,
+                             role=role_ref(req.role), headline=headline))
+    update_cards(s, now=now, request_id=req.id,
+                 note=Notification(kind=v.REQUEST_UPDATE, request=view,
+                                   headline=view.outcome_line()))
+    if approve:
+        if req.start_at <= now:
+            await provision(s, req=req, now=now)
+            view = await request_view(s, req)
+        else:
+            add_timer(s, kind=START, due_at=req.start_at, subject_id=req.id)
+    return view
+
+
+async def _already(s: AsyncSession, req: ScheduleRequest) -> str:
+    view = await request_view(s, req)
+    return f"{req.short_id} is already decided: {view.outcome_line()}."

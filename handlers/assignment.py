@@ -1,0 +1,192 @@
+"""Admins giving and taking away eligibility or active assignments."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cards import views as v
+from cards.views import Notification
+from handlers.clock import Clock
+from handlers.commands import UserRef
+from handlers.directory import find_role, require_principal, resolve_user, settings_of
+from handlers.errors import AlreadyActive, Forbidden, InvalidInput, NotActive
+from handlers.lifecycle import EXPIRE, WARN, schedule_end_timers
+from handlers.present import role_ref
+from handlers.records import audit, cancel_timers, new_request_id, notify
+from storage.models import (
+    Action,
+    MemberType,
+    Principal,
+    Role,
+    Schedule,
+    ScheduleKind,
+    ScheduleRequest,
+    ScheduleState,
+    Status,
+)
+from storage.uow import UnitOfWork
+
+
+async def require_admin(s: AsyncSession, actor: str, what: str) -> Principal:
+    me = await require_principal(s, actor)
+    if not me.admin:
+        raise Forbidden(f"Only admins can {what}.")
+    return me
+
+
+async def current_schedule(
+    s: AsyncSession, *, principal_id: int, role_id: str, kind: str
+) -> Schedule | None:
+    return await s.scalar(
+        select(Schedule).where(
+            Schedule.principal_id == principal_id, Schedule.role_id == role_id,
+            Schedule.kind == kind, Schedule.state == ScheduleState.ACTIVE,
+        ).limit(1)
+    )
+
+
+async def assign(
+    uow: UnitOfWork, clock: Clock, *, actor: str, user: UserRef, role: str, kind: str,
+    duration: timedelta | None = None, until: datetime | None = None,
+    justification: str | None = None,
+) -> str:
+    now = clock.now()
+    async with uow.transaction() as s:
+        me = await require_admin(s, actor, "assign roles")
+        who = await resolve_user(s, user)
+        r = await find_role(s, role)
+        end = until if until is not None else (now + duration if duration else None)
+        if end is not None and end <= now:
+            raise InvalidInput("The end of the assignment must be in the future.")
+        schedule = await grant_schedule(
+            s, actor=me, principal=who, role=r, kind=kind, end=end, now=now,
+            justification=justification,
+        )
+        return (
+            f"{who.display_name} is now {_kind_words(kind)} {r.display_name} "
+            f"{_until(schedule.end_at)}."
+        )
+
+
+async def grant_schedule(
+    s: AsyncSession, *, actor: Principal | str, principal: Principal, role: Role, kind: str,
+    end: datetime | None, now: datetime, justification: str | None = None,
+    from_policy: bool = False,
+) -> Schedule:
+    """Create an Assigned schedule with its request, audit, timers and notification.
+    Shared by chat commands and policy apply so both follow the same rules."""
+    settings = settings_of(role)
+    if end is None:
+        allowed = (settings.allow_permanent_eligible if kind == ScheduleKind.ELIGIBLE
+                   else settings.allow_permanent_active)
+        if not allowed:
+            raise Forbidden(
+                f"{role.display_name} does not allow permanent {kind} assignments; "
+                "give a duration or an end date."
+            )
+    existing = await current_schedule(s, principal_id=principal.id, role_id=role.id, kind=kind)
+    if existing is not None:
+        raise AlreadyActive(
+            f"{principal.display_name} is already {_kind_words(kind)} {role.display_name} "
+            f"{_until(existing.end_at)}; remove that first."
+        )
+    who = actor.email if isinstance(actor, Principal) else actor
+    creator_id = actor.id if isinstance(actor, Principal) else principal.id
+    req = ScheduleRequest(
+        short_id=await new_request_id(s), action=Action.ADMIN_ASSIGN, status=Status.PROVISIONED,
+        kind=kind, principal_id=principal.id, role_id=role.id, created_by_id=creator_id,
+        justification=justification, start_at=now,
+        duration_seconds=int((end - now).total_seconds()) if end else None,
+        created_at=now, decided_at=now, completed_at=now,
+    )
+    s.add(req)
+    await s.flush()
+    schedule = Schedule(
+        principal_id=principal.id, role_id=role.id, kind=kind,
+        member_type=MemberType.ASSIGNED, state=ScheduleState.ACTIVE, start_at=now, end_at=end,
+        request_id=req.id, from_policy=from_policy, created_at=now,
+    )
+    s.add(schedule)
+    await s.flush()
+    await s.refresh(schedule)
+    warning = settings.expiry_warning if kind == ScheduleKind.ACTIVE else timedelta(0)
+    schedule_end_timers(s, schedule=schedule, now=now, warning=warning)
+    await audit(
+        s, at=now, actor=who, action=f"{kind}.assigned", target=f"{principal.email}/{role.id}",
+        request=req.short_id, end=end.isoformat() if end else None,
+        permanent=end is None, justification=justification, policy=from_policy,
+    )
+    notify(
+        s, now=now, recipients=[principal], request_id=req.id,
+        note=Notification(
+            kind=v.ASSIGNED, role=role_ref(role), end_at=end.isoformat() if end else None,
+            headline=f"You are now {_kind_words(kind)} {role.display_name} {_until(end)}.",
+        ),
+    )
+    return schedule
+
+
+async def remove(
+    uow: UnitOfWork, clock: Clock, *, actor: str, user: UserRef, role: str,
+    kind: str | None = None,
+) -> str:
+    now = clock.now()
+    async with uow.transaction() as s:
+        me = await require_admin(s, actor, "remove assignments")
+        who = await resolve_user(s, user)
+        r = await find_role(s, role)
+        kinds = [kind] if kind else [ScheduleKind.ELIGIBLE, ScheduleKind.ACTIVE]
+        removed = []
+        for k in kinds:
+            schedule = await current_schedule(s, principal_id=who.id, role_id=r.id, kind=k)
+            if schedule is not None:
+                await end_schedule(s, actor=me, schedule=schedule, now=now)
+                removed.append(_kind_noun(k))
+        if not removed:
+            raise NotActive(f"{who.display_name} has no {kind or 'assignment'} for {r.display_name}.")
+        return f"Removed {' and '.join(removed)} of {r.display_name} from {who.display_name}."
+
+
+async def end_schedule(
+    s: AsyncSession, *, actor: Principal | str, schedule: Schedule, now: datetime,
+    policy: bool = False,
+) -> None:
+    schedule.state, schedule.ended_at = ScheduleState.REMOVED, now
+    await cancel_timers(s, subject_id=schedule.id, kinds=[EXPIRE, WARN], now=now)
+    creator_id = actor.id if isinstance(actor, Principal) else schedule.principal_id
+    req = ScheduleRequest(
+        short_id=await new_request_id(s), action=Action.ADMIN_REMOVE, status=Status.REVOKED,
+        kind=schedule.kind, principal_id=schedule.principal_id, role_id=schedule.role_id,
+        created_by_id=creator_id, start_at=now, created_at=now, decided_at=now,
+        completed_at=now,
+    )
+    s.add(req)
+    await s.flush()
+    await audit(
+        s, at=now, actor=actor, action=f"{schedule.kind}.removed",
+        target=f"{schedule.principal.email}/{schedule.role_id}", schedule=schedule.id,
+        request=req.short_id, policy=policy,
+    )
+    notify(
+        s, now=now, recipients=[schedule.principal], request_id=req.id,
+        note=Notification(
+            kind=v.REMOVED, role=role_ref(schedule.role),
+            headline=f"Your {_kind_noun(schedule.kind)} of {schedule.role.display_name} "
+            "was removed by an admin.",
+        ),
+    )
+
+
+def _kind_words(kind: str) -> str:
+    return "eligible for" if kind == ScheduleKind.ELIGIBLE else "assigned"
+
+
+def _kind_noun(kind: str) -> str:
+    return "eligibility" if kind == ScheduleKind.ELIGIBLE else "active assignment"
+
+
+def _until(end: datetime | None) -> str:
+    return f"until {v.when(end.isoformat())}" if end else "permanently"

@@ -1,0 +1,128 @@
+"""From a line of chat text to one use case and its view. Every transport goes through here."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from cards.views import Reply, View
+from handlers import commands as c
+from handlers.activation import ActivationAsk, cancel_request, deactivate, request_activation
+from handlers.approval import decide
+from handlers.assignment import assign, remove
+from handlers.clock import Clock
+from handlers.errors import InvalidInput, PimError
+from handlers.grammar import USAGE, CommandError, help_text, parse_command
+from handlers.queries import activation_form, audit_trail, my_approvals, my_requests, my_roles
+from storage.uow import UnitOfWork
+
+Runner = Callable[[UnitOfWork, Clock, str, Any], Awaitable[View]]
+
+
+async def _activate(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Activate) -> View:
+    if cmd.role is None:
+        return await activation_form(uow, actor=actor)
+    view = await request_activation(
+        uow, clock, actor=actor,
+        ask=ActivationAsk(role=cmd.role, duration=cmd.duration,
+                          justification=cmd.justification, ticket=cmd.ticket),
+    )
+    if view.status == "PendingApproval":
+        text = f"Request {view.id} for {view.role.name} is waiting for approval."
+    elif view.status == "Granted":
+        text = f"{view.role.name} is scheduled; request {view.id}."
+    else:
+        text = f"{view.role.name} is active now. Request {view.id}."
+    return Reply(text=text, request=view)
+
+
+async def _cancel(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Cancel) -> View:
+    view = await cancel_request(uow, clock, actor=actor, request_id=cmd.request_id)
+    return Reply(text=f"Request {view.id} for {view.role.name} is canceled.", request=view)
+
+
+async def _approve(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Approve) -> View:
+    view = await decide(uow, clock, actor=actor, request_id=cmd.request_id, approve=True,
+                        justification=cmd.justification)
+    return Reply(text=f"You approved {view.id}: {view.requester.name} gets {view.role.name}.",
+                 request=view)
+
+
+async def _deny(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Deny) -> View:
+    view = await decide(uow, clock, actor=actor, request_id=cmd.request_id, approve=False,
+                        justification=cmd.justification)
+    return Reply(text=f"You denied {view.id} ({view.requester.name}, {view.role.name}).",
+                 request=view)
+
+
+async def _deactivate(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Deactivate) -> View:
+    return Reply(text=await deactivate(uow, clock, actor=actor, role=cmd.role))
+
+
+async def _assign(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Assign) -> View:
+    return Reply(text=await assign(
+        uow, clock, actor=actor, user=cmd.user, role=cmd.role, kind=cmd.kind,
+        duration=cmd.duration, until=cmd.until, justification=cmd.justification,
+    ))
+
+
+async def _remove(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Remove) -> View:
+    return Reply(text=await remove(uow, clock, actor=actor, user=cmd.user, role=cmd.role,
+                                   kind=cmd.kind))
+
+
+async def _audit(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Audit) -> View:
+    return await audit_trail(uow, clock, actor=actor, subject=cmd.subject, since=cmd.since)
+
+
+async def _digest(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Digest) -> View:
+    return Reply(text="The digest is not available yet.", ok=False)
+
+
+_RUNNERS: dict[type, Runner] = {
+    c.Help: lambda uow, clock, actor, cmd: _reply(help_text()),
+    c.Roles: lambda uow, clock, actor, cmd: my_roles(uow, actor=actor),
+    c.Requests: lambda uow, clock, actor, cmd: my_requests(uow, actor=actor),
+    c.Approvals: lambda uow, clock, actor, cmd: my_approvals(uow, actor=actor),
+    c.Activate: _activate,
+    c.Cancel: _cancel,
+    c.Approve: _approve,
+    c.Deny: _deny,
+    c.Deactivate: _deactivate,
+    c.Assign: _assign,
+    c.Remove: _remove,
+    c.Audit: _audit,
+    c.Digest: _digest,
+}
+
+
+async def _reply(text: str) -> View:
+    return Reply(text=text)
+
+
+def register_command(kind: type, runner: Runner) -> None:
+    """Later features (the digest) plug their command in here."""
+    _RUNNERS[kind] = runner
+
+
+async def run_text(uow: UnitOfWork, clock: Clock, *, actor: str, text: str) -> View:
+    """Parse and run one command. Refusals become a one-line Reply; nothing else is caught,
+    so a real bug still surfaces in the transport's central error handler."""
+    try:
+        cmd = parse_command(text)
+    except CommandError as err:
+        return Reply(text=err.reason, ok=False, usage=err.usage)
+    return await run_command(uow, clock, actor=actor, cmd=cmd)
+
+
+async def run_command(uow: UnitOfWork, clock: Clock, *, actor: str, cmd: c.Command) -> View:
+    try:
+        return await _RUNNERS[type(cmd)](uow, clock, actor, cmd)
+    except InvalidInput as err:
+        return Reply(text=err.message, ok=False, usage=_usage_for(cmd))
+    except PimError as err:
+        return Reply(text=err.message, ok=False)
+
+
+def _usage_for(cmd: object) -> str | None:
+    return USAGE.get(type(cmd).__name__.lower())

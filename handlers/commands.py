@@ -1,0 +1,158 @@
+"""What a person asked for, once parsed: one frozen dataclass per verb of DESIGN.md §5.
+
+These carry raw text (role names, mention names) on purpose: resolving them needs the database and
+the directory, which is the engine's job, not the parser's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal, TypeAlias
+
+__all__ = [
+    "Activate",
+    "Approvals",
+    "Approve",
+    "Assign",
+    "AssignmentKind",
+    "Audit",
+    "Cancel",
+    "Command",
+    "Deactivate",
+    "Deny",
+    "Digest",
+    "Help",
+    "Remove",
+    "Requests",
+    "Roles",
+    "Ticket",
+    "UserRef",
+]
+
+AssignmentKind: TypeAlias = Literal["eligible", "active"]
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """``ticket:jira:OPS-12`` is Ticket("jira", "OPS-12"); ``ticket:INC123`` has no system."""
+
+    system: str | None
+    number: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserRef:
+    """A person as written in the command.
+
+    email: lower-cased address; slack: the user id from ``<@U123>``; teams: the display name from
+    ``<at>Name</at>``, since a Teams mention in plain text carries no id.
+    """
+
+    kind: Literal["email", "slack", "teams"]
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Help:
+    topic: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Roles:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Activate:
+    """No role means "open the form"; no duration means the role's default_duration."""
+
+    role: str | None = None
+    duration: timedelta | None = None
+    ticket: Ticket | None = None
+    justification: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Requests:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Approvals:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Approve:
+    request_id: str
+    justification: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Deny:
+    """A denial always says why, so the requester knows what to change."""
+
+    request_id: str
+    justification: str
+
+
+@dataclass(frozen=True, slots=True)
+class Deactivate:
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class Assign:
+    """At most one of duration and until is set; neither means a permanent assignment."""
+
+    user: UserRef
+    role: str
+    kind: AssignmentKind
+    duration: timedelta | None = None
+    until: datetime | None = None
+    justification: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Remove:
+    """No kind means whichever assignments the user holds for the role."""
+
+    user: UserRef
+    role: str
+    kind: AssignmentKind | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    """subject is the raw user or role token; since is how far back to look."""
+
+    subject: str | None = None
+    since: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    pass
+
+
+Command: TypeAlias = (
+    Help
+    | Roles
+    | Activate
+    | Requests
+    | Cancel
+    | Approvals
+    | Approve
+    | Deny
+    | Deactivate
+    | Assign
+    | Remove
+    | Audit
+    | Digest
+)

@@ -1,0 +1,87 @@
+"""Finding people and roles from what someone typed."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.commands import UserRef
+from handlers.errors import UnknownPrincipal, UnknownRole
+from handlers.settings import RoleSettings
+from storage.models import Principal, Role
+
+
+async def principal_by_email(session: AsyncSession, email: str) -> Principal | None:
+    return await session.scalar(
+        select(Principal).where(func.lower(Principal.email) == email.strip().lower())
+    )
+
+
+async def require_principal(session: AsyncSession, email: str) -> Principal:
+    person = await principal_by_email(session, email)
+    if person is None:
+        raise UnknownPrincipal(
+            f"{email} is not known to pim-bot; an admin must add you to the policy first."
+        )
+    return person
+
+
+async def resolve_user(session: AsyncSession, ref: UserRef) -> Principal:
+    if ref.kind == "email":
+        person = await principal_by_email(session, ref.value)
+    elif ref.kind == "slack":
+        person = await session.scalar(select(Principal).where(Principal.slack_id == ref.value))
+    else:
+        person = await session.scalar(
+            select(Principal).where(
+                (Principal.teams_id == ref.value)
+                | (func.lower(Principal.display_name) == ref.value.lower())
+            )
+        )
+    if person is None:
+        raise UnknownPrincipal(f"No such person: {ref.value}. Use their email address.")
+    return person
+
+
+async def find_role(session: AsyncSession, text: str) -> Role:
+    wanted = text.strip().strip("\"'").strip()
+    role = await session.scalar(
+        select(Role).where(
+            (func.lower(Role.id) == wanted.lower())
+            | (func.lower(Role.display_name) == wanted.lower())
+        )
+    )
+    if role is None:
+        names = (await session.scalars(select(Role.id).order_by(Role.id).limit(20))).all()
+        known = ", ".join(names) if names else "none yet"
+        raise UnknownRole(f"No role called '{wanted}'. Roles: {known}.")
+    return role
+
+
+def settings_of(role: Role) -> RoleSettings:
+    return RoleSettings.from_mapping(role.settings)
+
+
+async def admins(session: AsyncSession) -> list[Principal]:
+    return list(
+        await session.scalars(select(Principal).where(Principal.admin).order_by(Principal.id))
+    )
+
+
+async def approvers_for(
+    session: AsyncSession, *, settings: RoleSettings, requester_id: int
+) -> list[Principal]:
+    """Who may decide: the role's approvers, but never the requester; admins as the fallback."""
+    named: list[Principal] = []
+    if settings.approvers:
+        named = list(
+            await session.scalars(
+                select(Principal)
+                .where(func.lower(Principal.email).in_(settings.approvers))
+                .order_by(Principal.id)
+            )
+        )
+    deciders = [p for p in named if p.id != requester_id]
+    if deciders:
+        return deciders
+    return [p for p in await admins(session) if p.id != requester_id]

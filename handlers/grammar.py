@@ -1,0 +1,388 @@
+"""Turn the text of a ``/pim …`` command into a Command (DESIGN.md §5).
+
+Transports show a CommandError to the person as-is, so parse_command raises nothing else, whatever
+the text, and every message is one line saying what was wrong and how the command is written.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from handlers import commands
+from handlers.durations import DurationError, looks_like_duration, parse_duration
+
+__all__ = ["MAX_JUSTIFICATION", "USAGE", "CommandError", "help_text", "parse_command"]
+
+MAX_JUSTIFICATION = 500
+_MAX_ROLE = 256  # Entra caps display names at 256; longer is a paste accident.
+_MAX_TICKET = 64
+
+USAGE: dict[str, str] = {
+    "help": "help [TOPIC]",
+    "roles": "roles",
+    "activate": "activate ROLE [DURATION] [ticket:REF] [JUSTIFICATION…]",
+    "requests": "requests",
+    "cancel": "cancel REQUEST_ID",
+    "approvals": "approvals",
+    "approve": "approve REQUEST_ID [JUSTIFICATION…]",
+    "deny": "deny REQUEST_ID JUSTIFICATION…",
+    "deactivate": "deactivate ROLE",
+    "assign": "assign USER ROLE eligible|active [DURATION|until DATE] [JUSTIFICATION…]",
+    "remove": "remove USER ROLE [eligible|active]",
+    "audit": "audit [USER|ROLE] [since DURATION]",
+    "digest": "digest",
+}
+
+_SUMMARY: dict[str, str] = {
+    "help": "this list, or how to write one command",
+    "roles": "my eligible and active roles",
+    "activate": "turn on a role for a while; with no ROLE, open the form",
+    "requests": "my pending requests",
+    "cancel": "withdraw one of my pending requests",
+    "approvals": "requests I can decide",
+    "approve": "approve a request",
+    "deny": "deny a request, saying why",
+    "deactivate": "turn off an active role early",
+    "assign": "make someone eligible for, or active in, a role (admins)",
+    "remove": "take away someone's assignment to a role (admins)",
+    "audit": "recent activity, optionally for one user or role (admins)",
+    "digest": "preview the periodic digest (admins)",
+}
+
+_ANY_COMMAND = "one of " + ", ".join(USAGE)
+_SPACES_HINT = " (quote role names that contain spaces)"
+
+_FLAGS = re.IGNORECASE | re.ASCII
+_REQUEST_ID = re.compile(r"R-[A-Z0-9]{4,8}", _FLAGS)
+_SLACK_USER = re.compile(r"<@([A-Z][A-Z0-9]+)(?:\|[^>]*)?>", _FLAGS)
+_SLACK_MAILTO = re.compile(r"<mailto:([^|>]+)(?:\|[^>]*)?>", _FLAGS)
+_TEAMS_MENTION = re.compile(r"<at>(.*)</at>", _FLAGS | re.DOTALL)
+# \S follows str.isspace(), the same notion of a gap that str.split() and strip() use.
+_WORD = re.compile(r"\S+")
+_TEAMS_CLOSE = re.compile(r"</at>", _FLAGS)
+# Exactly one @ with something either side; brackets and quotes mean a mangled paste, not a user.
+_EMAIL = re.compile(r"[^@\s<>()\[\]\\,;:\"']+@[^@\s<>()\[\]\\,;:\"']+")
+_DATE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"(?:T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?)?",
+    _FLAGS,
+)
+# Chat clients turn straight quotes into curly ones, so each family closes with any of its kind.
+_DOUBLE = '"\u201c\u201d'
+_SINGLE = "'\u2018\u2019"
+_CLOSERS = {q: _DOUBLE for q in _DOUBLE} | {q: _SINGLE for q in _SINGLE}
+_KINDS: dict[str, commands.AssignmentKind] = {"eligible": "eligible", "active": "active"}
+
+
+class CommandError(ValueError):
+    """A command that cannot be run as typed: why, and how it is written."""
+
+    def __init__(self, reason: str, usage: str) -> None:
+        super().__init__(reason, usage)
+        self.reason = reason
+        self.usage = usage
+
+    def __str__(self) -> str:
+        reason = " ".join(self.reason.split()).rstrip(".")
+        return f"{reason}. Usage: {' '.join(self.usage.split())}"
+
+
+def parse_command(text: str) -> commands.Command:
+    """Parse one command, with or without the leading ``/pim``; empty text asks for help."""
+    body = text.strip()
+    if body[:4].lower() == "/pim" and (len(body) == 4 or body[4].isspace()):
+        body = body[4:].strip()
+    if not body:
+        return commands.Help(None)
+    word = body.split(maxsplit=1)[0]
+    name = word.lower()
+    parse = _PARSERS.get(name)
+    if parse is None:
+        raise CommandError(f"unknown command {_shown(word)}", _ANY_COMMAND)
+    return parse(_Cursor(body, name, start=len(word)))
+
+
+def help_text() -> str:
+    """Every command on its own line, with what it is for."""
+    return "\n".join(f"{USAGE[name]} — {_SUMMARY[name]}" for name in USAGE)
+
+
+class _Cursor:
+    """Reads a command left to right, so a justification can be cut raw from where it starts.
+
+    Tokens are read one at a time rather than all up front: quotes only group where a role or user
+    is expected, and the apostrophe in "I'm on call" must never be mistaken for one.
+    """
+
+    __slots__ = ("command", "pos", "text")
+
+    def __init__(self, text: str, command: str, *, start: int) -> None:
+        self.text = text
+        self.command = command
+        self.pos = start
+
+    def fail(self, reason: str) -> CommandError:
+        return CommandError(reason, USAGE[self.command])
+
+    def peek_word(self) -> str | None:
+        found = _WORD.search(self.text, self.pos)
+        return found.group() if found else None
+
+    def word(self) -> str | None:
+        found = _WORD.search(self.text, self.pos)
+        if found is None:
+            return None
+        self.pos = found.end()
+        return found.group()
+
+    def operand(self) -> str | None:
+        """A word, a quoted phrase (without its quotes) or a ``<…>`` / ``<at>…</at>`` mention."""
+        text = self.text
+        if (found := _WORD.search(text, self.pos)) is None:
+            return None
+        start = found.start()
+        if closers := _CLOSERS.get(text[start], ""):
+            close = next((i for i in range(start + 1, len(text)) if text[i] in closers), -1)
+            if close < 0:
+                raise self.fail(f"the quote before {_shown(text[start + 1 :])} is never closed")
+            return self._group(start, close + 1, inner=text[start + 1 : close].strip())
+        if text[start : start + 4].lower() == "<at>":
+            if (mention := _TEAMS_CLOSE.search(text, start)) is None:
+                raise self.fail(f"the Teams mention {_shown(text[start:])} is never closed")
+            return self._group(start, mention.end(), inner=text[start : mention.end()])
+        if text[start] == "<" and (close := text.find(">", start)) >= 0:
+            return self._group(start, close + 1, inner=text[start : close + 1])
+        return self.word()
+
+    def rest(self) -> str:
+        remainder, self.pos = self.text[self.pos :].strip(), len(self.text)
+        return remainder
+
+    def done(self, hint: str = "") -> None:
+        if (extra := self.peek_word()) is None:
+            return
+        if self.command in ("roles", "requests", "approvals", "digest"):
+            raise self.fail(f"{self.command} takes nothing after it (got {_shown(extra)})")
+        raise self.fail(f"unexpected {_shown(extra)}{hint}")
+
+    def _group(self, start: int, end: int, *, inner: str) -> str:
+        if end < len(self.text) and not self.text[end].isspace():
+            raise self.fail(f"put a space after {_shown(self.text[start:end])}")
+        self.pos = end
+        return inner
+
+
+def _activate(cur: _Cursor) -> commands.Command:
+    role = _optional_role(cur)
+    if role is None:
+        return commands.Activate(None, None, None, None)
+    duration: timedelta | None = None
+    ticket: commands.Ticket | None = None
+    # Duration and ticket may come in either order; anything else starts the justification.
+    while (word := cur.peek_word()) is not None:
+        if duration is None and looks_like_duration(word):
+            duration = _duration(cur, word)
+        elif ticket is None and word[:7].lower() == "ticket:":
+            ticket = _ticket(cur, word[7:])
+        else:
+            break
+        cur.word()
+    return commands.Activate(role, duration, ticket, _justification(cur))
+
+
+def _approve(cur: _Cursor) -> commands.Command:
+    return commands.Approve(_request_id(cur), _justification(cur))
+
+
+def _deny(cur: _Cursor) -> commands.Command:
+    request_id = _request_id(cur)
+    reason = _justification(cur)
+    if reason is None:
+        raise cur.fail("deny needs a reason, so the requester knows what to change")
+    return commands.Deny(request_id, reason)
+
+
+def _cancel(cur: _Cursor) -> commands.Command:
+    request_id = _request_id(cur)
+    cur.done()
+    return commands.Cancel(request_id)
+
+
+def _deactivate(cur: _Cursor) -> commands.Command:
+    role = _role(cur)
+    cur.done(_SPACES_HINT)
+    return commands.Deactivate(role)
+
+
+def _assign(cur: _Cursor) -> commands.Command:
+    user = _user(cur)
+    role = _role(cur)
+    word = cur.word()
+    kind = _KINDS.get(word.lower()) if word is not None else None
+    if kind is None:
+        got = f", got {_shown(word)}{_SPACES_HINT}" if word is not None else ""
+        raise cur.fail(f"expected eligible or active after the role{got}")
+    duration: timedelta | None = None
+    until: datetime | None = None
+    word = cur.peek_word()
+    if word is not None and word.lower() == "until":
+        cur.word()
+        until = _until(cur)
+    elif word is not None and looks_like_duration(word):
+        duration = _duration(cur, word)
+        cur.word()
+    after = cur.peek_word()
+    clause = duration is not None or until is not None
+    if clause and after and (after.lower() == "until" or looks_like_duration(after)):
+        raise cur.fail("give one DURATION or one until DATE, not both")
+    return commands.Assign(user, role, kind, duration, until, _justification(cur))
+
+
+def _remove(cur: _Cursor) -> commands.Command:
+    user = _user(cur)
+    role = _role(cur)
+    word = cur.peek_word()
+    kind = _KINDS.get(word.lower()) if word is not None else None
+    if kind is not None:
+        cur.word()
+    cur.done(_SPACES_HINT)
+    return commands.Remove(user, role, kind)
+
+
+def _audit(cur: _Cursor) -> commands.Command:
+    subject: str | None = None
+    word = cur.peek_word()
+    if word is not None and word.lower() != "since":
+        subject = cur.operand()
+        if not subject:
+            raise cur.fail("the user or role to audit is empty")
+    since: timedelta | None = None
+    word = cur.peek_word()
+    if word is not None and word.lower() == "since":
+        cur.word()
+        amount = cur.word()
+        if amount is None:
+            raise cur.fail("since needs a duration, e.g. since 7d")
+        since = _duration(cur, amount)
+    cur.done(_SPACES_HINT)
+    return commands.Audit(subject, since)
+
+
+def _help(cur: _Cursor) -> commands.Command:
+    topic = cur.operand()
+    cur.done()
+    return commands.Help(topic.lower() if topic else None)
+
+
+def _bare(make: Callable[[], commands.Command]) -> Callable[[_Cursor], commands.Command]:
+    def parse(cur: _Cursor) -> commands.Command:
+        cur.done()
+        return make()
+
+    return parse
+
+
+# One table, not an if/elif chain: adding a verb is a USAGE line, a _SUMMARY line and an entry here.
+_PARSERS: dict[str, Callable[[_Cursor], commands.Command]] = {
+    "help": _help,
+    "roles": _bare(commands.Roles),
+    "activate": _activate,
+    "requests": _bare(commands.Requests),
+    "cancel": _cancel,
+    "approvals": _bare(commands.Approvals),
+    "approve": _approve,
+    "deny": _deny,
+    "deactivate": _deactivate,
+    "assign": _assign,
+    "remove": _remove,
+    "audit": _audit,
+    "digest": _bare(commands.Digest),
+}
+
+
+def _role(cur: _Cursor) -> str:
+    if (role := _optional_role(cur)) is None:
+        raise cur.fail(f"{cur.command} needs a role")
+    return role
+
+
+def _optional_role(cur: _Cursor) -> str | None:
+    role = cur.operand()
+    if role == "":
+        raise cur.fail("the role name is empty")
+    if role is not None and len(role) > _MAX_ROLE:
+        raise cur.fail(f"the role name is too long ({len(role)} characters; at most {_MAX_ROLE})")
+    return role
+
+
+def _user(cur: _Cursor) -> commands.UserRef:
+    raw = cur.operand()
+    if raw is None:
+        raise cur.fail(f"{cur.command} needs a user")
+    if found := _SLACK_USER.fullmatch(raw):
+        return commands.UserRef("slack", found.group(1).upper())
+    if found := _TEAMS_MENTION.fullmatch(raw):
+        name = found.group(1).strip()
+        if name:
+            return commands.UserRef("teams", name)
+    # Slack auto-links a typed address as <mailto:a@b|a@b>.
+    address = found.group(1) if (found := _SLACK_MAILTO.fullmatch(raw)) else raw
+    if _EMAIL.fullmatch(address):
+        return commands.UserRef("email", address.lower())
+    raise cur.fail(f"{_shown(raw)} is not a user; use an email, a Slack mention or a Teams mention")
+
+
+def _request_id(cur: _Cursor) -> str:
+    word = cur.word()
+    if word is None:
+        raise cur.fail(f"{cur.command} needs a request id")
+    if not _REQUEST_ID.fullmatch(word):
+        raise cur.fail(f"{_shown(word)} is not a request id (they look like R-7K2Q)")
+    return word.upper()
+
+
+def _duration(cur: _Cursor, word: str) -> timedelta:
+    try:
+        return parse_duration(word)
+    except DurationError as err:
+        raise cur.fail(str(err)) from None
+
+
+def _ticket(cur: _Cursor, ref: str) -> commands.Ticket:
+    system, colon, number = ref.partition(":") if ":" in ref else ("", "", ref)
+    if not number or (colon and not system):
+        raise cur.fail("ticket needs a reference, e.g. ticket:INC123 or ticket:jira:OPS-12")
+    if len(ref) > _MAX_TICKET:
+        raise cur.fail(f"the ticket reference is too long (at most {_MAX_TICKET} characters)")
+    return commands.Ticket(system.lower() if system else None, number)
+
+
+def _until(cur: _Cursor) -> datetime:
+    word = cur.word()
+    if word is None:
+        raise cur.fail("until needs a date, e.g. until 2027-06-30")
+    if _DATE.fullmatch(word):
+        try:
+            parsed = datetime.fromisoformat(word.upper())
+            # A date without an offset means UTC: the bot never guesses a reader's time zone.
+            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+        except (ValueError, OverflowError):
+            pass  # Out-of-range values (month 13, year 9999 plus an offset) get the message below.
+    raise cur.fail(f"{_shown(word)} is not a date; use e.g. 2027-06-30 or 2027-06-30T12:00Z")
+
+
+def _justification(cur: _Cursor) -> str | None:
+    text = cur.rest()
+    if len(text) > MAX_JUSTIFICATION:
+        raise cur.fail(
+            f"justification is too long ({len(text)} characters; at most {MAX_JUSTIFICATION})"
+        )
+    return text or None
+
+
+def _shown(text: str | None) -> str:
+    # repr() escapes control characters, so a message stays on one line whatever was typed.
+    flat = " ".join((text or "").split())
+    return repr(flat if len(flat) <= 40 else flat[:39] + "…")

@@ -1,0 +1,183 @@
+"""Read-only views: my roles, my requests, what I can approve, the audit trail."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cards.views import (
+    AuditLine,
+    AuditView,
+    FormView,
+    RequestListView,
+    RoleLine,
+    RolesView,
+)
+from handlers.clock import Clock
+from handlers.directory import (
+    approvers_for,
+    find_role,
+    principal_by_email,
+    require_principal,
+    settings_of,
+)
+from handlers.errors import Forbidden, UnknownPrincipal
+from handlers.present import person, request_view, role_ref
+from storage.models import (
+    AuditEvent,
+    Principal,
+    Role,
+    Schedule,
+    ScheduleKind,
+    ScheduleRequest,
+    ScheduleState,
+    Status,
+)
+from storage.uow import UnitOfWork
+
+
+async def _role_lines(s: AsyncSession, me: Principal) -> tuple[RoleLine, ...]:
+    schedules = (await s.scalars(
+        select(Schedule).where(Schedule.principal_id == me.id,
+                               Schedule.state == ScheduleState.ACTIVE)
+        .order_by(Schedule.role_id)
+    )).all()
+    pending = {
+        r.role_id: r.short_id for r in (await s.scalars(
+            select(ScheduleRequest).where(
+                ScheduleRequest.principal_id == me.id,
+                ScheduleRequest.status.in_([Status.PENDING_APPROVAL, Status.GRANTED]),
+                ScheduleRequest.action == "selfActivate",
+            )
+        )).all()
+    }
+    by_role: dict[str, dict[str, Schedule]] = {}
+    roles: dict[str, Role] = {}
+    for sch in schedules:
+        by_role.setdefault(sch.role_id, {})[sch.kind] = sch
+        roles[sch.role_id] = sch.role
+    lines = []
+    for role_id, kinds in by_role.items():
+        settings = settings_of(roles[role_id])
+        elig, active = kinds.get(ScheduleKind.ELIGIBLE), kinds.get(ScheduleKind.ACTIVE)
+        lines.append(RoleLine(
+            role=role_ref(roles[role_id]),
+            max_duration_seconds=int(settings.max_duration.total_seconds()),
+            requires_approval=settings.require_approval,
+            eligible_until=elig.end_at.isoformat() if elig and elig.end_at else None,
+            active_until=(active.end_at.isoformat() if active.end_at else "permanent")
+            if active else None,
+            active_since=active.start_at.isoformat() if active else None,
+            member_type=active.member_type if active else None,
+            pending_request=pending.get(role_id),
+        ) if elig or active else None)
+    return tuple(line for line in lines if line is not None)
+
+
+async def my_roles(uow: UnitOfWork, *, actor: str) -> RolesView:
+    async with uow.transaction() as s:
+        me = await require_principal(s, actor)
+        return RolesView(person=person(me), roles=await _role_lines(s, me))
+
+
+async def activation_form(uow: UnitOfWork, *, actor: str) -> FormView:
+    async with uow.transaction() as s:
+        me = await require_principal(s, actor)
+        eligible = tuple(
+            line for line in await _role_lines(s, me)
+            if line.member_type != "Assigned" and (
+                await s.scalar(select(Schedule.id).where(
+                    Schedule.principal_id == me.id, Schedule.role_id == line.role.id,
+                    Schedule.kind == ScheduleKind.ELIGIBLE,
+                    Schedule.state == ScheduleState.ACTIVE,
+                ).limit(1))
+            ) is not None
+        )
+        return FormView(person=person(me), roles=eligible)
+
+
+async def my_requests(uow: UnitOfWork, *, actor: str) -> RequestListView:
+    async with uow.transaction() as s:
+        me = await require_principal(s, actor)
+        rows = (await s.scalars(
+            select(ScheduleRequest).where(
+                ScheduleRequest.principal_id == me.id,
+                ScheduleRequest.status.in_([Status.PENDING_APPROVAL, Status.GRANTED]),
+            ).order_by(ScheduleRequest.created_at)
+        )).all()
+        views = tuple([await request_view(s, r) for r in rows])
+        return RequestListView(title="Your pending requests", requests=views,
+                               for_approver=False, empty_text="You have no pending requests.")
+
+
+async def my_approvals(uow: UnitOfWork, *, actor: str) -> RequestListView:
+    async with uow.transaction() as s:
+        me = await require_principal(s, actor)
+        rows = (await s.scalars(
+            select(ScheduleRequest).where(
+                ScheduleRequest.status == Status.PENDING_APPROVAL,
+                ScheduleRequest.principal_id != me.id,
+            ).order_by(ScheduleRequest.created_at)
+        )).all()
+        views = []
+        for r in rows:
+            deciders = await approvers_for(s, settings=settings_of(r.role),
+                                           requester_id=r.principal_id)
+            if any(p.id == me.id for p in deciders):
+                views.append(await request_view(s, r))
+        return RequestListView(title="Requests you can decide", requests=tuple(views),
+                               for_approver=True, empty_text="Nothing is waiting for you.")
+
+
+async def audit_trail(
+    uow: UnitOfWork, clock: Clock, *, actor: str, subject: str | None,
+    since: timedelta | None, limit: int = 20,
+) -> AuditView:
+    async with uow.transaction() as s:
+        me = await require_principal(s, actor)
+        if not me.admin:
+            raise Forbidden("Only admins can read the audit trail.")
+        stmt = select(AuditEvent)
+        title = "Audit trail"
+        if subject:
+            target, is_person = await _audit_subject(s, subject)
+            if is_person:
+                stmt = stmt.where(or_(AuditEvent.target.startswith(f"{target}/"),
+                                      AuditEvent.actor == target))
+            else:
+                stmt = stmt.where(AuditEvent.target.endswith(f"/{target}"))
+            title += f" for {target}"
+        if since is not None:
+            stmt = stmt.where(AuditEvent.at >= clock.now() - since)
+            title += f" since {since}"
+        rows = (await s.scalars(stmt.order_by(AuditEvent.id.desc()).limit(limit + 1))).all()
+        lines = tuple(
+            AuditLine(id=e.id, at=e.at.isoformat(), actor=e.actor, action=e.action,
+                      target=e.target, summary=_summary(e))
+            for e in reversed(rows[:limit])
+        )
+        return AuditView(title=title, events=lines, truncated=len(rows) > limit)
+
+
+async def _audit_subject(s: AsyncSession, subject: str) -> tuple[str, bool]:
+    text = subject.strip()
+    if text.startswith("<@"):
+        slack_id = text[2:].split("|")[0].rstrip(">")
+        p = await s.scalar(select(Principal).where(Principal.slack_id == slack_id))
+        if p is None:
+            raise UnknownPrincipal(f"No such person: {text}.")
+        return p.email, True
+    if "@" in text:
+        p = await principal_by_email(s, text)
+        if p is None:
+            raise UnknownPrincipal(f"No such person: {text}.")
+        return p.email, True
+    return (await find_role(s, text)).id, False
+
+
+def _summary(e: AuditEvent) -> str:
+    d = e.details or {}
+    bits = [f"{k}={d[k]}" for k in ("request", "end", "justification", "reason") if d.get(k)]
+    return ", ".join(bits)

@@ -1,0 +1,93 @@
+"""What every state change writes beside itself: audit event, outbox messages, timers.
+
+All of it goes into the caller's session, so it commits or rolls back with the change.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cards.views import Notification
+from storage.audit import append_event
+from storage.models import OutboxMessage, Principal, ScheduleRequest, Timer
+
+SYSTEM_ACTOR = "pim-bot"
+_ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O or 1/I to misread
+
+
+async def audit(
+    session: AsyncSession, *, at: datetime, actor: Principal | str, action: str, target: str,
+    **details: Any,
+) -> None:
+    who = actor.email if isinstance(actor, Principal) else actor
+    await append_event(session, at=at, actor=who, action=action, target=target, details=details)
+
+
+def notify(
+    session: AsyncSession, *, now: datetime, note: Notification,
+    recipients: Iterable[Principal] = (), channel: dict[str, str] | None = None,
+    request_id: int | None = None,
+) -> None:
+    payload = note.to_dict()
+    for person in recipients:
+        session.add(
+            OutboxMessage(
+                created_at=now, recipient_id=person.id, kind=note.kind, request_id=request_id,
+                payload=payload, next_attempt_at=now,
+            )
+        )
+    if channel:
+        session.add(
+            OutboxMessage(
+                created_at=now, channel=channel, kind=note.kind, request_id=request_id,
+                payload=payload, next_attempt_at=now,
+            )
+        )
+
+
+def update_cards(
+    session: AsyncSession, *, now: datetime, note: Notification, request_id: int
+) -> None:
+    """Ask every transport to redraw every posted copy of this request's card."""
+    session.add(
+        OutboxMessage(
+            created_at=now, kind=note.kind, request_id=request_id, payload=note.to_dict(),
+            next_attempt_at=now,
+        )
+    )
+
+
+def add_timer(
+    session: AsyncSession, *, kind: str, due_at: datetime, subject_id: int,
+    key: str | None = None,
+) -> None:
+    session.add(Timer(kind=kind, due_at=due_at, subject_id=subject_id, key=key))
+
+
+async def cancel_timers(
+    session: AsyncSession, *, subject_id: int, kinds: Iterable[str], now: datetime
+) -> None:
+    await session.execute(
+        update(Timer)
+        .where(Timer.subject_id == subject_id, Timer.kind.in_(list(kinds)),
+               Timer.status == "pending")
+        .values(status="canceled", done_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def new_request_id(session: AsyncSession) -> str:
+    for length in (4, 4, 4, 6, 6, 8):
+        candidate = "R-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+        taken = await session.scalar(
+            select(ScheduleRequest.id).where(ScheduleRequest.short_id == candidate)
+        )
+        if taken is None:
+            return candidate
+    raise RuntimeError("could not find a free request id")

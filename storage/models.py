@@ -1,0 +1,243 @@
+"""Tables. Names and values mirror Microsoft Graph's PIM resources where one exists."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from storage.types import UTCDateTime
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class Action(StrEnum):
+    SELF_ACTIVATE = "selfActivate"
+    SELF_DEACTIVATE = "selfDeactivate"
+    ADMIN_ASSIGN = "adminAssign"
+    ADMIN_REMOVE = "adminRemove"
+    SELF_EXTEND = "selfExtend"
+    ADMIN_EXTEND = "adminExtend"
+    ADMIN_RENEW = "adminRenew"
+
+
+class Status(StrEnum):
+    PENDING_APPROVAL = "PendingApproval"
+    GRANTED = "Granted"
+    DENIED = "Denied"
+    CANCELED = "Canceled"
+    TIMED_OUT = "TimedOut"
+    PROVISIONED = "Provisioned"
+    REVOKED = "Revoked"
+    FAILED = "Failed"
+
+
+class ScheduleKind(StrEnum):
+    ELIGIBLE = "eligible"
+    ACTIVE = "active"
+
+
+class MemberType(StrEnum):
+    ASSIGNED = "Assigned"
+    ACTIVATED = "Activated"
+
+
+class ScheduleState(StrEnum):
+    SCHEDULED = "Scheduled"  # starts later
+    ACTIVE = "Active"
+    EXPIRED = "Expired"
+    REMOVED = "Removed"  # ended early: deactivated or removed by an admin
+
+
+class Principal(Base):
+    __tablename__ = "principals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    slack_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    teams_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    from_policy: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+
+
+class Role(Base):
+    __tablename__ = "roles"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    # Stored as the policy file spells them (durations as seconds); handlers own the meaning.
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    from_policy: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+
+
+class Schedule(Base):
+    """An eligibility or an active assignment of a principal to a role."""
+
+    __tablename__ = "schedules"
+    __table_args__ = (
+        Index("ix_schedules_lookup", "principal_id", "role_id", "kind", "state"),
+        Index("ix_schedules_end", "state", "end_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    principal_id: Mapped[int] = mapped_column(ForeignKey("principals.id"))
+    role_id: Mapped[str] = mapped_column(ForeignKey("roles.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    member_type: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime | None]
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("schedule_requests.id"))
+    from_policy: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+    principal: Mapped[Principal] = relationship(lazy="joined")
+    role: Mapped[Role] = relationship(lazy="joined")
+
+
+class ScheduleRequest(Base):
+    __tablename__ = "schedule_requests"
+    __table_args__ = (Index("ix_requests_status", "status", "role_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    short_id: Mapped[str] = mapped_column(String(16), unique=True)
+    action: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16), default=ScheduleKind.ACTIVE.value)
+    principal_id: Mapped[int] = mapped_column(ForeignKey("principals.id"))
+    role_id: Mapped[str] = mapped_column(ForeignKey("roles.id"))
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("principals.id"))
+    justification: Mapped[str | None] = mapped_column(Text)
+    ticket_system: Mapped[str | None] = mapped_column(String(100))
+    ticket_number: Mapped[str | None] = mapped_column(String(100))
+    start_at: Mapped[datetime]
+    duration_seconds: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    approval_deadline: Mapped[datetime | None]
+
+    principal: Mapped[Principal] = relationship(foreign_keys=[principal_id], lazy="joined")
+    created_by: Mapped[Principal] = relationship(foreign_keys=[created_by_id], lazy="joined")
+    role: Mapped[Role] = relationship(lazy="joined")
+
+
+class ApprovalStep(Base):
+    __tablename__ = "approval_steps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("schedule_requests.id"), index=True)
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("principals.id"))
+    decision: Mapped[str] = mapped_column(String(16))  # Approve / Deny
+    justification: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[datetime]
+
+    reviewer: Mapped[Principal] = relationship(lazy="joined")
+
+
+class AuditEvent(Base):
+    """Append-only. Each row carries the hash of the previous one (see storage.audit)."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str] = mapped_column(String(400))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class OutboxMessage(Base):
+    """A message to deliver. transport '*' rows fan out to every transport that reaches
+    the recipient when a delivery worker first claims them."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime]
+    transport: Mapped[str] = mapped_column(String(16), default="*")
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
+    recipient_id: Mapped[int | None] = mapped_column(ForeignKey("principals.id"))
+    # a channel rather than a person, e.g. {"slack": "C0APPROVALS"}
+    channel: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    kind: Mapped[str] = mapped_column(String(40))
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("schedule_requests.id"))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class PostedMessage(Base):
+    """Where a card was posted, so it can be updated in place after a decision."""
+
+    __tablename__ = "posted_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("schedule_requests.id"), index=True)
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
+    transport: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(40))
+    recipient_id: Mapped[int | None] = mapped_column(ForeignKey("principals.id"))
+    ref: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+
+
+class ConversationRef(Base):
+    """A Teams conversation reference (or any transport's address) for proactive messages."""
+
+    __tablename__ = "conversation_refs"
+    __table_args__ = (UniqueConstraint("transport", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    transport: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(200))
+    principal_id: Mapped[int | None] = mapped_column(ForeignKey("principals.id"), index=True)
+    ref: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime]
+
+
+class Timer(Base):
+    """Durable time-based work: the database, not a process, remembers what is due."""
+
+    __tablename__ = "timers"
+    __table_args__ = (Index("ix_timers_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # expire / warn / timeout / start / digest
+    due_at: Mapped[datetime]
+    subject_id: Mapped[int | None] = mapped_column(Integer)
+    # optional uniqueness, e.g. one digest per period
+    key: Mapped[str | None] = mapped_column(String(100), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    done_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
