@@ -1,0 +1,414 @@
+"""Reading a policy file (DESIGN.md §7): YAML in, checked specs out, or every mistake by line.
+
+The whole file is checked before anything touches the database, and all mistakes are reported
+at once, so fixing a file takes one round trip rather than one per typo.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import yaml
+
+from handlers.errors import PolicyError
+from handlers.settings import RoleSettings, SettingsError
+from storage.models import ScheduleKind
+
+TOP_LEVEL = ("admins", "principals", "roles", "assignments")
+_PRINCIPAL_KEYS = ("email", "name", "slack_id", "teams_id")
+_ROLE_KEYS = ("id", "name", "description", "settings")
+_ASSIGNMENT_KEYS = ("principal", "role", "type", "end")
+_KINDS = (ScheduleKind.ELIGIBLE.value, ScheduleKind.ACTIVE.value)
+_ROLE_ID = re.compile(r"[a-z0-9][a-z0-9\-_.]*")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# Column widths in storage.models: a clear message beats PostgreSQL's "value too long".
+_MAX_LEN = {"email": 320, "name": 200, "slack_id": 64, "teams_id": 64, "id": 100}
+
+
+@dataclass(frozen=True, slots=True)
+class PrincipalSpec:
+    email: str
+    name: str
+    slack_id: str | None
+    teams_id: str | None
+    admin: bool
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoleSpec:
+    id: str
+    name: str
+    description: str
+    settings: RoleSettings
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentSpec:
+    principal: str
+    role: str
+    kind: str
+    end: datetime | None
+    line: int
+    path: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.principal, self.role, self.kind)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyDoc:
+    principals: list[PrincipalSpec]
+    roles: list[RoleSpec]
+    assignments: list[AssignmentSpec]
+
+
+def policy_failure(source: str, errors: list[tuple[int, str]]) -> PolicyError:
+    """One error listing every problem, first line a summary, then one `file:line: ...` each."""
+    count = f"{len(errors)} error{'s' if len(errors) != 1 else ''}"
+    lines = [f"{source}: {count}, nothing changed"]
+    lines += [f"{source}:{line}: {message}" for line, message in sorted(errors, key=lambda e: e[0])]
+    return PolicyError("\n".join(lines))
+
+
+def parse_policy(text: str, *, source: str, now: datetime) -> PolicyDoc:
+    """Check the whole file; raise PolicyError listing every mistake with its line number.
+
+    Assignments may only name principals and roles defined in the same file, so a file can be
+    checked on its own, before the database is opened.
+    """
+    try:
+        root = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        problem = getattr(err, "problem", None) or str(err)
+        raise policy_failure(source, [(line, f"not valid YAML: {problem}")]) from None
+    check = _Checker()
+    if root is None:
+        root = _Map()
+    if not isinstance(root, _Map):
+        check.fail(1, "", "the file must be a mapping with " + ", ".join(TOP_LEVEL))
+        raise policy_failure(source, check.errors)
+    check.keys(root, "", TOP_LEVEL)
+    principals = _principals(check, root)
+    roles = _roles(check, root, {p.email for p in principals})
+    assignments = _assignments(check, root, {p.email for p in principals}, roles, now)
+    if check.errors:
+        raise policy_failure(source, check.errors)
+    return PolicyDoc(principals, [r for r in roles.values() if r is not None], assignments)
+
+
+# --- YAML that remembers line numbers ------------------------------------------------------
+
+
+class _Map(dict[Any, Any]):
+    """A mapping that knows the line of each of its keys (1-based)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.line = 1
+        self.lines: dict[Any, int] = {}
+
+
+class _Seq(list[Any]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.line = 1
+        self.lines: list[int] = []
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[_Map]:
+    data = _Map()
+    data.line = node.start_mark.line + 1
+    yield data  # yielded empty first so anchors and aliases can refer to it
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+            continue
+        line = key_node.start_mark.line + 1
+        if key_node.value in seen:
+            # PyYAML silently keeps the last of two equal keys; a policy should not guess.
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{key_node.value!r} appears twice in one mapping "
+                f"(lines {seen[key_node.value]} and {line})", key_node.start_mark,
+            )
+        seen[key_node.value] = line
+    data.update(loader.construct_mapping(node))
+    for key_node, _ in node.value:
+        data.lines[loader.construct_object(key_node)] = key_node.start_mark.line + 1
+
+
+def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> Iterator[_Seq]:
+    data = _Seq()
+    data.line = node.start_mark.line + 1
+    yield data
+    data.extend(loader.construct_sequence(node))
+    data.lines = [item.start_mark.line + 1 for item in node.value]
+
+
+def _construct_timestamp(loader: _Loader, node: yaml.ScalarNode) -> Any:
+    # 2027-13-01 looks like a timestamp to YAML but is no date; PyYAML would raise a bare
+    # ValueError with no line. Kept as text, it reaches the `end` check, which names the line.
+    try:
+        return loader.construct_yaml_timestamp(node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
+_Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+
+
+# --- checks --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Checker:
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+    def fail(self, line: int, path: str, message: str) -> None:
+        self.errors.append((line, f"{path}: {message}" if path else message))
+
+    def keys(self, item: _Map, path: str, allowed: tuple[str, ...]) -> None:
+        for key in item:
+            if key not in allowed:
+                where = f"{path}.{key}" if path else str(key)
+                self.fail(item.lines.get(key, item.line), where,
+                          f"unknown key (expected one of: {', '.join(allowed)})")
+
+    def items(self, root: _Map, name: str) -> Iterator[tuple[str, _Map]]:
+        """Each mapping in the list `name`, with its path (e.g. roles[1]); others are errors."""
+        value = root.get(name)
+        if value is None:
+            return
+        if not isinstance(value, _Seq):
+            self.fail(root.lines.get(name, root.line), name, "must be a list")
+            return
+        for index, item in enumerate(value):
+            path = f"{name}[{index}]"
+            if isinstance(item, _Map):
+                yield path, item
+            else:
+                self.fail(value.lines[index], path, "must be a mapping, e.g. {key: value, ...}")
+
+    def text(self, item: _Map, key: str, path: str, *, required: bool = True) -> str | None:
+        value = item.get(key)
+        line = item.lines.get(key, item.line)
+        if value is None or value == "":
+            if required:
+                self.fail(line, f"{path}.{key}", "is required")
+            return None
+        if not isinstance(value, str):
+            self.fail(line, f"{path}.{key}", f"must be text, not {value!r} (quote it)")
+            return None
+        value = value.strip()
+        limit = _MAX_LEN.get(key)
+        if limit is not None and len(value) > limit:
+            self.fail(line, f"{path}.{key}", f"is too long (at most {limit} characters)")
+            return None
+        return value
+
+    def unique(self, seen: dict[str, int], value: str | None, line: int, path: str) -> None:
+        if value is None:
+            return
+        folded = value.lower()
+        if folded in seen:
+            self.fail(line, path, f"{value} is listed twice (first at line {seen[folded]})")
+        else:
+            seen[folded] = line
+
+
+def _principals(check: _Checker, root: _Map) -> list[PrincipalSpec]:
+    admins = _admins(check, root)
+    out: list[PrincipalSpec] = []
+    seen: dict[str, dict[str, int]] = {"email": {}, "slack_id": {}, "teams_id": {}}
+    for path, item in check.items(root, "principals"):
+        check.keys(item, path, _PRINCIPAL_KEYS)
+        email = check.text(item, "email", path)
+        if email is not None and not _EMAIL.fullmatch(email):
+            check.fail(item.lines["email"], f"{path}.email", f"{email!r} is not an email address")
+            email = None
+        email = email.lower() if email else None
+        name = check.text(item, "name", path)
+        ids = {k: check.text(item, k, path, required=False) for k in ("slack_id", "teams_id")}
+        for key, value in (("email", email), *ids.items()):
+            check.unique(seen[key], value, item.lines.get(key, item.line), f"{path}.{key}")
+        if email and name:
+            out.append(PrincipalSpec(email, name, ids["slack_id"], ids["teams_id"],
+                                     admin=email in admins, line=item.line))
+    for email, line in admins.items():
+        if email not in seen["email"]:
+            check.fail(line, "admins", f"{email} is not listed under principals; add them there")
+    return out
+
+
+def _admins(check: _Checker, root: _Map) -> dict[str, int]:
+    value = root.get("admins")
+    if value is None:
+        return {}
+    if not isinstance(value, _Seq):
+        check.fail(root.lines["admins"], "admins", "must be a list of email addresses")
+        return {}
+    out: dict[str, int] = {}
+    for index, email in enumerate(value):
+        if isinstance(email, str) and _EMAIL.fullmatch(email.strip()):
+            out.setdefault(email.strip().lower(), value.lines[index])
+        else:
+            check.fail(value.lines[index], f"admins[{index}]", f"{email!r} is not an email address")
+    return out
+
+
+def _roles(check: _Checker, root: _Map, emails: set[str]) -> dict[str, RoleSpec | None]:
+    """Role specs by id; None for a role that is listed but broken (so assignments to it
+    are not reported as naming an unknown role)."""
+    out: dict[str, RoleSpec | None] = {}
+    names: dict[str, int] = {}
+    for path, item in check.items(root, "roles"):
+        check.keys(item, path, _ROLE_KEYS)
+        role_id = check.text(item, "id", path)
+        if role_id is not None and not _ROLE_ID.fullmatch(role_id):
+            check.fail(item.lines["id"], f"{path}.id",
+                       f"{role_id!r} is not a role id: use lower-case letters, digits, - _ .")
+            role_id = None
+        if role_id is not None and role_id in out:
+            check.fail(item.lines["id"], f"{path}.id", f"{role_id} is listed twice")
+            role_id = None
+        name = check.text(item, "name", path)
+        check.unique(names, name, item.lines.get("name", item.line), f"{path}.name")
+        description = check.text(item, "description", path, required=False) or ""
+        settings = _settings(check, item, path, emails)
+        if role_id is not None:
+            valid = name is not None and settings is not None
+            out[role_id] = (RoleSpec(role_id, name, description, settings, item.line)
+                            if name is not None and settings is not None else None)
+    return out
+
+
+def _settings(check: _Checker, item: _Map, path: str, emails: set[str]) -> RoleSettings | None:
+    raw = item.get("settings")
+    if raw is None:
+        return RoleSettings()
+    line = item.lines["settings"]
+    if not isinstance(raw, _Map):
+        check.fail(line, f"{path}.settings", "must be a mapping, e.g. {max_duration: 4h}")
+        return None
+    # RoleSettings stops at its first problem; drop the field it named and ask again, so every
+    # bad field in the block is reported in one go.
+    remaining, broken = dict(raw), False
+    while True:
+        try:
+            settings = RoleSettings.from_mapping(remaining)
+            break
+        except SettingsError as err:
+            broken = True
+            key, message = _blame(str(err), remaining)
+            where = f"{path}.settings.{key}" if key else f"{path}.settings"
+            check.fail(raw.lines.get(key, line), where, message)
+            if key is None:
+                return None
+            del remaining[key]
+    for approver in settings.approvers:
+        if approver not in emails:
+            check.fail(raw.lines["approvers"], f"{path}.settings.approvers",
+                       f"{approver} is not listed under principals")
+            broken = True
+    return None if broken else settings
+
+
+def _blame(message: str, raw: dict[Any, Any]) -> tuple[Any, str]:
+    """Which setting a SettingsError is about, and the message without its name in front."""
+    unknown = re.match(r"unknown setting '([^']*)'", message)
+    if unknown and unknown.group(1) in raw:
+        return unknown.group(1), message
+    for key in sorted(raw, key=lambda k: -len(str(k))):  # longest first: min_duration vs ...
+        if isinstance(key, str) and message.startswith(key):
+            return key, message[len(key):].lstrip(" :") or message
+    return None, message
+
+
+def _assignments(
+    check: _Checker, root: _Map, emails: set[str], roles: dict[str, RoleSpec | None],
+    now: datetime,
+) -> list[AssignmentSpec]:
+    out: list[AssignmentSpec] = []
+    seen: dict[tuple[str, str, str], int] = {}
+    for path, item in check.items(root, "assignments"):
+        check.keys(item, path, _ASSIGNMENT_KEYS)
+        email = check.text(item, "principal", path)
+        email = email.lower() if email else None
+        if email is not None and email not in emails:
+            check.fail(item.lines["principal"], f"{path}.principal", f"{email} is not listed "
+                       "under principals (assignments may only name people in this file)")
+            email = None
+        role_id = check.text(item, "role", path)
+        if role_id is not None and role_id not in roles:
+            check.fail(item.lines["role"], f"{path}.role", f"{role_id} is not listed under "
+                       "roles (assignments may only name roles in this file)")
+            role_id = None
+        kind = check.text(item, "type", path)
+        if kind is not None and kind not in _KINDS:
+            check.fail(item.lines["type"], f"{path}.type",
+                       f"must be eligible or active, not {kind!r}")
+            kind = None
+        end, end_ok = _end(check, item, path, now)
+        if email is None or role_id is None or kind is None or not end_ok:
+            continue
+        role = roles[role_id]
+        if end is None and role is not None and not (
+            role.settings.allow_permanent_eligible if kind == ScheduleKind.ELIGIBLE
+            else role.settings.allow_permanent_active
+        ):
+            check.fail(item.line, path, f"{role_id} does not allow permanent {kind} "
+                       "assignments; give an end date")
+            continue
+        key = (email, role_id, kind)
+        if key in seen:
+            check.fail(item.line, path, f"{email} {kind} {role_id} is listed twice "
+                       f"(first at line {seen[key]})")
+            continue
+        seen[key] = item.line
+        out.append(AssignmentSpec(email, role_id, kind, end, item.line, path))
+    return out
+
+
+def _end(check: _Checker, item: _Map, path: str, now: datetime) -> tuple[datetime | None, bool]:
+    """The end as an aware UTC datetime (or None: permanent), and whether it was acceptable.
+
+    Like `assign ... until DATE` in chat, a date alone means midnight UTC and a time without an
+    offset means UTC: the bot never guesses the reader's time zone.
+    """
+    value = item.get("end")
+    if value is None:
+        return None, True
+    line, where = item.lines["end"], f"{path}.end"
+    end: datetime | None = None
+    if isinstance(value, datetime):
+        end = value
+    elif isinstance(value, date):
+        end = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        try:
+            end = datetime.fromisoformat(value.strip())
+        except ValueError:
+            end = None
+    if end is None:
+        check.fail(line, where, f"{value!r} is not a date; use e.g. 2027-06-30 or "
+                   "2027-06-30T12:00:00Z")
+        return None, False
+    end = (end if end.tzinfo else end.replace(tzinfo=UTC)).astimezone(UTC)
+    if end <= now:
+        check.fail(line, where, f"{end.isoformat().replace('+00:00', 'Z')} is in the past")
+        return None, False
+    return end, True
