@@ -108,6 +108,8 @@ async def warn(session: AsyncSession, *, schedule_id: int, now: datetime) -> boo
     schedule = await session.get(Schedule, schedule_id)
     if schedule is None or schedule.state != ScheduleState.ACTIVE or schedule.end_at is None:
         return False
+    if now >= schedule.end_at:
+        return False  # caught up after downtime: the expiry notice says it all
     left = v.compact_duration(max(1, int((schedule.end_at - now).total_seconds())))
     notify(
         session, now=now, recipients=[schedule.principal], request_id=schedule.request_id,

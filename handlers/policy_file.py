@@ -83,14 +83,17 @@ def parse_policy(text: str, *, source: str, now: datetime) -> PolicyDoc:
     Assignments may only name principals and roles defined in the same file, so a file can be
     checked on its own, before the database is opened.
     """
+    loader = _Loader(text)
     try:
-        root = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        root = loader.get_single_data()
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
         problem = getattr(err, "problem", None) or str(err)
         raise policy_failure(source, [(line, f"not valid YAML: {problem}")]) from None
-    check = _Checker()
+    finally:
+        loader.dispose()
+    check = _Checker(list(loader.duplicates))
     if root is None:
         root = _Map()
     if not isinstance(root, _Map):
@@ -125,7 +128,10 @@ class _Seq(list[Any]):
 
 
 class _Loader(yaml.SafeLoader):
-    pass
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        # PyYAML silently keeps the last of two equal keys; a policy should not guess.
+        self.duplicates: list[tuple[int, str]] = []
 
 
 def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[_Map]:
@@ -138,12 +144,10 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[_Map]:
             continue
         line = key_node.start_mark.line + 1
         if key_node.value in seen:
-            # PyYAML silently keeps the last of two equal keys; a policy should not guess.
-            raise yaml.constructor.ConstructorError(
-                None, None, f"{key_node.value!r} appears twice in one mapping "
-                f"(lines {seen[key_node.value]} and {line})", key_node.start_mark,
-            )
-        seen[key_node.value] = line
+            first = seen[key_node.value]
+            loader.duplicates.append((line, f"{key_node.value!r} appears twice in one mapping"
+                                      + (f" (first at line {first})" if first != line else "")))
+        seen.setdefault(key_node.value, line)
     data.update(loader.construct_mapping(node))
     for key_node, _ in node.value:
         data.lines[loader.construct_object(key_node)] = key_node.start_mark.line + 1
@@ -208,7 +212,7 @@ class _Checker:
         line = item.lines.get(key, item.line)
         if value is None or value == "":
             if required:
-                self.fail(line, f"{path}.{key}", "is required")
+                self.fail(line, path, f"{key} is required")
             return None
         if not isinstance(value, str):
             self.fail(line, f"{path}.{key}", f"must be text, not {value!r} (quote it)")
@@ -290,7 +294,6 @@ def _roles(check: _Checker, root: _Map, emails: set[str]) -> dict[str, RoleSpec 
         description = check.text(item, "description", path, required=False) or ""
         settings = _settings(check, item, path, emails)
         if role_id is not None:
-            valid = name is not None and settings is not None
             out[role_id] = (RoleSpec(role_id, name, description, settings, item.line)
                             if name is not None and settings is not None else None)
     return out
