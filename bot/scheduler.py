@@ -10,6 +10,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
+from apscheduler.job import Job
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.outbox import OutboxWorker
@@ -33,7 +34,8 @@ class Sweeper:
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
         )
         self._lock = asyncio.Lock()
-        self._wake_at: datetime | None = None
+        self._wake_job: Job | None = None
+        self._wake_count = 0
 
     def start(self) -> None:
         self.scheduler.add_job(
@@ -48,8 +50,21 @@ class Sweeper:
 
     def poke(self) -> None:
         """Something changed here: look at the database now rather than at the next sweep."""
-        if self.scheduler.running:
-            self.scheduler.add_job(self.tick, id="poke", replace_existing=True)
+        self._wake(datetime.now(UTC))
+
+    def _wake(self, at: datetime) -> None:
+        """Keep one pending wake-up, the earliest asked for. Each gets a fresh job id: a job
+        cannot replace itself while it runs (max_instances=1 would skip the new run)."""
+        if not self.scheduler.running:
+            return
+        pending = self._wake_job
+        if pending is not None and self.scheduler.get_job(pending.id) is not None:
+            if pending.next_run_time is not None and pending.next_run_time <= at:
+                return
+            pending.remove()
+        self._wake_count += 1
+        self._wake_job = self.scheduler.add_job(
+            self.tick, "date", run_date=at, id=f"wake-{self._wake_count}")
 
     async def tick(self) -> None:
         async with self._lock:
@@ -72,6 +87,4 @@ class Sweeper:
             return  # the interval sweep gets there first
         # Our clock may be a test clock; APScheduler runs on wall time, so wait the difference.
         delay = max(0.0, (soonest - self.clock.now()).total_seconds())
-        run_at = datetime.now(UTC) + timedelta(seconds=delay)
-        self.scheduler.add_job(self.tick, "date", run_date=run_at, id="wake",
-                               replace_existing=True)
+        self._wake(datetime.now(UTC) + timedelta(seconds=delay))

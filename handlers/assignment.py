@@ -40,10 +40,12 @@ async def require_admin(s: AsyncSession, actor: str, what: str) -> Principal:
 async def current_schedule(
     s: AsyncSession, *, principal_id: int, role_id: str, kind: str
 ) -> Schedule | None:
+    """The admin-made (Assigned) schedule; activations are the requester's own business."""
     return await s.scalar(
         select(Schedule).where(
             Schedule.principal_id == principal_id, Schedule.role_id == role_id,
             Schedule.kind == kind, Schedule.state == ScheduleState.ACTIVE,
+            Schedule.member_type == MemberType.ASSIGNED,
         ).limit(1)
     )
 
@@ -152,8 +154,10 @@ async def remove(
 
 async def end_schedule(
     s: AsyncSession, *, actor: Principal | str, schedule: Schedule, now: datetime,
-    policy: bool = False,
+    policy: bool = False, notify_person: bool = True,
 ) -> None:
+    """End an assignment early. notify_person=False when it is replaced at once (a policy
+    change of end date), so the person gets one message, not "removed" then "assigned"."""
     schedule.state, schedule.ended_at = ScheduleState.REMOVED, now
     await cancel_timers(s, subject_id=schedule.id, kinds=[EXPIRE, WARN], now=now)
     creator_id = actor.id if isinstance(actor, Principal) else schedule.principal_id
@@ -170,14 +174,15 @@ async def end_schedule(
         target=f"{schedule.principal.email}/{schedule.role_id}", schedule=schedule.id,
         request=req.short_id, policy=policy,
     )
-    notify(
-        s, now=now, recipients=[schedule.principal], request_id=req.id,
-        note=Notification(
-            kind=v.REMOVED, role=role_ref(schedule.role),
-            headline=f"Your {_kind_noun(schedule.kind)} of {schedule.role.display_name} "
-            "was removed by an admin.",
-        ),
-    )
+    if notify_person:
+        notify(
+            s, now=now, recipients=[schedule.principal], request_id=req.id,
+            note=Notification(
+                kind=v.REMOVED, role=role_ref(schedule.role),
+                headline=f"Your {_kind_noun(schedule.kind)} of {schedule.role.display_name} "
+                "was removed by an admin.",
+            ),
+        )
 
 
 def _kind_words(kind: str) -> str:

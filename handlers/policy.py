@@ -1,75 +1,57 @@
-"""Policy as code (DESIGN.md §7): plan the difference between a policy file and the database,
-carry it out in one audited transaction, and export the database back as a policy file.
+"""Policy as code (DESIGN.md §7): `pim-bot policy apply FILE [--dry-run] [--prune]` and
+`pim-bot policy export`.
 
 The file is the source of truth for what it lists: a listed principal gets exactly the name,
 Slack id, Teams id and admin flag the file gives (an omitted id is cleared); a listed role gets
-exactly its name, description and settings. Principals and roles the file does not list are
-left alone; this version never deletes people or roles. `prune` removes only current Assigned
-schedules that a policy made and the file no longer lists: never activations, never
-assignments an admin made in chat.
+exactly its name, description and settings (omitted settings take the defaults). Principals and
+roles the file does not list are left alone: this version never deletes people or roles.
+`prune` removes only current Assigned schedules that a policy made and the file no longer
+lists: never activations, never assignments an admin made in chat. An assignment the file
+lists that an admin already made in chat is left as it is, so it keeps its origin.
+
+Reading and checking the file lives in handlers.policy_file, the diff in handlers.policy_plan.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import yaml
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy import text as sql_text
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.assignment import end_schedule, grant_schedule
 from handlers.clock import Clock
-from handlers.directory import principal_by_email
-from handlers.durations import format_duration
-from handlers.errors import PimError
-from handlers.policy_file import AssignmentSpec, PolicyDoc, PrincipalSpec, RoleSpec
 from handlers.policy_file import parse_policy, policy_failure
-from handlers.records import audit
-from handlers.settings import RoleSettings, SettingsError
+from handlers.policy_plan import (
+    Change,
+    PlanDraft,
+    PolicyPlan,
+    end_text,
+    plan_assignments,
+    plan_principals,
+    plan_roles,
+)
+from handlers.policy_yaml import dump_yaml
+from handlers.settings import RoleSettings
 from storage.models import MemberType, Principal, Role, Schedule, ScheduleState
 from storage.uow import UnitOfWork
 
+__all__ = ["Change", "PolicyPlan", "apply_policy", "export_policy"]
+
 logger = logging.getLogger(__name__)
 
-CREATE, UPDATE, REMOVE = "create", "update", "remove"
-_SIGN = {CREATE: "+", UPDATE: "~", REMOVE: "-"}
-_PAST = {CREATE: "created", UPDATE: "updated", REMOVE: "removed"}
 # Any constant works; it only has to be the same in every process sharing the database.
 _POLICY_LOCK_KEY = 7_244_614
-
-_Step = Callable[[AsyncSession], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    op: str  # create / update / remove
-    kind: str  # principal / admin / role / assignment
-    key: str  # email, role id, or email/role/type
-    line: str  # what a person reads, e.g. "~ role helpdesk-admin: max_duration 8h -> 4h"
-    details: dict[str, Any] = field(default_factory=dict, compare=False)
-
-
-@dataclass(slots=True)
-class PolicyPlan:
-    changes: list[Change] = field(default_factory=list)
-    applied: bool = False  # carried out (even when empty), as opposed to a dry run
-
-    def render(self) -> str:
-        return "\n".join(c.line for c in self.changes) if self.changes else "No changes."
 
 
 async def apply_policy(
     uow: UnitOfWork, clock: Clock, *, text: str, source: str = "policy.yaml",
     dry_run: bool = False, prune: bool = False,
 ) -> PolicyPlan:
-    """Check the whole file, plan, and (unless dry_run) apply the plan in one transaction.
+    """Check the whole file, plan, and (unless dry_run) carry out the plan in one transaction.
 
-    Raises PolicyError listing every problem by line; then nothing has changed.
+    Raises PolicyError listing every problem by line; then nothing has changed. Each change is
+    audited with actor `policy:<source>`.
     """
     now = clock.now()
     doc = parse_policy(text, source=source, now=now)
@@ -77,10 +59,10 @@ async def apply_policy(
         if uow.dialect == "postgresql":
             # Replicas applying PIM_POLICY at start-up take turns instead of racing to create.
             await s.execute(sql_text("SELECT pg_advisory_xact_lock(:k)"), {"k": _POLICY_LOCK_KEY})
-        draft = _Draft(source=source, now=now)
-        await _plan_principals(s, doc, draft)
-        await _plan_roles(s, doc, draft)
-        await _plan_assignments(s, doc, draft, prune=prune)
+        draft = PlanDraft(source=source, now=now)
+        await plan_principals(s, doc, draft)
+        await plan_roles(s, doc, draft)
+        await plan_assignments(s, doc, draft, prune=prune)
         if draft.errors:
             raise policy_failure(source, draft.errors)
         if not dry_run:
@@ -90,240 +72,10 @@ async def apply_policy(
     return PolicyPlan(draft.changes, applied=not dry_run)
 
 
-@dataclass
-class _Draft:
-    """A plan being built: its changes, the steps that carry them out, and what blocks it."""
-
-    source: str
-    now: datetime
-    changes: list[Change] = field(default_factory=list)
-    errors: list[tuple[int, str]] = field(default_factory=list)
-    # Run first, so unique values (Slack ids, role names) can move between two rows.
-    release: list[_Step] = field(default_factory=list)
-    steps: list[tuple[Change, _Step]] = field(default_factory=list)
-
-    @property
-    def actor(self) -> str:
-        return f"policy:{self.source}"
-
-    def add(self, op: str, kind: str, key: str, shown: str, step: _Step, **details: Any) -> None:
-        change = Change(op, kind, key, f"{_SIGN[op]} {kind} {shown}", details)
-        self.changes.append(change)
-        self.steps.append((change, step))
-
-    async def carry_out(self, s: AsyncSession) -> None:
-        for release in self.release:
-            await release(s)
-        await s.flush()
-        for change, step in self.steps:
-            await step(s)
-            # grant_schedule and end_schedule write their own audit events.
-            if change.kind != "assignment":
-                await audit(s, at=self.now, actor=self.actor, target=change.key,
-                            action=f"policy.{change.kind}.{_PAST[change.op]}", **change.details)
-
-
-# --- principals and admins -----------------------------------------------------------------
-
-
-async def _plan_principals(s: AsyncSession, doc: PolicyDoc, draft: _Draft) -> None:
-    emails = [p.email for p in doc.principals]
-    found = await s.scalars(select(Principal).where(func.lower(Principal.email).in_(emails)))
-    existing = {p.email.lower(): p for p in found}
-    for column in ("slack_id", "teams_id"):
-        wanted = {getattr(p, column): p for p in doc.principals if getattr(p, column)}
-        if not wanted:
-            continue
-        holders = await s.scalars(select(Principal).where(
-            getattr(Principal, column).in_(list(wanted)),
-            func.lower(Principal.email).not_in(emails),
-        ))
-        for other in holders:
-            spec = wanted[getattr(other, column)]
-            draft.errors.append((spec.line, f"{column} {getattr(other, column)} of {spec.email} "
-                                 f"already belongs to {other.email}, who is not in this file"))
-    for spec in doc.principals:
-        current = existing.get(spec.email)
-        if current is None:
-            draft.add(CREATE, "principal", spec.email, f"{spec.email} ({spec.name})",
-                      _create_principal(spec, draft.now),
-                      name=spec.name, slack_id=spec.slack_id, teams_id=spec.teams_id)
-        else:
-            diff = _diff({"name": (current.display_name, spec.name),
-                          "slack_id": (current.slack_id, spec.slack_id),
-                          "teams_id": (current.teams_id, spec.teams_id)})
-            if diff:
-                if current.slack_id != spec.slack_id or current.teams_id != spec.teams_id:
-                    draft.release.append(_release_ids(current))
-                draft.add(UPDATE, "principal", spec.email, f"{spec.email}: {_describe(diff)}",
-                          _update_principal(current, spec), **_audited(diff))
-        if spec.admin != (current.admin if current is not None else False):
-            draft.add(CREATE if spec.admin else REMOVE, "admin", spec.email, spec.email,
-                      _set_admin(spec.email, spec.admin))
-
-
-def _create_principal(spec: PrincipalSpec, now: datetime) -> _Step:
-    async def step(s: AsyncSession) -> None:
-        s.add(Principal(email=spec.email, display_name=spec.name, slack_id=spec.slack_id,
-                        teams_id=spec.teams_id, admin=False, from_policy=True, created_at=now))
-        await s.flush()
-
-    return step
-
-
-def _release_ids(current: Principal) -> _Step:
-    async def step(s: AsyncSession) -> None:
-        current.slack_id = current.teams_id = None
-
-    return step
-
-
-def _update_principal(current: Principal, spec: PrincipalSpec) -> _Step:
-    async def step(s: AsyncSession) -> None:
-        current.display_name = spec.name
-        current.slack_id, current.teams_id = spec.slack_id, spec.teams_id
-
-    return step
-
-
-def _set_admin(email: str, admin: bool) -> _Step:
-    async def step(s: AsyncSession) -> None:
-        person = await principal_by_email(s, email)
-        assert person is not None  # created by an earlier step of the same plan
-        person.admin = admin
-
-    return step
-
-
-# --- roles -----------------------------------------------------------------------------------
-
-
-async def _plan_roles(s: AsyncSession, doc: PolicyDoc, draft: _Draft) -> None:
-    ids = [r.id for r in doc.roles]
-    existing = {r.id: r for r in await s.scalars(select(Role).where(Role.id.in_(ids)))}
-    by_name = {r.name.lower(): r for r in doc.roles}
-    # Chat finds roles by name case-insensitively, so a clash in case only is a clash too.
-    clashes = await s.scalars(select(Role).where(
-        func.lower(Role.display_name).in_(list(by_name)), Role.id.not_in(ids)))
-    for other in clashes:
-        spec = by_name[other.display_name.lower()]
-        draft.errors.append((spec.line, f"role {spec.id}: the name {spec.name!r} already belongs "
-                             f"to role {other.id}, which is not in this file"))
-    for spec in doc.roles:
-        current = existing.get(spec.id)
-        if current is None:
-            draft.add(CREATE, "role", spec.id, f"{spec.id} ({spec.name})",
-                      _create_role(spec, draft.now), name=spec.name,
-                      description=spec.description, settings=spec.settings.to_policy())
-            continue
-        diff = _diff({"name": (current.display_name, spec.name),
-                      "description": (current.description, spec.description)})
-        diff.update(_settings_diff(current.settings, spec.settings))
-        if not diff:
-            continue
-        if current.display_name != spec.name:
-            draft.release.append(_release_name(current))
-        draft.add(UPDATE, "role", spec.id, f"{spec.id}: {_describe(diff)}",
-                  _update_role(current, spec), **_audited(diff))
-
-
-def _settings_diff(stored: dict[str, Any], new: RoleSettings) -> dict[str, tuple[Any, Any]]:
-    try:
-        old = RoleSettings.from_mapping(stored)
-    except SettingsError:
-        return {"settings": ("(unreadable)", "(as in the file)")}
-    return {f.name: (getattr(old, f.name), getattr(new, f.name))
-            for f in fields(RoleSettings) if getattr(old, f.name) != getattr(new, f.name)}
-
-
-def _create_role(spec: RoleSpec, now: datetime) -> _Step:
-    async def step(s: AsyncSession) -> None:
-        s.add(Role(id=spec.id, display_name=spec.name, description=spec.description,
-                   settings=spec.settings.to_mapping(), from_policy=True, created_at=now))
-        await s.flush()
-
-    return step
-
-
-def _release_name(current: Role) -> _Step:
-    async def step(s: AsyncSession) -> None:
-        current.display_name = f"~renaming~{current.id}"  # role ids are unique, so is this
-
-    return step
-
-
-def _update_role(current: Role, spec: RoleSpec) -> _Step:
-    async def step(s: AsyncSession) -> None:
-        current.display_name, current.description = spec.name, spec.description
-        current.settings = spec.settings.to_mapping()
-
-    return step
-
-
-# --- assignments -----------------------------------------------------------------------------
-
-
-async def _plan_assignments(s: AsyncSession, doc: PolicyDoc, draft: _Draft, *, prune: bool) -> None:
-    current = await s.scalars(select(Schedule).where(Schedule.state == ScheduleState.ACTIVE))
-    assigned: dict[tuple[str, str, str], Schedule] = {}
-    activated: dict[tuple[str, str, str], Schedule] = {}
-    for sched in current:
-        into = assigned if sched.member_type == MemberType.ASSIGNED else activated
-        into.setdefault((sched.principal.email.lower(), sched.role_id, sched.kind), sched)
-    for spec in doc.assignments:
-        key, name = "/".join(spec.key), f"{spec.principal} {spec.kind} {spec.role}"
-        existing = assigned.get(spec.key)
-        if existing is None and spec.key in activated:
-            # grant_schedule refuses while an activation of the same role runs.
-            draft.errors.append((spec.line, f"{spec.path}: {spec.principal} has activated "
-                                 f"{spec.role} until {_end(activated[spec.key].end_at)}; remove "
-                                 "that activation in chat or wait for it to end, then apply"))
-        elif existing is None:
-            draft.add(CREATE, "assignment", key, f"{name} {_until(spec.end)}",
-                      _grant(spec, draft, replacing=None))
-        elif existing.end_at != spec.end:
-            draft.add(UPDATE, "assignment", key,
-                      f"{name}: end {_end(existing.end_at)} -> {_end(spec.end)}",
-                      _grant(spec, draft, replacing=existing))
-    if not prune:
-        return
-    listed = {spec.key for spec in doc.assignments}
-    for (email, role, kind), sched in sorted(assigned.items()):
-        if sched.from_policy and (email, role, kind) not in listed:
-            draft.add(REMOVE, "assignment", f"{email}/{role}/{kind}", f"{email} {kind} {role}",
-                      _remove(sched, draft))
-
-
-def _grant(spec: AssignmentSpec, draft: _Draft, *, replacing: Schedule | None) -> _Step:
-    async def step(s: AsyncSession) -> None:
-        if replacing is not None:
-            await end_schedule(s, actor=draft.actor, schedule=replacing, now=draft.now,
-                               policy=True)
-        person = await principal_by_email(s, spec.principal)
-        role = await s.get(Role, spec.role)
-        assert person is not None and role is not None  # created by earlier steps if new
-        try:
-            await grant_schedule(s, actor=draft.actor, principal=person, role=role,
-                                 kind=spec.kind, end=spec.end, now=draft.now, from_policy=True)
-        except PimError as err:  # checked while planning; reaching this is a race or a bug
-            raise policy_failure(draft.source, [(spec.line, f"{spec.path}: {err}")]) from err
-
-    return step
-
-
-def _remove(sched: Schedule, draft: _Draft) -> _Step:
-    async def step(s: AsyncSession) -> None:
-        await end_schedule(s, actor=draft.actor, schedule=sched, now=draft.now, policy=True)
-
-    return step
-
-
-# --- export ----------------------------------------------------------------------------------
-
-
 async def export_policy(uow: UnitOfWork) -> str:
-    """The database as a policy file: applied to an empty database it recreates the principals,
-    admins, roles and current Assigned schedules (policy-made and admin-made alike)."""
+    """The database as a policy file. Applied to an empty database it recreates the principals,
+    admins, roles and current Assigned schedules (policy-made and admin-made alike); applied
+    to the same database it plans no change. Activations are not exported: they are requests."""
     async with uow.transaction() as s:
         people = list(await s.scalars(select(Principal).order_by(Principal.email)))
         roles = list(await s.scalars(select(Role).order_by(Role.id)))
@@ -349,64 +101,7 @@ async def export_policy(uow: UnitOfWork) -> str:
         item: dict[str, Any] = {"principal": sched.principal.email, "role": sched.role_id,
                                 "type": sched.kind}
         if sched.end_at is not None:
-            item["end"] = sched.end_at
+            # As text: PyYAML would tag a timestamp inside {...} with !!timestamp.
+            item["end"] = end_text(sched.end_at)
         doc["assignments"].append(item)
-    body = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=None, width=120,
-                     allow_unicode=True)
-    return "# pim-bot policy, exported: `pim-bot policy apply FILE` recreates it\n" + body
-
-
-class _Dumper(yaml.SafeDumper):
-    def ignore_aliases(self, data: Any) -> bool:
-        return True  # &id001 anchors would only confuse a person editing the file
-
-
-def _represent_datetime(dumper: _Dumper, value: datetime) -> Any:
-    return dumper.represent_scalar("tag:yaml.org,2002:timestamp", _end(value))
-
-
-_Dumper.add_representer(datetime, _represent_datetime)
-
-
-# --- how changes read ------------------------------------------------------------------------
-
-
-def _diff(pairs: dict[str, tuple[Any, Any]]) -> dict[str, tuple[Any, Any]]:
-    return {name: (old, new) for name, (old, new) in pairs.items() if old != new}
-
-
-def _describe(diff: dict[str, tuple[Any, Any]]) -> str:
-    return "; ".join(f"{name} {_show(old)} -> {_show(new)}" for name, (old, new) in diff.items())
-
-
-def _audited(diff: dict[str, tuple[Any, Any]]) -> dict[str, Any]:
-    """Audit details: each changed field as [before, after], in JSON-friendly form."""
-    return {name: [_plain(old), _plain(new)] for name, (old, new) in diff.items()}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, timedelta):
-        return format_duration(value)
-    return list(value) if isinstance(value, tuple) else value
-
-
-def _show(value: Any) -> str:
-    if value is None or value == "":
-        return "(none)"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, timedelta):
-        return format_duration(value)
-    if isinstance(value, tuple | list):
-        return "[" + ", ".join(str(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {v}" for k, v in value.items()) + "}" if value else "{}"
-    return f'"{value}"' if " " in str(value) else str(value)
-
-
-def _end(end: datetime | None) -> str:
-    return end.astimezone(UTC).isoformat().replace("+00:00", "Z") if end else "permanent"
-
-
-def _until(end: datetime | None) -> str:
-    return f"until {_end(end)}" if end else "permanently"
+    return "# pim-bot policy, exported: `pim-bot policy apply FILE` recreates it\n" + dump_yaml(doc)

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from handlers.errors import PolicyError
+from handlers.policy_yaml import LineList, LineMap, load_with_lines
 from handlers.settings import RoleSettings, SettingsError
 from storage.models import ScheduleKind
 
@@ -83,20 +84,17 @@ def parse_policy(text: str, *, source: str, now: datetime) -> PolicyDoc:
     Assignments may only name principals and roles defined in the same file, so a file can be
     checked on its own, before the database is opened.
     """
-    loader = _Loader(text)
     try:
-        root = loader.get_single_data()
+        root, duplicates = load_with_lines(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
         problem = getattr(err, "problem", None) or str(err)
         raise policy_failure(source, [(line, f"not valid YAML: {problem}")]) from None
-    finally:
-        loader.dispose()
-    check = _Checker(list(loader.duplicates))
+    check = _Checker(list(duplicates))
     if root is None:
-        root = _Map()
-    if not isinstance(root, _Map):
+        root = LineMap()
+    if not isinstance(root, LineMap):
         check.fail(1, "", "the file must be a mapping with " + ", ".join(TOP_LEVEL))
         raise policy_failure(source, check.errors)
     check.keys(root, "", TOP_LEVEL)
@@ -106,73 +104,6 @@ def parse_policy(text: str, *, source: str, now: datetime) -> PolicyDoc:
     if check.errors:
         raise policy_failure(source, check.errors)
     return PolicyDoc(principals, [r for r in roles.values() if r is not None], assignments)
-
-
-# --- YAML that remembers line numbers ------------------------------------------------------
-
-
-class _Map(dict[Any, Any]):
-    """A mapping that knows the line of each of its keys (1-based)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.line = 1
-        self.lines: dict[Any, int] = {}
-
-
-class _Seq(list[Any]):
-    def __init__(self) -> None:
-        super().__init__()
-        self.line = 1
-        self.lines: list[int] = []
-
-
-class _Loader(yaml.SafeLoader):
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        # PyYAML silently keeps the last of two equal keys; a policy should not guess.
-        self.duplicates: list[tuple[int, str]] = []
-
-
-def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[_Map]:
-    data = _Map()
-    data.line = node.start_mark.line + 1
-    yield data  # yielded empty first so anchors and aliases can refer to it
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
-            continue
-        line = key_node.start_mark.line + 1
-        if key_node.value in seen:
-            first = seen[key_node.value]
-            loader.duplicates.append((line, f"{key_node.value!r} appears twice in one mapping"
-                                      + (f" (first at line {first})" if first != line else "")))
-        seen.setdefault(key_node.value, line)
-    data.update(loader.construct_mapping(node))
-    for key_node, _ in node.value:
-        data.lines[loader.construct_object(key_node)] = key_node.start_mark.line + 1
-
-
-def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> Iterator[_Seq]:
-    data = _Seq()
-    data.line = node.start_mark.line + 1
-    yield data
-    data.extend(loader.construct_sequence(node))
-    data.lines = [item.start_mark.line + 1 for item in node.value]
-
-
-def _construct_timestamp(loader: _Loader, node: yaml.ScalarNode) -> Any:
-    # 2027-13-01 looks like a timestamp to YAML but is no date; PyYAML would raise a bare
-    # ValueError with no line. Kept as text, it reaches the `end` check, which names the line.
-    try:
-        return loader.construct_yaml_timestamp(node)
-    except ValueError:
-        return loader.construct_scalar(node)
-
-
-_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
-_Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 
 
 # --- checks --------------------------------------------------------------------------------
@@ -185,29 +116,29 @@ class _Checker:
     def fail(self, line: int, path: str, message: str) -> None:
         self.errors.append((line, f"{path}: {message}" if path else message))
 
-    def keys(self, item: _Map, path: str, allowed: tuple[str, ...]) -> None:
+    def keys(self, item: LineMap, path: str, allowed: tuple[str, ...]) -> None:
         for key in item:
             if key not in allowed:
                 where = f"{path}.{key}" if path else str(key)
                 self.fail(item.lines.get(key, item.line), where,
                           f"unknown key (expected one of: {', '.join(allowed)})")
 
-    def items(self, root: _Map, name: str) -> Iterator[tuple[str, _Map]]:
+    def items(self, root: LineMap, name: str) -> Iterator[tuple[str, LineMap]]:
         """Each mapping in the list `name`, with its path (e.g. roles[1]); others are errors."""
         value = root.get(name)
         if value is None:
             return
-        if not isinstance(value, _Seq):
+        if not isinstance(value, LineList):
             self.fail(root.lines.get(name, root.line), name, "must be a list")
             return
         for index, item in enumerate(value):
             path = f"{name}[{index}]"
-            if isinstance(item, _Map):
+            if isinstance(item, LineMap):
                 yield path, item
             else:
                 self.fail(value.lines[index], path, "must be a mapping, e.g. {key: value, ...}")
 
-    def text(self, item: _Map, key: str, path: str, *, required: bool = True) -> str | None:
+    def text(self, item: LineMap, key: str, path: str, *, required: bool = True) -> str | None:
         value = item.get(key)
         line = item.lines.get(key, item.line)
         if value is None or value == "":
@@ -234,7 +165,7 @@ class _Checker:
             seen[folded] = line
 
 
-def _principals(check: _Checker, root: _Map) -> list[PrincipalSpec]:
+def _principals(check: _Checker, root: LineMap) -> list[PrincipalSpec]:
     admins = _admins(check, root)
     out: list[PrincipalSpec] = []
     seen: dict[str, dict[str, int]] = {"email": {}, "slack_id": {}, "teams_id": {}}
@@ -258,11 +189,11 @@ def _principals(check: _Checker, root: _Map) -> list[PrincipalSpec]:
     return out
 
 
-def _admins(check: _Checker, root: _Map) -> dict[str, int]:
+def _admins(check: _Checker, root: LineMap) -> dict[str, int]:
     value = root.get("admins")
     if value is None:
         return {}
-    if not isinstance(value, _Seq):
+    if not isinstance(value, LineList):
         check.fail(root.lines["admins"], "admins", "must be a list of email addresses")
         return {}
     out: dict[str, int] = {}
@@ -274,7 +205,7 @@ def _admins(check: _Checker, root: _Map) -> dict[str, int]:
     return out
 
 
-def _roles(check: _Checker, root: _Map, emails: set[str]) -> dict[str, RoleSpec | None]:
+def _roles(check: _Checker, root: LineMap, emails: set[str]) -> dict[str, RoleSpec | None]:
     """Role specs by id; None for a role that is listed but broken (so assignments to it
     are not reported as naming an unknown role)."""
     out: dict[str, RoleSpec | None] = {}
@@ -299,12 +230,12 @@ def _roles(check: _Checker, root: _Map, emails: set[str]) -> dict[str, RoleSpec 
     return out
 
 
-def _settings(check: _Checker, item: _Map, path: str, emails: set[str]) -> RoleSettings | None:
+def _settings(check: _Checker, item: LineMap, path: str, emails: set[str]) -> RoleSettings | None:
     raw = item.get("settings")
     if raw is None:
         return RoleSettings()
     line = item.lines["settings"]
-    if not isinstance(raw, _Map):
+    if not isinstance(raw, LineMap):
         check.fail(line, f"{path}.settings", "must be a mapping, e.g. {max_duration: 4h}")
         return None
     # RoleSettings stops at its first problem; drop the field it named and ask again, so every
@@ -335,14 +266,15 @@ def _blame(message: str, raw: dict[Any, Any]) -> tuple[Any, str]:
     unknown = re.match(r"unknown setting '([^']*)'", message)
     if unknown and unknown.group(1) in raw:
         return unknown.group(1), message
-    for key in sorted(raw, key=lambda k: -len(str(k))):  # longest first: min_duration vs ...
+    # Longest first, so a setting whose name begins another's never takes the blame for it.
+    for key in sorted(raw, key=lambda k: -len(str(k))):
         if isinstance(key, str) and message.startswith(key):
             return key, message[len(key):].lstrip(" :") or message
     return None, message
 
 
 def _assignments(
-    check: _Checker, root: _Map, emails: set[str], roles: dict[str, RoleSpec | None],
+    check: _Checker, root: LineMap, emails: set[str], roles: dict[str, RoleSpec | None],
     now: datetime,
 ) -> list[AssignmentSpec]:
     out: list[AssignmentSpec] = []
@@ -386,7 +318,7 @@ def _assignments(
     return out
 
 
-def _end(check: _Checker, item: _Map, path: str, now: datetime) -> tuple[datetime | None, bool]:
+def _end(check: _Checker, item: LineMap, path: str, now: datetime) -> tuple[datetime | None, bool]:
     """The end as an aware UTC datetime (or None: permanent), and whether it was acceptable.
 
     Like `assign ... until DATE` in chat, a date alone means midnight UTC and a time without an
@@ -397,20 +329,21 @@ def _end(check: _Checker, item: _Map, path: str, now: datetime) -> tuple[datetim
         return None, True
     line, where = item.lines["end"], f"{path}.end"
     end: datetime | None = None
-    if isinstance(value, datetime):
-        end = value
-    elif isinstance(value, date):
-        end = datetime(value.year, value.month, value.day)
-    elif isinstance(value, str):
-        try:
+    try:
+        if isinstance(value, datetime):
+            end = value
+        elif isinstance(value, date):
+            end = datetime(value.year, value.month, value.day)
+        elif isinstance(value, str):
             end = datetime.fromisoformat(value.strip())
-        except ValueError:
-            end = None
+        if end is not None:
+            end = (end if end.tzinfo else end.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):  # month 13, or year 9999 pushed past by an offset
+        end = None
     if end is None:
         check.fail(line, where, f"{value!r} is not a date; use e.g. 2027-06-30 or "
                    "2027-06-30T12:00:00Z")
         return None, False
-    end = (end if end.tzinfo else end.replace(tzinfo=UTC)).astimezone(UTC)
     if end <= now:
         check.fail(line, where, f"{end.isoformat().replace('+00:00', 'Z')} is in the past")
         return None, False

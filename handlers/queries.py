@@ -85,17 +85,13 @@ async def my_roles(uow: UnitOfWork, *, actor: str) -> RolesView:
 async def activation_form(uow: UnitOfWork, *, actor: str) -> FormView:
     async with uow.transaction() as s:
         me = await require_principal(s, actor)
-        eligible = tuple(
-            line for line in await _role_lines(s, me)
-            if line.member_type != "Assigned" and (
-                await s.scalar(select(Schedule.id).where(
-                    Schedule.principal_id == me.id, Schedule.role_id == line.role.id,
-                    Schedule.kind == ScheduleKind.ELIGIBLE,
-                    Schedule.state == ScheduleState.ACTIVE,
-                ).limit(1))
-            ) is not None
-        )
-        return FormView(person=person(me), roles=eligible)
+        eligible_ids = set((await s.scalars(select(Schedule.role_id).where(
+            Schedule.principal_id == me.id, Schedule.kind == ScheduleKind.ELIGIBLE,
+            Schedule.state == ScheduleState.ACTIVE,
+        ))).all())
+        lines = await _role_lines(s, me)
+        return FormView(person=person(me),
+                        roles=tuple(line for line in lines if line.role.id in eligible_ids))
 
 
 async def my_requests(uow: UnitOfWork, *, actor: str) -> RequestListView:

@@ -35,7 +35,7 @@ async def append_event(
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Add one event at the head of the chain, inside the caller's transaction."""
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         # Serialise appenders until commit so two transactions never chain onto the same head.
         await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_KEY})
     # JSON round trip now, so the hash is computed over exactly what the database returns.

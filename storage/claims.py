@@ -24,7 +24,7 @@ async def claim_due_timers(
         .order_by(Timer.due_at, Timer.id)
         .limit(limit)
     )
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         timers = list((await session.scalars(due.with_for_update(skip_locked=True))).all())
         for t in timers:
             t.status, t.claimed_by = "running", worker
@@ -65,7 +65,7 @@ async def claim_outbox(
         .order_by(OutboxMessage.id)
         .limit(limit)
     )
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         rows = list((await session.scalars(due.with_for_update(skip_locked=True))).all())
         for m in rows:
             m.status, m.claimed_by, m.next_attempt_at = "sending", worker, lease_until
