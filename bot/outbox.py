@@ -90,9 +90,11 @@ class OutboxWorker:
                     transports=list(self.transports),
                 )
                 work = [d for m in rows if (d := await self._prepare(s, m, now)) is not None]
+                # '*' rows just fanned out into per-transport rows that are due now too.
+                fanned = any(m.transport == "*" and m.status == "fanned" for m in rows)
             for transport_name, delivery in work:
                 sent += await self._deliver(transport_name, delivery)
-            if len(rows) < self.batch:
+            if len(rows) < self.batch and not fanned:
                 return sent
 
     async def _prepare(
@@ -114,7 +116,7 @@ class OutboxWorker:
             m.next_attempt_at = now
             return None
         if m.kind == v.REQUEST_UPDATE and m.request_id is not None:
-            if await _cards_in_flight(s, m.request_id, m.transport, m.id):
+            if await _cards_in_flight(s, m.request_id, m.transport, m.parent_id or m.id):
                 m.status, m.next_attempt_at = "pending", now + timedelta(seconds=1)
                 return None
             posted = tuple((await s.scalars(select(PostedMessage.ref).where(
@@ -161,7 +163,9 @@ class OutboxWorker:
             m = await s.get(OutboxMessage, delivery.id)
             if m is None:
                 return
-            m.attempts += 1
+            # Being told to slow down (429) is not a failure: it does not use up attempts.
+            if not isinstance(err, RetryLater):
+                m.attempts += 1
             m.last_error = f"{type(err).__name__}: {err}"[:2000]
             if m.attempts >= MAX_ATTEMPTS:
                 m.status = "failed"
@@ -183,11 +187,14 @@ async def _recipient(s: AsyncSession, principal_id: int | None) -> Recipient | N
 
 async def _cards_in_flight(s: AsyncSession, request_id: int, transport: str, before: int) -> bool:
     # An update that overtakes the card it redraws would find nothing to redraw.
+    # `before` is the id of the update's original ('*') row. Compare original rows, not the
+    # fanned-out copies: two workers fanning out concurrently (PostgreSQL) can give a card's
+    # copy a higher id than the update's copy.
     count = await s.scalar(select(func.count(OutboxMessage.id)).where(
         OutboxMessage.request_id == request_id,
         OutboxMessage.transport.in_([transport, "*"]),
         OutboxMessage.kind.in_(list(TRACKED_KINDS)),
         OutboxMessage.status.in_(["pending", "sending"]),
-        OutboxMessage.id < before,
+        func.coalesce(OutboxMessage.parent_id, OutboxMessage.id) < before,
     ))
     return bool(count)

@@ -63,5 +63,5 @@ class Runtime:
 
     async def close(self) -> None:
         if self.sweeper is not None:
-            self.sweeper.shutdown()
+            await self.sweeper.stop()
         await self.uow.engine.dispose()

@@ -36,6 +36,7 @@ class Sweeper:
         self._lock = asyncio.Lock()
         self._wake_job: Job | None = None
         self._wake_count = 0
+        self._stopped = False
 
     def start(self) -> None:
         self.scheduler.add_job(
@@ -44,9 +45,13 @@ class Sweeper:
         )
         self.scheduler.start()
 
-    def shutdown(self) -> None:
+    async def stop(self) -> None:
+        """Stop waking up, then let a sweep in progress finish its transaction."""
+        self._stopped = True
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        async with self._lock:
+            pass
 
     def poke(self) -> None:
         """Something changed here: look at the database now rather than at the next sweep."""
@@ -68,6 +73,8 @@ class Sweeper:
 
     async def tick(self) -> None:
         async with self._lock:
+            if self._stopped:  # a run APScheduler had already handed out before shutdown
+                return
             try:
                 await run_due_timers(self.uow, self.clock, worker=self.worker)
                 await self.outbox.run_once()

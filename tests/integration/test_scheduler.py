@@ -1,0 +1,144 @@
+"""The real Sweeper on the wall clock (DESIGN.md section 3): APScheduler date jobs wake it
+exactly when access ends, poke() makes it look at once, and work that fell due while it was
+down runs at start-up. The interval sweep is a minute long, so only those can explain
+punctuality."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.outbox import Delivery, OutboxWorker, Recipient
+from bot.scheduler import Sweeper
+from handlers.chat import run_text
+from handlers.clock import Clock, FixedClock, SystemClock
+from storage.db import make_engine
+from storage.models import Schedule, ScheduleState
+from storage.uow import UnitOfWork
+from tests.unit.conftest import seed
+
+BOB = "bob@contoso.com"
+LONG_SWEEP = 60.0
+
+
+@dataclass
+class Inbox:
+    """A transport that records what reached whom, and when (wall clock)."""
+
+    name: str = "slack"
+    got: list[tuple[datetime, str, str, str]] = field(default_factory=list)
+
+    def reaches(self, recipient: Recipient | None, channel: dict[str, str] | None) -> bool:
+        return recipient is not None
+
+    async def send(self, delivery: Delivery) -> dict[str, Any] | None:
+        to = delivery.recipient.email if delivery.recipient else "-"
+        self.got.append((datetime.now(UTC), to, delivery.kind, delivery.note.headline))
+        return {"ts": str(delivery.id)}
+
+    async def update(self, delivery: Delivery) -> None:
+        self.got.append((datetime.now(UTC), "-", delivery.kind, delivery.note.headline))
+
+    def of(self, kind: str) -> list[tuple[datetime, str, str]]:
+        return [(at, to, headline) for at, to, k, headline in self.got if k == kind]
+
+    async def wait_for(self, kind: str, *, count: int = 1, within: float) -> None:
+        deadline = time.monotonic() + within
+        while len(self.of(kind)) < count and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+
+@dataclass
+class Bot:
+    uow: UnitOfWork
+    clock: SystemClock
+    inbox: Inbox
+    sweeper: Sweeper
+
+    async def say(self, who: str, text: str, *, clock: Clock | None = None) -> Any:
+        return await run_text(self.uow, clock or self.clock, actor=who, text=text)
+
+    async def idle(self) -> None:
+        """Wait for a sweep in progress to finish (test synchronisation only)."""
+        async with self.sweeper._lock:
+            pass
+
+    async def schedules(self, role: str) -> list[Schedule]:
+        async with self.uow.transaction() as s:
+            return list((await s.scalars(select(Schedule).where(
+                Schedule.role_id == role, Schedule.kind == "active"))).all())
+
+
+@pytest.fixture
+async def bot(db_url: str) -> AsyncIterator[Bot]:
+    engine = make_engine(db_url)
+    uow, clock = UnitOfWork(engine), SystemClock()
+    # eligible since yesterday, so a test can also act "while the bot was down"
+    await seed(uow, FixedClock(clock.now() - timedelta(days=1)))
+    inbox = Inbox()
+    outbox = OutboxWorker(uow, clock, [inbox], worker="it")
+    sweeper = Sweeper(uow, clock, outbox, worker="it", sweep_seconds=LONG_SWEEP)
+    b = Bot(uow, clock, inbox, sweeper)
+    try:
+        yield b
+    finally:
+        await sweeper.stop()
+        await engine.dispose()
+
+
+async def test_access_ends_on_time_without_waiting_for_the_sweep(bot):
+    reply = await bot.say(BOB, "activate quick 2s")
+    assert reply.ok, reply.text
+    (schedule,) = await bot.schedules("quick")
+    bot.sweeper.start()
+    await bot.inbox.wait_for("expired", within=10)
+    (schedule,) = await bot.schedules("quick")
+    assert schedule.state == ScheduleState.EXPIRED
+    assert schedule.end_at is not None and schedule.ended_at is not None
+    assert timedelta(0) <= schedule.ended_at - schedule.end_at < timedelta(seconds=1)
+    ((at, to, headline),) = bot.inbox.of("expired")
+    assert (to, headline) == (BOB, "Your Quick Role access has ended.")
+    assert at - schedule.end_at < timedelta(seconds=1.5)
+    assert bot.inbox.of("expiring") == []  # 2s is shorter than the 10s warning window
+
+
+async def test_poke_delivers_at_once(bot):
+    bot.sweeper.start()
+    await bot.inbox.wait_for("assigned", count=5, within=5)  # the immediate first sweep
+    assert len(bot.inbox.of("assigned")) == 5
+    await bot.idle()
+    reply = await bot.say(BOB, "activate helpdesk-admin 1h reset a password")
+    assert reply.ok, reply.text
+    await asyncio.sleep(0.3)
+    assert bot.inbox.of("activated") == []  # nothing looks before the next sweep, a minute away
+    poked = datetime.now(UTC)
+    bot.sweeper.poke()
+    await bot.inbox.wait_for("activated", within=5)
+    ((at, to, headline),) = bot.inbox.of("activated")
+    assert to == BOB and headline.startswith("Helpdesk Administrator is active until ")
+    assert at - poked < timedelta(seconds=1)
+
+
+async def test_work_due_while_down_runs_at_start(bot):
+    an_hour_ago = FixedClock(datetime.now(UTC) - timedelta(hours=1))
+    reply = await bot.say(BOB, "activate quick 5m", clock=an_hour_ago)
+    assert reply.ok, reply.text
+    started = datetime.now(UTC)
+    bot.sweeper.start()
+    await bot.inbox.wait_for("expired", within=5)
+    ((at, to, headline),) = bot.inbox.of("expired")
+    assert (to, headline) == (BOB, "Your Quick Role access has ended.")
+    assert at - started < timedelta(seconds=1.5)
+    (schedule,) = await bot.schedules("quick")
+    assert schedule.state == ScheduleState.EXPIRED and schedule.ended_at >= started
+    # the activation notice that was never sent goes out too; the stale warning does not
+    assert [(to, h) for _, to, h in bot.inbox.of("activated")] == [
+        (BOB, f"Quick Role is active until {schedule.end_at:%Y-%m-%d %H:%M} UTC.")]
+    assert bot.inbox.of("expiring") == []
