@@ -65,13 +65,15 @@ async def run(url: str, n: int, same_instant: bool, sweep: float) -> None:
           f"ends from {ends[0]:%H:%M:%S} to {ends[-1]:%H:%M:%S} UTC")
     runtime.start_background([])
     deadline = ends[-1] + timedelta(seconds=120)
+    all_done_at = None
     while datetime.now(UTC) < deadline:
         async with runtime.uow.transaction() as s:
             left = await s.scalar(select(func.count()).select_from(Schedule).where(
                 Schedule.kind == "active", Schedule.state == "Active"))
         if not left and datetime.now(UTC) > ends[-1]:
+            all_done_at = datetime.now(UTC)
             break
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.05)
     async with runtime.uow.transaction() as s:
         rows = (await s.execute(select(Schedule.end_at, Schedule.ended_at).where(
             Schedule.kind == "active"))).all()
@@ -83,11 +85,15 @@ async def run(url: str, n: int, same_instant: bool, sweep: float) -> None:
         return lags[min(len(lags) - 1, int(p * len(lags)))]
 
     print()
-    print("| database | activations | ends | sweep | expired | p50 lag | p95 lag | p99 lag | max lag |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    # ended_at is stamped when each expiry runs; its batch commits a little later, so the
+    # last column is when the bench (polling every 50ms) saw no active activation left.
+    visible = (all_done_at - ends[-1]).total_seconds() if all_done_at else float("nan")
+    print("| database | activations | ends | sweep | expired | p50 lag | p95 lag | p99 lag "
+          "| max lag | all committed after last end |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     print(f"| {runtime.uow.dialect} | {n} | {'same instant' if same_instant else 'spread over 1 min'}"
           f" | {sweep:g}s | {len(lags)} (missing {missing}) | {statistics.median(lags):.3f}s |"
-          f" {pct(0.95):.3f}s | {pct(0.99):.3f}s | {lags[-1]:.3f}s |")
+          f" {pct(0.95):.3f}s | {pct(0.99):.3f}s | {lags[-1]:.3f}s | {visible:.2f}s |")
 
 
 def main() -> None:

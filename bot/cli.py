@@ -7,6 +7,7 @@ import asyncio
 import csv
 import json
 import logging
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from aiohttp import web
+from sqlalchemy.exc import OperationalError
 
 from bot.config import ConfigError, Settings
 from bot.console import Console
@@ -89,13 +91,28 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         await web.TCPSite(runner, args.host, port).start()
         logger.info("pim-bot listening on http://%s:%s (database: %s)", args.host, port,
                     runtime.uow.dialect)
+        stop = asyncio.Event()
+        _stop_on_sigterm(stop)
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
             await runner.cleanup()
         return 0
 
     return await _with_runtime(settings, body)
+
+
+def _stop_on_sigterm(stop: asyncio.Event) -> None:
+    """Heroku (and every container runtime) stops a dyno with SIGTERM: shut down cleanly."""
+
+    def on_sigterm() -> None:
+        logger.info("SIGTERM received: shutting down")
+        stop.set()
+
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, on_sigterm)
+    except (NotImplementedError, RuntimeError):  # Windows: no signal handlers on the loop
+        pass
 
 
 async def cmd_console(args: argparse.Namespace, settings: Settings) -> int:
@@ -212,6 +229,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except (PimError, OSError) as err:
         print(f"pim-bot: {err}", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError as err:
+        print(f"pim-bot: a file is not UTF-8 text ({err.reason} at byte {err.start})",
+              file=sys.stderr)
+        return 2
+    except OperationalError as err:  # e.g. an SQLite path that cannot be opened
+        print(f"pim-bot: database error: {err.orig or err}", file=sys.stderr)
         return 2
 
 

@@ -20,6 +20,10 @@ from handlers.chat import run_text
 from handlers.durations import DurationError, parse_duration
 
 _REQUEST_ID = re.compile(r"\bR-[0-9A-Z]{4,8}\b")
+_CONSOLE_HELP = (
+    "Console only: as EMAIL — be someone else · whoami · wait DURATION — let time pass · quit\n"
+    "$last stands for the last request id shown."
+)
 
 
 class ConsoleTransport:
@@ -98,6 +102,8 @@ class Console:
             view = await run_text(self.runtime.uow, self.runtime.clock, actor=self.actor,
                                   text=text)
             self.print(render(view))
+            if word == "help" and not rest.strip():
+                self.print(_CONSOLE_HELP)
             self.runtime.poke()
             await asyncio.sleep(0.05)  # let the notifications this caused print in order
         return True

@@ -37,7 +37,7 @@ def _backoff(attempts: int) -> timedelta:
 
 
 async def run_due_timers(
-    uow: UnitOfWork, clock: Clock, *, worker: str, batch: int = 100
+    uow: UnitOfWork, clock: Clock, *, worker: str, batch: int = 50
 ) -> int:
     """Run every timer due now. Each batch commits as one transaction; a timer whose action
     fails is rolled back alone (savepoint) and retried later with backoff."""
@@ -47,6 +47,7 @@ async def run_due_timers(
         async with uow.transaction() as s:
             timers = await claim_due_timers(s, now=now, worker=worker, limit=batch)
             for timer in timers:
+                now = clock.now()  # each record says when it really happened
                 tid, kind, attempts = timer.id, timer.kind, timer.attempts
                 action = _ACTIONS.get(kind)
                 try:

@@ -39,8 +39,7 @@ async def claim_due_timers(
             .execution_options(synchronize_session=False)
         )
         if result.rowcount == 1:  # type: ignore[attr-defined]
-            await session.refresh(t)
-            claimed.append(t)
+            claimed.append(t)  # its in-memory status is stale; callers use id, kind, subject
     return claimed
 
 
