@@ -4,7 +4,7 @@ person can read, each with the step that carries it out (see handlers.policy).""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -104,6 +104,10 @@ async def plan_principals(s: AsyncSession, doc: PolicyDoc, draft: PlanDraft) -> 
                       _create_principal(spec, draft.now),
                       name=spec.name, slack_id=spec.slack_id, teams_id=spec.teams_id)
         else:
+            # An id the file leaves out is kept: Slack and Teams fill them in by email lookup,
+            # and re-applying the file at every start must not undo that.
+            spec = replace(spec, slack_id=spec.slack_id or current.slack_id,
+                           teams_id=spec.teams_id or current.teams_id)
             diff = _diff({"name": (current.display_name, spec.name),
                           "slack_id": (current.slack_id, spec.slack_id),
                           "teams_id": (current.teams_id, spec.teams_id)})

@@ -207,15 +207,15 @@ async def test_setting_change_shows_in_plan_database_and_audit(db):
     assert last.details == {"max_duration": ["4h", "2h"], "require_ticket": [False, True]}
 
 
-async def test_file_sets_exactly_what_it_says_for_listed_people(db):
+async def test_file_sets_what_it_says_and_keeps_ids_it_leaves_out(db):
     await db.apply(EXAMPLE)
-    # Bob and Carol swap Slack ids (unique column), Bob is renamed, Alice is no longer admin.
+    # Bob and Carol swap Slack ids (unique column), Bob is renamed, Alice is no longer admin;
+    # Alice's Slack id, left out of the file, is kept (it may come from an email lookup).
     edited = (EXAMPLE.replace("admins: [alice@contoso.com]", "admins: [carol@contoso.com]")
               .replace("name: Bob Builder, slack_id: U0BOB", "name: Bob B, slack_id: U0CAROL")
               .replace("name: Carol Chen,  slack_id: U0CAROL", "name: Carol Chen, slack_id: U0BOB")
               .replace("name: Alice Admin, slack_id: U0ALICE", "name: Alice Admin"))
     assert await db.apply(edited) == """\
-~ principal alice@contoso.com: slack_id U0ALICE -> (none)
 - admin alice@contoso.com
 ~ principal bob@contoso.com: name "Bob Builder" -> "Bob B"; slack_id U0BOB -> U0CAROL
 ~ principal carol@contoso.com: slack_id U0CAROL -> U0BOB
@@ -224,7 +224,8 @@ async def test_file_sets_exactly_what_it_says_for_listed_people(db):
         people = {p.email: p for p in await s.scalars(select(Principal))}
     assert people["bob@contoso.com"].slack_id == "U0CAROL"
     assert people["carol@contoso.com"].slack_id == "U0BOB" and people["carol@contoso.com"].admin
-    assert not people["alice@contoso.com"].admin and people["alice@contoso.com"].slack_id is None
+    assert not people["alice@contoso.com"].admin
+    assert people["alice@contoso.com"].slack_id == "U0ALICE"
     assert await db.apply(edited) == "No changes."
 
 
