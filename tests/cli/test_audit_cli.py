@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
-from clihelp import EXAMPLE_POLICY, Run, assert_no_traceback, sqlite_path
+from clihelp import EXAMPLE_POLICY, Run, assert_no_traceback, clean_env, pim_command, sqlite_path
 
 FIELDS = ["id", "at", "actor", "action", "target", "details", "prev_hash", "hash"]
 
@@ -23,16 +25,31 @@ activate helpdesk-admin 30m password reset for dave
 """
 
 
-@pytest.fixture
-def busy_db(run_pim: Run, sqlite_url: str) -> str:
-    """Policy applied, then a console session: a request approved, a role self-activated."""
-    applied = run_pim("policy", "apply", str(EXAMPLE_POLICY), db=sqlite_url)
+@pytest.fixture(scope="module")
+def busy_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Policy applied, then a console session: a request approved, a role self-activated.
+    Built once; each test gets its own copy of the SQLite file."""
+    base = tmp_path_factory.mktemp("busy")
+    url = f"sqlite:///{base}/pim.db"
+
+    def run(*args: str, input: str | None = None):
+        return subprocess.run([*pim_command(), *args], cwd=base, env=clean_env(url),
+                              input=input, capture_output=True, text=True, encoding="utf-8",
+                              timeout=60, check=False)
+
+    applied = run("policy", "apply", str(EXAMPLE_POLICY))
     assert applied.returncode == 0, applied.stderr
-    session = run_pim("console", "--as", "bob@contoso.com", db=sqlite_url, input=SESSION)
+    session = run("console", "--as", "bob@contoso.com", input=SESSION)
     assert session.returncode == 0, session.stderr
     assert "You approved R-" in session.stdout
     assert "Helpdesk Administrator is active now." in session.stdout
-    return sqlite_url
+    return base / "pim.db"
+
+
+@pytest.fixture
+def busy_db(busy_template: Path, tmp_path: Path) -> str:
+    shutil.copy(busy_template, tmp_path / "busy.db")
+    return f"sqlite:///{tmp_path}/busy.db"
 
 
 def verify(run_pim: Run, db: str):

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from dataclasses import dataclass
 
 import pytest
-from clihelp import EXAMPLE_POLICY, Run, assert_no_traceback
+from clihelp import EXAMPLE_POLICY, Run, assert_no_traceback, clean_env, pim_command
 
 _PROMPT = re.compile(r"^(\S+@\S+)> (.*)$")
 
@@ -99,7 +101,11 @@ def test_ask_approve_active_expire(run_pim: Run, db_url: str) -> None:
                       asked.text)
     assert found, asked.text
     rid = found.group(1)
-    assert f"→ cancel {rid}" in asked.text  # the "submitted" notification, with its Cancel
+    # The "submitted" notification, with its Cancel, arrives on its own (by the next prompt
+    # or during the `wait`).
+    submitted = asked.text + "\n" + only(blocks, "wait 1s", who="bob@contoso.com").text
+    assert f"🔔 Request {rid} for Demo Short Role is waiting for approval (until" in submitted
+    assert f"→ cancel {rid}" in submitted
 
     # Carol had nothing on screen; switching to her shows the approval card that was waiting.
     switched = only(blocks, "as carol@contoso.com")
@@ -216,3 +222,28 @@ roles
     # `quit` ends the session: the line after it never runs.
     assert blocks[-1].command == "quit"
     assert all(b.command != "roles" for b in blocks)
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_interactive_terminal_shows_banner_and_prompt(sqlite_only: str, workdir) -> None:
+    """With a terminal on stdin the console greets, prompts, and does not echo the command."""
+    controller, terminal = os.openpty()
+    try:
+        proc = subprocess.Popen(
+            [*pim_command(), "console", "--as", "Bob@Contoso.com"], cwd=workdir,
+            env=clean_env(sqlite_only), stdin=terminal, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, encoding="utf-8",
+        )
+        os.write(controller, b"whoami\nquit\n")
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert proc.returncode == 0, err
+    assert_no_traceback(out, err)
+    assert out.startswith("pim-bot console as bob@contoso.com. Type `help`")
+    assert "bob@contoso.com> You are bob@contoso.com.\n" in out

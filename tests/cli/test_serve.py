@@ -26,6 +26,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _default_sigint() -> None:
+    """A shell's background job starts with SIGINT ignored, and so would the server when the
+    tests run that way; give it the disposition it has under a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Server:
     def __init__(self, proc: subprocess.Popen[bytes], log: Path, port: int) -> None:
         self.proc, self.log_path, self.port = proc, log, port
@@ -70,6 +76,7 @@ def start_serve(workdir: Path) -> Iterator:
                 [*pim_command(), "serve", "--host", "127.0.0.1", *args], cwd=workdir,
                 env=clean_env(db, {"PIM_POLICY": str(EXAMPLE_POLICY), **(env or {})}),
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                preexec_fn=_default_sigint,
             )
         server = Server(proc, log, port)
         started.append(server)
