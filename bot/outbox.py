@@ -34,6 +34,10 @@ class RetryLater(Exception):
         self.seconds = seconds
 
 
+class Undeliverable(Exception):
+    """This transport can never deliver this message (e.g. no such Slack user): stop trying."""
+
+
 @dataclass(frozen=True, slots=True)
 class Recipient:
     id: int
@@ -140,6 +144,9 @@ class OutboxWorker:
         except RetryLater as err:
             await self._failed(delivery, err, wait=timedelta(seconds=err.seconds))
             return 0
+        except Undeliverable as err:
+            await self._failed(delivery, err, wait=None, final=True)
+            return 0
         except Exception as err:  # the network edge: any failure is retried, never lost
             logger.warning("delivery %s via %s failed: %s", delivery.id, transport_name, err)
             await self._failed(delivery, err, wait=None)
@@ -157,7 +164,9 @@ class OutboxWorker:
                 ))
         return 1
 
-    async def _failed(self, delivery: Delivery, err: Exception, *, wait: timedelta | None) -> None:
+    async def _failed(
+        self, delivery: Delivery, err: Exception, *, wait: timedelta | None, final: bool = False
+    ) -> None:
         now = self.clock.now()
         async with self.uow.transaction() as s:
             m = await s.get(OutboxMessage, delivery.id)
@@ -167,7 +176,10 @@ class OutboxWorker:
             if not isinstance(err, RetryLater):
                 m.attempts += 1
             m.last_error = f"{type(err).__name__}: {err}"[:2000]
-            if m.attempts >= MAX_ATTEMPTS:
+            if final:
+                m.status = "unreachable"
+                logger.warning("delivery %s via %s: %s", m.id, m.transport, err)
+            elif m.attempts >= MAX_ATTEMPTS:
                 m.status = "failed"
                 logger.error("giving up on delivery %s after %s attempts", m.id, m.attempts)
             else:

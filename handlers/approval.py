@@ -31,14 +31,16 @@ MAX_JUSTIFICATION = 500
 
 async def decide(
     uow: UnitOfWork, clock: Clock, *, actor: str, request_id: str, approve: bool,
-    justification: str | None = None,
+    justification: str | None = None, check_only: bool = False,
 ) -> RequestView:
-    """Approve or deny. A refused attempt is audited (and committed) before the error is raised."""
+    """Approve or deny. A refused attempt is audited (and committed) before the error is raised.
+
+    check_only: run every check a click would meet but decide nothing, so a transport can
+    refuse at once instead of first opening a form asking for a reason."""
     now = clock.now()
     justification = (justification or "").strip() or None
     if justification and len(justification) > MAX_JUSTIFICATION:
         raise InvalidInput(f"The justification is too long (at most {MAX_JUSTIFICATION}).")
-    refusal: PimError
     async with uow.transaction() as s:
         me = await require_principal(s, actor)
         req = await s.scalar(select(ScheduleRequest).where(ScheduleRequest.short_id == request_id))
@@ -46,18 +48,12 @@ async def decide(
             raise UnknownRequest(f"There is no request {request_id}.")
         settings = settings_of(req.role)
         verb = "approve" if approve else "deny"
-        if req.principal_id == me.id:
-            refusal = SelfApprovalForbidden(f"You cannot {verb} your own request {request_id}.")
-        elif me.id not in {p.id for p in await approvers_for(
-            s, settings=settings, requester_id=req.principal_id
-        )}:
-            refusal = NotAnApprover(
-                f"You are not an approver for {req.role.display_name}, so you cannot {verb} "
-                f"{request_id}."
-            )
-        else:
+        refusal = await _refusal(s, me=me, req=req, verb=verb)
+        if refusal is None:
             if req.status != Status.PENDING_APPROVAL:
                 raise AlreadyDecided(await _already(s, req))
+            if check_only:
+                return await request_view(s, req)
             if settings.approver_justification and not justification:
                 raise JustificationRequired(
                     f"{req.role.display_name} asks approvers for a reason: "
@@ -74,6 +70,21 @@ async def decide(
             reason=refusal.code, attempted=verb,
         )
     raise refusal
+
+
+async def _refusal(
+    s: AsyncSession, *, me: Principal, req: ScheduleRequest, verb: str
+) -> PimError | None:
+    if req.principal_id == me.id:
+        return SelfApprovalForbidden(f"You cannot {verb} your own request {req.short_id}.")
+    deciders = await approvers_for(s, settings=settings_of(req.role),
+                                   requester_id=req.principal_id)
+    if me.id not in {p.id for p in deciders}:
+        return NotAnApprover(
+            f"You are not an approver for {req.role.display_name}, so you cannot {verb} "
+            f"{req.short_id}."
+        )
+    return None
 
 
 async def _record_decision(

@@ -80,7 +80,7 @@ async def _digest(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Digest) -> V
 
 
 _RUNNERS: dict[type, Runner] = {
-    c.Help: lambda uow, clock, actor, cmd: _reply(help_text()),
+    c.Help: lambda uow, clock, actor, cmd: _reply(help_text(cmd.topic)),
     c.Roles: lambda uow, clock, actor, cmd: my_roles(uow, actor=actor),
     c.Requests: lambda uow, clock, actor, cmd: my_requests(uow, actor=actor),
     c.Approvals: lambda uow, clock, actor, cmd: my_approvals(uow, actor=actor),

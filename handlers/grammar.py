@@ -104,9 +104,12 @@ def parse_command(text: str) -> commands.Command:
     return parse(_Cursor(body, name, start=len(word)))
 
 
-def help_text() -> str:
-    """Every command on its own line, with what it is for."""
-    return "\n".join(f"{USAGE[name]} — {_SUMMARY[name]}" for name in USAGE)
+def help_text(topic: str | None = None) -> str:
+    """Every command on its own line, with what it is for; or just the one asked about."""
+    if topic in USAGE:
+        return f"{USAGE[topic]} — {_SUMMARY[topic]}"
+    lines = "\n".join(f"{USAGE[name]} — {_SUMMARY[name]}" for name in USAGE)
+    return lines if topic is None else f"No command '{topic}'. Commands:\n{lines}"
 
 
 class _Cursor:

@@ -93,7 +93,9 @@ def parse_policy(text: str, *, source: str, now: datetime) -> PolicyDoc:
         raise policy_failure(source, [(line, f"not valid YAML: {problem}")]) from None
     check = _Checker(list(duplicates))
     if root is None:
-        root = LineMap()
+        # An empty file is far more likely an accident than "remove everything" (--prune).
+        raise policy_failure(source, [(1, "the file is empty; a policy lists at least admins, "
+                                          "principals or roles")])
     if not isinstance(root, LineMap):
         check.fail(1, "", "the file must be a mapping with " + ", ".join(TOP_LEVEL))
         raise policy_failure(source, check.errors)

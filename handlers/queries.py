@@ -12,6 +12,7 @@ from cards.views import (
     AuditView,
     FormView,
     RequestListView,
+    RequestView,
     RoleLine,
     RolesView,
 )
@@ -23,7 +24,7 @@ from handlers.directory import (
     require_principal,
     settings_of,
 )
-from handlers.errors import Forbidden, UnknownPrincipal
+from handlers.errors import Forbidden, UnknownPrincipal, UnknownRequest
 from handlers.present import person, request_view, role_ref
 from storage.models import (
     AuditEvent,
@@ -177,3 +178,18 @@ def _summary(e: AuditEvent) -> str:
     d = e.details or {}
     bits = [f"{k}={d[k]}" for k in ("request", "end", "justification", "reason") if d.get(k)]
     return ", ".join(bits)
+
+
+async def request_details(uow: UnitOfWork, *, request_id: str) -> RequestView:
+    async with uow.transaction() as s:
+        req = await s.scalar(select(ScheduleRequest).where(ScheduleRequest.short_id == request_id))
+        if req is None:
+            raise UnknownRequest(f"There is no request {request_id}.")
+        return await request_view(s, req)
+
+
+async def home(uow: UnitOfWork, *, actor: str) -> tuple[RolesView, RequestListView,
+                                                         RequestListView]:
+    """Everything the Slack App Home shows, for one person."""
+    return (await my_roles(uow, actor=actor), await my_requests(uow, actor=actor),
+            await my_approvals(uow, actor=actor))

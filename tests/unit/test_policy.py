@@ -258,10 +258,15 @@ async def test_two_roles_can_swap_names(db):
     assert await db.apply(swapped) == "No changes."
 
 
-async def test_empty_file_is_no_change(db):
+async def test_empty_file_is_refused_not_read_as_remove_everything(db):
     await db.apply(SMALL)
-    assert await db.apply("") == "No changes."
-    assert await db.apply("# nothing yet\n") == "No changes."
+    before = await db.counts()
+    for text in ("", "# nothing yet\n"):
+        with pytest.raises(PolicyError) as info:
+            await apply_policy(db.uow, db.clock, text=text, prune=True)
+        assert str(info.value).splitlines()[-1] == (
+            "policy.yaml:1: the file is empty; a policy lists at least admins, principals or roles")
+    assert await db.counts() == before
 
 
 async def test_changed_end_replaces_the_assignment(db):

@@ -1,0 +1,46 @@
+"""Who is this chat user? Matching platform ids to principals, learning ids by email."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from sqlalchemy import select
+
+from handlers.clock import Clock
+from handlers.directory import principal_by_email
+from handlers.records import audit
+from storage.models import Principal
+from storage.uow import UnitOfWork
+
+Platform = Literal["slack", "teams"]
+
+
+def _column(platform: Platform):  # type: ignore[no-untyped-def]
+    return Principal.slack_id if platform == "slack" else Principal.teams_id
+
+
+async def email_for(uow: UnitOfWork, *, platform: Platform, user_id: str) -> str | None:
+    async with uow.transaction() as s:
+        return await s.scalar(select(Principal.email).where(_column(platform) == user_id))
+
+
+async def link_by_email(
+    uow: UnitOfWork, clock: Clock, *, platform: Platform, user_id: str, email: str
+) -> str | None:
+    """Remember that this platform user is the principal with this email (found by the
+    platform's email lookup). Returns the principal's email, or None if nobody has it."""
+    now = clock.now()
+    async with uow.transaction() as s:
+        person = await principal_by_email(s, email)
+        if person is None:
+            return None
+        column = "slack_id" if platform == "slack" else "teams_id"
+        if getattr(person, column) == user_id:
+            return person.email
+        holder = await s.scalar(select(Principal).where(_column(platform) == user_id))
+        if holder is not None and holder.id != person.id:
+            return None  # the id belongs to someone else: trust the policy, not the lookup
+        setattr(person, column, user_id)
+        await audit(s, at=now, actor="pim-bot", action=f"principal.{column}_linked",
+                    target=person.email, **{column: user_id})
+        return person.email
