@@ -19,8 +19,10 @@ from sqlalchemy.exc import OperationalError
 
 from bot.config import ConfigError, Settings
 from bot.console import Console
+from bot.outbox import Transport
 from bot.runtime import Runtime
 from bot.server import make_app
+from bot.slack.app import build_slack, mount, slack_missing
 from handlers.errors import PimError
 from handlers.policy import apply_policy, export_policy
 from storage.audit import iter_events, verify_chain
@@ -83,10 +85,23 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     port = args.port or settings.port
 
     async def body(runtime: Runtime) -> int:
-        logger.info("Slack is not started: its issue has not landed yet")
+        web_app = make_app(runtime)
+        transports: list[Transport] = []
+        slack = None
+        if (why := slack_missing(settings)) is not None:
+            logger.info("Slack is not started: %s", why)
+        else:
+            slack = build_slack(settings, runtime.uow, runtime.clock, runtime.poke)
+            transports.append(slack.transport)
+            if settings.slack_signing_secret:
+                mount(web_app, slack.app)
+                logger.info("Slack: HTTP mode on POST /slack/events")
         logger.info("Teams is not started: its issue has not landed yet")
-        runtime.start_background([])
-        runner = web.AppRunner(make_app(runtime))
+        runtime.start_background(transports)
+        if slack is not None and slack.socket_mode is not None:
+            await slack.socket_mode.connect_async()
+            logger.info("Slack: Socket Mode connected")
+        runner = web.AppRunner(web_app)
         await runner.setup()
         await web.TCPSite(runner, args.host, port).start()
         logger.info("pim-bot listening on http://%s:%s (database: %s)", args.host, port,
@@ -96,6 +111,8 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         try:
             await stop.wait()
         finally:
+            if slack is not None and slack.socket_mode is not None:
+                await slack.socket_mode.close_async()
             await runner.cleanup()
         return 0
 

@@ -1,0 +1,1 @@
+"""Slack transport: Bolt app on our aiohttp server (HTTP mode) or over Socket Mode."""

@@ -1,0 +1,99 @@
+"""Building the Bolt app and putting it on the server (or on Socket Mode)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.request.async_internals import build_async_context
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.config import Settings
+from bot.slack.listeners import SlackDeps, register
+from bot.slack.transport import SlackTransport
+from handlers.clock import Clock
+from storage.uow import UnitOfWork
+
+logger = logging.getLogger(__name__)
+
+_OAUTH_ENV = ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET")
+
+
+@dataclass
+class Slack:
+    app: AsyncApp
+    transport: SlackTransport
+    socket_mode: AsyncSocketModeHandler | None = None
+
+
+def slack_missing(settings: Settings) -> str | None:
+    """Why Slack cannot start, or None when it can."""
+    if not settings.slack_bot_token:
+        return "SLACK_BOT_TOKEN is not set"
+    if not (settings.slack_signing_secret or settings.slack_app_token):
+        return "neither SLACK_SIGNING_SECRET (HTTP mode) nor SLACK_APP_TOKEN (Socket Mode) is set"
+    return None
+
+
+@contextmanager
+def _without_oauth_env() -> Iterator[None]:
+    # Both set, Bolt silently switches to OAuth (multi-workspace) mode and ignores our token.
+    saved = {k: os.environ.pop(k) for k in _OAUTH_ENV if k in os.environ}
+    if len(saved) == len(_OAUTH_ENV):
+        logger.warning("SLACK_CLIENT_ID/SLACK_CLIENT_SECRET are ignored: pim-bot is a "
+                       "single-workspace app using SLACK_BOT_TOKEN")
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
+def build_slack(settings: Settings, uow: UnitOfWork, clock: Clock,
+                poke: Callable[[], None]) -> Slack:
+    assert settings.slack_bot_token
+    base_url = settings.slack_api_url or AsyncWebClient.BASE_URL
+    if not base_url.endswith("/"):
+        base_url += "/"  # slack_sdk joins method names straight onto it
+    client = AsyncWebClient(token=settings.slack_bot_token, base_url=base_url)
+    with _without_oauth_env():
+        app = AsyncApp(
+            client=client,
+            signing_secret=settings.slack_signing_secret or "socket-mode-only",
+            # In HTTP mode a request must be signed; Socket Mode has no signatures to check.
+            request_verification_enabled=bool(settings.slack_signing_secret),
+        )
+    register(app, SlackDeps(uow=uow, clock=clock, poke=poke))
+    socket = (AsyncSocketModeHandler(app, settings.slack_app_token)
+              if settings.slack_app_token else None)
+    return Slack(app=app, transport=SlackTransport(client, uow, clock), socket_mode=socket)
+
+
+def mount(web_app: web.Application, app: AsyncApp) -> None:
+    async def events(request: web.Request) -> web.Response:
+        bolt_request = _repair_slash_command(await to_bolt_request(request))
+        return await to_aiohttp_response(await app.async_dispatch(bolt_request))
+
+    web_app.router.add_post("/slack/events", events)
+
+
+def _repair_slash_command(req: AsyncBoltRequest) -> AsyncBoltRequest:
+    """slack_bolt (1.30) takes any form body containing the text "payload" for an interaction
+    payload, so `/pim activate x fix payload service` parsed as nothing and Slack showed the
+    user "dispatch_failed". Parse such a slash command as the plain form it is."""
+    if req.body or not req.raw_body or req.raw_body.lstrip().startswith("{"):
+        return req
+    form = dict(parse_qsl(req.raw_body, keep_blank_values=True))
+    if "command" in form and "payload" not in form:
+        req.body = form
+        req.context = build_async_context(AsyncBoltContext({}), form)
+    return req
