@@ -23,6 +23,9 @@ from bot.outbox import Transport
 from bot.runtime import Runtime
 from bot.server import make_app
 from bot.slack.app import build_slack, mount, slack_missing
+from bot.teams.adapter import teams_missing
+from bot.teams.app import build_teams
+from bot.teams.app import mount as mount_teams
 from handlers.errors import PimError
 from handlers.policy import apply_policy, export_policy
 from storage.audit import iter_events, verify_chain
@@ -96,7 +99,13 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             if settings.slack_signing_secret:
                 mount(web_app, slack.app)
                 logger.info("Slack: HTTP mode on POST /slack/events")
-        logger.info("Teams is not started: its issue has not landed yet")
+        if (why := teams_missing(settings)) is not None:
+            logger.info("Teams is not started: %s", why)
+        else:
+            teams = build_teams(settings, runtime.uow, runtime.clock, runtime.poke)
+            transports.append(teams.transport)
+            mount_teams(web_app, teams)
+            logger.info("Teams: Bot Framework on POST /api/messages")
         runtime.start_background(transports)
         if slack is not None and slack.socket_mode is not None:
             await slack.socket_mode.connect_async()

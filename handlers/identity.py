@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import select
 
 from handlers.clock import Clock
 from handlers.directory import principal_by_email
 from handlers.records import audit
-from storage.models import Principal
+from storage.models import ConversationRef, Principal
 from storage.uow import UnitOfWork
 
 Platform = Literal["slack", "teams"]
@@ -44,3 +44,37 @@ async def link_by_email(
         await audit(s, at=now, actor="pim-bot", action=f"principal.{column}_linked",
                     target=person.email, **{column: user_id})
         return person.email
+
+
+async def remember_conversation(
+    uow: UnitOfWork, clock: Clock, *, platform: Platform, key: str, ref: dict[str, Any],
+    user_id: str | None = None,
+) -> None:
+    """Keep the latest address of a person (key: their platform id) or of a channel (key: the
+    conversation id), so messages can reach them later without them writing first."""
+    now = clock.now()
+    async with uow.transaction() as s:
+        principal_id = None
+        if user_id is not None:
+            principal_id = await s.scalar(select(Principal.id).where(_column(platform) == user_id))
+        row = await s.scalar(select(ConversationRef).where(
+            ConversationRef.transport == platform, ConversationRef.key == key))
+        if row is None:
+            s.add(ConversationRef(transport=platform, key=key, principal_id=principal_id,
+                                  ref=ref, updated_at=now))
+        else:
+            row.ref, row.updated_at = ref, now
+            row.principal_id = principal_id or row.principal_id
+
+
+async def conversation_of(
+    uow: UnitOfWork, *, platform: Platform, principal_id: int | None = None,
+    key: str | None = None,
+) -> dict[str, Any] | None:
+    async with uow.transaction() as s:
+        stmt = select(ConversationRef.ref).where(ConversationRef.transport == platform)
+        if principal_id is not None:
+            stmt = stmt.where(ConversationRef.principal_id == principal_id)
+        else:
+            stmt = stmt.where(ConversationRef.key == key)
+        return await s.scalar(stmt.order_by(ConversationRef.updated_at.desc()).limit(1))

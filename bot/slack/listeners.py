@@ -17,17 +17,12 @@ from cards import slack as cards
 from cards import views as v
 from cards.views import Reply
 from handlers import commands as c
-from handlers.activation import ActivationAsk, cancel_request, deactivate, request_activation
+from handlers.activation import cancel_request, deactivate, request_activation
 from handlers.approval import decide
 from handlers.chat import run_command
 from handlers.clock import Clock
-from handlers.durations import DurationError, parse_duration
-from handlers.errors import (
-    DurationOutOfRange,
-    JustificationRequired,
-    PimError,
-    TicketRequired,
-)
+from handlers.errors import PimError
+from handlers.forms import field_of, read_activation_form
 from handlers.grammar import CommandError, parse_command
 from handlers.queries import activation_form, home
 from storage.uow import UnitOfWork
@@ -174,12 +169,17 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         if email is None:
             await ack(**cards.modal_errors({cards.ROLE_BLOCK: not_set_up().text}))
             return
-        errors, ask = _activation_ask(view)
+        errors, ask = read_activation_form(
+            role=_value(view, cards.ROLE_BLOCK, cards.ROLE_ACTION),
+            duration=_value(view, cards.DURATION_BLOCK, cards.DURATION_ACTION),
+            justification=_value(view, cards.JUSTIFICATION_BLOCK, cards.JUSTIFICATION_ACTION),
+            ticket=_value(view, cards.TICKET_BLOCK, cards.TICKET_ACTION),
+        )
         if ask is not None:
             try:
                 await request_activation(uow, clock, actor=email, ask=ask)
             except PimError as err:
-                errors = {_field_for(err): err.message}
+                errors = {field_of(err): err.message}  # block ids are the field names
         if errors:
             await ack(**cards.modal_errors(errors))
             return
@@ -210,37 +210,6 @@ def _value(view: dict[str, Any], block: str, action: str) -> str | None:
         return option.get("value")
     value = field.get("value")
     return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def _activation_ask(view: dict[str, Any]) -> tuple[dict[str, str], ActivationAsk | None]:
-    role = _value(view, cards.ROLE_BLOCK, cards.ROLE_ACTION)
-    if not role:
-        return {cards.ROLE_BLOCK: "Choose a role."}, None
-    duration = None
-    raw = _value(view, cards.DURATION_BLOCK, cards.DURATION_ACTION)
-    if raw:
-        try:
-            duration = parse_duration(raw)
-        except DurationError as err:
-            return {cards.DURATION_BLOCK: str(err)}, None
-    ticket_text = _value(view, cards.TICKET_BLOCK, cards.TICKET_ACTION)
-    ticket = None
-    if ticket_text:
-        system, _, number = ticket_text.rpartition(":")
-        ticket = c.Ticket(system=system or None, number=number)
-    return {}, ActivationAsk(role=role, duration=duration, ticket=ticket,
-                             justification=_value(view, cards.JUSTIFICATION_BLOCK,
-                                                  cards.JUSTIFICATION_ACTION))
-
-
-def _field_for(err: PimError) -> str:
-    if isinstance(err, DurationOutOfRange):
-        return cards.DURATION_BLOCK
-    if isinstance(err, JustificationRequired):
-        return cards.JUSTIFICATION_BLOCK
-    if isinstance(err, TicketRequired):
-        return cards.TICKET_BLOCK
-    return cards.ROLE_BLOCK
 
 
 def _empty_home() -> tuple[v.RolesView, v.RequestListView, v.RequestListView]:

@@ -11,7 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.outbox import Delivery, Recipient, RetryLater, Undeliverable
 from cards import slack as cards
 from handlers.clock import Clock
-from handlers.identity import link_by_email
+from handlers.identity import email_for, link_by_email
 from handlers.queries import home
 from storage.uow import UnitOfWork
 
@@ -42,18 +42,26 @@ class SlackTransport:
             assert delivery.recipient is not None
             target = await self._user_id(delivery.recipient)
         resp = await self._call("chat_postMessage", channel=target, **message)
+        ref = {"channel": resp["channel"], "ts": resp["ts"]}
         if delivery.recipient is not None:
             await self.refresh_home(delivery.recipient.email, target)
-        return {"channel": resp["channel"], "ts": resp["ts"]}
+            ref["user"] = target  # whose App Home to redraw when this card is redrawn
+        return ref
 
     async def update(self, delivery: Delivery) -> None:
         message = cards.notification_message(delivery.note)
         for ref in delivery.posted:
             await self._call("chat_update", channel=ref["channel"], ts=ref["ts"], **message)
+        # The request left everyone's lists (Approve requests, My requests): redraw their Home.
+        for user_id in dict.fromkeys(ref["user"] for ref in delivery.posted if ref.get("user")):
+            await self.refresh_home(None, user_id)
 
-    async def refresh_home(self, email: str, user_id: str) -> None:
+    async def refresh_home(self, email: str | None, user_id: str) -> None:
         """Best effort: a stale App Home is not worth a retried message."""
         try:
+            email = email or await email_for(self.uow, platform="slack", user_id=user_id)
+            if email is None:
+                return
             roles, mine, approvals = await home(self.uow, actor=email)
             await self.client.views_publish(user_id=user_id,
                                             view=cards.home_view(roles, mine, approvals))

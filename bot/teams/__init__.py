@@ -1,0 +1,1 @@
+"""Microsoft Teams transport: botbuilder's CloudAdapter on POST /api/messages."""

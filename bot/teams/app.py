@@ -1,0 +1,47 @@
+"""Putting the Teams bot on the server."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from bot.config import Settings
+from bot.teams.adapter import PimCloudAdapter, make_adapter
+from bot.teams.bot import PimTeamsBot, TeamsDeps
+from bot.teams.transport import TeamsTransport
+from handlers.clock import Clock
+from storage.uow import UnitOfWork
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Teams:
+    adapter: PimCloudAdapter
+    bot: PimTeamsBot
+    transport: TeamsTransport
+
+
+def build_teams(settings: Settings, uow: UnitOfWork, clock: Clock,
+                poke: Callable[[], None]) -> Teams:
+    adapter = make_adapter(settings)
+    bot = PimTeamsBot(TeamsDeps(uow=uow, clock=clock, poke=poke))
+
+    async def on_error(turn_context: object, error: Exception) -> None:
+        # Typed refusals are answered inside the bot; reaching here is a bug.
+        logger.error("Teams turn failed: %s", error, exc_info=error)
+
+    adapter.on_turn_error = on_error
+    return Teams(adapter=adapter, bot=bot,
+                 transport=TeamsTransport(adapter, uow, settings.microsoft_app_id or ""))
+
+
+def mount(web_app: web.Application, teams: Teams) -> None:
+    async def messages(request: web.Request) -> web.StreamResponse:
+        response: web.StreamResponse = await teams.adapter.process(request, teams.bot)
+        return response
+
+    web_app.router.add_post("/api/messages", messages)

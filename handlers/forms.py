@@ -1,0 +1,45 @@
+"""The activation form (Slack modal, Teams card): field values in, an ask or field errors out.
+
+Field names are the same on every platform ("role", "duration", "justification", "ticket"), so
+an error lands under the field it is about."""
+
+from __future__ import annotations
+
+from handlers.activation import ActivationAsk
+from handlers.commands import Ticket
+from handlers.durations import DurationError, parse_duration
+from handlers.errors import DurationOutOfRange, JustificationRequired, PimError, TicketRequired
+
+ROLE, DURATION, JUSTIFICATION, TICKET = "role", "duration", "justification", "ticket"
+
+
+def read_activation_form(
+    *, role: str | None, duration: str | None, justification: str | None, ticket: str | None
+) -> tuple[dict[str, str], ActivationAsk | None]:
+    if not (role or "").strip():
+        return {ROLE: "Choose a role."}, None
+    parsed = None
+    if (duration or "").strip():
+        try:
+            parsed = parse_duration(duration or "")
+        except DurationError as err:
+            return {DURATION: str(err)}, None
+    ref = None
+    if (ticket or "").strip():
+        system, _, number = (ticket or "").strip().rpartition(":")
+        if not number:
+            return {TICKET: "Give the ticket number, e.g. INC-123 or jira:OPS-12."}, None
+        ref = Ticket(system=system.lower() or None, number=number)
+    return {}, ActivationAsk(role=(role or "").strip(), duration=parsed, ticket=ref,
+                             justification=(justification or "").strip() or None)
+
+
+def field_of(err: PimError) -> str:
+    """Which form field a refusal is about."""
+    if isinstance(err, DurationOutOfRange):
+        return DURATION
+    if isinstance(err, JustificationRequired):
+        return JUSTIFICATION
+    if isinstance(err, TicketRequired):
+        return TICKET
+    return ROLE
