@@ -18,8 +18,11 @@ from bot.config import Settings
 from bot.runtime import Runtime
 from bot.server import make_app
 from bot.slack.app import build_slack, mount
+from bot.teams.app import build_teams
+from bot.teams.app import mount as mount_teams
 from handlers.policy import apply_policy
 from storage.models import OutboxMessage
+from tests.e2e.teams_harness import TeamsBot
 from tests.slackfake import (
     FakeSlackAPI,
     block_action,
@@ -29,14 +32,15 @@ from tests.slackfake import (
     text_value,
     view_submission,
 )
+from tests.teamsfake import FakeConnector
 
 SECRET = "test-signing-secret"
 POLICY = """
 admins: [alice@contoso.com]
 principals:
-  - {email: alice@contoso.com, name: Alice Admin, slack_id: U0ALICE}
-  - {email: bob@contoso.com,   name: Bob Builder, slack_id: U0BOB}
-  - {email: carol@contoso.com, name: Carol Chen,  slack_id: U0CAROL}
+  - {email: alice@contoso.com, name: Alice Admin, slack_id: U0ALICE, teams_id: aad-alice}
+  - {email: bob@contoso.com,   name: Bob Builder, slack_id: U0BOB, teams_id: aad-bob}
+  - {email: carol@contoso.com, name: Carol Chen,  slack_id: U0CAROL, teams_id: aad-carol}
   - {email: erin@contoso.com,  name: Erin Ersatz, slack_id: U0ERIN}
   - {email: dave@contoso.com,  name: Dave Duty}
 roles:
@@ -112,6 +116,29 @@ async def drained(runtime: Runtime, within: float = 10.0) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"outbox still has {left} messages after {within}s")
+
+
+@pytest.fixture
+async def teams(db_url: str) -> AsyncIterator[TeamsBot]:
+    async with FakeConnector() as connector:
+        connector.add_member("aad-dave", "Dave Duty", "dave@contoso.com")
+        settings = Settings.from_env({
+            "DATABASE_URL": db_url, "PIM_TEAMS_ALLOW_UNAUTHENTICATED": "1",
+            "PIM_SWEEP_SECONDS": "1",
+        })
+        runtime = Runtime.build(settings)
+        await runtime.prepare()
+        await apply_policy(runtime.uow, runtime.clock, text=POLICY, source="test-policy.yaml")
+        bundle = build_teams(settings, runtime.uow, runtime.clock, runtime.poke)
+        web_app = make_app(runtime)
+        mount_teams(web_app, bundle)
+        runtime.start_background([bundle.transport])
+        await drained(runtime)  # nobody has a Teams conversation yet: all unreachable
+        async with TestClient(TestServer(web_app, host="127.0.0.1")) as http:
+            try:
+                yield TeamsBot(connector=connector, http=http, runtime=runtime)
+            finally:
+                await runtime.close()
 
 
 @pytest.fixture
