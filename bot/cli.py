@@ -26,6 +26,7 @@ from bot.slack.app import build_slack, mount, slack_missing
 from bot.teams.adapter import teams_missing
 from bot.teams.app import build_teams
 from bot.teams.app import mount as mount_teams
+from bot.teams.package import PackageError, build_package
 from handlers.errors import PimError
 from handlers.policy import apply_policy, export_policy
 from storage.audit import iter_events, verify_chain
@@ -67,6 +68,15 @@ def _parser() -> argparse.ArgumentParser:
     aexport.add_argument("--format", choices=["csv", "json"], default="json")
     aexport.add_argument("-o", "--output", help="write to this file instead of stdout")
     audit.add_parser("verify", help="prove no audit event was edited, removed or reordered")
+
+    teams = sub.add_parser("teams", help="Microsoft Teams").add_subparsers(
+        dest="teams_command", required=True)
+    package = teams.add_parser("package", help="write the app package to upload to Teams")
+    package.add_argument("--app-id", required=True, help="the bot's Microsoft App ID (GUID)")
+    package.add_argument("-o", "--output", default="pim-bot-teams.zip")
+    package.add_argument("--website", default="https://github.com/")
+    package.add_argument("--privacy-url", default="https://github.com/")
+    package.add_argument("--terms-url", default="https://github.com/")
     return p
 
 
@@ -232,9 +242,21 @@ def _write(path: str | None, text: str) -> None:
         sys.stdout.write(text)
 
 
+async def cmd_teams(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        data = build_package(app_id=args.app_id, website=args.website,
+                             privacy=args.privacy_url, terms=args.terms_url)
+    except PackageError as err:
+        print(f"pim-bot: {err}", file=sys.stderr)
+        return 2
+    Path(args.output).write_bytes(data)
+    print(f"Wrote {args.output}: upload it in Teams (Apps → Manage your apps → Upload an app).")
+    return 0
+
+
 _COMMANDS: dict[str, Command] = {
     "serve": cmd_serve, "console": cmd_console, "policy": cmd_policy, "db": cmd_db,
-    "audit": cmd_audit,
+    "audit": cmd_audit, "teams": cmd_teams,
 }
 
 

@@ -103,10 +103,9 @@ def notification_card(note: Notification) -> Element:
     if req is not None and (note.kind == v.REQUEST_UPDATE or (
             note.kind in (v.APPROVAL_NEEDED, v.SUBMITTED) and not req.pending)):
         return _decided_card(req)
-    emoji = _KIND_EMOJI.get(note.kind, "🔔")
     if req is not None and note.kind == v.APPROVAL_NEEDED:
         return _pending_card(note, req)
-    body = [literal(f"{emoji} {note.headline}", weight="bolder")]
+    body = [literal(f"{_KIND_EMOJI.get(note.kind, '🔔')} {note.headline}", weight="bolder")]
     actions: list[Element] = []
     if req is not None and note.kind == v.SUBMITTED:
         body += request_elements(req)
