@@ -110,6 +110,73 @@ class RequestView:
         return line
 
 
+DIGEST = "digest"  # the weekly digest, to each admin
+ALERT = "alert"  # a new high-severity PIM alert, to each admin
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    """One number of the digest beside the previous period's (renderers show the change)."""
+
+    label: str
+    value: float | None
+    previous: float | None = None
+    unit: str = ""  # "" (a count), "s" (seconds, shown as a duration) or "%"
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    label: str
+    value: str  # already formatted: "12", "3h20m", "2026-12-01"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertLine:
+    code: str
+    severity: str  # high / medium / low
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class DigestView:
+    title: str
+    period_start: str
+    period_end: str
+    timezone: str
+    tiles: tuple[Figure, ...] = ()  # Entra's four
+    approvals: tuple[Figure, ...] = ()
+    daily_activations: tuple[int, ...] = ()  # one per day of the period, oldest first
+    top_roles: tuple[Ranked, ...] = ()
+    slowest_approvers: tuple[Ranked, ...] = ()
+    after_hours: Figure | None = None
+    longest_activations: tuple[Ranked, ...] = ()
+    frequent_activators: tuple[Ranked, ...] = ()
+    ending_soon: tuple[Ranked, ...] = ()
+    alerts: tuple[AlertLine, ...] = ()
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> DigestView:
+        def figures(key: str) -> tuple[Figure, ...]:
+            return tuple(Figure(**f) for f in raw.get(key) or ())
+
+        def ranked(key: str) -> tuple[Ranked, ...]:
+            return tuple(Ranked(**r) for r in raw.get(key) or ())
+
+        after = raw.get("after_hours")
+        return cls(
+            title=raw["title"], period_start=raw["period_start"],
+            period_end=raw["period_end"], timezone=raw["timezone"],
+            tiles=figures("tiles"), approvals=figures("approvals"),
+            daily_activations=tuple(raw.get("daily_activations") or ()),
+            top_roles=ranked("top_roles"), slowest_approvers=ranked("slowest_approvers"),
+            after_hours=Figure(**after) if after else None,
+            longest_activations=ranked("longest_activations"),
+            frequent_activators=ranked("frequent_activators"),
+            ending_soon=ranked("ending_soon"),
+            alerts=tuple(AlertLine(**a) for a in raw.get("alerts") or ()),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Notification:
     """A message to one person (or channel) that something happened."""
@@ -120,6 +187,7 @@ class Notification:
     role: RoleRef | None = None
     end_at: str | None = None
     details: tuple[str, ...] = ()
+    digest: DigestView | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -135,6 +203,7 @@ class Notification:
             role=RoleRef(**role) if role else None,
             end_at=raw.get("end_at"),
             details=tuple(raw.get("details") or ()),
+            digest=DigestView.from_dict(raw["digest"]) if raw.get("digest") else None,
         )
 
 
@@ -215,4 +284,4 @@ class FormView:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-View = Reply | RolesView | RequestListView | AuditView | FormView | Notification
+View = Reply | RolesView | RequestListView | AuditView | FormView | Notification | DigestView
