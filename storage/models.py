@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -96,6 +97,12 @@ class Schedule(Base):
     __table_args__ = (
         Index("ix_schedules_lookup", "principal_id", "role_id", "kind", "state"),
         Index("ix_schedules_end", "state", "end_at"),
+        # the digest: activations by start, assignments by creation, past holders by end
+        Index("ix_schedules_activated_start", "start_at",
+              postgresql_where=text("kind = 'active' AND member_type = 'Activated'"),
+              sqlite_where=text("kind = 'active' AND member_type = 'Activated'")),
+        Index("ix_schedules_created", "created_at"),
+        Index("ix_schedules_ended", "ended_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -117,7 +124,12 @@ class Schedule(Base):
 
 class ScheduleRequest(Base):
     __tablename__ = "schedule_requests"
-    __table_args__ = (Index("ix_requests_status", "status", "role_id"),)
+    __table_args__ = (
+        Index("ix_requests_status", "status", "role_id"),
+        Index("ix_requests_approval_created", "created_at",
+              postgresql_where=text("approval_deadline IS NOT NULL"),
+              sqlite_where=text("approval_deadline IS NOT NULL")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     short_id: Mapped[str] = mapped_column(String(16), unique=True)

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 11800d8b0283
+Revision ID: 597c1be3172a
 Revises: 
-Create Date: 2026-11-27 01:26:05.861727
+Create Date: 2026-11-27 02:31:39.120551
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from alembic import op
 import storage.types
 
 
-revision = '11800d8b0283'
+revision = '597c1be3172a'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -115,6 +115,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('short_id')
     )
     with op.batch_alter_table('schedule_requests', schema=None) as batch_op:
+        batch_op.create_index('ix_requests_approval_created', ['created_at'], unique=False, postgresql_where=sa.text('approval_deadline IS NOT NULL'), sqlite_where=sa.text('approval_deadline IS NOT NULL'))
         batch_op.create_index('ix_requests_status', ['status', 'role_id'], unique=False)
 
     op.create_table('approval_steps',
@@ -174,7 +175,10 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('schedules', schema=None) as batch_op:
+        batch_op.create_index('ix_schedules_activated_start', ['start_at'], unique=False, postgresql_where=sa.text("kind = 'active' AND member_type = 'Activated'"), sqlite_where=sa.text("kind = 'active' AND member_type = 'Activated'"))
+        batch_op.create_index('ix_schedules_created', ['created_at'], unique=False)
         batch_op.create_index('ix_schedules_end', ['state', 'end_at'], unique=False)
+        batch_op.create_index('ix_schedules_ended', ['ended_at'], unique=False)
         batch_op.create_index('ix_schedules_lookup', ['principal_id', 'role_id', 'kind', 'state'], unique=False)
 
     op.create_table('posted_messages',
@@ -205,7 +209,10 @@ def downgrade() -> None:
     op.drop_table('posted_messages')
     with op.batch_alter_table('schedules', schema=None) as batch_op:
         batch_op.drop_index('ix_schedules_lookup')
+        batch_op.drop_index('ix_schedules_ended')
         batch_op.drop_index('ix_schedules_end')
+        batch_op.drop_index('ix_schedules_created')
+        batch_op.drop_index('ix_schedules_activated_start', postgresql_where=sa.text("kind = 'active' AND member_type = 'Activated'"), sqlite_where=sa.text("kind = 'active' AND member_type = 'Activated'"))
 
     op.drop_table('schedules')
     with op.batch_alter_table('outbox', schema=None) as batch_op:
@@ -218,6 +225,7 @@ def downgrade() -> None:
     op.drop_table('approval_steps')
     with op.batch_alter_table('schedule_requests', schema=None) as batch_op:
         batch_op.drop_index('ix_requests_status')
+        batch_op.drop_index('ix_requests_approval_created', postgresql_where=sa.text('approval_deadline IS NOT NULL'), sqlite_where=sa.text('approval_deadline IS NOT NULL'))
 
     op.drop_table('schedule_requests')
     with op.batch_alter_table('conversation_refs', schema=None) as batch_op:
