@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import ClientSession, web
@@ -36,7 +37,7 @@ from bot.slack.app import build_slack, mount  # noqa: E402
 from cards import views as v  # noqa: E402
 from handlers.policy import apply_policy  # noqa: E402
 from storage.models import OutboxMessage  # noqa: E402
-from tests.slackfake import FakeSlackAPI, block_action, sign, slash_command  # noqa: E402
+from tests.slackfake import Call, FakeSlackAPI, block_action, sign, slash_command  # noqa: E402
 
 SECRET = "bench-signing-secret"
 ROLES = """
@@ -86,6 +87,11 @@ async def drained(runtime: Runtime, within: float = 60.0) -> None:
         if runtime.sweeper._lock.locked():
             idle_since = time.monotonic()
         await asyncio.sleep(0.02)
+
+
+def approved_dm(user: str, request_id: str) -> Callable[[Call], bool]:
+    return lambda c: (c.ok and c.args["channel"] == user
+                      and f"approved your request {request_id}" in c.args.get("text", ""))
 
 
 def stats(samples: list[float]) -> tuple[float, float, float]:
@@ -139,10 +145,8 @@ async def run(url: str, rounds: int) -> None:
                                          channel_id=card.response.get("channel"))
                     sent = time.monotonic()
                     await post(http, events, click)
-                    (told,) = await fake.wait_for(
-                        "chat.postMessage", where=lambda c, u=user, r=request_id: c.ok
-                        and c.args["channel"] == u and f"approved your request {r}"
-                        in c.args.get("text", ""))
+                    (told,) = await fake.wait_for("chat.postMessage",
+                                                  where=approved_dm(user, request_id))
                     told_lat.append(told.at - sent)
                     # let this round's redraws and "active" DMs go out before the next one
                     await fake.wait_for("chat.update", count=4 * (i + 1))

@@ -68,7 +68,8 @@ class Settings:
             microsoft_app_password=get("MICROSOFT_APP_PASSWORD"),
             microsoft_app_type=get("MICROSOFT_APP_TYPE"),
             microsoft_app_tenant_id=get("MICROSOFT_APP_TENANT_ID"),
-            teams_allow_unauthenticated=get("PIM_TEAMS_ALLOW_UNAUTHENTICATED") in ("1", "true"),
+            teams_allow_unauthenticated=(get("PIM_TEAMS_ALLOW_UNAUTHENTICATED") or "").lower()
+            in ("1", "true", "yes"),
             digest_cron=cron,
             timezone=timezone,
             sweep_seconds=_positive_float(get("PIM_SWEEP_SECONDS"), "PIM_SWEEP_SECONDS", 15.0),

@@ -19,7 +19,8 @@ logger = logging.getLogger(__name__)
 
 # Slack errors that no retry will fix.
 _FINAL = {"users_not_found", "channel_not_found", "user_not_found", "not_in_channel",
-          "is_archived", "invalid_blocks", "msg_too_long", "account_inactive"}
+          "is_archived", "invalid_blocks", "msg_too_long", "account_inactive",
+          "message_not_found", "cant_update_message", "edit_window_closed"}
 
 
 class SlackTransport:
@@ -50,8 +51,16 @@ class SlackTransport:
 
     async def update(self, delivery: Delivery) -> None:
         message = cards.notification_message(delivery.note)
+        retry: Exception | None = None
         for ref in delivery.posted:
-            await self._call("chat_update", channel=ref["channel"], ts=ref["ts"], **message)
+            try:
+                await self._call("chat_update", channel=ref["channel"], ts=ref["ts"], **message)
+            except Undeliverable as err:  # deleted message or channel: the others still matter
+                logger.info("card %s/%s cannot be redrawn: %s", ref["channel"], ref["ts"], err)
+            except Exception as err:  # retry the whole redraw; updating a card twice is harmless
+                retry = retry or err
+        if retry is not None:
+            raise retry
         # The request left everyone's lists (Approve requests, My requests): redraw their Home.
         for user_id in dict.fromkeys(ref["user"] for ref in delivery.posted if ref.get("user")):
             await self.refresh_home(None, user_id)

@@ -9,7 +9,7 @@ from typing import Any
 from botbuilder.core import TurnContext
 from botbuilder.schema import ConversationReference
 
-from bot.outbox import Delivery, Recipient, Undeliverable
+from bot.outbox import Delivery, Recipient, RetryLater, Undeliverable
 from bot.teams.adapter import PimCloudAdapter
 from bot.teams.bot import card_activity
 from cards import teams as cards
@@ -49,12 +49,12 @@ class TeamsTransport:
             response = await turn_context.send_activity(activity)
             sent["id"] = response.id if response else ""
 
-        await self.adapter.continue_conversation(
-            ConversationReference().deserialize(raw), post, bot_app_id=self.app_id)
+        await self._proactive(raw, post, "send")
         return {"reference": raw, "activity_id": sent.get("id", "")}
 
     async def update(self, delivery: Delivery) -> None:
         card = cards.notification_card(delivery.note)
+        failure: Exception | None = None
         for posted in delivery.posted:
             activity = card_activity(card, text_cards.render(delivery.note))
             activity.id = posted["activity_id"]
@@ -62,6 +62,46 @@ class TeamsTransport:
             async def redraw(turn_context: TurnContext, activity: Any = activity) -> None:
                 await turn_context.update_activity(activity)
 
-            await self.adapter.continue_conversation(
-                ConversationReference().deserialize(posted["reference"]), redraw,
-                bot_app_id=self.app_id)
+            # One copy that cannot be redrawn must not keep the others from it.
+            try:
+                await self._proactive(posted["reference"], redraw, "update")
+            except Undeliverable as err:  # that copy is gone; nothing left to redraw there
+                logger.info("Teams card %s not redrawn: %s", posted["activity_id"], err)
+            except Exception as err:
+                failure = failure or err
+        if failure is not None:
+            raise failure  # the whole update is retried; redrawing a card twice is harmless
+
+    async def _proactive(self, raw: dict[str, Any], logic: Any, what: str) -> None:
+        """Run `logic` in the stored conversation and raise what went wrong. botbuilder hands
+        an exception inside a proactive turn to on_turn_error, which only logs it, so the
+        outbox would take a failed message for a sent one and never retry it."""
+        failed: list[Exception] = []
+
+        async def guarded(turn_context: TurnContext) -> None:
+            try:
+                await logic(turn_context)
+            except Exception as err:
+                failed.append(err)
+
+        await self.adapter.continue_conversation(
+            ConversationReference().deserialize(raw), guarded, bot_app_id=self.app_id)
+        if failed:
+            raise _classified(failed[0], what) from failed[0]
+
+
+def _classified(err: Exception, what: str) -> Exception:
+    """The connector's answer as the outbox understands it: 429 -> RetryLater, 403/404 (bot
+    removed from the chat, conversation or activity gone) -> Undeliverable, else as is."""
+    response = getattr(err, "response", None)
+    status = getattr(response, "status_code", None)
+    if status == 429:
+        raw = (getattr(response, "headers", None) or {}).get("Retry-After") or "1"
+        try:
+            seconds = max(float(raw), 1.0)
+        except ValueError:
+            seconds = 1.0
+        return RetryLater(seconds, f"Teams rate limit on {what}")
+    if status in (403, 404):
+        return Undeliverable(f"Teams {what}: HTTP {status}")
+    return err

@@ -12,7 +12,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -32,6 +32,7 @@ from storage.models import (
 )
 from tests.e2e.conftest import SlackBot, drained
 from tests.slackfake import (
+    Call,
     FakeSlackAPI,
     app_home_opened,
     block_action,
@@ -85,12 +86,17 @@ def buttons(blocks: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return found
 
 
-def to(target: str):  # noqa: ANN201 - a wait_for predicate
+def to(target: str) -> Callable[[Call], bool]:
+    """wait_for predicate: a message to this user (or their DM) or channel."""
     return lambda c: dm_id(str(c.args.get("channel", ""))) == dm_id(target)
 
 
-def published_for(user: str):  # noqa: ANN201
+def published_for(user: str) -> Callable[[Call], bool]:
     return lambda c: c.args.get("user_id") == user
+
+
+def home_with(user: str, button: tuple[str, str]) -> Callable[[Call], bool]:
+    return lambda c: c.args.get("user_id") == user and button in buttons(c.args["view"]["blocks"])
 
 
 async def reply(slack: SlackBot, user: str, text: str, token: str) -> dict[str, Any]:
@@ -189,8 +195,7 @@ async def test_app_home_shows_roles_requests_and_approvals_and_follows_changes(s
 async def test_app_home_of_approvers_drops_a_request_once_it_is_decided(slack: SlackBot):
     request_id = await ask(slack, "activate global-admin 1h rotate the keys")
     for user, button in (("U0CAROL", v.APPROVE), ("U0ERIN", v.APPROVE), ("U0BOB", v.CANCEL)):
-        await slack.fake.wait_for("views.publish", where=lambda c, u=user, b=button: (
-            published_for(u)(c) and (b, request_id) in buttons(c.args["view"]["blocks"])))
+        await slack.fake.wait_for("views.publish", where=home_with(user, (button, request_id)))
     await drained(slack.runtime)
     seen = len(slack.fake.calls("views.publish"))
     await slack.click("U0BOB", v.CANCEL, request_id, token="cancel")
