@@ -1,4 +1,4 @@
-"""`pim-bot`: serve, console, policy, db, audit."""
+"""`pim-bot`: serve, console, policy, db, audit, digest, teams."""
 
 from __future__ import annotations
 
@@ -11,14 +11,17 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TextIO
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from sqlalchemy.exc import OperationalError
 
 from bot.config import ConfigError, Settings
 from bot.console import Console
+from bot.digest_schedule import digest_options
 from bot.outbox import Transport
 from bot.runtime import Runtime
 from bot.server import make_app
@@ -27,6 +30,10 @@ from bot.teams.adapter import teams_missing
 from bot.teams.app import build_teams
 from bot.teams.app import mount as mount_teams
 from bot.teams.package import PackageError, build_package
+from cards.text import render
+from handlers.digest import compute_digest
+from handlers.digest_send import send_digest
+from handlers.durations import DurationError, parse_duration
 from handlers.errors import PimError
 from handlers.policy import apply_policy, export_policy
 from storage.audit import iter_events, verify_chain
@@ -68,6 +75,15 @@ def _parser() -> argparse.ArgumentParser:
     aexport.add_argument("--format", choices=["csv", "json"], default="json")
     aexport.add_argument("-o", "--output", help="write to this file instead of stdout")
     audit.add_parser("verify", help="prove no audit event was edited, removed or reordered")
+
+    digest = sub.add_parser("digest", help="the admins' periodic digest").add_subparsers(
+        dest="digest_command", required=True)
+    preview = digest.add_parser("preview", help="print the digest here; send and record nothing")
+    preview.add_argument("--since", metavar="DATE|DURATION",
+                         help="period start: 2026-03-01, 2026-03-01T09:00 or a duration back "
+                              "from --until such as 14d (default: 7 days)")
+    preview.add_argument("--until", metavar="DATE", help="period end (default: now)")
+    digest.add_parser("send", help="send the digest for the period ending now to every admin")
 
     teams = sub.add_parser("teams", help="Microsoft Teams").add_subparsers(
         dest="teams_command", required=True)
@@ -242,6 +258,69 @@ def _write(path: str | None, text: str) -> None:
         sys.stdout.write(text)
 
 
+class BadArgument(ValueError):
+    pass
+
+
+def _when(raw: str, flag: str, timezone: str) -> datetime:
+    """A date (its midnight) or a date and time, in PIM_TIMEZONE unless an offset is given."""
+    try:
+        at = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise BadArgument(f"{flag} {raw!r} is not a date (e.g. 2026-03-01 or "
+                          "2026-03-01T09:00)") from None
+    if len(raw.strip()) == 10:  # a bare date
+        at = datetime.combine(date.fromisoformat(raw.strip()), time())
+    return at if at.tzinfo else at.replace(tzinfo=ZoneInfo(timezone))
+
+
+def _period(args: argparse.Namespace, settings: Settings, now: datetime
+            ) -> tuple[datetime | None, datetime]:
+    until = _when(args.until, "--until", settings.timezone) if args.until else now
+    since: datetime | None = None
+    if args.since:
+        try:
+            since = until - parse_duration(args.since)
+        except DurationError:
+            try:
+                since = _when(args.since, "--since", settings.timezone)
+            except BadArgument:
+                raise BadArgument(f"--since {args.since!r} is neither a date (2026-03-01) nor "
+                                  "a duration (14d)") from None
+    if since is not None and since >= until:
+        raise BadArgument("--since must be before --until")
+    if until - (since or until - timedelta(days=7)) > timedelta(days=3660):
+        raise BadArgument("the period is longer than ten years")
+    return since, until
+
+
+async def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
+    options = digest_options(settings)
+
+    async def body(runtime: Runtime) -> int:
+        now = runtime.clock.now()
+        if args.digest_command == "preview":
+            since, until = _period(args, settings, now)
+            print(render(await compute_digest(runtime.uow, end=until, start=since,
+                                              options=options)))
+            return 0
+        queued = await send_digest(runtime.uow, runtime.clock, period_end=now, options=options)
+        if not queued:
+            print("No admins to send the digest to: nothing was queued.")
+            return 1
+        print(f"Digest queued for {queued} admin{'s' if queued != 1 else ''}; "
+              "a running `pim-bot serve` delivers it.")
+        return 0
+
+    if args.digest_command == "preview":
+        try:  # bad dates fail before touching the database
+            _period(args, settings, datetime.now(ZoneInfo(settings.timezone)))
+        except BadArgument as err:
+            print(f"pim-bot: {err}", file=sys.stderr)
+            return 2
+    return await _with_runtime(settings, body, prepare=False)
+
+
 async def cmd_teams(args: argparse.Namespace, settings: Settings) -> int:
     try:
         data = build_package(app_id=args.app_id, website=args.website,
@@ -256,7 +335,7 @@ async def cmd_teams(args: argparse.Namespace, settings: Settings) -> int:
 
 _COMMANDS: dict[str, Command] = {
     "serve": cmd_serve, "console": cmd_console, "policy": cmd_policy, "db": cmd_db,
-    "audit": cmd_audit, "teams": cmd_teams,
+    "audit": cmd_audit, "digest": cmd_digest, "teams": cmd_teams,
 }
 
 

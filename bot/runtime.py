@@ -9,9 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.config import Settings
+from bot.digest_schedule import DigestSchedule, digest_options, digest_trigger
 from bot.outbox import OutboxWorker, Transport
 from bot.scheduler import Sweeper
+from handlers import commands
+from handlers.chat import digest_command, register_command
 from handlers.clock import Clock, SystemClock
+from handlers.digest_send import register_digest
 from handlers.policy import apply_policy
 from storage.db import make_engine
 from storage.migrate import upgrade
@@ -35,8 +39,13 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
-        return cls(settings=settings, uow=UnitOfWork(make_engine(settings.database_url)),
-                   clock=clock or SystemClock())
+        runtime = cls(settings=settings, uow=UnitOfWork(make_engine(settings.database_url)),
+                      clock=clock or SystemClock())
+        # The digest (sent by the sweeper, previewed with `digest`) in PIM_TIMEZONE.
+        options = digest_options(settings)
+        register_digest(options)
+        register_command(commands.Digest, digest_command(options))
+        return runtime
 
     async def prepare(self) -> None:
         """Bring the schema up to date and apply PIM_POLICY, before anything is served."""
@@ -53,8 +62,9 @@ class Runtime:
         self.transports = transports
         name = worker_name()
         self.outbox = OutboxWorker(self.uow, self.clock, transports, worker=name)
+        digest = DigestSchedule(self.uow, self.clock, trigger=digest_trigger(self.settings))
         self.sweeper = Sweeper(self.uow, self.clock, self.outbox, worker=name,
-                               sweep_seconds=self.settings.sweep_seconds)
+                               sweep_seconds=self.settings.sweep_seconds, digest=digest)
         self.sweeper.start()
 
     def poke(self) -> None:

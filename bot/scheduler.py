@@ -2,6 +2,8 @@
 
 No shared job store (APScheduler's FAQ: job stores cannot be shared between processes), and
 no misfire grace limit: a job that runs late must still run, or access would never end.
+The digest's cron job only inserts a timer row (bot.digest_schedule); sending it is a timer
+like any other.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.job import Job
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.digest_schedule import DigestSchedule
 from bot.outbox import OutboxWorker
 from handlers.clock import Clock
 from handlers.timers import run_due_timers
@@ -25,10 +28,14 @@ logger = logging.getLogger(__name__)
 class Sweeper:
     def __init__(
         self, uow: UnitOfWork, clock: Clock, outbox: OutboxWorker, *, worker: str,
-        sweep_seconds: float,
+        sweep_seconds: float, digest: DigestSchedule | None = None,
     ) -> None:
         self.uow, self.clock, self.outbox, self.worker = uow, clock, outbox, worker
         self.sweep_seconds = sweep_seconds
+        self.digest = digest
+        # The first sweep schedules a digest missed while we were down (and a failed
+        # cron run asks the next sweep to do the same).
+        self._digest_catch_up = digest is not None
         self.scheduler = AsyncIOScheduler(
             timezone=UTC,
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
@@ -37,21 +44,32 @@ class Sweeper:
         self._wake_job: Job | None = None
         self._wake_count = 0
         self._stopped = False
+        self._again = False
 
     def start(self) -> None:
         self.scheduler.add_job(
             self.tick, "interval", seconds=self.sweep_seconds, id="sweep",
             next_run_time=datetime.now(UTC),
         )
+        if self.digest is not None:
+            self.scheduler.add_job(self._digest_due, self.digest.trigger, id="digest")
         self.scheduler.start()
 
     async def stop(self) -> None:
-        """Stop waking up, then let a sweep in progress finish its transaction."""
+        """Stop waking up, then let a sweep in progress finish its transaction.
+
+        APScheduler's asyncio executor cancels the job tasks still running when it shuts
+        down, so shut it down only once none is: pause it (no new runs), let a run in
+        progress end (every job holds the lock while it works), and every run handed out
+        meanwhile returns at once."""
         self._stopped = True
         if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+            self.scheduler.pause()
+        await asyncio.sleep(0)  # runs already handed out start, and return
         async with self._lock:
             pass
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
 
     def poke(self) -> None:
         """Something changed here: look at the database now rather than at the next sweep."""
@@ -71,16 +89,43 @@ class Sweeper:
         self._wake_job = self.scheduler.add_job(
             self.tick, "date", run_date=at, id=f"wake-{self._wake_count}")
 
-    async def tick(self) -> None:
+    async def _digest_due(self) -> None:
+        """A firing of PIM_DIGEST_CRON: insert its timer row, then sweep at once."""
+        if self._stopped or self.digest is None:
+            return
         async with self._lock:
-            if self._stopped:  # a run APScheduler had already handed out before shutdown
+            if self._stopped:
                 return
             try:
-                await run_due_timers(self.uow, self.clock, worker=self.worker)
-                await self.outbox.run_once()
-                await self._plan_wakeup()
-            except Exception:  # the next sweep tries again; the rows are still there
-                logger.exception("sweep failed")
+                await self.digest.fire()
+            except Exception:  # e.g. the database is away: the next sweep catches up
+                logger.exception("scheduling the digest failed; the next sweep retries")
+                self._digest_catch_up = True
+        self.poke()
+
+    async def tick(self) -> None:
+        if self._stopped:  # a run APScheduler had already handed out before stop()
+            return
+        if self._lock.locked():
+            # Busy: rather than queue one more whole sweep per poke, ask the sweep in
+            # progress to look once more before it ends.
+            self._again = True
+            return
+        async with self._lock:
+            while not self._stopped:
+                self._again = False
+                try:
+                    if self._digest_catch_up and self.digest is not None:
+                        await self.digest.catch_up()
+                        self._digest_catch_up = False
+                    await run_due_timers(self.uow, self.clock, worker=self.worker)
+                    await self.outbox.run_once()
+                    await self._plan_wakeup()
+                except Exception:  # the next sweep tries again; the rows are still there
+                    logger.exception("sweep failed")
+                    return
+                if not self._again:
+                    return
 
     async def _plan_wakeup(self) -> None:
         async with self.uow.transaction() as s:

@@ -2,7 +2,8 @@
 
 Public API (pure functions; nothing here talks to Teams or imports botbuilder):
 
-    notification_card(note) -> dict           the card a notification becomes
+    notification_card(note) -> dict           the card a notification becomes (kinds DIGEST
+                                              and ALERT: digest_card, alert_card)
     request_update_card(note) -> dict         the same; name for redrawing a posted card
     reply_card(view) -> dict                  the answer to a typed command, for any view
     activation_form(form, *, selected_role=None, errors=None, values=None) -> dict
@@ -23,6 +24,7 @@ from __future__ import annotations
 import json
 from functools import singledispatch
 
+from cards import text as plain_text
 from cards import views as v
 from cards.teams_forms import (
     CARD_BUDGET,
@@ -66,8 +68,8 @@ from cards.views import (
 
 __all__ = [
     "DURATION_INPUT", "JUSTIFICATION_INPUT", "REASON_INPUT", "ROLE_INPUT", "SUBMIT_ACTIVATION",
-    "TICKET_INPUT", "activation_form", "escape", "notification_card", "reply_card",
-    "request_update_card",
+    "TICKET_INPUT", "activation_form", "alert_card", "digest_card", "escape",
+    "notification_card", "reply_card", "request_update_card",
 ]
 
 _KIND_EMOJI = {
@@ -99,6 +101,10 @@ def _size(element: object) -> int:
 
 def notification_card(note: Notification) -> Element:
     """The card a notification becomes; a decided request always shows its outcome."""
+    if note.kind == v.DIGEST and note.digest is not None:
+        return digest_card(note.digest, note.headline)
+    if note.kind == v.ALERT:
+        return alert_card(note)
     req = note.request
     if req is not None and (note.kind == v.REQUEST_UPDATE or (
             note.kind in (v.APPROVAL_NEEDED, v.SUBMITTED) and not req.pending)):
@@ -306,3 +312,61 @@ def _request_item(req: RequestView, for_approver: bool) -> Element:
     else:
         items.append(action_set(execute("Cancel", v.CANCEL, _request(req))))
     return {"type": "Container", "separator": True, "items": items}
+
+
+# --- the digest and PIM alerts ------------------------------------------------------------------
+
+_ALERT_COLOUR = {"high": "attention", "medium": "warning"}
+_ALERT_ICON = {"high": "🔴", "medium": "🟠", "low": "🟡"}
+MORE = "More: send audit to pim-bot for the audit trail; digest previews this any time."
+LIST_MAX, LABEL_MAX = 10, 200  # per ranked list, so the alerts keep most of the card
+
+
+def _figure_fact(fig: v.Figure) -> tuple[str, str]:
+    moved = plain_text.arrow(fig)
+    value = plain_text.figure_value(fig) + (f" ({moved})" if moved else "")
+    return esc(fig.label, FACT_MAX) or "—", esc(value, FACT_MAX)
+
+
+def _section(title: str) -> Element:
+    return text_block(escape(title), weight="bolder", spacing="medium")
+
+
+def digest_card(view: v.DigestView, headline: str | None = None) -> Element:
+    """The digest in ten seconds: Entra's four tiles, activity per day (a monospace
+    sparkline), approvals, who and what stands out, alerts, and where to read more."""
+    body = [heading(f"📊 {escape(view.title)}"), hint(escape(plain_text.period_label(view)))]
+    if view.tiles:
+        body.append(facts([_figure_fact(f) for f in view.tiles]))
+    if view.daily_activations:
+        body += [_section("Activations per day"),
+                 text_block(escape(plain_text.daily_label(view)), fontType="monospace",
+                            spacing="none")]
+    approvals = list(view.approvals) + ([view.after_hours] if view.after_hours else [])
+    if approvals:
+        body += [_section("Approvals and activity"), facts([_figure_fact(f) for f in approvals])]
+    for title, items in plain_text.digest_lists(view):
+        body += [_section(title), facts([(esc(f"{i}. {r.label}", LABEL_MAX),
+                                          esc(r.value, 100) or "—")
+                                         for i, r in enumerate(items[:LIST_MAX], 1)])]
+        if len(items) > LIST_MAX:
+            body.append(hint(f"…and {len(items) - LIST_MAX} more."))
+    body.append(_section("Alerts"))
+    alerts = [literal(f"{_ALERT_ICON.get(a.severity, '⚪')} {a.text}", FACT_MAX,
+                      **({"color": _ALERT_COLOUR[a.severity]}
+                         if a.severity in _ALERT_COLOUR else {}))
+              for a in view.alerts]
+    shown, left = _fit(body, alerts) if alerts else (body + [literal("No alerts. ✅")], 0)
+    if left:
+        shown.append(hint(f"…and {left} more alerts."))
+    return card([*shown, hint(MORE)])
+
+
+def alert_card(note: Notification) -> Element:
+    """A new high-severity PIM alert, on its own."""
+    body = [heading("🚨 PIM alert"), literal(f"🔴 {note.headline}", color="attention")]
+    body += [literal(d, FACT_MAX, isSubtle=True, spacing="small") for d in note.details]
+    return card([*body, hint(MORE)])
+
+
+_card.register(v.DigestView, digest_card)

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import singledispatch
+from zoneinfo import ZoneInfo
 
 from cards.views import (
+    ALERT,
     APPROVAL_NEEDED,
+    DIGEST,
     EXPIRING,
     SUBMITTED,
     AuditView,
+    DigestView,
+    Figure,
     FormView,
     Notification,
+    Ranked,
     Reply,
     RequestListView,
     RequestView,
@@ -53,6 +60,10 @@ def request_lines(req: RequestView) -> list[str]:
 
 @render.register
 def _notification(view: Notification) -> str:
+    if view.kind == DIGEST and view.digest is not None:
+        return digest_text(view.digest, view.headline)
+    if view.kind == ALERT:
+        return alert_text(view)
     lines = [f"🔔 {view.headline}"]
     req = view.request
     if view.kind == APPROVAL_NEEDED and req is not None:
@@ -132,3 +143,126 @@ def _audit(view: AuditView) -> str:
     if view.truncated:
         lines.append("  … older events omitted; use `pim-bot audit export` for everything.")
     return "\n".join(lines)
+
+
+# --- the digest ------------------------------------------------------------------------------
+
+SPARKS = "▁▂▃▄▅▆▇█"
+MINUS = "−"
+_SEVERITY = {"high": "‼", "medium": "!", "low": "·"}
+
+
+def sparkline(values: tuple[int, ...] | list[int]) -> str:
+    """One character per value: ▁ for nothing, ▂…█ for a share of the busiest."""
+    peak = max(values, default=0)
+    if peak <= 0:
+        return SPARKS[0] * len(values)
+    return "".join(SPARKS[0] if n <= 0 else SPARKS[1 + round((n / peak) * 6)] for n in values)
+
+
+def _amount(value: float, unit: str, *, signed: bool = False) -> str:
+    sign = ("+" if value > 0 else MINUS if value < 0 else "") if signed else ""
+    size = abs(value) if signed else value
+    if unit == "s":
+        return sign + (compact_duration(int(round(size))) if round(size) else "0s")
+    number = f"{size:.0f}" if float(size).is_integer() else f"{size:.1f}"
+    return sign + number + (" pts" if unit == "%" and signed else unit)
+
+
+def figure_value(fig: Figure) -> str:
+    return "—" if fig.value is None else _amount(fig.value, fig.unit)
+
+
+def previous_value(fig: Figure) -> str:
+    return "—" if fig.previous is None else _amount(fig.previous, fig.unit)
+
+
+def change(fig: Figure) -> str:
+    """`+3`, `−2` or `=` against the previous period; empty when either is unknown."""
+    if fig.value is None or fig.previous is None:
+        return ""
+    delta = fig.value - fig.previous
+    return "=" if delta == 0 else _amount(delta, fig.unit, signed=True)
+
+
+def arrow(fig: Figure) -> str:
+    """`▲3`, `▼2` or `=` (chat cards, where colour-free arrows read faster than signs)."""
+    moved = change(fig)
+    if moved in ("", "="):
+        return moved
+    return ("▲" if moved[0] == "+" else "▼") + moved[1:]
+
+
+def local_time(iso: str, timezone: str) -> datetime:
+    return datetime.fromisoformat(iso).astimezone(ZoneInfo(timezone))
+
+
+def period_label(view: DigestView) -> str:
+    """`Mon 2 Mar 09:00 → Mon 9 Mar 2026 09:00 (Europe/Berlin)`, in the digest's time zone."""
+    start = local_time(view.period_start, view.timezone)
+    end = local_time(view.period_end, view.timezone)
+
+    def day(at: datetime, year: bool) -> str:
+        return f"{at:%a} {at.day} {at:%b}" + (f" {at.year}" if year else "") + f" {at:%H:%M}"
+
+    return f"{day(start, start.year != end.year)} → {day(end, True)} ({view.timezone})"
+
+
+def daily_label(view: DigestView) -> str:
+    days = view.daily_activations
+    return f"{sparkline(days)}  {len(days)} days, peak {max(days, default=0)}/day"
+
+
+DIGEST_LISTS = (  # (attribute of DigestView, title)
+    ("top_roles", "Top roles (eligible + active holders)"),
+    ("frequent_activators", "Most frequent activators"),
+    ("longest_activations", "Longest activations"),
+    ("slowest_approvers", "Slowest approvers"),
+    ("ending_soon", "Ending soon"),
+)
+
+
+def digest_lists(view: DigestView) -> list[tuple[str, tuple[Ranked, ...]]]:
+    """The ranked lists that have something in them, in reading order."""
+    return [(title, getattr(view, name)) for name, title in DIGEST_LISTS if getattr(view, name)]
+
+
+def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
+    """Left-align the first column, right-align the others."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [indent + "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                               for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+                               ).rstrip() for row in rows]
+
+
+def _figures(figures: list[Figure]) -> list[str]:
+    rows = [["", "now", "before", "change"]]
+    rows += [[f.label, figure_value(f), previous_value(f), change(f)] for f in figures]
+    return _table(rows)
+
+
+def digest_text(view: DigestView, headline: str | None = None) -> str:
+    lines = [f"📊 {headline or view.title}", f"  {period_label(view)}", ""]
+    if view.tiles:
+        lines += _figures(list(view.tiles))
+    if view.daily_activations:
+        lines += ["", f"  Activations per day  {daily_label(view)}"]
+    approvals = list(view.approvals) + ([view.after_hours] if view.after_hours else [])
+    if approvals:
+        lines += ["", "Approvals and activity"] + _figures(approvals)
+    for title, items in digest_lists(view):
+        lines += ["", f"{title}"] + _table(
+            [[f"{i}. {r.label}", r.value] for i, r in enumerate(items, 1)])
+    lines += ["", "Alerts"]
+    lines += [f"  {_SEVERITY.get(a.severity, '·')} {a.severity:<6}  {a.text}"
+              for a in view.alerts] or ["  No alerts."]
+    lines += ["", "More: `audit` (or `/pim audit`) shows the audit trail."]
+    return "\n".join(lines)
+
+
+render.register(DigestView, digest_text)
+
+
+def alert_text(note: Notification) -> str:
+    lines = [f"🚨 {note.headline}"] + [f"  {d}" for d in note.details]
+    return "\n".join([*lines, "  More: `audit` (or `/pim audit`) shows the audit trail."])

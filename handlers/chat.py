@@ -11,6 +11,8 @@ from handlers.activation import ActivationAsk, cancel_request, deactivate, reque
 from handlers.approval import decide
 from handlers.assignment import assign, remove
 from handlers.clock import Clock
+from handlers.digest import DigestOptions
+from handlers.digest_send import preview_digest
 from handlers.errors import InvalidInput, PimError
 from handlers.grammar import USAGE, CommandError, help_text, parse_command
 from handlers.queries import activation_form, audit_trail, my_approvals, my_requests, my_roles
@@ -75,8 +77,17 @@ async def _audit(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Audit) -> Vie
     return await audit_trail(uow, clock, actor=actor, subject=cmd.subject, since=cmd.since)
 
 
-async def _digest(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Digest) -> View:
-    return Reply(text="The digest is not available yet.", ok=False)
+def digest_command(options: DigestOptions) -> Runner:
+    """`digest`: an admin's private preview of the digest up to now. The runtime registers
+    one with the installation's options (PIM_TIMEZONE); the default reads UTC."""
+
+    async def preview(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Digest) -> View:
+        return await preview_digest(uow, clock, actor=actor, options=options)
+
+    return preview
+
+
+_digest = digest_command(DigestOptions())
 
 
 _RUNNERS: dict[type, Runner] = {
