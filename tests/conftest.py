@@ -89,3 +89,15 @@ def db_url(request: pytest.FixtureRequest) -> Iterator[str]:
         yield url
     finally:
         server.drop_database(name)  # WITH (FORCE): a leaked connection cannot block the drop
+
+
+@pytest.fixture
+def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A freshly migrated PostgreSQL database, for a test that needs both databases at once."""
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    name = f"test_{uuid.uuid4().hex}"
+    url = server.create_database(name, template=request.getfixturevalue("pg_template"))
+    try:
+        yield url
+    finally:
+        server.drop_database(name)
