@@ -5,7 +5,7 @@ Public API (pure functions; nothing here talks to Slack):
     escape(text) -> str                       mrkdwn-escape user text (& < >)
     notification_message(note) -> dict        {"text", "blocks"} for chat.postMessage/update
                                               (kinds DIGEST and ALERT: digest_message,
-                                              alert_message)
+                                              alert_message, from cards.slack_digest)
     request_update_message(note) -> dict      the same; name for redrawing a posted card
     reply_message(view) -> dict               {"text", "blocks"}, the answer to /pim
     home_view(roles, mine, approvals) -> dict a `home` view for views.publish
@@ -30,12 +30,12 @@ from functools import singledispatch
 
 from cards import text as plain_text
 from cards import views as v
+from cards.slack_digest import alert_message, digest_message
 from cards.slack_modals import (
     ACTIVATION_MODAL,
     DECISION_MODAL,
     DURATION_ACTION,
     DURATION_BLOCK,
-    FIELD_TEXT,
     JUSTIFICATION_ACTION,
     JUSTIFICATION_BLOCK,
     MESSAGE_BLOCKS,
@@ -51,14 +51,13 @@ from cards.slack_modals import (
     actions,
     activation_modal,
     button,
-    clip,
     context,
     decision_modal,
     esc,
     escape,
     header,
+    message,
     modal_errors,
-    mrkdwn,
     request_blocks,
     section,
     slack_date,
@@ -98,10 +97,6 @@ _OUTCOME = {  # decision outcome or request status -> (emoji, word)
 }
 
 
-def _message(fallback: str, blocks: list[Block]) -> Block:
-    return {"text": clip(fallback, SECTION_TEXT), "blocks": blocks[:MESSAGE_BLOCKS]}
-
-
 # --- notifications -------------------------------------------------------------------------
 
 def notification_message(note: Notification) -> Block:
@@ -132,7 +127,7 @@ def notification_message(note: Notification) -> Block:
     if note.kind == v.EXPIRING and note.role is not None:
         blocks.append(actions(f"role:{note.role.id}", button(
             "Request again", v.REQUEST_AGAIN, note.role.id, style="primary")))
-    return _message(f"{emoji} {escape(note.headline)}", blocks)
+    return message(f"{emoji} {escape(note.headline)}", blocks)
 
 
 def request_update_message(note: Notification) -> Block:
@@ -146,7 +141,7 @@ def _decided_card(req: RequestView) -> Block:
     line = escape(req.outcome_line())
     blocks = [header(f"{emoji} Request {word}"), section(f"{emoji} {line}"),
               *request_blocks(req)]
-    return _message(f"{emoji} {req.id} · {escape(req.role.name)}: {line}", blocks)
+    return message(f"{emoji} {req.id} · {escape(req.role.name)}: {line}", blocks)
 
 
 def _note_context(note: Notification) -> list[Block]:
@@ -173,7 +168,7 @@ def reply_message(view: object) -> Block:
         return notification_message(view)
     if isinstance(view, v.DigestView):
         return digest_message(view)
-    return _message(escape(plain_text.render(view)), _blocks(view))
+    return message(escape(plain_text.render(view)), _blocks(view))
 
 
 @_blocks.register
@@ -351,77 +346,3 @@ def _home_list(view: RequestListView, room: int, prefix: str) -> list[Block]:
     if not view.requests:
         return [section(esc(view.empty_text))]
     return request_list_blocks(view, room=room, prefix=prefix)
-
-
-# --- the digest and PIM alerts ---------------------------------------------------------------
-
-SECTION_FIELDS = 10
-_ALERT_ICON = {"high": "🔴", "medium": "🟠", "low": "🟡"}
-MORE = "More: `/pim audit` shows the audit trail · `/pim digest` previews this any time."
-LIST_MAX = 10  # per ranked list: 10 lines of at most ~210 characters fit a field
-
-
-def _fields(texts: list[str]) -> list[Block]:
-    """Sections of up to ten fields each (Slack shows them two to a row)."""
-    return [{"type": "section", "fields": [mrkdwn(t, FIELD_TEXT) for t in
-                                           texts[i:i + SECTION_FIELDS]]}
-            for i in range(0, len(texts), SECTION_FIELDS)]
-
-
-def _figure_field(fig: v.Figure) -> str:
-    moved = plain_text.arrow(fig)
-    return f"{esc(fig.label, 200)} *{plain_text.figure_value(fig)}*" + \
-        (f" ({moved})" if moved else "")
-
-
-def _ranked_field(title: str, items: tuple[v.Ranked, ...]) -> str:
-    lines = [f"*{esc(title, 200)}*"]
-    lines += [f"{i}. {esc(r.label, 150)} — {esc(r.value, 50)}"
-              for i, r in enumerate(items[:LIST_MAX], 1)]
-    if len(items) > LIST_MAX:
-        lines.append(f"…and {len(items) - LIST_MAX} more.")
-    return "\n".join(lines)
-
-
-def _alert_lines(alerts: tuple[v.AlertLine, ...]) -> str:
-    lines, used = ["*Alerts*"], 0
-    for a in alerts:
-        line = f"{_ALERT_ICON.get(a.severity, '⚪')} {esc(a.text, 500)}"
-        if sum(len(x) + 1 for x in lines) + len(line) > SECTION_TEXT - 40:
-            break
-        lines.append(line)
-        used += 1
-    if used < len(alerts):
-        lines.append(f"…and {len(alerts) - used} more alerts.")
-    return "\n".join(lines) if alerts else "*Alerts*\nNo alerts. ✅"
-
-
-def digest_message(view: v.DigestView, headline: str | None = None) -> Block:
-    """The digest in ten seconds: Entra's four tiles, activity per day, approvals, who and
-    what stands out, alerts, and where to read more."""
-    blocks: list[Block] = [header(f"📊 {view.title}"),
-                           context(esc(plain_text.period_label(view), 500))]
-    blocks += _fields([_figure_field(f) for f in view.tiles])
-    if view.daily_activations:
-        blocks.append(context(f"Activations per day `{plain_text.daily_label(view)}`"))
-    approvals = list(view.approvals) + ([view.after_hours] if view.after_hours else [])
-    if approvals:
-        blocks += [{"type": "divider"}, section("*Approvals and activity*"),
-                   *_fields([_figure_field(f) for f in approvals])]
-    lists = plain_text.digest_lists(view)
-    if lists:
-        blocks += [{"type": "divider"},
-                   *_fields([_ranked_field(title, items) for title, items in lists])]
-    blocks += [{"type": "divider"}, section(_alert_lines(view.alerts)), context(MORE)]
-    tiles = " · ".join(_figure_field(f).replace("*", "") for f in view.tiles)
-    return _message(f"📊 {escape(headline or view.title)}" + (f": {tiles}" if tiles else ""),
-                    blocks)
-
-
-def alert_message(note: Notification) -> Block:
-    """A new high-severity PIM alert, on its own."""
-    blocks = [header("🚨 PIM alert"), section(f"🔴 {esc(note.headline)}")]
-    if note.details:
-        blocks.append(context("\n".join(esc(d, 500) for d in note.details)))
-    blocks.append(context(MORE))
-    return _message(f"🚨 {escape(note.headline)}", blocks)

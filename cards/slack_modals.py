@@ -1,4 +1,5 @@
-"""Slack modals, and the Block Kit pieces they share with the messages in cards.slack.
+"""Slack modals, and the Block Kit pieces they share with the messages in cards.slack and
+cards.slack_digest.
 
 Import the public names from cards.slack, which re-exports them; this module exists so that
 neither file grows past one screenful of concepts. It imports nothing from cards.slack.
@@ -110,6 +111,11 @@ def button(text: str, action_id: str, value: str, *, style: str | None = None,
 
 def actions(block_id: str, *elements: Block) -> Block:
     return {"type": "actions", "block_id": block_id[:255], "elements": list(elements)}
+
+
+def message(fallback: str, blocks: list[Block]) -> Block:
+    """A chat.postMessage body: the notification fallback text and at most 50 blocks."""
+    return {"text": clip(fallback, SECTION_TEXT), "blocks": blocks[:MESSAGE_BLOCKS]}
 
 
 def _starts(req: RequestView) -> str:

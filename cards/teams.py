@@ -3,7 +3,8 @@
 Public API (pure functions; nothing here talks to Teams or imports botbuilder):
 
     notification_card(note) -> dict           the card a notification becomes (kinds DIGEST
-                                              and ALERT: digest_card, alert_card)
+                                              and ALERT: digest_card, alert_card, from
+                                              cards.teams_digest)
     request_update_card(note) -> dict         the same; name for redrawing a posted card
     reply_card(view) -> dict                  the answer to a typed command, for any view
     activation_form(form, *, selected_role=None, errors=None, values=None) -> dict
@@ -21,11 +22,10 @@ Teams merges the card's inputs into `data`, so an Approve/Deny click arrives as
 
 from __future__ import annotations
 
-import json
 from functools import singledispatch
 
-from cards import text as plain_text
 from cards import views as v
+from cards.teams_digest import alert_card, digest_card
 from cards.teams_forms import (
     CARD_BUDGET,
     DURATION_INPUT,
@@ -44,12 +44,14 @@ from cards.teams_forms import (
     escape,
     execute,
     facts,
+    fit,
     heading,
     hint,
     literal,
     request_elements,
     rich,
     run,
+    size,
     text_block,
     text_input,
 )
@@ -91,10 +93,6 @@ def _request(req: RequestView) -> dict[str, str]:
 
 def _role(role_id: str) -> dict[str, str]:
     return {"role": role_id}
-
-
-def _size(element: object) -> int:
-    return len(json.dumps(element))
 
 
 # --- notifications ------------------------------------------------------------------------------
@@ -175,6 +173,7 @@ def reply_card(view: object) -> Element:
 
 
 _card.register(Notification, notification_card)
+_card.register(v.DigestView, digest_card)
 
 
 @_card.register
@@ -200,7 +199,7 @@ def _roles(view: RolesView) -> Element:
     if not view.roles:
         return card([text_block("You have no eligible or active roles.")])
     items = [_role_item(line) for line in view.roles]
-    body, left = _fit([heading("Your roles")], items)
+    body, left = fit([heading("Your roles")], items)
     if left:
         rest = ", ".join(line.role.name for line in view.roles[-left:])
         body.append(literal(f"{left} more roles not shown; type activate ROLE for them: {rest}",
@@ -217,7 +216,7 @@ def _requests(view: RequestListView) -> Element:
         top.append(text_input(REASON_INPUT, "Reason (required to deny; some roles require "
                               "it to approve)", "Requesters will see this reason.",
                               multiline=True, max_length=REASON_MAX))
-    body, left = _fit(top, [_request_item(req, view.for_approver) for req in view.requests])
+    body, left = fit(top, [_request_item(req, view.for_approver) for req in view.requests])
     if left:
         body.append(hint(f"{left} more requests not shown."))
     return card(body)
@@ -234,7 +233,7 @@ def _audit(view: AuditView) -> Element:
     room = CARD_BUDGET - 600  # the title and the closing note
     used = 0
     for title, value in pairs:
-        room -= _size({"title": title, "value": value})
+        room -= size({"title": title, "value": value})
         if room < 0:
             break
         used += 1
@@ -244,18 +243,6 @@ def _audit(view: AuditView) -> Element:
     if notes:
         body.append(hint(" ".join(notes) + " Run pim-bot audit export for everything."))
     return card(body)
-
-
-def _fit(head: list[Element], items: list[Element]) -> tuple[list[Element], int]:
-    """Head plus as many items as fit the card budget; returns them and how many were left."""
-    room = CARD_BUDGET - _size(head) - 800  # the card envelope and a closing line
-    body = list(head)
-    for count, item in enumerate(items):
-        room -= _size(item)
-        if room < 0:
-            return body, len(items) - count
-        body.append(item)
-    return body, 0
 
 
 def _role_item(line: RoleLine) -> Element:
@@ -312,61 +299,3 @@ def _request_item(req: RequestView, for_approver: bool) -> Element:
     else:
         items.append(action_set(execute("Cancel", v.CANCEL, _request(req))))
     return {"type": "Container", "separator": True, "items": items}
-
-
-# --- the digest and PIM alerts ------------------------------------------------------------------
-
-_ALERT_COLOUR = {"high": "attention", "medium": "warning"}
-_ALERT_ICON = {"high": "🔴", "medium": "🟠", "low": "🟡"}
-MORE = "More: send audit to pim-bot for the audit trail; digest previews this any time."
-LIST_MAX, LABEL_MAX = 10, 200  # per ranked list, so the alerts keep most of the card
-
-
-def _figure_fact(fig: v.Figure) -> tuple[str, str]:
-    moved = plain_text.arrow(fig)
-    value = plain_text.figure_value(fig) + (f" ({moved})" if moved else "")
-    return esc(fig.label, FACT_MAX) or "—", esc(value, FACT_MAX)
-
-
-def _section(title: str) -> Element:
-    return text_block(escape(title), weight="bolder", spacing="medium")
-
-
-def digest_card(view: v.DigestView, headline: str | None = None) -> Element:
-    """The digest in ten seconds: Entra's four tiles, activity per day (a monospace
-    sparkline), approvals, who and what stands out, alerts, and where to read more."""
-    body = [heading(f"📊 {escape(view.title)}"), hint(escape(plain_text.period_label(view)))]
-    if view.tiles:
-        body.append(facts([_figure_fact(f) for f in view.tiles]))
-    if view.daily_activations:
-        body += [_section("Activations per day"),
-                 text_block(escape(plain_text.daily_label(view)), fontType="monospace",
-                            spacing="none")]
-    approvals = list(view.approvals) + ([view.after_hours] if view.after_hours else [])
-    if approvals:
-        body += [_section("Approvals and activity"), facts([_figure_fact(f) for f in approvals])]
-    for title, items in plain_text.digest_lists(view):
-        body += [_section(title), facts([(esc(f"{i}. {r.label}", LABEL_MAX),
-                                          esc(r.value, 100) or "—")
-                                         for i, r in enumerate(items[:LIST_MAX], 1)])]
-        if len(items) > LIST_MAX:
-            body.append(hint(f"…and {len(items) - LIST_MAX} more."))
-    body.append(_section("Alerts"))
-    alerts = [literal(f"{_ALERT_ICON.get(a.severity, '⚪')} {a.text}", FACT_MAX,
-                      **({"color": _ALERT_COLOUR[a.severity]}
-                         if a.severity in _ALERT_COLOUR else {}))
-              for a in view.alerts]
-    shown, left = _fit(body, alerts) if alerts else (body + [literal("No alerts. ✅")], 0)
-    if left:
-        shown.append(hint(f"…and {left} more alerts."))
-    return card([*shown, hint(MORE)])
-
-
-def alert_card(note: Notification) -> Element:
-    """A new high-severity PIM alert, on its own."""
-    body = [heading("🚨 PIM alert"), literal(f"🔴 {note.headline}", color="attention")]
-    body += [literal(d, FACT_MAX, isSubtle=True, spacing="small") for d in note.details]
-    return card([*body, hint(MORE)])
-
-
-_card.register(v.DigestView, digest_card)

@@ -1,7 +1,8 @@
 """Adaptive Card pieces for Teams, and the activation form built from them.
 
 Import the public names from cards.teams, which re-exports them; this module exists so that
-neither file grows past one screenful of concepts. It imports nothing from cards.teams.
+neither file grows past one screenful of concepts. It imports nothing from cards.teams or
+cards.teams_digest, which both build on it.
 
 Everything here keeps to Adaptive Cards schema 1.4 (Teams renders 1.4+; `Action.Execute` is 1.4).
 
@@ -21,6 +22,7 @@ both shorten to `TEXT_MAX` characters with "…".
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -161,6 +163,25 @@ def text_input(input_id: str, label: str, placeholder: str, *, multiline: bool =
     if value:
         element["value"] = value[: max_length or TEXT_MAX]
     return element
+
+
+# --- fitting a card into CARD_BUDGET ----------------------------------------------------------
+
+def size(element: object) -> int:
+    """Bytes of JSON the element adds to a card."""
+    return len(json.dumps(element))
+
+
+def fit(head: list[Element], items: list[Element]) -> tuple[list[Element], int]:
+    """Head plus as many items as fit the card budget; returns them and how many were left."""
+    room = CARD_BUDGET - size(head) - 800  # the card envelope and a closing line
+    body = list(head)
+    for count, item in enumerate(items):
+        room -= size(item)
+        if room < 0:
+            return body, len(items) - count
+        body.append(item)
+    return body, 0
 
 
 # --- a request, as every card shows it --------------------------------------------------------

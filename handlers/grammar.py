@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from handlers import commands
 from handlers.durations import DurationError, looks_like_duration, parse_duration
+from handlers.grammar_cursor import Cursor, shown
 
 __all__ = ["MAX_JUSTIFICATION", "USAGE", "CommandError", "help_text", "parse_command"]
 
@@ -59,9 +61,6 @@ _REQUEST_ID = re.compile(r"R-[A-Z0-9]{4,8}", _FLAGS)
 _SLACK_USER = re.compile(r"<@([A-Z][A-Z0-9]+)(?:\|[^>]*)?>", _FLAGS)
 _SLACK_MAILTO = re.compile(r"<mailto:([^|>]+)(?:\|[^>]*)?>", _FLAGS)
 _TEAMS_MENTION = re.compile(r"<at>(.*)</at>", _FLAGS | re.DOTALL)
-# \S follows str.isspace(), the same notion of a gap that str.split() and strip() use.
-_WORD = re.compile(r"\S+")
-_TEAMS_CLOSE = re.compile(r"</at>", _FLAGS)
 # Exactly one @ with something either side; brackets and quotes mean a mangled paste, not a user.
 _EMAIL = re.compile(r"[^@\s<>()\[\]\\,;:\"']+@[^@\s<>()\[\]\\,;:\"']+")
 _DATE = re.compile(
@@ -69,10 +68,6 @@ _DATE = re.compile(
     r"(?:T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?)?",
     _FLAGS,
 )
-# Chat clients turn straight quotes into curly ones, so each family closes with any of its kind.
-_DOUBLE = '"\u201c\u201d'
-_SINGLE = "'\u2018\u2019"
-_CLOSERS = {q: _DOUBLE for q in _DOUBLE} | {q: _SINGLE for q in _SINGLE}
 _KINDS: dict[str, commands.AssignmentKind] = {"eligible": "eligible", "active": "active"}
 
 
@@ -100,8 +95,9 @@ def parse_command(text: str) -> commands.Command:
     name = word.lower()
     parse = _PARSERS.get(name)
     if parse is None:
-        raise CommandError(f"unknown command {_shown(word)}", _ANY_COMMAND)
-    return parse(_Cursor(body, name, start=len(word)))
+        raise CommandError(f"unknown command {shown(word)}", _ANY_COMMAND)
+    fail = partial(CommandError, usage=USAGE[name])
+    return parse(Cursor(body, name, start=len(word), fail=fail))
 
 
 def help_text(topic: str | None = None) -> str:
@@ -112,72 +108,7 @@ def help_text(topic: str | None = None) -> str:
     return lines if topic is None else f"No command '{topic}'. Commands:\n{lines}"
 
 
-class _Cursor:
-    """Reads a command left to right, so a justification can be cut raw from where it starts.
-
-    Tokens are read one at a time rather than all up front: quotes only group where a role or user
-    is expected, and the apostrophe in "I'm on call" must never be mistaken for one.
-    """
-
-    __slots__ = ("command", "pos", "text")
-
-    def __init__(self, text: str, command: str, *, start: int) -> None:
-        self.text = text
-        self.command = command
-        self.pos = start
-
-    def fail(self, reason: str) -> CommandError:
-        return CommandError(reason, USAGE[self.command])
-
-    def peek_word(self) -> str | None:
-        found = _WORD.search(self.text, self.pos)
-        return found.group() if found else None
-
-    def word(self) -> str | None:
-        found = _WORD.search(self.text, self.pos)
-        if found is None:
-            return None
-        self.pos = found.end()
-        return found.group()
-
-    def operand(self) -> str | None:
-        """A word, a quoted phrase (without its quotes) or a ``<…>`` / ``<at>…</at>`` mention."""
-        text = self.text
-        if (found := _WORD.search(text, self.pos)) is None:
-            return None
-        start = found.start()
-        if closers := _CLOSERS.get(text[start], ""):
-            close = next((i for i in range(start + 1, len(text)) if text[i] in closers), -1)
-            if close < 0:
-                raise self.fail(f"the quote before {_shown(text[start + 1 :])} is never closed")
-            return self._group(start, close + 1, inner=text[start + 1 : close].strip())
-        if text[start : start + 4].lower() == "<at>":
-            if (mention := _TEAMS_CLOSE.search(text, start)) is None:
-                raise self.fail(f"the Teams mention {_shown(text[start:])} is never closed")
-            return self._group(start, mention.end(), inner=text[start : mention.end()])
-        if text[start] == "<" and (close := text.find(">", start)) >= 0:
-            return self._group(start, close + 1, inner=text[start : close + 1])
-        return self.word()
-
-    def rest(self) -> str:
-        remainder, self.pos = self.text[self.pos :].strip(), len(self.text)
-        return remainder
-
-    def done(self, hint: str = "") -> None:
-        if (extra := self.peek_word()) is None:
-            return
-        if self.command in ("roles", "requests", "approvals", "digest"):
-            raise self.fail(f"{self.command} takes nothing after it (got {_shown(extra)})")
-        raise self.fail(f"unexpected {_shown(extra)}{hint}")
-
-    def _group(self, start: int, end: int, *, inner: str) -> str:
-        if end < len(self.text) and not self.text[end].isspace():
-            raise self.fail(f"put a space after {_shown(self.text[start:end])}")
-        self.pos = end
-        return inner
-
-
-def _activate(cur: _Cursor) -> commands.Command:
+def _activate(cur: Cursor) -> commands.Command:
     role = _optional_role(cur)
     if role is None:
         return commands.Activate(None, None, None, None)
@@ -195,11 +126,11 @@ def _activate(cur: _Cursor) -> commands.Command:
     return commands.Activate(role, duration, ticket, _justification(cur))
 
 
-def _approve(cur: _Cursor) -> commands.Command:
+def _approve(cur: Cursor) -> commands.Command:
     return commands.Approve(_request_id(cur), _justification(cur))
 
 
-def _deny(cur: _Cursor) -> commands.Command:
+def _deny(cur: Cursor) -> commands.Command:
     request_id = _request_id(cur)
     reason = _justification(cur)
     if reason is None:
@@ -207,25 +138,25 @@ def _deny(cur: _Cursor) -> commands.Command:
     return commands.Deny(request_id, reason)
 
 
-def _cancel(cur: _Cursor) -> commands.Command:
+def _cancel(cur: Cursor) -> commands.Command:
     request_id = _request_id(cur)
     cur.done()
     return commands.Cancel(request_id)
 
 
-def _deactivate(cur: _Cursor) -> commands.Command:
+def _deactivate(cur: Cursor) -> commands.Command:
     role = _role(cur)
     cur.done(_SPACES_HINT)
     return commands.Deactivate(role)
 
 
-def _assign(cur: _Cursor) -> commands.Command:
+def _assign(cur: Cursor) -> commands.Command:
     user = _user(cur)
     role = _role(cur)
     word = cur.word()
     kind = _KINDS.get(word.lower()) if word is not None else None
     if kind is None:
-        got = f", got {_shown(word)}{_SPACES_HINT}" if word is not None else ""
+        got = f", got {shown(word)}{_SPACES_HINT}" if word is not None else ""
         raise cur.fail(f"expected eligible or active after the role{got}")
     duration: timedelta | None = None
     until: datetime | None = None
@@ -243,7 +174,7 @@ def _assign(cur: _Cursor) -> commands.Command:
     return commands.Assign(user, role, kind, duration, until, _justification(cur))
 
 
-def _remove(cur: _Cursor) -> commands.Command:
+def _remove(cur: Cursor) -> commands.Command:
     user = _user(cur)
     role = _role(cur)
     word = cur.peek_word()
@@ -254,7 +185,7 @@ def _remove(cur: _Cursor) -> commands.Command:
     return commands.Remove(user, role, kind)
 
 
-def _audit(cur: _Cursor) -> commands.Command:
+def _audit(cur: Cursor) -> commands.Command:
     subject: str | None = None
     word = cur.peek_word()
     if word is not None and word.lower() != "since":
@@ -273,14 +204,14 @@ def _audit(cur: _Cursor) -> commands.Command:
     return commands.Audit(subject, since)
 
 
-def _help(cur: _Cursor) -> commands.Command:
+def _help(cur: Cursor) -> commands.Command:
     topic = cur.operand()
     cur.done()
     return commands.Help(topic.lower() if topic else None)
 
 
-def _bare(make: Callable[[], commands.Command]) -> Callable[[_Cursor], commands.Command]:
-    def parse(cur: _Cursor) -> commands.Command:
+def _bare(make: Callable[[], commands.Command]) -> Callable[[Cursor], commands.Command]:
+    def parse(cur: Cursor) -> commands.Command:
         cur.done()
         return make()
 
@@ -288,7 +219,7 @@ def _bare(make: Callable[[], commands.Command]) -> Callable[[_Cursor], commands.
 
 
 # One table, not an if/elif chain: adding a verb is a USAGE line, a _SUMMARY line and an entry here.
-_PARSERS: dict[str, Callable[[_Cursor], commands.Command]] = {
+_PARSERS: dict[str, Callable[[Cursor], commands.Command]] = {
     "help": _help,
     "roles": _bare(commands.Roles),
     "activate": _activate,
@@ -305,13 +236,13 @@ _PARSERS: dict[str, Callable[[_Cursor], commands.Command]] = {
 }
 
 
-def _role(cur: _Cursor) -> str:
+def _role(cur: Cursor) -> str:
     if (role := _optional_role(cur)) is None:
         raise cur.fail(f"{cur.command} needs a role")
     return role
 
 
-def _optional_role(cur: _Cursor) -> str | None:
+def _optional_role(cur: Cursor) -> str | None:
     role = cur.operand()
     if role == "":
         raise cur.fail("the role name is empty")
@@ -320,7 +251,7 @@ def _optional_role(cur: _Cursor) -> str | None:
     return role
 
 
-def _user(cur: _Cursor) -> commands.UserRef:
+def _user(cur: Cursor) -> commands.UserRef:
     raw = cur.operand()
     if raw is None:
         raise cur.fail(f"{cur.command} needs a user")
@@ -334,26 +265,26 @@ def _user(cur: _Cursor) -> commands.UserRef:
     address = found.group(1) if (found := _SLACK_MAILTO.fullmatch(raw)) else raw
     if _EMAIL.fullmatch(address):
         return commands.UserRef("email", address.lower())
-    raise cur.fail(f"{_shown(raw)} is not a user; use an email, a Slack mention or a Teams mention")
+    raise cur.fail(f"{shown(raw)} is not a user; use an email, a Slack mention or a Teams mention")
 
 
-def _request_id(cur: _Cursor) -> str:
+def _request_id(cur: Cursor) -> str:
     word = cur.word()
     if word is None:
         raise cur.fail(f"{cur.command} needs a request id")
     if not _REQUEST_ID.fullmatch(word):
-        raise cur.fail(f"{_shown(word)} is not a request id (they look like R-7K2Q)")
+        raise cur.fail(f"{shown(word)} is not a request id (they look like R-7K2Q)")
     return word.upper()
 
 
-def _duration(cur: _Cursor, word: str) -> timedelta:
+def _duration(cur: Cursor, word: str) -> timedelta:
     try:
         return parse_duration(word)
     except DurationError as err:
         raise cur.fail(str(err)) from None
 
 
-def _ticket(cur: _Cursor, ref: str) -> commands.Ticket:
+def _ticket(cur: Cursor, ref: str) -> commands.Ticket:
     system, colon, number = ref.partition(":") if ":" in ref else ("", "", ref)
     if not number or (colon and not system):
         raise cur.fail("ticket needs a reference, e.g. ticket:INC123 or ticket:jira:OPS-12")
@@ -362,7 +293,7 @@ def _ticket(cur: _Cursor, ref: str) -> commands.Ticket:
     return commands.Ticket(system.lower() if system else None, number)
 
 
-def _until(cur: _Cursor) -> datetime:
+def _until(cur: Cursor) -> datetime:
     word = cur.word()
     if word is None:
         raise cur.fail("until needs a date, e.g. until 2027-06-30")
@@ -373,10 +304,10 @@ def _until(cur: _Cursor) -> datetime:
             return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
         except (ValueError, OverflowError):
             pass  # Out-of-range values (month 13, year 9999 plus an offset) get the message below.
-    raise cur.fail(f"{_shown(word)} is not a date; use e.g. 2027-06-30 or 2027-06-30T12:00Z")
+    raise cur.fail(f"{shown(word)} is not a date; use e.g. 2027-06-30 or 2027-06-30T12:00Z")
 
 
-def _justification(cur: _Cursor) -> str | None:
+def _justification(cur: Cursor) -> str | None:
     text = cur.rest()
     if len(text) > MAX_JUSTIFICATION:
         raise cur.fail(
@@ -384,8 +315,3 @@ def _justification(cur: _Cursor) -> str | None:
         )
     return text or None
 
-
-def _shown(text: str | None) -> str:
-    # repr() escapes control characters, so a message stays on one line whatever was typed.
-    flat = " ".join((text or "").split())
-    return repr(flat if len(flat) <= 40 else flat[:39] + "…")

@@ -9,7 +9,8 @@ roles the file does not list are left alone: this version never deletes people o
 lists: never activations, never assignments an admin made in chat. An assignment the file
 lists that an admin already made in chat is left as it is, so it keeps its origin.
 
-Reading and checking the file lives in handlers.policy_file, the diff in handlers.policy_plan.
+Reading and checking the file lives in handlers.policy_file, the diff in handlers.policy_plan
+(assignments: handlers.policy_plan_assignments).
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ from handlers.policy_plan import (
     PlanDraft,
     PolicyPlan,
     end_text,
-    plan_assignments,
     plan_principals,
     plan_roles,
 )
+from handlers.policy_plan_assignments import plan_assignments
 from handlers.policy_yaml import dump_yaml
 from handlers.settings import RoleSettings
 from storage.models import MemberType, Principal, Role, Schedule, ScheduleState

@@ -1,20 +1,21 @@
 """Reading a policy file (DESIGN.md §7): YAML in, checked specs out, or every mistake by line.
 
 The whole file is checked before anything touches the database, and all mistakes are reported
-at once, so fixing a file takes one round trip rather than one per typo.
+at once, so fixing a file takes one round trip rather than one per typo (handlers.policy_checker
+collects them).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 import yaml
 
 from handlers.errors import PolicyError
+from handlers.policy_checker import Checker
 from handlers.policy_yaml import LineList, LineMap, load_with_lines
 from handlers.settings import RoleSettings, SettingsError
 from storage.models import ScheduleKind
@@ -26,8 +27,6 @@ _ASSIGNMENT_KEYS = ("principal", "role", "type", "end")
 _KINDS = (ScheduleKind.ELIGIBLE.value, ScheduleKind.ACTIVE.value)
 _ROLE_ID = re.compile(r"[a-z0-9][a-z0-9\-_.]*")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-# Column widths in storage.models: a clear message beats PostgreSQL's "value too long".
-_MAX_LEN = {"email": 320, "name": 200, "slack_id": 64, "teams_id": 64, "id": 100}
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +90,7 @@ def parse_policy(text: str, *, source: str, now: datetime) -> PolicyDoc:
         line = mark.line + 1 if mark is not None else 1
         problem = getattr(err, "problem", None) or str(err)
         raise policy_failure(source, [(line, f"not valid YAML: {problem}")]) from None
-    check = _Checker(list(duplicates))
+    check = Checker(list(duplicates))
     if root is None:
         # An empty file is far more likely an accident than "remove everything" (--prune).
         raise policy_failure(source, [(1, "the file is empty; a policy lists at least admins, "
@@ -108,66 +107,10 @@ def parse_policy(text: str, *, source: str, now: datetime) -> PolicyDoc:
     return PolicyDoc(principals, [r for r in roles.values() if r is not None], assignments)
 
 
-# --- checks --------------------------------------------------------------------------------
+# --- checks, one section of the file at a time ----------------------------------------------
 
 
-@dataclass
-class _Checker:
-    errors: list[tuple[int, str]] = field(default_factory=list)
-
-    def fail(self, line: int, path: str, message: str) -> None:
-        self.errors.append((line, f"{path}: {message}" if path else message))
-
-    def keys(self, item: LineMap, path: str, allowed: tuple[str, ...]) -> None:
-        for key in item:
-            if key not in allowed:
-                where = f"{path}.{key}" if path else str(key)
-                self.fail(item.lines.get(key, item.line), where,
-                          f"unknown key (expected one of: {', '.join(allowed)})")
-
-    def items(self, root: LineMap, name: str) -> Iterator[tuple[str, LineMap]]:
-        """Each mapping in the list `name`, with its path (e.g. roles[1]); others are errors."""
-        value = root.get(name)
-        if value is None:
-            return
-        if not isinstance(value, LineList):
-            self.fail(root.lines.get(name, root.line), name, "must be a list")
-            return
-        for index, item in enumerate(value):
-            path = f"{name}[{index}]"
-            if isinstance(item, LineMap):
-                yield path, item
-            else:
-                self.fail(value.lines[index], path, "must be a mapping, e.g. {key: value, ...}")
-
-    def text(self, item: LineMap, key: str, path: str, *, required: bool = True) -> str | None:
-        value = item.get(key)
-        line = item.lines.get(key, item.line)
-        if value is None or value == "":
-            if required:
-                self.fail(line, path, f"{key} is required")
-            return None
-        if not isinstance(value, str):
-            self.fail(line, f"{path}.{key}", f"must be text, not {value!r} (quote it)")
-            return None
-        value = value.strip()
-        limit = _MAX_LEN.get(key)
-        if limit is not None and len(value) > limit:
-            self.fail(line, f"{path}.{key}", f"is too long (at most {limit} characters)")
-            return None
-        return value
-
-    def unique(self, seen: dict[str, int], value: str | None, line: int, path: str) -> None:
-        if value is None:
-            return
-        folded = value.lower()
-        if folded in seen:
-            self.fail(line, path, f"{value} is listed twice (first at line {seen[folded]})")
-        else:
-            seen[folded] = line
-
-
-def _principals(check: _Checker, root: LineMap) -> list[PrincipalSpec]:
+def _principals(check: Checker, root: LineMap) -> list[PrincipalSpec]:
     admins = _admins(check, root)
     out: list[PrincipalSpec] = []
     seen: dict[str, dict[str, int]] = {"email": {}, "slack_id": {}, "teams_id": {}}
@@ -191,7 +134,7 @@ def _principals(check: _Checker, root: LineMap) -> list[PrincipalSpec]:
     return out
 
 
-def _admins(check: _Checker, root: LineMap) -> dict[str, int]:
+def _admins(check: Checker, root: LineMap) -> dict[str, int]:
     value = root.get("admins")
     if value is None:
         return {}
@@ -207,7 +150,7 @@ def _admins(check: _Checker, root: LineMap) -> dict[str, int]:
     return out
 
 
-def _roles(check: _Checker, root: LineMap, emails: set[str]) -> dict[str, RoleSpec | None]:
+def _roles(check: Checker, root: LineMap, emails: set[str]) -> dict[str, RoleSpec | None]:
     """Role specs by id; None for a role that is listed but broken (so assignments to it
     are not reported as naming an unknown role)."""
     out: dict[str, RoleSpec | None] = {}
@@ -232,7 +175,7 @@ def _roles(check: _Checker, root: LineMap, emails: set[str]) -> dict[str, RoleSp
     return out
 
 
-def _settings(check: _Checker, item: LineMap, path: str, emails: set[str]) -> RoleSettings | None:
+def _settings(check: Checker, item: LineMap, path: str, emails: set[str]) -> RoleSettings | None:
     raw = item.get("settings")
     if raw is None:
         return RoleSettings()
@@ -276,7 +219,7 @@ def _blame(message: str, raw: dict[Any, Any]) -> tuple[Any, str]:
 
 
 def _assignments(
-    check: _Checker, root: LineMap, emails: set[str], roles: dict[str, RoleSpec | None],
+    check: Checker, root: LineMap, emails: set[str], roles: dict[str, RoleSpec | None],
     now: datetime,
 ) -> list[AssignmentSpec]:
     out: list[AssignmentSpec] = []
@@ -320,7 +263,7 @@ def _assignments(
     return out
 
 
-def _end(check: _Checker, item: LineMap, path: str, now: datetime) -> tuple[datetime | None, bool]:
+def _end(check: Checker, item: LineMap, path: str, now: datetime) -> tuple[datetime | None, bool]:
     """The end as an aware UTC datetime (or None: permanent), and whether it was acceptable.
 
     Like `assign ... until DATE` in chat, a date alone means midnight UTC and a time without an

@@ -1,5 +1,9 @@
 """Planning a policy: the difference between checked specs and the database, as changes a
-person can read, each with the step that carries it out (see handlers.policy)."""
+person can read, each with the step that carries it out (see handlers.policy).
+
+Principals, admins and roles are planned here; assignments in handlers.policy_plan_assignments,
+which builds on the PlanDraft and change wording of this module.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +15,18 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.assignment import end_schedule, grant_schedule
 from handlers.directory import principal_by_email
 from handlers.durations import format_duration
-from handlers.errors import PimError
-from handlers.policy_file import AssignmentSpec, PolicyDoc, PrincipalSpec, RoleSpec, policy_failure
+from handlers.policy_file import PolicyDoc, PrincipalSpec, RoleSpec
 from handlers.records import audit
 from handlers.settings import RoleSettings, SettingsError
-from storage.models import MemberType, Principal, Role, Schedule, ScheduleState
+from storage.models import Principal, Role
 
 CREATE, UPDATE, REMOVE = "create", "update", "remove"
 _SIGN = {CREATE: "+", UPDATE: "~", REMOVE: "-"}
 _PAST = {CREATE: "created", UPDATE: "updated", REMOVE: "removed"}
 
-_Step = Callable[[AsyncSession], Awaitable[None]]
+Step = Callable[[AsyncSession], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,14 +56,14 @@ class PlanDraft:
     changes: list[Change] = field(default_factory=list)
     errors: list[tuple[int, str]] = field(default_factory=list)
     # Run first, so unique values (Slack ids, role names) can move between two rows.
-    release: list[_Step] = field(default_factory=list)
-    steps: list[tuple[Change, _Step]] = field(default_factory=list)
+    release: list[Step] = field(default_factory=list)
+    steps: list[tuple[Change, Step]] = field(default_factory=list)
 
     @property
     def actor(self) -> str:
         return f"policy:{self.source}"
 
-    def add(self, op: str, kind: str, key: str, shown: str, step: _Step, **details: Any) -> None:
+    def add(self, op: str, kind: str, key: str, shown: str, step: Step, **details: Any) -> None:
         change = Change(op, kind, key, f"{_SIGN[op]} {kind} {shown}", details)
         self.changes.append(change)
         self.steps.append((change, step))
@@ -121,7 +123,7 @@ async def plan_principals(s: AsyncSession, doc: PolicyDoc, draft: PlanDraft) -> 
                       _set_admin(spec.email, spec.admin))
 
 
-def _create_principal(spec: PrincipalSpec, now: datetime) -> _Step:
+def _create_principal(spec: PrincipalSpec, now: datetime) -> Step:
     async def step(s: AsyncSession) -> None:
         s.add(Principal(email=spec.email, display_name=spec.name, slack_id=spec.slack_id,
                         teams_id=spec.teams_id, admin=False, from_policy=True, created_at=now))
@@ -130,14 +132,14 @@ def _create_principal(spec: PrincipalSpec, now: datetime) -> _Step:
     return step
 
 
-def _release_ids(current: Principal) -> _Step:
+def _release_ids(current: Principal) -> Step:
     async def step(s: AsyncSession) -> None:
         current.slack_id = current.teams_id = None
 
     return step
 
 
-def _update_principal(current: Principal, spec: PrincipalSpec) -> _Step:
+def _update_principal(current: Principal, spec: PrincipalSpec) -> Step:
     async def step(s: AsyncSession) -> None:
         current.display_name = spec.name
         current.slack_id, current.teams_id = spec.slack_id, spec.teams_id
@@ -145,7 +147,7 @@ def _update_principal(current: Principal, spec: PrincipalSpec) -> _Step:
     return step
 
 
-def _set_admin(email: str, admin: bool) -> _Step:
+def _set_admin(email: str, admin: bool) -> Step:
     async def step(s: AsyncSession) -> None:
         person = await principal_by_email(s, email)
         assert person is not None  # created by an earlier step of the same plan
@@ -195,7 +197,7 @@ def _settings_diff(stored: dict[str, Any], new: RoleSettings) -> dict[str, tuple
             for f in fields(RoleSettings) if getattr(old, f.name) != getattr(new, f.name)}
 
 
-def _create_role(spec: RoleSpec, now: datetime) -> _Step:
+def _create_role(spec: RoleSpec, now: datetime) -> Step:
     async def step(s: AsyncSession) -> None:
         s.add(Role(id=spec.id, display_name=spec.name, description=spec.description,
                    settings=spec.settings.to_mapping(), from_policy=True, created_at=now))
@@ -204,78 +206,17 @@ def _create_role(spec: RoleSpec, now: datetime) -> _Step:
     return step
 
 
-def _release_name(current: Role) -> _Step:
+def _release_name(current: Role) -> Step:
     async def step(s: AsyncSession) -> None:
         current.display_name = f"~renaming~{current.id}"  # role ids are unique, so is this
 
     return step
 
 
-def _update_role(current: Role, spec: RoleSpec) -> _Step:
+def _update_role(current: Role, spec: RoleSpec) -> Step:
     async def step(s: AsyncSession) -> None:
         current.display_name, current.description = spec.name, spec.description
         current.settings = spec.settings.to_mapping()
-
-    return step
-
-
-# --- assignments -----------------------------------------------------------------------------
-
-
-async def plan_assignments(
-    s: AsyncSession, doc: PolicyDoc, draft: PlanDraft, *, prune: bool
-) -> None:
-    current = await s.scalars(select(Schedule).where(Schedule.state == ScheduleState.ACTIVE))
-    assigned: dict[tuple[str, str, str], Schedule] = {}
-    activated: dict[tuple[str, str, str], Schedule] = {}
-    for sched in current:
-        into = assigned if sched.member_type == MemberType.ASSIGNED else activated
-        into.setdefault((sched.principal.email.lower(), sched.role_id, sched.kind), sched)
-    for spec in doc.assignments:
-        key, name = "/".join(spec.key), f"{spec.principal} {spec.kind} {spec.role}"
-        existing = assigned.get(spec.key)
-        if existing is None and spec.key in activated:
-            # grant_schedule refuses while an activation of the same role runs.
-            until = end_text(activated[spec.key].end_at)
-            draft.errors.append((spec.line, f"{spec.path}: {spec.principal} has activated "
-                                 f"{spec.role} until {until}; remove that activation in chat "
-                                 "or wait for it to end, then apply"))
-        elif existing is None:
-            draft.add(CREATE, "assignment", key, f"{name} {_until(spec.end)}",
-                      _grant(spec, draft, replacing=None))
-        elif existing.end_at != spec.end:
-            draft.add(UPDATE, "assignment", key,
-                      f"{name}: end {end_text(existing.end_at)} -> {end_text(spec.end)}",
-                      _grant(spec, draft, replacing=existing))
-    if not prune:
-        return
-    listed = {spec.key for spec in doc.assignments}
-    for (email, role, kind), sched in sorted(assigned.items()):
-        if sched.from_policy and (email, role, kind) not in listed:
-            draft.add(REMOVE, "assignment", f"{email}/{role}/{kind}", f"{email} {kind} {role}",
-                      _remove(sched, draft))
-
-
-def _grant(spec: AssignmentSpec, draft: PlanDraft, *, replacing: Schedule | None) -> _Step:
-    async def step(s: AsyncSession) -> None:
-        if replacing is not None:
-            await end_schedule(s, actor=draft.actor, schedule=replacing, now=draft.now,
-                               policy=True, notify_person=False)
-        person = await principal_by_email(s, spec.principal)
-        role = await s.get(Role, spec.role)
-        assert person is not None and role is not None  # created by earlier steps if new
-        try:
-            await grant_schedule(s, actor=draft.actor, principal=person, role=role,
-                                 kind=spec.kind, end=spec.end, now=draft.now, from_policy=True)
-        except PimError as err:  # checked while planning; reaching this is a race or a bug
-            raise policy_failure(draft.source, [(spec.line, f"{spec.path}: {err}")]) from err
-
-    return step
-
-
-def _remove(sched: Schedule, draft: PlanDraft) -> _Step:
-    async def step(s: AsyncSession) -> None:
-        await end_schedule(s, actor=draft.actor, schedule=sched, now=draft.now, policy=True)
 
     return step
 
@@ -319,6 +260,3 @@ def _show(value: Any) -> str:
 def end_text(end: datetime | None) -> str:
     return end.astimezone(UTC).isoformat().replace("+00:00", "Z") if end else "permanent"
 
-
-def _until(end: datetime | None) -> str:
-    return f"until {end_text(end)}" if end else "permanently"
