@@ -49,7 +49,9 @@ def compact_duration(seconds: int | None) -> str:
 def when(iso: str | None) -> str:
     if not iso:
         return "—"
-    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    at = datetime.fromisoformat(iso).astimezone(UTC)
+    # Seconds only when there are any: a 10s activation "until 09:12" would say nothing.
+    return at.strftime("%Y-%m-%d %H:%M:%S UTC" if at.second else "%Y-%m-%d %H:%M UTC")
 
 
 @dataclass(frozen=True, slots=True)

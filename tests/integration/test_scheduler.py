@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from bot.outbox import Delivery, OutboxWorker, Recipient
 from bot.scheduler import Sweeper
+from cards.views import when
 from handlers.chat import run_text
 from handlers.clock import Clock, FixedClock, SystemClock
 from storage.db import make_engine
@@ -140,5 +141,5 @@ async def test_work_due_while_down_runs_at_start(bot):
     assert schedule.state == ScheduleState.EXPIRED and schedule.ended_at >= started
     # the activation notice that was never sent goes out too; the stale warning does not
     assert [(to, h) for _, to, h in bot.inbox.of("activated")] == [
-        (BOB, f"Quick Role is active until {schedule.end_at:%Y-%m-%d %H:%M} UTC.")]
+        (BOB, f"Quick Role is active until {when(schedule.end_at.isoformat())}.")]
     assert bot.inbox.of("expiring") == []
