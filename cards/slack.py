@@ -84,17 +84,8 @@ __all__ = [
     "reply_message", "request_update_message",
 ]
 
-_KIND_EMOJI = {
-    v.APPROVAL_NEEDED: "🔐", v.SUBMITTED: "📨", v.APPROVED: "✅", v.DENIED: "⛔",
-    v.TIMED_OUT: "⌛", v.CANCELED: "🚫", v.ACTIVATED: "🟢", v.EXPIRING: "⏳",
-    v.EXPIRED: "🔒", v.DEACTIVATED: "🔒", v.ASSIGNED: "➕", v.REMOVED: "➖",
-}
-_OUTCOME = {  # decision outcome or request status -> (emoji, word)
-    "Granted": ("✅", "approved"), "Provisioned": ("✅", "approved"),
-    "Denied": ("⛔", "denied"), "TimedOut": ("⌛", "timed out"),
-    "Canceled": ("🚫", "canceled"), "Revoked": ("🚫", "revoked"),
-    "PendingApproval": ("⏳", "waiting for approval"),
-}
+_KIND_EMOJI = v.KIND_EMOJI
+_OUTCOME = v.OUTCOME
 
 
 # --- notifications -------------------------------------------------------------------------

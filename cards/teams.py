@@ -74,17 +74,8 @@ __all__ = [
     "notification_card", "reply_card", "request_update_card",
 ]
 
-_KIND_EMOJI = {
-    v.APPROVAL_NEEDED: "🔐", v.SUBMITTED: "📨", v.APPROVED: "✅", v.DENIED: "⛔",
-    v.TIMED_OUT: "⌛", v.CANCELED: "🚫", v.ACTIVATED: "🟢", v.EXPIRING: "⏳",
-    v.EXPIRED: "🔒", v.DEACTIVATED: "🔒", v.ASSIGNED: "➕", v.REMOVED: "➖",
-}
-_OUTCOME = {  # decision outcome or request status -> (emoji, word)
-    "Granted": ("✅", "approved"), "Provisioned": ("✅", "approved"),
-    "Denied": ("⛔", "denied"), "TimedOut": ("⌛", "timed out"),
-    "Canceled": ("🚫", "canceled"), "Revoked": ("🚫", "revoked"),
-    "PendingApproval": ("⏳", "waiting for approval"),
-}
+_KIND_EMOJI = v.KIND_EMOJI
+_OUTCOME = v.OUTCOME
 
 
 def _request(req: RequestView) -> dict[str, str]:

@@ -34,6 +34,20 @@ ASSIGNED = "assigned"
 REMOVED = "removed"
 
 
+# The same emoji and words on every platform.
+KIND_EMOJI = {
+    APPROVAL_NEEDED: "🔐", SUBMITTED: "📨", APPROVED: "✅", DENIED: "⛔",
+    TIMED_OUT: "⌛", CANCELED: "🚫", ACTIVATED: "🟢", EXPIRING: "⏳",
+    EXPIRED: "🔒", DEACTIVATED: "🔒", ASSIGNED: "➕", REMOVED: "➖",
+}
+OUTCOME = {  # decision outcome or request status -> (emoji, word)
+    "Granted": ("✅", "approved"), "Provisioned": ("✅", "approved"),
+    "Denied": ("⛔", "denied"), "TimedOut": ("⌛", "timed out"),
+    "Canceled": ("🚫", "canceled"), "Revoked": ("🚫", "revoked"),
+    "PendingApproval": ("⏳", "waiting for approval"),
+}
+
+
 def compact_duration(seconds: int | None) -> str:
     if not seconds:
         return "permanent"
