@@ -7,6 +7,7 @@ Console-only words: `as EMAIL` switches identity, `whoami`, `wait DURATION` lets
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import sys
 from collections.abc import Callable
@@ -18,6 +19,8 @@ from cards.text import render
 from cards.views import Reply
 from handlers.chat import run_text
 from handlers.durations import DurationError, parse_duration
+
+logger = logging.getLogger(__name__)
 
 _REQUEST_ID = re.compile(r"\bR-[0-9A-Z]{4,8}\b")
 _CONSOLE_HELP = (
@@ -99,8 +102,15 @@ class Console:
         else:
             if self.last_request:
                 text = re.sub(r"\$last\b", self.last_request, text, flags=re.IGNORECASE)
-            view = await run_text(self.runtime.uow, self.runtime.clock, actor=self.actor,
-                                  text=text)
+            try:
+                view = await run_text(self.runtime.uow, self.runtime.clock, actor=self.actor,
+                                      text=text)
+            except Exception as err:  # the console's one central handler: keep the session
+                logger.exception("console command failed: %s", text)
+                self.print(render(Reply(
+                    text=f"Something went wrong ({type(err).__name__}); nothing was changed.",
+                    ok=False)))
+                return True
             self.print(render(view))
             if word == "help" and not rest.strip():
                 self.print(_CONSOLE_HELP)
