@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -30,33 +30,57 @@ def event_hash(
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """One event to append; `details` must be JSON-serialisable (other values become str)."""
+
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
 async def append_event(
     session: AsyncSession, *, at: datetime, actor: str, action: str, target: str,
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Add one event at the head of the chain, inside the caller's transaction."""
+    item = NewEvent(at=at, actor=actor, action=action, target=target, details=details or {})
+    return (await append_events(session, [item]))[0]
+
+
+async def append_events(session: AsyncSession, items: Sequence[NewEvent]) -> list[AuditEvent]:
+    """Add events at the head of the chain in the order given, inside the caller's
+    transaction: one head lookup (and one lock) however many there are."""
+    if not items:
+        return []
     if session.get_bind().dialect.name == "postgresql":
         # Serialise appenders until commit so two transactions never chain onto the same head.
         await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_KEY})
-    # JSON round trip now, so the hash is computed over exactly what the database returns.
-    clean = json.loads(json.dumps(details or {}, default=str))
     head = (
         await session.execute(
             select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
         )
     ).first()
     next_id, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
-    row = AuditEvent(
-        id=next_id, at=at, actor=actor, action=action, target=target, details=clean,
-        prev_hash=prev,
-    )
-    row.hash = event_hash(
-        id=next_id, at=at, actor=actor, action=action, target=target, details=clean,
-        prev_hash=prev,
-    )
-    session.add(row)
+    rows = []
+    for item in items:
+        # JSON round trip now, so the hash is computed over exactly what the database returns.
+        clean = json.loads(json.dumps(item.details, default=str))
+        row = AuditEvent(
+            id=next_id, at=item.at, actor=item.actor, action=item.action, target=item.target,
+            details=clean, prev_hash=prev,
+        )
+        row.hash = event_hash(
+            id=next_id, at=item.at, actor=item.actor, action=item.action, target=item.target,
+            details=clean, prev_hash=prev,
+        )
+        rows.append(row)
+        next_id, prev = next_id + 1, row.hash
+    session.add_all(rows)
     await session.flush()
-    return row
+    return rows
 
 
 @dataclass(frozen=True, slots=True)
