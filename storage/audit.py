@@ -1,8 +1,11 @@
-"""The hash-chained audit log: append, verify, read."""
+"""The hash-chained audit log: append, verify, read.
+
+The audit key (see storage.audit_hash) reaches this module through the session's `info`,
+where UnitOfWork puts it, so every use case keys its events without passing the key around.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -12,22 +15,33 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.audit_hash import GENESIS, AuditKey, event_hash
 from storage.models import AuditEvent
 
-GENESIS = "0" * 64
+__all__ = [
+    "GENESIS", "AUDIT_KEY_INFO", "AuditKey", "AuditKeyError", "NewEvent", "VerifyResult",
+    "append_event", "append_events", "check_key", "count_events", "event_hash", "iter_events",
+    "session_key", "verify_chain",
+]
+
+AUDIT_KEY_INFO = "pim_audit_key"
 # Any constant works; it only has to be the same in every process sharing the database.
 _AUDIT_LOCK_KEY = 7_244_613
 
 
-def event_hash(
-    *, id: int, at: datetime, actor: str, action: str, target: str,
-    details: dict[str, Any], prev_hash: str,
-) -> str:
-    canonical = json.dumps(
-        [id, at.isoformat(), actor, action, target, details, prev_hash],
-        sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str,
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+class AuditKeyError(ValueError):
+    """The log is keyed with one key and this process holds another, or none."""
+
+    def __init__(self, *, logged: str, held: str | None) -> None:
+        self.logged, self.held = logged, held
+        mine = f"key id {held}" if held else "no audit key"
+        super().__init__(f"the audit log is keyed with key id {logged}, and this process has "
+                         f"{mine}: set PIM_AUDIT_KEY to the key the log was written with")
+
+
+def session_key(session: AsyncSession) -> AuditKey | None:
+    key = session.info.get(AUDIT_KEY_INFO)
+    return key if isinstance(key, AuditKey) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +72,16 @@ async def append_events(session: AsyncSession, items: Sequence[NewEvent]) -> lis
     if session.get_bind().dialect.name == "postgresql":
         # Serialise appenders until commit so two transactions never chain onto the same head.
         await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_KEY})
+    key = session_key(session)
     head = (
         await session.execute(
-            select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+            select(AuditEvent.id, AuditEvent.hash, AuditEvent.key_id)
+            .order_by(AuditEvent.id.desc()).limit(1)
         )
     ).first()
+    if head is not None and head[2] is not None and (key is None or key.key_id != head[2]):
+        # Appending unkeyed (or under another key) would break the chain for good.
+        raise AuditKeyError(logged=head[2], held=key.key_id if key else None)
     next_id, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
     rows = []
     for item in items:
@@ -70,11 +89,11 @@ async def append_events(session: AsyncSession, items: Sequence[NewEvent]) -> lis
         clean = json.loads(json.dumps(item.details, default=str))
         row = AuditEvent(
             id=next_id, at=item.at, actor=item.actor, action=item.action, target=item.target,
-            details=clean, prev_hash=prev,
+            details=clean, prev_hash=prev, key_id=key.key_id if key else None,
         )
         row.hash = event_hash(
             id=next_id, at=item.at, actor=item.actor, action=item.action, target=item.target,
-            details=clean, prev_hash=prev,
+            details=clean, prev_hash=prev, key=key,
         )
         rows.append(row)
         next_id, prev = next_id + 1, row.hash
@@ -83,16 +102,31 @@ async def append_events(session: AsyncSession, items: Sequence[NewEvent]) -> lis
     return rows
 
 
+async def check_key(session: AsyncSession) -> None:
+    """Raise AuditKeyError now if the next append would: checked at start-up."""
+    logged = await session.scalar(
+        select(AuditEvent.key_id).order_by(AuditEvent.id.desc()).limit(1)
+    )
+    key = session_key(session)
+    if logged is not None and (key is None or key.key_id != logged):
+        raise AuditKeyError(logged=logged, held=key.key_id if key else None)
+
+
 @dataclass(frozen=True, slots=True)
 class VerifyResult:
     ok: bool
     checked: int
     broken_id: int | None = None
     reason: str = ""
+    first_keyed: int | None = None  # the first keyed event; None: none is keyed
+    needs_key: str | None = None  # the key id the rows from broken_id on need
 
 
 async def verify_chain(session: AsyncSession) -> VerifyResult:
-    prev_hash, prev_id, checked = GENESIS, 0, 0
+    """Check every link and hash, keyed rows under the session's key. An unkeyed row after
+    a keyed one is a break: that is how a rewrite without the key would look."""
+    key = session_key(session)
+    prev_hash, prev_id, checked, first_keyed = GENESIS, 0, 0, None
     async for row in iter_events(session):
         if row.id != prev_id + 1:
             return VerifyResult(False, checked, row.id, f"row {prev_id + 1} is missing")
@@ -100,20 +134,30 @@ async def verify_chain(session: AsyncSession) -> VerifyResult:
             return VerifyResult(
                 False, checked, row.id, "previous-hash link broken (a row was removed or reordered)"
             )
-        expected = event_hash(
+        if row.key_id is None and first_keyed is not None:
+            return VerifyResult(False, checked, row.id,
+                                f"unkeyed although event {first_keyed} before it is keyed "
+                                "(rewritten without the key)")
+        if row.key_id is not None and (key is None or key.key_id != row.key_id):
+            return VerifyResult(False, checked, row.id, "keyed with another key",
+                                first_keyed=first_keyed, needs_key=row.key_id)
+        if row.hash != event_hash(
             id=row.id, at=row.at, actor=row.actor, action=row.action, target=row.target,
             details=row.details, prev_hash=row.prev_hash,
-        )
-        if row.hash != expected:
+            key=key if row.key_id is not None else None,
+        ):
             return VerifyResult(False, checked, row.id, "contents do not match the hash (edited)")
+        if row.key_id is not None and first_keyed is None:
+            first_keyed = row.id
         prev_hash, prev_id, checked = row.hash, row.id, checked + 1
-    return VerifyResult(True, checked)
+    return VerifyResult(True, checked, first_keyed=first_keyed)
 
 
 async def iter_events(
-    session: AsyncSession, *, since: datetime | None = None, batch: int = 1000
+    session: AsyncSession, *, since: datetime | None = None, after_id: int = 0,
+    batch: int = 1000,
 ) -> AsyncIterator[AuditEvent]:
-    last_id = 0
+    last_id = after_id
     while True:
         stmt = select(AuditEvent).where(AuditEvent.id > last_id)
         if since is not None:

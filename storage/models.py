@@ -180,6 +180,8 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # The audit key this row's hash is an HMAC under; NULL: plain SHA-256 (storage.audit_hash).
+    key_id: Mapped[str | None] = mapped_column(String(16))
 
 
 class OutboxMessage(Base):
