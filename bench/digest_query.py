@@ -33,8 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 
-from handlers import alerts, digest_sql  # noqa: E402
-from handlers.digest import DigestOptions, compute_digest  # noqa: E402
+from handlers.digest import alerts  # noqa: E402
+from handlers.digest import queries as digest_sql  # noqa: E402
+from handlers.digest.report import DigestOptions, compute_digest  # noqa: E402
 from storage.db import make_engine  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.uow import UnitOfWork  # noqa: E402

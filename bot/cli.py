@@ -31,8 +31,8 @@ from bot.teams.app import build_teams
 from bot.teams.app import mount as mount_teams
 from bot.teams.package import PackageError, build_package
 from cards.text import render
-from handlers.digest import compute_digest
-from handlers.digest_send import send_digest
+from handlers.digest.report import compute_digest
+from handlers.digest.send import send_digest
 from handlers.durations import DurationError, parse_duration
 from handlers.errors import PimError
 from handlers.policy import apply_policy, export_policy

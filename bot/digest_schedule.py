@@ -2,7 +2,7 @@
 
 Every replica runs the same cron job in its own in-memory APScheduler. A firing only inserts
 that period's timer row (unique key, INSERT … ON CONFLICT DO NOTHING), so all replicas agree
-on one row; the sweeper that claims it sends the digest (handlers.digest_send). At start-up
+on one row; the sweeper that claims it sends the digest (handlers.digest.send). At start-up
 the most recent past firing is inserted the same way, so a digest missed while everything was
 down goes out then — only that one, and never twice.
 """
@@ -17,8 +17,8 @@ from apscheduler.triggers.cron import CronTrigger
 
 from bot.config import Settings
 from handlers.clock import Clock
-from handlers.digest import DigestOptions
-from handlers.digest_send import catch_up_digest, schedule_digest
+from handlers.digest.report import DigestOptions
+from handlers.digest.send import catch_up_digest, schedule_digest
 from storage.uow import UnitOfWork
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from bot.scheduler import Sweeper
 from handlers import commands
 from handlers.chat import digest_command, register_command
 from handlers.clock import Clock, SystemClock
-from handlers.digest_send import register_digest
+from handlers.digest.send import register_digest
 from handlers.policy import apply_policy
 from storage.db import make_engine
 from storage.migrate import upgrade

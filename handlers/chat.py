@@ -11,8 +11,8 @@ from handlers.activation import ActivationAsk, cancel_request, deactivate, reque
 from handlers.approval import decide
 from handlers.assignment import assign, remove
 from handlers.clock import Clock
-from handlers.digest import DigestOptions
-from handlers.digest_send import preview_digest
+from handlers.digest.report import DigestOptions
+from handlers.digest.send import preview_digest
 from handlers.errors import InvalidInput, PimError
 from handlers.grammar import USAGE, CommandError, help_text, parse_command
 from handlers.queries import activation_form, audit_trail, my_approvals, my_requests, my_roles

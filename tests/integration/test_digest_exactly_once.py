@@ -33,7 +33,7 @@ from bot.config import Settings  # noqa: E402
 from bot.outbox import Delivery, Recipient  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
 from cards import views as v  # noqa: E402
-from handlers.digest_send import DIGEST_TIMER, SENT, digest_key, insert_digest_timer  # noqa: E402
+from handlers.digest.send import DIGEST_TIMER, SENT, digest_key, insert_digest_timer  # noqa: E402
 from storage.db import make_engine  # noqa: E402
 from storage.models import AuditEvent, Principal, Timer  # noqa: E402
 from storage.uow import UnitOfWork  # noqa: E402
@@ -74,7 +74,7 @@ async def worker(url: str, name: str, out: str, log: str, start_at: float, stop_
                  ) -> None:
     handler = logging.FileHandler(log, encoding="utf-8")
     handler.setFormatter(logging.Formatter(f"{name} %(asctime)s %(name)s: %(message)s"))
-    for logger_name in ("bot.digest_schedule", "handlers.digest_send", "bot.scheduler"):
+    for logger_name in ("bot.digest_schedule", "handlers.digest.send", "bot.scheduler"):
         logging.getLogger(logger_name).addHandler(handler)
         logging.getLogger(logger_name).setLevel(logging.INFO)
     settings = Settings.from_env({"DATABASE_URL": url, "PIM_DIGEST_CRON": CRON,

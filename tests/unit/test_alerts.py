@@ -7,9 +7,9 @@ from datetime import timedelta
 from sqlalchemy import update
 
 from cards.views import AlertLine
-from handlers.alerts import AlertThresholds, compute_alerts
 from handlers.assignment import remove
 from handlers.commands import UserRef
+from handlers.digest.alerts import AlertThresholds, compute_alerts
 from handlers.settings import RoleSettings
 from storage.models import Role
 from tests.unit.conftest import T0, Engine

@@ -15,7 +15,7 @@ from handlers.approval import decide
 from handlers.assignment import assign
 from handlers.clock import FixedClock
 from handlers.commands import Ticket, UserRef
-from handlers.digest import DigestOptions, compute_digest, periods, short_duration
+from handlers.digest.report import DigestOptions, compute_digest, periods, short_duration
 from handlers.timers import run_due_timers
 from storage.db import make_engine
 from storage.uow import UnitOfWork

@@ -20,11 +20,11 @@ from bot.outbox import Delivery, Recipient
 from bot.runtime import Runtime
 from cards import views as v
 from cards.views import AlertLine, DigestView, Notification, Reply
-from handlers import digest_send
 from handlers.chat import run_text
 from handlers.clock import FixedClock
-from handlers.digest import DigestOptions
-from handlers.digest_send import (
+from handlers.digest import send as digest_send
+from handlers.digest.report import DigestOptions
+from handlers.digest.send import (
     DIGEST_TIMER,
     SENT,
     catch_up_digest,

@@ -12,8 +12,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from cards.views import DigestView, Figure, Ranked
-from handlers import digest_sql as q
-from handlers.alerts import AlertThresholds, compute_alerts
+from handlers.digest import queries as q
+from handlers.digest.alerts import AlertThresholds, compute_alerts
 from storage.models import ScheduleKind
 from storage.uow import UnitOfWork
 

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cards.views import ALERT, DIGEST, AlertLine, DigestView, Notification
 from handlers.assignment import require_admin
 from handlers.clock import Clock
-from handlers.digest import DigestOptions, compute_digest
+from handlers.digest.report import DigestOptions, compute_digest
 from handlers.records import SYSTEM_ACTOR, audit, notify
 from handlers.timers import TimerAction, register_timer_action
 from storage.models import AuditEvent, Principal, Timer

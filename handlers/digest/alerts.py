@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from cards.views import AlertLine
-from handlers import digest_sql as q
+from handlers.digest import queries as q
 from handlers.settings import RoleSettings, SettingsError
 from storage.models import MemberType, Principal, Role, Schedule, ScheduleKind
 from storage.uow import UnitOfWork
