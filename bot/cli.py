@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
-import json
 import logging
 import signal
 import sys
@@ -13,12 +11,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import TextIO
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from sqlalchemy.exc import OperationalError
 
+from bot.cli_audit import AuditUsageError, add_audit_parser, check_arguments, run_audit
 from bot.config import ConfigError, Settings
 from bot.console import Console
 from bot.digest_schedule import digest_options
@@ -36,7 +34,7 @@ from handlers.digest.send import send_digest
 from handlers.durations import DurationError, parse_duration
 from handlers.errors import PimError
 from handlers.policy import apply_policy, export_policy
-from storage.audit import iter_events, verify_chain
+from storage.audit import AuditKeyError
 from storage.migrate import upgrade
 
 logger = logging.getLogger("pim-bot")
@@ -69,12 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="migrate the schema to the newest version")
 
-    audit = sub.add_parser("audit", help="the audit log").add_subparsers(
-        dest="audit_command", required=True)
-    aexport = audit.add_parser("export", help="write every audit event")
-    aexport.add_argument("--format", choices=["csv", "json"], default="json")
-    aexport.add_argument("-o", "--output", help="write to this file instead of stdout")
-    audit.add_parser("verify", help="prove no audit event was edited, removed or reordered")
+    add_audit_parser(sub)
 
     digest = sub.add_parser("digest", help="the admins' periodic digest").add_subparsers(
         dest="digest_command", required=True)
@@ -207,48 +200,9 @@ async def _done(message: str) -> int:
 
 
 async def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
-    async def body(runtime: Runtime) -> int:
-        async with runtime.uow.transaction() as s:
-            if args.audit_command == "verify":
-                result = await verify_chain(s)
-                if result.ok:
-                    print(f"OK: {result.checked} audit events, chain intact.")
-                    return 0
-                print(f"BROKEN at event {result.broken_id}: {result.reason} "
-                      f"({result.checked} events before it are intact).")
-                return 1
-            out = open(args.output, "w", encoding="utf-8", newline="") if args.output \
-                else sys.stdout
-            try:
-                await _export(s, out, args.format)
-            finally:
-                if args.output:
-                    out.close()
-        return 0
-
-    return await _with_runtime(settings, body, prepare=False)
-
-
-async def _export(session: object, out: TextIO, fmt: str) -> None:
-    fields = ["id", "at", "actor", "action", "target", "details", "prev_hash", "hash"]
-    writer = csv.writer(out) if fmt == "csv" else None
-    if writer:
-        writer.writerow(fields)
-    else:
-        out.write("[")
-    first = True
-    async for e in iter_events(session):  # type: ignore[arg-type]
-        row = [e.id, e.at.isoformat(), e.actor, e.action, e.target,
-               json.dumps(e.details, sort_keys=True), e.prev_hash, e.hash]
-        if writer:
-            writer.writerow(row)
-        else:
-            record = dict(zip(fields, row, strict=True))
-            record["details"] = e.details
-            out.write(("\n  " if first else ",\n  ") + json.dumps(record, sort_keys=True))
-            first = False
-    if not writer:
-        out.write("\n]\n" if not first else "]\n")
+    checkpoints = check_arguments(args)  # bad arguments and files fail before the database
+    return await _with_runtime(settings, lambda runtime: run_audit(args, runtime, checkpoints),
+                               prepare=False)
 
 
 def _write(path: str | None, text: str) -> None:
@@ -354,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_COMMANDS[args.command](args, settings))
     except KeyboardInterrupt:
         return 130
-    except (PimError, OSError) as err:
+    except (PimError, OSError, AuditUsageError, AuditKeyError) as err:
         print(f"pim-bot: {err}", file=sys.stderr)
         return 2
     except UnicodeDecodeError as err:

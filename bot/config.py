@@ -34,6 +34,8 @@ class Settings:
     sweep_seconds: float = 15.0
     port: int = 3000
     log_level: str = "INFO"
+    # Keys the audit hash chain (HMAC-SHA256). A secret: never logged, never stored.
+    audit_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -75,7 +77,19 @@ class Settings:
             sweep_seconds=_positive_float(get("PIM_SWEEP_SECONDS"), "PIM_SWEEP_SECONDS", 15.0),
             port=int(_positive_float(get("PORT"), "PORT", 3000)),
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
+            audit_key=_audit_key(get("PIM_AUDIT_KEY")),
         )
+
+
+MIN_AUDIT_KEY = 16
+
+
+def _audit_key(raw: str | None) -> str | None:
+    # The message never repeats the value: it is a secret even when it is a bad one.
+    if raw is not None and len(raw) < MIN_AUDIT_KEY:
+        raise ConfigError(f"PIM_AUDIT_KEY must be at least {MIN_AUDIT_KEY} characters "
+                          "(e.g. the output of `openssl rand -hex 32`)")
+    return raw
 
 
 def _positive_float(raw: str | None, name: str, default: float) -> float:

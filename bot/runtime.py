@@ -17,6 +17,7 @@ from handlers.chat import digest_command, register_command
 from handlers.clock import Clock, SystemClock
 from handlers.digest.send import register_digest
 from handlers.policy import apply_policy
+from storage.audit import AuditKey, check_key
 from storage.db import make_engine
 from storage.migrate import upgrade
 from storage.uow import UnitOfWork
@@ -39,8 +40,9 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
-        runtime = cls(settings=settings, uow=UnitOfWork(make_engine(settings.database_url)),
-                      clock=clock or SystemClock())
+        key = AuditKey.from_text(settings.audit_key) if settings.audit_key else None
+        uow = UnitOfWork(make_engine(settings.database_url), audit_key=key)
+        runtime = cls(settings=settings, uow=uow, clock=clock or SystemClock())
         # The digest (sent by the sweeper, previewed with `digest`) in PIM_TIMEZONE.
         options = digest_options(settings)
         register_digest(options)
@@ -50,6 +52,8 @@ class Runtime:
     async def prepare(self) -> None:
         """Bring the schema up to date and apply PIM_POLICY, before anything is served."""
         await upgrade(self.uow.engine)
+        async with self.uow.transaction() as s:
+            await check_key(s)  # refuse to start rather than fail every state change later
         if self.settings.policy_file:
             text = Path(self.settings.policy_file).read_text(encoding="utf-8")
             plan = await apply_policy(self.uow, self.clock, text=text,
