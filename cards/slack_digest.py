@@ -87,6 +87,8 @@ def digest_message(view: v.DigestView, headline: str | None = None) -> Block:
         blocks += [{"type": "divider"},
                    *_fields([_ranked_field(title, items) for title, items in lists])]
     blocks += [{"type": "divider"}, section(_alert_lines(view.alerts)), context(MORE)]
+    if view.checkpoint:
+        blocks.append(context(f"Audit checkpoint (keep a copy): `{esc(view.checkpoint, 200)}`"))
     tiles = " · ".join(_figure_field(f).replace("*", "") for f in view.tiles)
     return message(f"📊 {escape(headline or view.title)}" + (f": {tiles}" if tiles else ""),
                     blocks)

@@ -70,10 +70,18 @@ def digest_card(view: v.DigestView, headline: str | None = None) -> Element:
                       **({"color": _ALERT_COLOUR[a.severity]}
                          if a.severity in _ALERT_COLOUR else {}))
               for a in view.alerts]
-    shown, left = fit(body, alerts) if alerts else (body + [literal("No alerts. ✅")], 0)
+    footer = [hint(MORE)]
+    if view.checkpoint:
+        footer.append(text_block(escape(plain_text.checkpoint_note(view)), isSubtle=True,
+                                 size="small", spacing="none", fontType="monospace"))
+    # The footer counts against the budget, then goes after the alerts that fit.
+    fitted, left = fit(body + footer, alerts) if alerts else (body + footer, 0)
+    shown = body + fitted[len(body) + len(footer):]
+    if not alerts:
+        shown.append(literal("No alerts. ✅"))
     if left:
         shown.append(hint(f"…and {left} more alerts."))
-    return card([*shown, hint(MORE)])
+    return card([*shown, *footer])
 
 
 def alert_card(note: Notification) -> Element:

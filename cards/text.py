@@ -257,7 +257,15 @@ def digest_text(view: DigestView, headline: str | None = None) -> str:
     lines += [f"  {_SEVERITY.get(a.severity, '·')} {a.severity:<6}  {a.text}"
               for a in view.alerts] or ["  No alerts."]
     lines += ["", "More: `audit` (or `/pim audit`) shows the audit trail."]
+    if view.checkpoint:
+        lines.append(checkpoint_note(view))
     return "\n".join(lines)
+
+
+def checkpoint_note(view: DigestView) -> str:
+    """The digest's footer: keep it, and `pim-bot audit verify --checkpoint` proves later
+    that no audit event up to here was removed or rewritten."""
+    return f"Audit checkpoint (keep a copy): {view.checkpoint}"
 
 
 render.register(DigestView, digest_text)

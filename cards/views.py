@@ -169,6 +169,9 @@ class DigestView:
     frequent_activators: tuple[Ranked, ...] = ()
     ending_soon: tuple[Ranked, ...] = ()
     alerts: tuple[AlertLine, ...] = ()
+    # The audit chain's head when the digest was made (`audit-checkpoint seq=… hash=…`), so
+    # admins hold a copy outside the database for `pim-bot audit verify --checkpoint`.
+    checkpoint: str = ""
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> DigestView:
@@ -190,6 +193,7 @@ class DigestView:
             frequent_activators=ranked("frequent_activators"),
             ending_soon=ranked("ending_soon"),
             alerts=tuple(AlertLine(**a) for a in raw.get("alerts") or ()),
+            checkpoint=raw.get("checkpoint") or "",
         )
 
 

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from cards.views import DigestView, Figure, Ranked
 from handlers.digest import queries as q
 from handlers.digest.alerts import AlertThresholds, compute_alerts
+from storage.audit_checkpoint import current_checkpoint
 from storage.models import ScheduleKind
 from storage.uow import UnitOfWork
 
@@ -147,6 +148,7 @@ async def compute_digest(
         ending = await q.ending_soon(s, at=cur.end, until=cur.end + options.ending_within,
                                      top=top)
         alerts = await compute_alerts(s, now=cur.end, thresholds=options.alert_thresholds)
+        checkpoint = await current_checkpoint(s)
 
     prev_days = len(prev.bounds) - 1
     daily = [0] * (len(cur.bounds) - 1)
@@ -189,4 +191,5 @@ async def compute_digest(
             for who, role, kind, until in ending
         ),
         alerts=alerts,
+        checkpoint=checkpoint.line(),
     )

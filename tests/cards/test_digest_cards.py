@@ -219,3 +219,39 @@ def test_teams_digest_is_a_valid_card_within_the_size_limit(view: DigestView) ->
 def test_teams_huge_digest_says_what_it_left_out() -> None:
     card = teams.notification_card(replace(DIGEST_NOTE, digest=HUGE))
     assert any(re.match(r"…and \d+ more alerts\.", b.get("text", "")) for b in card["body"])
+
+
+# --- the audit checkpoint in the footer --------------------------------------------------------
+
+CHECKPOINT = "audit-checkpoint seq=57 hash=" + "9f" * 32 + " key=0123456789abcdef"
+
+
+@pytest.mark.parametrize("view", [FULL, EMPTY, HUGE], ids=["full", "empty", "huge"])
+def test_every_digest_surface_shows_the_audit_checkpoint_last(view: DigestView) -> None:
+    view = replace(view, checkpoint=CHECKPOINT)
+    note = replace(DIGEST_NOTE, digest=view)
+    assert text.render(view).splitlines()[-1] == f"Audit checkpoint (keep a copy): {CHECKPOINT}"
+
+    message = check_message(slack.notification_message(note))
+    assert contexts(message)[-1] == f"Audit checkpoint (keep a copy): `{CHECKPOINT}`"
+    assert len(message["blocks"]) <= 50
+
+    for card in (teams.notification_card(note), teams.reply_card(view)):
+        check_card(card)
+        footer = card["body"][-1]
+        assert footer["text"] == f"Audit checkpoint (keep a copy): {CHECKPOINT}"
+        assert (footer["isSubtle"], footer["size"], footer["fontType"]) == \
+            (True, "small", "monospace")
+        assert "audit" in card["body"][-2]["text"]  # the "More:" line stays just above it
+
+
+def test_the_checkpoint_survives_the_outbox_round_trip() -> None:
+    note = replace(DIGEST_NOTE, digest=replace(FULL, checkpoint=CHECKPOINT))
+    assert Notification.from_dict(json.loads(json.dumps(note.to_dict()))) == note
+
+
+def test_a_huge_teams_digest_still_fits_with_the_checkpoint() -> None:
+    card = teams.notification_card(replace(DIGEST_NOTE, digest=replace(HUGE,
+                                                                       checkpoint=CHECKPOINT)))
+    assert len(json.dumps(card).encode()) <= teams.CARD_BUDGET
+    assert any(re.match(r"…and \d+ more alerts\.", b.get("text", "")) for b in card["body"])

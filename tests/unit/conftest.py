@@ -12,11 +12,13 @@ from sqlalchemy import func, select
 from handlers.assignment import grant_schedule
 from handlers.clock import FixedClock
 from handlers.settings import RoleSettings
+from storage.audit_hash import AuditKey
 from storage.db import make_engine
 from storage.models import AuditEvent, OutboxMessage, Principal, Role, ScheduleRequest
 from storage.uow import UnitOfWork
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+AUDIT_SECRET = "correct horse battery staple 42"  # for `keyed`: a PIM_AUDIT_KEY
 
 PEOPLE = [
     ("alice@contoso.com", "Alice Admin", True),
@@ -91,6 +93,19 @@ async def eng(db_url: str) -> AsyncIterator[Engine]:
     engine = make_engine(db_url)
     clock = FixedClock(T0)
     uow = UnitOfWork(engine)
+    await seed(uow, clock)
+    try:
+        yield Engine(uow=uow, clock=clock)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def keyed(db_url: str) -> AsyncIterator[Engine]:
+    """Like eng, with the audit chain keyed by AUDIT_SECRET from the first event."""
+    engine = make_engine(db_url)
+    clock = FixedClock(T0)
+    uow = UnitOfWork(engine, audit_key=AuditKey.from_text(AUDIT_SECRET))
     await seed(uow, clock)
     try:
         yield Engine(uow=uow, clock=clock)

@@ -3,12 +3,9 @@ the database catches what recomputing cannot (tail deletion, rewrites by the key
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from sqlalchemy import delete, select, text, update
 
-from handlers.clock import FixedClock
 from storage.audit import AuditKey, AuditKeyError, append_event, event_hash, verify_chain
 from storage.audit_checkpoint import (
     Checkpoint,
@@ -16,26 +13,13 @@ from storage.audit_checkpoint import (
     current_checkpoint,
     parse_checkpoints,
 )
-from storage.db import make_engine
 from storage.models import AuditEvent
 from storage.uow import UnitOfWork
-from tests.unit.conftest import T0, Engine, seed
+from tests.unit.conftest import AUDIT_SECRET, T0, Engine
 from tests.unit.test_audit_chain import history
 
-SECRET = "correct horse battery staple 42"
+SECRET = AUDIT_SECRET
 KEY = AuditKey.from_text(SECRET)
-
-
-@pytest.fixture
-async def keyed(db_url: str) -> AsyncIterator[Engine]:
-    engine = make_engine(db_url)
-    uow = UnitOfWork(engine, audit_key=KEY)
-    clock = FixedClock(T0)
-    await seed(uow, clock)
-    try:
-        yield Engine(uow=uow, clock=clock)
-    finally:
-        await engine.dispose()
 
 
 async def verify(uow: UnitOfWork):
