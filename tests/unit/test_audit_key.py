@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import delete, select, text, update
 
+from bot.config import ConfigError, Settings
 from storage.audit import AuditKey, AuditKeyError, append_event, event_hash, verify_chain
 from storage.audit_checkpoint import (
     Checkpoint,
@@ -140,3 +141,12 @@ async def test_no_one_appends_unkeyed_or_under_another_key_after_the_switch(eng:
     assert await eng.count(AuditEvent) == before
     unkeyed = await verify(eng.uow)  # verifying without the key says which key it needs
     assert not unkeyed.ok and unkeyed.needs_key == KEY.key_id
+
+
+def test_the_key_is_configured_but_never_shown() -> None:
+    settings = Settings.from_env({"PIM_AUDIT_KEY": SECRET})
+    assert settings.audit_key == SECRET and SECRET not in repr(settings)
+    with pytest.raises(ConfigError) as short:
+        Settings.from_env({"PIM_AUDIT_KEY": "hunter2"})
+    assert "hunter2" not in str(short.value)
+    assert str(short.value).startswith("PIM_AUDIT_KEY must be at least 16 characters")
