@@ -110,24 +110,27 @@ async def _verify(session: AsyncSession, checkpoints: list[Checkpoint], *, keyed
         if (problem := await checkpoint_problem(session, checkpoint)) is not None:
             print(f"BROKEN: {problem}.")
             return 1
-    print(_ok_line(result, checkpoints))
+    print(_ok_line(result, checkpoints, keyed=keyed))
     return 0
 
 
-def _ok_line(result: VerifyResult, checkpoints: list[Checkpoint]) -> str:
-    if result.first_keyed is None or result.checked == 0:
-        keyed = ""
+def _ok_line(result: VerifyResult, checkpoints: list[Checkpoint], *, keyed: bool) -> str:
+    if result.checked == 0 or (result.first_keyed is None and not keyed):
+        how = ""
+    elif result.first_keyed is None:
+        # Worth saying: a log rewritten unkeyed from the start would look like this too.
+        how = "; no event is keyed yet (the next one will be)"
     elif result.first_keyed == 1:
-        keyed = " and keyed"
+        how = " and keyed"
     else:
-        keyed = (f"; keyed from event {result.first_keyed} on (events before it predate "
-                 "PIM_AUDIT_KEY)")
+        how = (f"; keyed from event {result.first_keyed} on (events before it predate "
+               "PIM_AUDIT_KEY)")
     reach = ""
     if checkpoints:
         newest = max(c.seq for c in checkpoints)
         plural = "s" if len(checkpoints) > 1 else ""
         reach = f"; it reaches the checkpoint{plural} (newest at event {newest})"
-    return f"OK: {result.checked} audit events, chain intact{keyed}{reach}."
+    return f"OK: {result.checked} audit events, chain intact{how}{reach}."
 
 
 @contextmanager

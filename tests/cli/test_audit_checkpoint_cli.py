@@ -164,6 +164,9 @@ def test_an_unkeyed_log_continues_keyed_once_the_key_is_set(
     unkeyed = pim(run_pim, "audit", "checkpoint", db=sqlite_url, env=None).stdout
     assert unkeyed.endswith(" key=none\n")
     (workdir / "old.txt").write_text(unkeyed, encoding="utf-8")
+    before = pim(run_pim, "audit", "verify", db=sqlite_url)
+    assert (before.returncode, before.stdout) == (
+        0, "OK: 14 audit events, chain intact; no event is keyed yet (the next one will be).\n")
     session = run_pim("console", "--as", "bob@contoso.com", db=sqlite_url, env=KEYED,
                       input="activate helpdesk-admin 30m printers\n")
     assert session.returncode == 0, session.stderr
