@@ -15,8 +15,9 @@ from bot.scheduler import Sweeper
 from handlers import commands
 from handlers.chat import digest_command, register_command
 from handlers.clock import Clock, SystemClock
-from handlers.digest.send import register_digest
+from handlers.digest.send import DIGEST_TIMER, digest_timer_action
 from handlers.policy import apply_policy
+from handlers.timers import TimerActions, lifecycle_actions, one_by_one
 from storage.audit import AuditKey, check_key
 from storage.db import make_engine
 from storage.migrate import upgrade
@@ -37,6 +38,8 @@ class Runtime:
     transports: list[Transport] = field(default_factory=list)
     outbox: OutboxWorker | None = None
     sweeper: Sweeper | None = None
+    # What each kind of durable timer does when it falls due: access's own, and the digest.
+    timer_actions: TimerActions = field(default_factory=lifecycle_actions)
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -45,7 +48,8 @@ class Runtime:
         runtime = cls(settings=settings, uow=uow, clock=clock or SystemClock())
         # The digest (sent by the sweeper, previewed with `digest`) in PIM_TIMEZONE.
         options = digest_options(settings)
-        register_digest(options)
+        runtime.timer_actions = {
+            **lifecycle_actions(), DIGEST_TIMER: one_by_one(digest_timer_action(options))}
         register_command(commands.Digest, digest_command(options))
         return runtime
 
@@ -68,7 +72,8 @@ class Runtime:
         self.outbox = OutboxWorker(self.uow, self.clock, transports, worker=name)
         digest = DigestSchedule(self.uow, self.clock, trigger=digest_trigger(self.settings))
         self.sweeper = Sweeper(self.uow, self.clock, self.outbox, worker=name,
-                               sweep_seconds=self.settings.sweep_seconds, digest=digest)
+                               sweep_seconds=self.settings.sweep_seconds, digest=digest,
+                               timer_actions=self.timer_actions)
         self.sweeper.start()
 
     def poke(self) -> None:

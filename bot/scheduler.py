@@ -18,7 +18,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.digest_schedule import DigestSchedule
 from bot.outbox import OutboxWorker
 from handlers.clock import Clock
-from handlers.timers import run_due_timers
+from handlers.timers import TimerActions, run_due_timers
 from storage.claims import next_outbox_due, next_timer_due
 from storage.uow import UnitOfWork
 
@@ -28,9 +28,10 @@ logger = logging.getLogger(__name__)
 class Sweeper:
     def __init__(
         self, uow: UnitOfWork, clock: Clock, outbox: OutboxWorker, *, worker: str,
-        sweep_seconds: float, digest: DigestSchedule | None = None,
+        sweep_seconds: float, timer_actions: TimerActions, digest: DigestSchedule | None = None,
     ) -> None:
         self.uow, self.clock, self.outbox, self.worker = uow, clock, outbox, worker
+        self.timer_actions = timer_actions
         self.sweep_seconds = sweep_seconds
         self.digest = digest
         # The first sweep schedules a digest missed while we were down (and a failed
@@ -118,7 +119,8 @@ class Sweeper:
                     if self._digest_catch_up and self.digest is not None:
                         await self.digest.catch_up()
                         self._digest_catch_up = False
-                    await run_due_timers(self.uow, self.clock, worker=self.worker)
+                    await run_due_timers(self.uow, self.clock, worker=self.worker,
+                                         actions=self.timer_actions)
                     await self.outbox.run_once()
                     await self._plan_wakeup()
                 except Exception:  # the next sweep tries again; the rows are still there

@@ -10,11 +10,11 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cards.views import Notification
-from storage.audit import append_event
+from storage.audit import NewEvent, append_event, append_events
 from storage.models import OutboxMessage, Principal, ScheduleRequest, Timer
 
 SYSTEM_ACTOR = "pim-bot"
@@ -49,6 +49,25 @@ def notify(
                 payload=payload, next_attempt_at=now,
             )
         )
+
+
+def message_row(
+    *, now: datetime, note: Notification, recipient_id: int | None,
+    request_id: int | None = None,
+) -> dict[str, Any]:
+    """One outbox row as plain values, for set-based inserts (see notify_all)."""
+    return {"created_at": now, "recipient_id": recipient_id, "kind": note.kind,
+            "request_id": request_id, "payload": note.to_dict(), "next_attempt_at": now}
+
+
+async def notify_all(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Write many outbox rows in one statement: a batch of expiries is one INSERT, not N."""
+    if rows:
+        await session.execute(insert(OutboxMessage), rows)
+
+
+async def audit_all(session: AsyncSession, events: list[NewEvent]) -> None:
+    await append_events(session, events)
 
 
 def update_cards(

@@ -18,29 +18,27 @@ from storage.models import OutboxMessage, Timer
 async def claim_due_timers(
     session: AsyncSession, *, now: datetime, worker: str, limit: int
 ) -> list[Timer]:
+    """Claim up to `limit` due timers, earliest first, in one statement.
+
+    The claim lives in the caller's transaction: the work it does commits with it, and a
+    process killed mid-batch leaves every one of them pending for the next sweep."""
     due = (
-        select(Timer)
+        select(Timer.id)
         .where(Timer.status == "pending", Timer.due_at <= now)
         .order_by(Timer.due_at, Timer.id)
         .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
-        timers = list((await session.scalars(due.with_for_update(skip_locked=True))).all())
-        for t in timers:
-            t.status, t.claimed_by = "running", worker
-        await session.flush()
-        return timers
-    claimed: list[Timer] = []
-    for t in (await session.scalars(due)).all():
-        result = await session.execute(
-            update(Timer)
-            .where(Timer.id == t.id, Timer.status == "pending")
-            .values(status="running", claimed_by=worker)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            claimed.append(t)  # its in-memory status is stale; callers use id, kind, subject
-    return claimed
+        due = due.with_for_update(skip_locked=True)
+    claim = (
+        update(Timer)
+        .where(Timer.id.in_(due.scalar_subquery()), Timer.status == "pending")
+        .values(status="running", claimed_by=worker)
+        .returning(Timer)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    timers = list((await session.scalars(claim)).all())
+    return sorted(timers, key=lambda t: (t.due_at, t.id))
 
 
 async def next_timer_due(session: AsyncSession) -> datetime | None:

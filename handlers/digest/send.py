@@ -25,7 +25,7 @@ from handlers.assignment import require_admin
 from handlers.clock import Clock
 from handlers.digest.report import DigestOptions, compute_digest
 from handlers.records import SYSTEM_ACTOR, audit, notify
-from handlers.timers import TimerAction, register_timer_action
+from handlers.timers import TimerAction
 from storage.models import AuditEvent, Principal, Timer
 from storage.uow import UnitOfWork
 
@@ -117,11 +117,6 @@ def digest_timer_action(options: DigestOptions) -> TimerAction:
         return await write_digest(s, now=now, period_end=period_end_of(timer), options=options)
 
     return send
-
-
-def register_digest(options: DigestOptions) -> None:
-    """Let the sweeper send digests, with this installation's options (PIM_TIMEZONE…)."""
-    register_timer_action(DIGEST_TIMER, digest_timer_action(options))
 
 
 async def send_digest(

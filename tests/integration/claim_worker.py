@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.outbox import Delivery, OutboxWorker, Recipient
 from handlers.clock import SystemClock
-from handlers.timers import run_due_timers
+from handlers.timers import lifecycle_actions, run_due_timers
 from storage.db import make_engine
 from storage.uow import UnitOfWork
 
@@ -42,7 +42,8 @@ async def main(url: str, name: str, out: str, start_at: float) -> None:
         await asyncio.sleep(0.005)
     idle = 0
     while idle < 3:
-        ran = await run_due_timers(uow, clock, worker=name, batch=5)
+        ran = await run_due_timers(uow, clock, worker=name, batch=5,
+                                   actions=lifecycle_actions())
         sent = await worker.run_once()
         idle = idle + 1 if ran == 0 and sent == 0 else 0
         await asyncio.sleep(0.05)

@@ -20,6 +20,7 @@ from bot.scheduler import Sweeper
 from cards.views import when
 from handlers.chat import run_text
 from handlers.clock import Clock, FixedClock, SystemClock
+from handlers.timers import lifecycle_actions
 from storage.db import make_engine
 from storage.models import Schedule, ScheduleState
 from storage.uow import UnitOfWork
@@ -85,7 +86,8 @@ async def bot(db_url: str) -> AsyncIterator[Bot]:
     await seed(uow, FixedClock(clock.now() - timedelta(days=1)))
     inbox = Inbox()
     outbox = OutboxWorker(uow, clock, [inbox], worker="it")
-    sweeper = Sweeper(uow, clock, outbox, worker="it", sweep_seconds=LONG_SWEEP)
+    sweeper = Sweeper(uow, clock, outbox, worker="it", sweep_seconds=LONG_SWEEP,
+                      timer_actions=lifecycle_actions())
     b = Bot(uow, clock, inbox, sweeper)
     try:
         yield b

@@ -144,7 +144,7 @@ async def test_bad_duration_token_is_refused_not_taken_as_justification(eng):
 
 
 async def test_later_start_provisions_at_start_time(eng):
-    from handlers.timers import run_due_timers
+    from handlers.timers import lifecycle_actions, run_due_timers
 
     view = await request_activation(
         eng.uow, eng.clock, actor=BOB,
@@ -153,9 +153,9 @@ async def test_later_start_provisions_at_start_time(eng):
                           + timedelta(hours=3)))
     assert view.status == "Granted"
     eng.clock.advance(timedelta(hours=2, minutes=59))
-    assert await run_due_timers(eng.uow, eng.clock, worker="t") == 0
+    assert await run_due_timers(eng.uow, eng.clock, worker="t", actions=lifecycle_actions()) == 0
     eng.clock.advance(timedelta(minutes=1))
-    assert await run_due_timers(eng.uow, eng.clock, worker="t") == 1
+    assert await run_due_timers(eng.uow, eng.clock, worker="t", actions=lifecycle_actions()) == 1
     roles = await say(eng, BOB, "roles")
     line = next(r for r in roles.roles if r.role.id == "helpdesk-admin")
     assert line.active_until == (eng.clock.now() + timedelta(hours=1)).isoformat()

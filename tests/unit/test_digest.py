@@ -16,7 +16,7 @@ from handlers.assignment import assign
 from handlers.clock import FixedClock
 from handlers.commands import Ticket, UserRef
 from handlers.digest.report import DigestOptions, compute_digest, periods, short_duration
-from handlers.timers import run_due_timers
+from handlers.timers import lifecycle_actions, run_due_timers
 from storage.db import make_engine
 from storage.uow import UnitOfWork
 from tests.unit.conftest import Engine, seed
@@ -39,7 +39,8 @@ class Story:
     async def at(self, when: datetime) -> None:
         assert when >= self.eng.clock.now(), "the script only moves forward"
         self.eng.clock.set(when)
-        await run_due_timers(self.eng.uow, self.eng.clock, worker="story")
+        await run_due_timers(self.eng.uow, self.eng.clock, worker="story",
+                             actions=lifecycle_actions())
 
     async def activate(self, when: datetime, who: str, role: str, length: timedelta,
                        ticket: str | None = None) -> str:

@@ -29,16 +29,17 @@ from handlers.digest.send import (
     SENT,
     catch_up_digest,
     digest_key,
-    register_digest,
+    digest_timer_action,
     schedule_digest,
     send_digest,
 )
-from handlers.timers import run_due_timers
+from handlers.timers import lifecycle_actions, one_by_one, run_due_timers
 from storage.models import AuditEvent, OutboxMessage, Principal, Timer
 from tests.unit.conftest import T0, Engine, seed
 
 ALICE, BOB, DAVE = "alice@contoso.com", "bob@contoso.com", "dave@contoso.com"
 OPTIONS = DigestOptions()
+ACTIONS = {**lifecycle_actions(), DIGEST_TIMER: one_by_one(digest_timer_action(OPTIONS))}
 
 
 async def make_admin(eng: Engine, email: str) -> None:
@@ -175,7 +176,6 @@ async def test_a_burst_of_new_alerts_is_capped(eng, alerts):
 # --- the timer: exactly once, whoever triggers it ------------------------------------------------
 
 async def test_the_timer_key_makes_each_period_go_out_once(eng):
-    register_digest(OPTIONS)
     await make_admin(eng, DAVE)
     end = T0 + timedelta(hours=1)
     # two replicas' cron jobs fire for the same period, one of them twice
@@ -184,10 +184,10 @@ async def test_the_timer_key_makes_each_period_go_out_once(eng):
     assert await schedule_digest(eng.uow, period_end=end.astimezone(ZoneInfo("Asia/Tokyo"))) \
         is False
     eng.clock.set(end - timedelta(seconds=1))
-    assert await run_due_timers(eng.uow, eng.clock, worker="a") == 0  # not due yet
+    assert await run_due_timers(eng.uow, eng.clock, worker="a", actions=ACTIONS) == 0  # not due yet
     eng.clock.set(end + timedelta(seconds=3))
-    assert await run_due_timers(eng.uow, eng.clock, worker="a") == 1
-    assert await run_due_timers(eng.uow, eng.clock, worker="b") == 0
+    assert await run_due_timers(eng.uow, eng.clock, worker="a", actions=ACTIONS) == 1
+    assert await run_due_timers(eng.uow, eng.clock, worker="b", actions=ACTIONS) == 0
     # a late cron run, a manual send of that period: still nothing more
     assert await schedule_digest(eng.uow, period_end=end) is False
     assert await send_digest(eng.uow, eng.clock, period_end=end, options=OPTIONS) == 0
@@ -200,28 +200,26 @@ async def test_the_timer_key_makes_each_period_go_out_once(eng):
 
 
 async def test_a_scheduled_digest_sent_by_hand_first_is_not_sent_again(eng):
-    register_digest(OPTIONS)
     assert await schedule_digest(eng.uow, period_end=T0) is True
     assert await send_digest(eng.uow, eng.clock, period_end=T0, options=OPTIONS) == 1
-    assert await run_due_timers(eng.uow, eng.clock, worker="a") == 0
+    assert await run_due_timers(eng.uow, eng.clock, worker="a", actions=ACTIONS) == 0
     assert len(await digests(eng)) == 1
 
 
 async def test_catch_up_sends_only_the_most_recent_missed_digest(eng):
-    register_digest(OPTIONS)
     weeks = [T0 + timedelta(weeks=i) for i in range(4)]
     # a replica scheduled week 0 and died before sending it; nothing ran for three weeks
     assert await schedule_digest(eng.uow, period_end=weeks[0]) is True
     eng.clock.set(weeks[3] + timedelta(hours=5))
     assert await catch_up_digest(eng.uow, eng.clock, latest=weeks[3]) is True
-    assert await run_due_timers(eng.uow, eng.clock, worker="a") == 1
+    assert await run_due_timers(eng.uow, eng.clock, worker="a", actions=ACTIONS) == 1
     got = await digests(eng)
     assert [datetime.fromisoformat(n.digest.period_end) for _, n in got] == [weeks[3]]
     assert await digest_timers(eng) == [(digest_key(weeks[0]), "canceled"),
                                         (digest_key(weeks[3]), "done")]
     # the next start-up finds it sent
     assert await catch_up_digest(eng.uow, eng.clock, latest=weeks[3]) is False
-    assert await run_due_timers(eng.uow, eng.clock, worker="a") == 0
+    assert await run_due_timers(eng.uow, eng.clock, worker="a", actions=ACTIONS) == 0
     assert len(await digests(eng)) == 1
 
 

@@ -6,13 +6,13 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from handlers.timers import run_due_timers
+from handlers.timers import lifecycle_actions, run_due_timers
 from storage.models import AuditEvent, Schedule, ScheduleRequest, Timer
 from tests.unit.test_activation_rules import ALICE, BOB, CAROL, say
 
 
 async def sweep(eng) -> int:
-    return await run_due_timers(eng.uow, eng.clock, worker="test")
+    return await run_due_timers(eng.uow, eng.clock, worker="test", actions=lifecycle_actions())
 
 
 async def active_roles(eng, who=BOB) -> set[str]:
