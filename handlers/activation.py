@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -10,37 +9,38 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cards import views as v
 from cards.views import Decision, Notification, RequestView
+from handlers.activation_rules import ActivationAsk, CheckedAsk, check_ask
 from handlers.clock import Clock
-from handlers.commands import Ticket
 from handlers.directory import approvers_for, find_role, require_principal, settings_of
 from handlers.durations import format_duration
 from handlers.errors import (
     AlreadyActive,
     AlreadyDecided,
     AlreadyPending,
-    DurationOutOfRange,
     Forbidden,
-    InvalidInput,
-    JustificationRequired,
     NotActive,
     NotEligible,
-    TicketRequired,
     TooSoonToDeactivate,
     UnknownRequest,
 )
-from handlers.lifecycle import (
-    EXPIRE,
-    START,
-    TIMEOUT,
-    WARN,
-    pending_or_active,
-    provision,
-)
+from handlers.lifecycle import EXPIRE, START, TIMEOUT, WARN, provision
 from handlers.present import person, request_view, role_ref
-from handlers.records import add_timer, audit, cancel_timers, new_request_id, notify, update_cards
+from handlers.records import (
+    add_timer,
+    audit,
+    audit_all,
+    cancel_timers,
+    new_request_id,
+    notify,
+    update_cards,
+)
+from handlers.settings import RoleSettings
+from storage.audit import NewEvent
 from storage.models import (
     Action,
     MemberType,
+    Principal,
+    Role,
     Schedule,
     ScheduleKind,
     ScheduleRequest,
@@ -49,16 +49,7 @@ from storage.models import (
 )
 from storage.uow import UnitOfWork
 
-MAX_JUSTIFICATION = 500
-
-
-@dataclass(frozen=True, slots=True)
-class ActivationAsk:
-    role: str
-    duration: timedelta | None = None
-    justification: str | None = None
-    ticket: Ticket | None = None
-    start_at: datetime | None = None
+__all__ = ["ActivationAsk", "cancel_request", "deactivate", "request_activation"]
 
 
 async def request_activation(
@@ -69,116 +60,131 @@ async def request_activation(
         me = await require_principal(s, actor)
         role = await find_role(s, ask.role)
         settings = settings_of(role)
-        duration = ask.duration if ask.duration is not None else settings.effective_default
-        if not settings.min_duration <= duration <= settings.max_duration:
-            raise DurationOutOfRange(
-                f"{role.display_name} can be activated for {format_duration(settings.min_duration)}"
-                f" to {format_duration(settings.max_duration)}; you asked for "
-                f"{format_duration(duration)}."
-            )
-        start = ask.start_at or now
-        if start < now - timedelta(minutes=1):
-            raise InvalidInput("The start time is in the past.")
-        justification = (ask.justification or "").strip() or None
-        if justification and len(justification) > MAX_JUSTIFICATION:
-            raise InvalidInput(f"The justification is too long (at most {MAX_JUSTIFICATION}).")
-        if settings.require_justification and not justification:
-            raise JustificationRequired(
-                f"{role.display_name} needs a justification: "
-                f"activate {role.id} {format_duration(duration)} <why you need it>"
-            )
-        if settings.require_ticket and ask.ticket is None:
-            raise TicketRequired(
-                f"{role.display_name} needs a ticket: activate {role.id} ticket:INC-123 <why>"
-            )
-        await _check_eligible(s, principal_id=me.id, role_name=role.display_name,
-                              role_id=role.id, start=start, end=start + duration)
-        active, pending = await pending_or_active(s, principal_id=me.id, role_id=role.id)
-        if active is not None:
-            until = v.when(active.end_at.isoformat()) if active.end_at else "removed"
-            raise AlreadyActive(f"{role.display_name} is already active for you until {until}.")
-        if pending is not None:
-            state = "waiting for approval" if pending.status == Status.PENDING_APPROVAL else (
-                f"scheduled to start at {v.when(pending.start_at.isoformat())}")
-            raise AlreadyPending(
-                f"You already asked for {role.display_name}: {pending.short_id} is {state}. "
-                f"Cancel it with: cancel {pending.short_id}"
-            )
-        approvers = []
-        if settings.require_approval:
-            approvers = await approvers_for(s, settings=settings, requester_id=me.id)
-            if not approvers:
-                raise Forbidden(
-                    f"Nobody but you can approve {role.display_name}; "
-                    "an admin must name another approver first."
-                )
-        req = ScheduleRequest(
-            short_id=await new_request_id(s), action=Action.SELF_ACTIVATE,
-            status=Status.PENDING_APPROVAL if settings.require_approval else Status.GRANTED,
-            kind=ScheduleKind.ACTIVE, principal_id=me.id, role_id=role.id, created_by_id=me.id,
-            justification=justification,
-            ticket_system=ask.ticket.system if ask.ticket else None,
-            ticket_number=ask.ticket.number if ask.ticket else None,
-            start_at=start, duration_seconds=int(duration.total_seconds()), created_at=now,
-            approval_deadline=now + settings.approval_timeout if settings.require_approval
-            else None,
+        checked = check_ask(ask, role_id=role.id, role_name=role.display_name,
+                            settings=settings, now=now)
+        await _check_free(s, me=me, role=role, start=checked.start, end=checked.end)
+        approvers = await _approvers(s, me=me, role=role, settings=settings)
+        req = await _new_request(s, me=me, role=role, ask=checked, now=now,
+                                 deadline=now + settings.approval_timeout if approvers else None)
+        created = NewEvent(
+            at=now, actor=me.email, action="request.created", target=f"{me.email}/{role.id}",
+            details={"request": req.short_id, "duration": int(checked.duration.total_seconds()),
+                     "justification": checked.justification,
+                     "ticket": checked.ticket.number if checked.ticket else None,
+                     "approval": settings.require_approval},
         )
-        s.add(req)
-        await s.flush()
-        await s.refresh(req)
-        await audit(
-            s, at=now, actor=me, action="request.created", target=f"{me.email}/{role.id}",
-            request=req.short_id, duration=int(duration.total_seconds()),
-            justification=justification, ticket=ask.ticket.number if ask.ticket else None,
-            approval=settings.require_approval,
-        )
-        if settings.require_approval:
-            assert req.approval_deadline is not None
-            add_timer(s, kind=TIMEOUT, due_at=req.approval_deadline, subject_id=req.id)
-            view = await request_view(s, req)
-            notify(
-                s, now=now, recipients=approvers, channel=settings.approval_channel or None,
-                request_id=req.id,
-                note=Notification(
-                    kind=v.APPROVAL_NEEDED, request=view, role=role_ref(role),
-                    headline=f"{me.display_name} asks for {role.display_name} "
-                    f"for {format_duration(duration)}.",
-                ),
-            )
-            notify(
-                s, now=now, recipients=[me], request_id=req.id,
-                note=Notification(
-                    kind=v.SUBMITTED, request=view, role=role_ref(role),
-                    headline=f"Request {req.short_id} for {role.display_name} is waiting for "
-                    f"approval (until {v.when(view.deadline)}).",
-                ),
-            )
-            return view
-        if start <= now:
-            await provision(s, req=req, now=now)
+        if approvers:
+            await audit_all(s, [created])
+            return await _ask_approvers(s, req=req, me=me, approvers=approvers, now=now)
+        if checked.start <= now:
+            await provision(s, req=req, now=now, earlier=[created])
         else:
-            add_timer(s, kind=START, due_at=start, subject_id=req.id)
+            await audit_all(s, [created])
+            add_timer(s, kind=START, due_at=checked.start, subject_id=req.id)
         return await request_view(s, req)
 
 
-async def _check_eligible(
-    s: AsyncSession, *, principal_id: int, role_id: str, role_name: str,
-    start: datetime, end: datetime,
+async def _check_free(
+    s: AsyncSession, *, me: Principal, role: Role, start: datetime, end: datetime
 ) -> None:
-    eligibility = await s.scalar(
+    """Eligible for the whole time, not active already, not asked already."""
+    # One query for both the eligibility and an active assignment: a person holds few.
+    held = (await s.scalars(
         select(Schedule).where(
-            Schedule.principal_id == principal_id, Schedule.role_id == role_id,
-            Schedule.kind == ScheduleKind.ELIGIBLE, Schedule.state == ScheduleState.ACTIVE,
-            Schedule.start_at <= start,
-        ).order_by(Schedule.end_at.is_(None).desc(), Schedule.end_at.desc()).limit(1)
-    )
-    if eligibility is None:
-        raise NotEligible(f"You are not eligible for {role_name}. Ask an admin to assign it.")
-    if eligibility.end_at is not None and eligibility.end_at < end:
-        raise NotEligible(
-            f"Your eligibility for {role_name} ends at {v.when(eligibility.end_at.isoformat())},"
-            " before the activation would end; ask for a shorter time."
+            Schedule.principal_id == me.id, Schedule.role_id == role.id,
+            Schedule.state == ScheduleState.ACTIVE,
         )
+    )).unique().all()
+    eligible = sorted(
+        (h for h in held if h.kind == ScheduleKind.ELIGIBLE and h.start_at <= start),
+        key=lambda h: (h.end_at is None, h.end_at or h.start_at), reverse=True,
+    )
+    if not eligible:
+        raise NotEligible(
+            f"You are not eligible for {role.display_name}. Ask an admin to assign it.")
+    if eligible[0].end_at is not None and eligible[0].end_at < end:
+        raise NotEligible(
+            f"Your eligibility for {role.display_name} ends at "
+            f"{v.when(eligible[0].end_at.isoformat())}, before the activation would end; "
+            "ask for a shorter time."
+        )
+    active = next((h for h in held if h.kind == ScheduleKind.ACTIVE), None)
+    if active is not None:
+        until = v.when(active.end_at.isoformat()) if active.end_at else "removed"
+        raise AlreadyActive(f"{role.display_name} is already active for you until {until}.")
+    pending = await s.scalar(
+        select(ScheduleRequest).where(
+            ScheduleRequest.principal_id == me.id, ScheduleRequest.role_id == role.id,
+            ScheduleRequest.action == Action.SELF_ACTIVATE,
+            ScheduleRequest.status.in_([Status.PENDING_APPROVAL, Status.GRANTED]),
+        ).limit(1)
+    )
+    if pending is not None:
+        state = "waiting for approval" if pending.status == Status.PENDING_APPROVAL else (
+            f"scheduled to start at {v.when(pending.start_at.isoformat())}")
+        raise AlreadyPending(
+            f"You already asked for {role.display_name}: {pending.short_id} is {state}. "
+            f"Cancel it with: cancel {pending.short_id}"
+        )
+
+
+async def _approvers(
+    s: AsyncSession, *, me: Principal, role: Role, settings: RoleSettings
+) -> list[Principal]:
+    """Who is asked to decide; nobody when the role needs no approval."""
+    if not settings.require_approval:
+        return []
+    approvers = await approvers_for(s, settings=settings, requester_id=me.id)
+    if not approvers:
+        raise Forbidden(f"Nobody but you can approve {role.display_name}; "
+                        "an admin must name another approver first.")
+    return approvers
+
+
+async def _new_request(
+    s: AsyncSession, *, me: Principal, role: Role, ask: CheckedAsk, now: datetime,
+    deadline: datetime | None,
+) -> ScheduleRequest:
+    req = ScheduleRequest(
+        short_id=await new_request_id(s), action=Action.SELF_ACTIVATE,
+        status=Status.PENDING_APPROVAL if deadline else Status.GRANTED,
+        kind=ScheduleKind.ACTIVE, principal_id=me.id, role_id=role.id, created_by_id=me.id,
+        justification=ask.justification,
+        ticket_system=ask.ticket.system if ask.ticket else None,
+        ticket_number=ask.ticket.number if ask.ticket else None,
+        start_at=ask.start, duration_seconds=int(ask.duration.total_seconds()),
+        created_at=now, approval_deadline=deadline,
+    )
+    # Set the relations we already hold, so nothing is read back after the INSERT.
+    req.principal, req.created_by, req.role = me, me, role
+    s.add(req)
+    await s.flush()
+    return req
+
+
+async def _ask_approvers(
+    s: AsyncSession, *, req: ScheduleRequest, me: Principal, approvers: list[Principal],
+    now: datetime,
+) -> RequestView:
+    """The approvers get a card to decide on; the requester hears it is waiting."""
+    assert req.approval_deadline is not None and req.duration_seconds is not None
+    add_timer(s, kind=TIMEOUT, due_at=req.approval_deadline, subject_id=req.id)
+    view = await request_view(s, req)
+    role, channel = req.role, settings_of(req.role).approval_channel
+    ask = Notification(
+        kind=v.APPROVAL_NEEDED, request=view, role=role_ref(role),
+        headline=f"{me.display_name} asks for {role.display_name} "
+        f"for {format_duration(timedelta(seconds=req.duration_seconds))}.",
+    )
+    told = Notification(
+        kind=v.SUBMITTED, request=view, role=role_ref(role),
+        headline=f"Request {req.short_id} for {role.display_name} is waiting for "
+        f"approval (until {v.when(view.deadline)}).",
+    )
+    notify(s, now=now, recipients=approvers, channel=channel or None, request_id=req.id,
+           note=ask)
+    notify(s, now=now, recipients=[me], request_id=req.id, note=told)
+    return view
 
 
 async def cancel_request(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -9,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cards import views as v
 from cards.views import Decision, Notification, RequestView
+from handlers.activation_rules import MAX_JUSTIFICATION
 from handlers.clock import Clock
 from handlers.directory import approvers_for, require_principal, settings_of
 from handlers.errors import (
@@ -22,11 +24,10 @@ from handlers.errors import (
 )
 from handlers.lifecycle import START, TIMEOUT, provision
 from handlers.present import person, request_view, role_ref
-from handlers.records import add_timer, audit, cancel_timers, notify, update_cards
+from handlers.records import add_timer, audit, audit_all, cancel_timers, notify, update_cards
+from storage.audit import NewEvent
 from storage.models import ApprovalStep, Principal, ScheduleRequest, Status
 from storage.uow import UnitOfWork
-
-MAX_JUSTIFICATION = 500
 
 
 async def decide(
@@ -93,50 +94,58 @@ async def _record_decision(
 ) -> RequestView:
     outcome = Status.GRANTED if approve else Status.DENIED
     # The guard on status is what makes concurrent clicks safe: only one UPDATE matches.
+    # ("evaluate" also updates `req` in memory, so nothing is read back.)
     result = await s.execute(
         update(ScheduleRequest)
         .where(ScheduleRequest.id == req.id, ScheduleRequest.status == Status.PENDING_APPROVAL)
         .values(status=outcome, decided_at=now,
                 completed_at=None if approve else now)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session="evaluate")
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         await s.refresh(req)
         raise AlreadyDecided(await _already(s, req))
-    await s.refresh(req)
     s.add(ApprovalStep(request_id=req.id, reviewer_id=me.id,
                        decision="Approve" if approve else "Deny",
                        justification=justification, decided_at=now))
     await cancel_timers(s, subject_id=req.id, kinds=[TIMEOUT], now=now)
-    await audit(
-        s, at=now, actor=me, action="request.approved" if approve else "request.denied",
-        target=f"{req.principal.email}/{req.role_id}", request=req.short_id,
-        justification=justification,
+    decided = NewEvent(
+        at=now, actor=me.email, action="request.approved" if approve else "request.denied",
+        target=f"{req.principal.email}/{req.role_id}",
+        details={"request": req.short_id, "justification": justification},
     )
-    view = await request_view(
-        s, req, decision=Decision(by=person(me), outcome=outcome, at=now.isoformat(),
-                                  reason=justification)
-    )
+    decision = Decision(by=person(me), outcome=outcome, at=now.isoformat(), reason=justification)
+    view = await request_view(s, req, decision=decision)
+    _tell_decision(s, req=req, me=me, view=view, approve=approve, now=now)
+    if approve and req.start_at <= now:
+        # What the stored approval step would say, without reading it back.
+        done = replace(decision, outcome=Status.PROVISIONED)
+        await provision(s, req=req, now=now, earlier=[decided], decision=done)
+        return await request_view(s, req, decision=done)
+    await audit_all(s, [decided])
+    if approve:
+        add_timer(s, kind=START, due_at=req.start_at, subject_id=req.id)
+    return view
+
+
+def _tell_decision(
+    s: AsyncSession, *, req: ScheduleRequest, me: Principal, view: RequestView, approve: bool,
+    now: datetime,
+) -> None:
+    """The requester hears the outcome; every posted copy of the card shows it."""
     role = req.role.display_name
     if approve:
         headline = f"{me.display_name} approved your request {req.short_id} for {role}."
     else:
         headline = f"{me.display_name} denied your request {req.short_id} for {role}."
-        if justification:
-            headline += f" Reason: {justification}"
+        if view.decision and view.decision.reason:
+            headline += f" Reason: {view.decision.reason}"
     notify(s, now=now, recipients=[req.principal], request_id=req.id,
            note=Notification(kind=v.APPROVED if approve else v.DENIED, request=view,
                              role=role_ref(req.role), headline=headline))
     update_cards(s, now=now, request_id=req.id,
                  note=Notification(kind=v.REQUEST_UPDATE, request=view,
                                    headline=view.outcome_line()))
-    if approve:
-        if req.start_at <= now:
-            await provision(s, req=req, now=now)
-            view = await request_view(s, req)
-        else:
-            add_timer(s, kind=START, due_at=req.start_at, subject_id=req.id)
-    return view
 
 
 async def _already(s: AsyncSession, req: ScheduleRequest) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,7 +37,7 @@ def _subjects(timers: Sequence[Timer]) -> list[int]:
     return [t.subject_id for t in timers if t.subject_id is not None]
 
 
-def _schedules_with_names(ids: Sequence[int]) -> Select[Unpack[tuple[Any, ...]]]:
+def _schedules_with_names(ids: Sequence[int]) -> Select[*tuple[Any, ...]]:
     # Columns, not ORM objects: a batch of 500 is one joined SELECT and no identity map.
     return (
         select(Schedule.id, Schedule.kind, Schedule.role_id, Schedule.end_at,

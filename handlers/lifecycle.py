@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cards import views as v
-from cards.views import Notification
+from cards.views import Decision, Notification
 from handlers.directory import settings_of
 from handlers.present import request_view, role_ref
-from handlers.records import SYSTEM_ACTOR, add_timer, audit, notify
+from handlers.records import SYSTEM_ACTOR, add_timer, audit_all, notify
+from storage.audit import NewEvent
 from storage.models import (
     MemberType,
     Schedule,
@@ -24,8 +25,12 @@ from storage.models import (
 EXPIRE, WARN, TIMEOUT, START = "expire", "warn", "timeout", "start"
 
 
-async def provision(session: AsyncSession, *, req: ScheduleRequest, now: datetime) -> Schedule:
-    """Make an approved (or approval-free) activation take effect now."""
+async def provision(
+    session: AsyncSession, *, req: ScheduleRequest, now: datetime,
+    earlier: Sequence[NewEvent] = (), decision: Decision | None = None,
+) -> Schedule:
+    """Make an approved (or approval-free) activation take effect now. `earlier`: audit
+    events of the same transaction that come first (written with this one, in one append)."""
     assert req.duration_seconds is not None
     end = now + timedelta(seconds=req.duration_seconds)
     schedule = Schedule(
@@ -39,12 +44,12 @@ async def provision(session: AsyncSession, *, req: ScheduleRequest, now: datetim
     await session.flush()
     schedule_end_timers(session, schedule=schedule, now=now,
                         warning=settings_of(req.role).expiry_warning)
-    await audit(
-        session, at=now, actor=SYSTEM_ACTOR, action="role.activated",
-        target=f"{req.principal.email}/{req.role_id}", request=req.short_id,
-        end=end.isoformat(),
-    )
-    view = await request_view(session, req)
+    await audit_all(session, [*earlier, NewEvent(
+        at=now, actor=SYSTEM_ACTOR, action="role.activated",
+        target=f"{req.principal.email}/{req.role_id}",
+        details={"request": req.short_id, "end": end.isoformat()},
+    )])
+    view = await request_view(session, req, decision=decision)
     notify(
         session, now=now, recipients=[req.principal], request_id=req.id,
         note=Notification(
@@ -72,22 +77,3 @@ async def start_scheduled(session: AsyncSession, *, request_id: int, now: dateti
         return False
     await provision(session, req=req, now=now)
     return True
-
-
-async def pending_or_active(
-    session: AsyncSession, *, principal_id: int, role_id: str
-) -> tuple[Schedule | None, ScheduleRequest | None]:
-    active = await session.scalar(
-        select(Schedule).where(
-            Schedule.principal_id == principal_id, Schedule.role_id == role_id,
-            Schedule.kind == ScheduleKind.ACTIVE, Schedule.state == ScheduleState.ACTIVE,
-        ).limit(1)
-    )
-    pending = await session.scalar(
-        select(ScheduleRequest).where(
-            ScheduleRequest.principal_id == principal_id, ScheduleRequest.role_id == role_id,
-            ScheduleRequest.action == "selfActivate",
-            ScheduleRequest.status.in_([Status.PENDING_APPROVAL, Status.GRANTED]),
-        ).limit(1)
-    )
-    return active, pending

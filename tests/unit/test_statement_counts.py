@@ -1,0 +1,117 @@
+"""The hot paths do a small, fixed number of SQL statements, however much data there is:
+no query per row (N+1) in asking, approving, or ending a batch of activations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from sqlalchemy import event, func, select
+
+from handlers.activation import ActivationAsk, request_activation
+from handlers.approval import decide
+from handlers.assignment import grant_schedule
+from handlers.timers import lifecycle_actions, run_due_timers
+from storage.audit import verify_chain
+from storage.models import AuditEvent, OutboxMessage, Principal, Role, Schedule
+from tests.unit.conftest import Engine
+
+BOB, CAROL = "bob@contoso.com", "carol@contoso.com"
+# Each bound is what the path does today plus a little room; an N+1 blows through it at once.
+ASK_BOUND, DECIDE_BOUND, SWEEP_BOUND = 15, 20, 16
+
+
+@contextmanager
+def counting(eng: Engine) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def count(_conn, _cursor, statement, *_rest) -> None:  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    target = eng.uow.engine.sync_engine
+    event.listen(target, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(target, "before_cursor_execute", count)
+
+
+async def test_asking_for_a_role_is_a_few_statements(eng):
+    with counting(eng) as seen:
+        view = await request_activation(
+            eng.uow, eng.clock, actor=BOB,
+            ask=ActivationAsk(role="helpdesk-admin", duration=timedelta(hours=1),
+                              justification="printer"))
+    assert view.status == "Provisioned"
+    assert len(seen) <= ASK_BOUND, "\n".join(seen)
+
+
+async def test_asking_and_approving_are_a_few_statements(eng):
+    with counting(eng) as asked:
+        view = await request_activation(
+            eng.uow, eng.clock, actor=BOB,
+            ask=ActivationAsk(role="global-admin", duration=timedelta(hours=1),
+                              justification="rotate keys"))
+    assert view.status == "PendingApproval"
+    with counting(eng) as decided:
+        done = await decide(eng.uow, eng.clock, actor=CAROL, request_id=view.id, approve=True,
+                            justification="ok")
+    assert done.status == "Provisioned"
+    assert len(asked) <= ASK_BOUND, "\n".join(asked)
+    assert len(decided) <= DECIDE_BOUND, "\n".join(decided)
+
+
+async def many_active(eng: Engine, n: int) -> None:
+    """n more people, each with the quick role active for 30 s."""
+    async with eng.uow.transaction() as s:
+        role = await s.get(Role, "quick")
+        for i in range(n):
+            p = Principal(email=f"p{i}@contoso.com", display_name=f"P {i}",
+                          created_at=eng.clock.now())
+            s.add(p)
+            await s.flush()
+            await grant_schedule(s, actor="test", principal=p, role=role, kind="eligible",
+                                 end=None, now=eng.clock.now())
+    for i in range(n):
+        await request_activation(eng.uow, eng.clock, actor=f"p{i}@contoso.com",
+                                 ask=ActivationAsk(role="quick", duration=timedelta(seconds=30)))
+
+
+async def test_a_batch_of_expiries_costs_the_same_statements_as_one(eng):
+    await many_active(eng, 40)
+    eng.clock.advance(timedelta(seconds=25))  # past every warning, before any end
+    with counting(eng) as warned:
+        assert await run_due_timers(eng.uow, eng.clock, worker="t",
+                                    actions=lifecycle_actions()) == 40
+    eng.clock.advance(timedelta(seconds=5))
+    with counting(eng) as ended:
+        assert await run_due_timers(eng.uow, eng.clock, worker="t",
+                                    actions=lifecycle_actions()) == 40
+    assert len(warned) <= SWEEP_BOUND, "\n".join(warned)
+    assert len(ended) <= SWEEP_BOUND, "\n".join(ended)
+    async with eng.uow.transaction() as s:
+        left = await s.scalar(select(func.count()).select_from(Schedule).where(
+            Schedule.kind == "active", Schedule.state == "Active"))
+        expired = await s.scalar(select(func.count()).where(
+            AuditEvent.action == "active.expired"))
+        told = await s.scalar(select(func.count()).where(OutboxMessage.kind == "expired"))
+        chain = await verify_chain(s)
+    assert (left, expired, told) == (0, 40, 40)
+    assert chain.ok, chain.reason
+
+
+async def test_batches_end_everything_due_in_several_short_transactions(eng):
+    await many_active(eng, 30)
+    eng.clock.advance(timedelta(seconds=30))
+    # 30 expiries and 30 warnings (overdue, so they say nothing) in batches of 7
+    assert await run_due_timers(eng.uow, eng.clock, worker="t", actions=lifecycle_actions(),
+                                batch=7) == 60
+    async with eng.uow.transaction() as s:
+        expired = await s.scalar(select(func.count()).where(
+            AuditEvent.action == "active.expired"))
+        warned = await s.scalar(select(func.count()).where(
+            AuditEvent.action == "access.expiry_warned"))
+        chain = await verify_chain(s)
+    assert (expired, warned) == (30, 0)
+    assert chain.ok and chain.checked > 60, chain.reason
