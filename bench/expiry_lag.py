@@ -1,10 +1,20 @@
-"""Expiry lag: how long after its end time an activation is recorded as expired.
+"""Expiry lag: how late N activations end, with one or more replicas sweeping one database.
 
-Builds N activations whose ends fall within one minute (spread evenly, or all at the same
-instant with --same-instant), runs the real sweeper (APScheduler + durable timers) on the
-wall clock, and prints the distribution of (expired record time - end time).
+1. Builds N activations through `request_activation` (timed: the "build" column), each
+   lasting an hour, so none can end during the build.
+2. Only then places their ends: from `--lead` seconds after the build, spread evenly over one
+   minute, or all at one instant with --same-instant (each end and its warning, 1 s before).
+3. Starts `--replicas` processes, each a real pim-bot Runtime (APScheduler sweeper, durable
+   timers, outbox worker without transports) on the wall clock, and watches from outside.
 
-    python bench/expiry_lag.py                       # SQLite file in a temp dir
+It reports, per activation, the lag from its end to (a) the expiry time its batch recorded
+and (b) the moment this process first saw it committed (polled every 25 ms), the time at
+which all were committed, that each was expired exactly once with its "access ended"
+outbox row written, the latency of a user command run every 250 ms during the sweep
+(`roles`, which takes SQLite's write lock like any command), and the replicas' peak RSS.
+
+    python bench/expiry_lag.py -n 10000                      # SQLite file in a temp dir
+    python bench/expiry_lag.py -n 10000 --same-instant --postgres --replicas 2
     python bench/expiry_lag.py --database-url postgresql://postgres@127.0.0.1:5432/bench
 """
 
@@ -12,101 +22,203 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
+import os
+import resource
+import signal
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 
 from bot.config import Settings
 from bot.runtime import Runtime
 from handlers.activation import ActivationAsk, request_activation
-from handlers.assignment import grant_schedule
-from handlers.clock import FixedClock
+from handlers.chat import run_text
+from handlers.clock import SystemClock
 from handlers.settings import RoleSettings
-from storage.models import Principal, Role, Schedule
+from storage.models import AuditEvent, OutboxMessage, Principal, Role, Schedule, Timer
 
-DURATION = timedelta(minutes=10)
-
-
-async def build(runtime: Runtime, n: int, ends: list[datetime]) -> None:
-    uow = runtime.uow
-    setup_clock = FixedClock(ends[0] - DURATION - timedelta(minutes=1))
-    async with uow.transaction() as s:
-        role = Role(id="bench", display_name="Bench Role", created_at=setup_clock.now(),
-                    settings=RoleSettings.from_mapping(
-                        {"require_justification": False, "expiry_warning": "1s"}).to_mapping())
-        s.add(role)
-        for i in range(n):
-            p = Principal(email=f"u{i}@bench.test", display_name=f"User {i}",
-                          created_at=setup_clock.now())
-            s.add(p)
-            await s.flush()
-            await grant_schedule(s, actor="bench", principal=p, role=role, kind="eligible",
-                                 end=None, now=setup_clock.now())
-    for i, end in enumerate(ends):
-        clock = FixedClock(end - DURATION)
-        await request_activation(uow, clock, actor=f"u{i}@bench.test",
-                                 ask=ActivationAsk(role="bench", duration=DURATION))
+ROOT = Path(__file__).resolve().parents[1]
+DURATION = timedelta(hours=1)
+WARNING = timedelta(seconds=1)
+PROBE = "probe@bench.test"
 
 
-async def run(url: str, n: int, same_instant: bool, sweep: float) -> None:
-    settings = Settings.from_env({"DATABASE_URL": url, "PIM_SWEEP_SECONDS": str(sweep)})
-    runtime = Runtime.build(settings)
-    await runtime.prepare()
-    minute = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=2)
-    ends = [minute + (timedelta(0) if same_instant else timedelta(seconds=60 * i / n))
-            for i in range(n)]
-    t = time.perf_counter()
-    await build(runtime, n, ends)
-    print(f"built {n} activations in {time.perf_counter() - t:.1f}s; "
-          f"ends from {ends[0]:%H:%M:%S} to {ends[-1]:%H:%M:%S} UTC")
-    runtime.start_background([])
-    deadline = ends[-1] + timedelta(seconds=120)
-    all_done_at = None
-    while datetime.now(UTC) < deadline:
-        async with runtime.uow.transaction() as s:
-            left = await s.scalar(select(func.count()).select_from(Schedule).where(
-                Schedule.kind == "active", Schedule.state == "Active"))
-        if not left and datetime.now(UTC) > ends[-1]:
-            all_done_at = datetime.now(UTC)
-            break
-        await asyncio.sleep(0.05)
+def _settings(url: str, sweep: float) -> Settings:
+    return Settings.from_env({"DATABASE_URL": url, "PIM_SWEEP_SECONDS": str(sweep)})
+
+
+async def setup(runtime: Runtime, n: int) -> None:
+    """The cast, inserted directly (not measured): n people eligible for one role, a prober."""
+    now = datetime.now(UTC) - timedelta(days=1)
+    settings = RoleSettings.from_mapping({"require_justification": False, "max_duration": "2h",
+                                          "expiry_warning": "1s"}).to_mapping()
     async with runtime.uow.transaction() as s:
-        rows = (await s.execute(select(Schedule.end_at, Schedule.ended_at).where(
-            Schedule.kind == "active"))).all()
+        s.add(Role(id="bench", display_name="Bench Role", created_at=now, settings=settings))
+        await s.execute(insert(Principal), [
+            {"email": f"u{i}@bench.test", "display_name": f"User {i}", "created_at": now}
+            for i in range(n)] + [{"email": PROBE, "display_name": "Probe", "created_at": now}])
+        ids = (await s.scalars(select(Principal.id))).all()
+        await s.execute(insert(Schedule), [
+            {"principal_id": pid, "role_id": "bench", "kind": "eligible",
+             "member_type": "Assigned", "state": "Active", "start_at": now, "created_at": now}
+            for pid in ids])
+
+
+async def build(runtime: Runtime, n: int) -> float:
+    clock, t = SystemClock(), time.perf_counter()
+    for i in range(n):
+        await request_activation(runtime.uow, clock, actor=f"u{i}@bench.test",
+                                 ask=ActivationAsk(role="bench", duration=DURATION))
+    return time.perf_counter() - t
+
+
+async def place_ends(runtime: Runtime, ends: list[datetime]) -> dict[int, datetime]:
+    """Move each activation's end (and its expiry and warning timers) to its planned time."""
+    async with runtime.uow.transaction() as s:
+        ids = (await s.scalars(select(Schedule.id).where(Schedule.kind == "active")
+                               .order_by(Schedule.id))).all()
+        end_of = dict(zip(ids, ends, strict=True))
+        # ORM bulk UPDATE by primary key: one executemany per table
+        await s.execute(update(Schedule), [{"id": sid, "end_at": e} for sid, e in end_of.items()])
+        timers = (await s.execute(select(Timer.id, Timer.subject_id, Timer.kind)
+                                  .where(Timer.kind.in_(["expire", "warn"])))).all()
+        await s.execute(update(Timer), [
+            {"id": tid, "due_at": end_of[sid] - (WARNING if kind == "warn" else timedelta(0))}
+            for tid, sid, kind in timers])
+    return end_of
+
+
+async def watch(runtime: Runtime, end_of: dict[int, datetime], deadline: datetime,
+                probes: list[tuple[datetime, float]]) -> dict[int, datetime]:
+    """Poll for committed expiries; run a user command every 250 ms meanwhile."""
+    seen: dict[int, datetime] = {}
+    stop = asyncio.Event()
+
+    async def probe() -> None:
+        clock = SystemClock()
+        while not stop.is_set():
+            t = time.perf_counter()
+            await run_text(runtime.uow, clock, actor=PROBE, text="roles")
+            probes.append((datetime.now(UTC), time.perf_counter() - t))
+            await asyncio.sleep(0.25)
+
+    prober = asyncio.create_task(probe())
+    reader = runtime.uow.engine.execution_options(isolation_level="AUTOCOMMIT")
+    while len(seen) < len(end_of) and datetime.now(UTC) < deadline:
+        async with reader.connect() as c:
+            ids = (await c.execute(select(Schedule.id).where(
+                Schedule.kind == "active", Schedule.state == "Expired"))).scalars().all()
+        now = datetime.now(UTC)
+        for sid in ids:
+            seen.setdefault(sid, now)
+        await asyncio.sleep(0.025)
+    stop.set()
+    await prober
+    return seen
+
+
+async def spawn(url: str, sweep: float, replicas: int) -> list[asyncio.subprocess.Process]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--worker", "--database-url", url, "--sweep-seconds",
+        str(sweep), stdout=asyncio.subprocess.PIPE, env=env) for _ in range(replicas)]
+    for p in procs:
+        assert p.stdout is not None
+        await p.stdout.readline()  # "ready"
+    return procs
+
+
+async def worker(url: str, sweep: float) -> None:
+    runtime = Runtime.build(_settings(url, sweep))
+    runtime.start_background([])
+    done = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, done.set)
+    print("ready", flush=True)
+    await done.wait()
     await runtime.close()
-    lags = sorted((ended - end).total_seconds() for end, ended in rows if ended is not None)
-    missing = len(rows) - len(lags)
 
-    def pct(p: float) -> float:
-        return lags[min(len(lags) - 1, int(p * len(lags)))]
 
-    print()
-    # ended_at is stamped when each expiry runs; its batch commits a little later, so the
-    # last column is when the bench (polling every 50ms) saw no active activation left.
-    visible = (all_done_at - ends[-1]).total_seconds() if all_done_at else float("nan")
-    print("| database | activations | ends | sweep | expired | p50 lag | p95 lag | p99 lag "
-          "| max lag | all committed after last end |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    print(f"| {runtime.uow.dialect} | {n} | {'same instant' if same_instant else 'spread over 1 min'}"
-          f" | {sweep:g}s | {len(lags)} (missing {missing}) | {statistics.median(lags):.3f}s |"
-          f" {pct(0.95):.3f}s | {pct(0.99):.3f}s | {lags[-1]:.3f}s | {visible:.2f}s |")
+def pct(values: list[float], p: float) -> float:
+    return values[min(len(values) - 1, int(p * len(values)))] if values else float("nan")
+
+
+async def run(url: str, n: int, same_instant: bool, sweep: float, replicas: int,
+              lead: float) -> None:
+    runtime = Runtime.build(_settings(url, sweep))
+    await runtime.prepare()
+    await setup(runtime, n)
+    built = await build(runtime, n)
+    first = datetime.now(UTC) + timedelta(seconds=lead)
+    ends = [first + (timedelta(0) if same_instant else timedelta(seconds=60 * i / n))
+            for i in range(n)]
+    end_of = await place_ends(runtime, ends)
+    procs = await spawn(url, sweep, replicas)
+    probes: list[tuple[datetime, float]] = []
+    seen = await watch(runtime, end_of, max(ends) + timedelta(seconds=180), probes)
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    await asyncio.gather(*(p.wait() for p in procs))
+    rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    async with runtime.uow.transaction() as s:
+        recorded = (await s.execute(select(Schedule.end_at, Schedule.ended_at).where(
+            Schedule.kind == "active", Schedule.ended_at.is_not(None)))).all()
+        events = await s.scalar(select(func.count()).where(AuditEvent.action == "active.expired"))
+        rows = await s.scalar(select(func.count()).where(OutboxMessage.kind == "expired",
+                                                         OutboxMessage.transport == "*"))
+    await runtime.close()
+    rec = sorted((ended - end).total_seconds() for end, ended in recorded)
+    vis = sorted((seen[sid] - end_of[sid]).total_seconds() for sid in seen)
+    last_end = max(ends)
+    window = [lat for at, lat in probes if first <= at <= max(seen.values(), default=first)]
+    print(f"\nbuilt {n} activations through request_activation in {built:.1f}s "
+          f"({1000 * built / n:.1f} ms each); ends from {ends[0]:%H:%M:%S} to "
+          f"{last_end:%H:%M:%S} UTC, placed after the build")
+    print("\n| db | replicas | ends | expired once / outbox rows | lag p50 | p95 | p99 | max "
+          "| committed lag p99 / max | all committed after last end | command p99 / max "
+          "during sweep | peak RSS |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print(f"| {runtime.uow.dialect} | {replicas} | "
+          f"{'one instant' if same_instant else 'even over 1 min'} | {events}/{n} / {rows} | "
+          f"{pct(rec, .5):.3f}s | {pct(rec, .95):.3f}s | {pct(rec, .99):.3f}s | "
+          f"{rec[-1] if rec else float('nan'):.3f}s | {pct(vis, .99):.3f}s / "
+          f"{vis[-1] if vis else float('nan'):.3f}s | "
+          f"{(max(seen.values()) - last_end).total_seconds() if seen else float('nan'):.2f}s"
+          f" | {pct(sorted(window), .99):.3f}s / {max(window, default=float('nan')):.3f}s "
+          f"| {rss_mb:.0f} MB |")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--database-url", default=None)
+    ap.add_argument("--postgres", action="store_true",
+                    help="start a throwaway PostgreSQL server (tests/pgserver.py)")
     ap.add_argument("-n", type=int, default=1000)
     ap.add_argument("--same-instant", action="store_true")
+    ap.add_argument("--replicas", type=int, default=1)
+    ap.add_argument("--lead", type=float, default=10.0,
+                    help="seconds from the end of the build to the first end")
     ap.add_argument("--sweep-seconds", type=float, default=15.0)
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    url = args.database_url
-    if url is None:
-        url = f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}"
-    asyncio.run(run(url, args.n, args.same_instant, args.sweep_seconds))
+    if args.worker:
+        asyncio.run(worker(args.database_url, args.sweep_seconds))
+        return
+    if args.postgres:
+        sys.path.insert(0, str(ROOT))
+        from tests.pgserver import PostgresServer
+
+        with PostgresServer() as pg:
+            url = pg.create_database("bench")
+            asyncio.run(run(url, args.n, args.same_instant, args.sweep_seconds, args.replicas,
+                            args.lead))
+        return
+    url = args.database_url or f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}"
+    asyncio.run(run(url, args.n, args.same_instant, args.sweep_seconds, args.replicas,
+                    args.lead))
 
 
 if __name__ == "__main__":
