@@ -2,7 +2,7 @@
 
 PostgreSQL: SELECT ... FOR UPDATE SKIP LOCKED, so replicas share the work without waiting.
 SQLite: every transaction already holds the write lock (BEGIN IMMEDIATE, see storage.db), and
-the guarded UPDATE with a rowcount check is the belt to that brace.
+the guarded UPDATE (only rows still pending) is the belt to that brace.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from storage.models import OutboxMessage, Timer
 async def claim_due_timers(
     session: AsyncSession, *, now: datetime, worker: str, limit: int
 ) -> list[Timer]:
-    """Claim up to `limit` due timers, earliest first, in one statement.
+    """Claim up to `limit` due timers, earliest first.
 
     The claim lives in the caller's transaction: the work it does commits with it, and a
     process killed mid-batch leaves every one of them pending for the next sweep."""
@@ -30,9 +30,14 @@ async def claim_due_timers(
     )
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
+    # Two statements, not UPDATE ... WHERE id IN (SELECT ... LIMIT n): PostgreSQL may run
+    # such a subquery more than once and so claim more than n rows.
+    ids = list(await session.scalars(due))
+    if not ids:
+        return []
     claim = (
         update(Timer)
-        .where(Timer.id.in_(due.scalar_subquery()), Timer.status == "pending")
+        .where(Timer.id.in_(ids), Timer.status == "pending")
         .values(status="running", claimed_by=worker)
         .returning(Timer)
         .execution_options(synchronize_session=False, populate_existing=True)
