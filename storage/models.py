@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -67,6 +68,8 @@ class ScheduleState(StrEnum):
 
 class Principal(Base):
     __tablename__ = "principals"
+    # Every command finds its sender by case-insensitive email: without this, a full scan.
+    __table_args__ = (Index("ix_principals_email_lower", func.lower(text("email"))),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
