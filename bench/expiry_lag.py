@@ -1,21 +1,21 @@
 """Expiry lag: how late N activations end, with one or more replicas sweeping one database.
 
-1. Builds N activations through `request_activation` (timed: the "build" column), each
-   lasting an hour, so none can end during the build.
-2. Only then places their ends: from `--lead` seconds after the build, spread evenly over one
-   minute, or all at one instant with --same-instant (each end and its warning, 1 s before).
-3. Starts `--replicas` processes, each a real pim-bot Runtime (APScheduler sweeper, durable
-   timers, outbox worker without transports) on the wall clock, and watches from outside.
+1. Builds N activations through `request_activation` once (timed), each lasting an hour, so
+   none can end during the build.
+2. For each scenario, on its own copy of that database: places the ends only now, from
+   `--lead` seconds ahead, spread evenly over one minute or all at one instant (each with
+   its warning 1 s before), then starts the scenario's replicas: processes, each a real
+   pim-bot Runtime (APScheduler sweeper, durable timers, outbox worker without transports)
+   on the wall clock, watched from this process.
 
-It reports, per activation, the lag from its end to (a) the expiry time its batch recorded
-and (b) the moment this process first saw it committed (polled every 25 ms), the time at
-which all were committed, that each was expired exactly once with its "access ended"
-outbox row written, the latency of a user command run every 250 ms during the sweep
-(`roles`, which takes SQLite's write lock like any command), and the replicas' peak RSS.
+Reported per scenario: the lag from each end to (a) the expiry time its batch recorded and
+(b) the moment this process first saw it committed (polled every 25 ms); when all were
+committed; that each was expired exactly once with its "access ended" outbox row; the
+latency of a user command (`roles`, which takes SQLite's write lock like any command) run
+every 250 ms during the sweep; and the largest peak RSS among the replicas.
 
-    python bench/expiry_lag.py -n 10000                      # SQLite file in a temp dir
-    python bench/expiry_lag.py -n 10000 --same-instant --postgres --replicas 2
-    python bench/expiry_lag.py --database-url postgresql://postgres@127.0.0.1:5432/bench
+    python bench/expiry_lag.py -n 10000 --scenarios even:1,instant:1           # SQLite
+    python bench/expiry_lag.py -n 10000 --postgres --scenarios even:1,even:2,instant:1
 """
 
 from __future__ import annotations
@@ -24,14 +24,18 @@ import argparse
 import asyncio
 import os
 import resource
+import shutil
 import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.config import Settings
 from bot.runtime import Runtime
@@ -39,6 +43,7 @@ from handlers.activation import ActivationAsk, request_activation
 from handlers.chat import run_text
 from handlers.clock import SystemClock
 from handlers.settings import RoleSettings
+from storage.db import normalize_url
 from storage.models import AuditEvent, OutboxMessage, Principal, Role, Schedule, Timer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,12 +107,18 @@ async def watch(runtime: Runtime, end_of: dict[int, datetime], deadline: datetim
         clock = SystemClock()
         while not stop.is_set():
             t = time.perf_counter()
-            await run_text(runtime.uow, clock, actor=PROBE, text="roles")
-            probes.append((datetime.now(UTC), time.perf_counter() - t))
+            try:
+                await run_text(runtime.uow, clock, actor=PROBE, text="roles")
+                probes.append((datetime.now(UTC), time.perf_counter() - t))
+            except OperationalError:  # "database is locked": the user got no answer
+                probes.append((datetime.now(UTC), -1.0))
             await asyncio.sleep(0.25)
 
     prober = asyncio.create_task(probe())
-    reader = runtime.uow.engine.execution_options(isolation_level="AUTOCOMMIT")
+    # A plain engine: on SQLite a reader that never takes the write lock (storage.db makes
+    # every transaction of the bot's own engine BEGIN IMMEDIATE), so watching changes nothing.
+    reader = create_async_engine(normalize_url(
+        runtime.uow.engine.url.render_as_string(hide_password=False)))
     while len(seen) < len(end_of) and datetime.now(UTC) < deadline:
         async with reader.connect() as c:
             ids = (await c.execute(select(Schedule.id).where(
@@ -118,6 +129,7 @@ async def watch(runtime: Runtime, end_of: dict[int, datetime], deadline: datetim
         await asyncio.sleep(0.025)
     stop.set()
     await prober
+    await reader.dispose()
     return seen
 
 
@@ -132,6 +144,14 @@ async def spawn(url: str, sweep: float, replicas: int) -> list[asyncio.subproces
     return procs
 
 
+async def stop(procs: list[asyncio.subprocess.Process]) -> float:
+    """Stop the replicas; return the largest peak RSS among them, in MB."""
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    outs = await asyncio.gather(*(p.communicate() for p in procs))
+    return max(float(out.split()[-1]) for out, _ in outs) / 1024
+
+
 async def worker(url: str, sweep: float) -> None:
     runtime = Runtime.build(_settings(url, sweep))
     runtime.start_background([])
@@ -140,18 +160,25 @@ async def worker(url: str, sweep: float) -> None:
     print("ready", flush=True)
     await done.wait()
     await runtime.close()
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)
 
 
 def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(p * len(values)))] if values else float("nan")
 
 
-async def run(url: str, n: int, same_instant: bool, sweep: float, replicas: int,
-              lead: float) -> None:
-    runtime = Runtime.build(_settings(url, sweep))
+async def build_base(url: str, n: int) -> float:
+    runtime = Runtime.build(_settings(url, 15))
     await runtime.prepare()
     await setup(runtime, n)
     built = await build(runtime, n)
+    await runtime.close()
+    return built
+
+
+async def measure(url: str, n: int, same_instant: bool, sweep: float, replicas: int,
+                  lead: float) -> str:
+    runtime = Runtime.build(_settings(url, sweep))
     first = datetime.now(UTC) + timedelta(seconds=lead)
     ends = [first + (timedelta(0) if same_instant else timedelta(seconds=60 * i / n))
             for i in range(n)]
@@ -159,10 +186,7 @@ async def run(url: str, n: int, same_instant: bool, sweep: float, replicas: int,
     procs = await spawn(url, sweep, replicas)
     probes: list[tuple[datetime, float]] = []
     seen = await watch(runtime, end_of, max(ends) + timedelta(seconds=180), probes)
-    for p in procs:
-        p.send_signal(signal.SIGTERM)
-    await asyncio.gather(*(p.wait() for p in procs))
-    rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    rss_mb = await stop(procs)
     async with runtime.uow.transaction() as s:
         recorded = (await s.execute(select(Schedule.end_at, Schedule.ended_at).where(
             Schedule.kind == "active", Schedule.ended_at.is_not(None)))).all()
@@ -172,53 +196,92 @@ async def run(url: str, n: int, same_instant: bool, sweep: float, replicas: int,
     await runtime.close()
     rec = sorted((ended - end).total_seconds() for end, ended in recorded)
     vis = sorted((seen[sid] - end_of[sid]).total_seconds() for sid in seen)
-    last_end = max(ends)
-    window = [lat for at, lat in probes if first <= at <= max(seen.values(), default=first)]
-    print(f"\nbuilt {n} activations through request_activation in {built:.1f}s "
-          f"({1000 * built / n:.1f} ms each); ends from {ends[0]:%H:%M:%S} to "
-          f"{last_end:%H:%M:%S} UTC, placed after the build")
-    print("\n| db | replicas | ends | expired once / outbox rows | lag p50 | p95 | p99 | max "
-          "| committed lag p99 / max | all committed after last end | command p99 / max "
-          "during sweep | peak RSS |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    print(f"| {runtime.uow.dialect} | {replicas} | "
-          f"{'one instant' if same_instant else 'even over 1 min'} | {events}/{n} / {rows} | "
-          f"{pct(rec, .5):.3f}s | {pct(rec, .95):.3f}s | {pct(rec, .99):.3f}s | "
-          f"{rec[-1] if rec else float('nan'):.3f}s | {pct(vis, .99):.3f}s / "
-          f"{vis[-1] if vis else float('nan'):.3f}s | "
-          f"{(max(seen.values()) - last_end).total_seconds() if seen else float('nan'):.2f}s"
-          f" | {pct(sorted(window), .99):.3f}s / {max(window, default=float('nan')):.3f}s "
-          f"| {rss_mb:.0f} MB |")
+    last_seen = max(seen.values(), default=first)
+    window = sorted(lat for at, lat in probes if first <= at <= last_seen)
+    failed = sum(1 for at, lat in probes if first <= at <= last_seen and lat < 0)
+    return (
+        f"| {runtime.uow.dialect} | {replicas} | "
+        f"{'one instant' if same_instant else 'even over 1 min'} | {events}/{n} / {rows} | "
+        f"{pct(rec, .5):.3f}s | {pct(rec, .95):.3f}s | {pct(rec, .99):.3f}s | "
+        f"{rec[-1] if rec else float('nan'):.3f}s | {pct(vis, .99):.3f}s / "
+        f"{vis[-1] if vis else float('nan'):.3f}s | "
+        f"{(last_seen - max(ends)).total_seconds():.2f}s | "
+        f"{pct(window, .99):.3f}s / {max(window, default=float('nan')):.3f}s"
+        f"{f' ({failed} failed)' if failed else ''} | {rss_mb:.0f} MB |"
+    )
+
+
+HEADER = (
+    "| db | replicas | ends | expired once / outbox rows | lag p50 | p95 | p99 | max "
+    "| committed lag p99 / max | all committed after last end | command p99 / max "
+    "during sweep | peak RSS per replica |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+async def run(fresh: Callable[[str], str], n: int, scenarios: list[tuple[bool, int]],
+              sweep: float, lead: float) -> None:
+    """Build once; measure each scenario on its own copy of the built database."""
+    built = await build_base(fresh(""), n)
+    print(f"built {n} activations through request_activation in {built:.1f}s "
+          f"({1000 * built / n:.1f} ms each); ends are placed after the build", flush=True)
+    lines = []
+    for i, (same_instant, replicas) in enumerate(scenarios):
+        lines.append(await measure(fresh(f"s{i}"), n, same_instant, sweep, replicas, lead))
+        print("\n".join([HEADER, *lines]), flush=True)
+
+
+def sqlite_copies(base: Path) -> Callable[[str], str]:
+    def fresh(name: str) -> str:
+        if name:
+            copy = base.with_name(f"{name}.db")
+            shutil.copy(base, copy)
+            return f"sqlite:///{copy}"
+        return f"sqlite:///{base}"
+
+    return fresh
+
+
+def parse_scenarios(text: str) -> list[tuple[bool, int]]:
+    """"even:1,even:2,instant:1" -> [(False, 1), (False, 2), (True, 1)]"""
+    out = []
+    for item in text.split(","):
+        mode, _, replicas = item.partition(":")
+        if mode not in ("even", "instant"):
+            raise SystemExit(f"unknown mode {mode!r} (even or instant)")
+        out.append((mode == "instant", int(replicas or 1)))
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--database-url", default=None)
     ap.add_argument("--postgres", action="store_true",
-                    help="start a throwaway PostgreSQL server (tests/pgserver.py)")
+                    help="a throwaway PostgreSQL server (tests/pgserver.py); default SQLite")
     ap.add_argument("-n", type=int, default=1000)
-    ap.add_argument("--same-instant", action="store_true")
-    ap.add_argument("--replicas", type=int, default=1)
+    ap.add_argument("--scenarios", default="even:1",
+                    help="ends:replicas, comma-separated; ends is even (over one minute) or "
+                    "instant (default even:1)")
     ap.add_argument("--lead", type=float, default=10.0,
-                    help="seconds from the end of the build to the first end")
+                    help="seconds from placing the ends to the first end")
     ap.add_argument("--sweep-seconds", type=float, default=15.0)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--database-url", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         asyncio.run(worker(args.database_url, args.sweep_seconds))
         return
+    scenarios = parse_scenarios(args.scenarios)
     if args.postgres:
         sys.path.insert(0, str(ROOT))
         from tests.pgserver import PostgresServer
 
         with PostgresServer() as pg:
-            url = pg.create_database("bench")
-            asyncio.run(run(url, args.n, args.same_instant, args.sweep_seconds, args.replicas,
-                            args.lead))
+            def fresh(name: str) -> str:
+                return pg.create_database(name or "base", template="base" if name else None)
+
+            asyncio.run(run(fresh, args.n, scenarios, args.sweep_seconds, args.lead))
         return
-    url = args.database_url or f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}"
-    asyncio.run(run(url, args.n, args.same_instant, args.sweep_seconds, args.replicas,
-                    args.lead))
+    fresh = sqlite_copies(Path(tempfile.mkdtemp()) / "base.db")
+    asyncio.run(run(fresh, args.n, scenarios, args.sweep_seconds, args.lead))
 
 
 if __name__ == "__main__":
