@@ -115,3 +115,29 @@ async def test_batches_end_everything_due_in_several_short_transactions(eng):
         chain = await verify_chain(s)
     assert (expired, warned) == (30, 0)
     assert chain.ok and chain.checked > 60, chain.reason
+
+
+async def test_requests_time_out_together_each_told_and_audited(eng):
+    asked = []
+    for who in (BOB, CAROL):
+        view = await request_activation(
+            eng.uow, eng.clock, actor=who,
+            ask=ActivationAsk(role="global-admin", duration=timedelta(hours=1),
+                              justification="rotate keys"))
+        asked.append(view.id)
+    eng.clock.advance(timedelta(hours=24))
+    with counting(eng) as swept:
+        assert await run_due_timers(eng.uow, eng.clock, worker="t",
+                                    actions=lifecycle_actions()) == 2
+    assert len(swept) <= SWEEP_BOUND, "\n".join(swept)
+    told = await eng.outbox("timed_out")
+    assert sorted((to, p["request"]["id"], p["request"]["status"]) for to, _, p in told) == \
+        sorted([(BOB, asked[0], "TimedOut"), (CAROL, asked[1], "TimedOut")])
+    redraws = await eng.outbox("request_update")
+    assert sorted(p["request"]["id"] for _, _, p in redraws) == sorted(asked)
+    async with eng.uow.transaction() as s:
+        events = (await s.scalars(select(AuditEvent.target).where(
+            AuditEvent.action == "request.timed_out"))).all()
+        chain = await verify_chain(s)
+    assert sorted(events) == [f"{BOB}/global-admin", f"{CAROL}/global-admin"]
+    assert chain.ok, chain.reason
