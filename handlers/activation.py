@@ -145,9 +145,14 @@ async def _new_request(
     s: AsyncSession, *, me: Principal, role: Role, ask: CheckedAsk, now: datetime,
     deadline: datetime | None,
 ) -> ScheduleRequest:
+    # Inserted as it ends up (provisioned at once, when nobody need approve and it starts
+    # now), so provisioning does not UPDATE the row it just wrote.
+    at_once = deadline is None and ask.start <= now
     req = ScheduleRequest(
         short_id=await new_request_id(s), action=Action.SELF_ACTIVATE,
-        status=Status.PENDING_APPROVAL if deadline else Status.GRANTED,
+        status=Status.PENDING_APPROVAL if deadline else (
+            Status.PROVISIONED if at_once else Status.GRANTED),
+        completed_at=now if at_once else None,
         kind=ScheduleKind.ACTIVE, principal_id=me.id, role_id=role.id, created_by_id=me.id,
         justification=ask.justification,
         ticket_system=ask.ticket.system if ask.ticket else None,
