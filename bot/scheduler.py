@@ -46,6 +46,11 @@ class Sweeper:
         self._wake_count = 0
         self._stopped = False
         self._again = False
+        # Timers have a lane of their own, so access ends on time even while the outbox is
+        # busy sending (thousands of "access ended" messages after a shift change).
+        self._timer_lock = asyncio.Lock()
+        self._timers_again = False
+        self._timer_wake: Job | None = None
 
     def start(self) -> None:
         self.scheduler.add_job(
@@ -67,7 +72,7 @@ class Sweeper:
         if self.scheduler.running:
             self.scheduler.pause()
         await asyncio.sleep(0)  # runs already handed out start, and return
-        async with self._lock:
+        async with self._lock, self._timer_lock:
             pass
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
@@ -109,8 +114,9 @@ class Sweeper:
             return
         if self._lock.locked():
             # Busy: rather than queue one more whole sweep per poke, ask the sweep in
-            # progress to look once more before it ends.
+            # progress to look once more before it ends; timers need not wait for it.
             self._again = True
+            await self.run_timers()
             return
         async with self._lock:
             while not self._stopped:
@@ -119,8 +125,7 @@ class Sweeper:
                     if self._digest_catch_up and self.digest is not None:
                         await self.digest.catch_up()
                         self._digest_catch_up = False
-                    await run_due_timers(self.uow, self.clock, worker=self.worker,
-                                         actions=self.timer_actions)
+                    await self.run_timers()
                     await self.outbox.run_once()
                     await self._plan_wakeup()
                 except Exception:  # the next sweep tries again; the rows are still there
@@ -128,6 +133,31 @@ class Sweeper:
                     return
                 if not self._again:
                     return
+
+    async def run_timers(self) -> None:
+        """Run due timers, then wake this lane when the next falls due."""
+        if self._stopped:
+            return
+        if self._timer_lock.locked():
+            self._timers_again = True
+            return
+        async with self._timer_lock:
+            self._timers_again = True
+            while self._timers_again and not self._stopped:
+                self._timers_again = False
+                await run_due_timers(self.uow, self.clock, worker=self.worker,
+                                     actions=self.timer_actions)
+            async with self.uow.transaction() as s:
+                soonest = await next_timer_due(s)
+        if soonest is not None and soonest < self.clock.now() + timedelta(
+                seconds=self.sweep_seconds) and self.scheduler.running:
+            delay = max(0.0, (soonest - self.clock.now()).total_seconds())
+            if self._timer_wake is not None and self.scheduler.get_job(self._timer_wake.id):
+                self._timer_wake.remove()
+            self._wake_count += 1
+            self._timer_wake = self.scheduler.add_job(
+                self.run_timers, "date", run_date=datetime.now(UTC) + timedelta(seconds=delay),
+                id=f"timers-{self._wake_count}")
 
     async def _plan_wakeup(self) -> None:
         async with self.uow.transaction() as s:
