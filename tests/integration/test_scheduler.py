@@ -145,3 +145,33 @@ async def test_work_due_while_down_runs_at_start(bot):
     assert [(to, h) for _, to, h in bot.inbox.of("activated")] == [
         (BOB, f"Quick Role is active until {when(schedule.end_at.isoformat())}.")]
     assert bot.inbox.of("expiring") == []
+
+
+async def test_access_ends_while_the_outbox_is_stuck_sending(bot):
+    """Timers have their own lane: a send that hangs (a slow chat API) holds up messages,
+    never the end of access."""
+    reply = await bot.say(BOB, "activate quick 2s")
+    assert reply.ok, reply.text
+    gate, sending = asyncio.Event(), asyncio.Event()
+    send = bot.inbox.send
+
+    async def hang_until_released(delivery: Delivery) -> dict[str, Any] | None:
+        sending.set()
+        await gate.wait()
+        return await send(delivery)
+
+    bot.inbox.send = hang_until_released  # type: ignore[method-assign]
+    bot.sweeper.start()
+    try:
+        await asyncio.wait_for(sending.wait(), timeout=10)  # "activated" is stuck in the send
+        for _ in range(200):
+            (schedule,) = await bot.schedules("quick")
+            if schedule.state == ScheduleState.EXPIRED:
+                break
+            await asyncio.sleep(0.05)
+        assert schedule.state == ScheduleState.EXPIRED
+        assert bot.inbox.of("activated") == []  # the send is still stuck meanwhile
+    finally:
+        gate.set()  # else stopping the sweeper would wait for the stuck send forever
+    await bot.inbox.wait_for("expired", within=10)
+    assert [to for _, to, _ in bot.inbox.of("expired")] == [BOB]
