@@ -6,7 +6,7 @@ from __future__ import annotations
 import handlers.timers
 from bot.config import Settings
 from bot.runtime import Runtime
-from handlers.digest_send import DIGEST_TIMER
+from handlers.digest.send import DIGEST_TIMER
 from handlers.timers import lifecycle_actions
 
 

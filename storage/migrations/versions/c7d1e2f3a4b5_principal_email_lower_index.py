@@ -1,7 +1,7 @@
 """principals: index on lower(email), the lookup every command makes
 
 Revision ID: c7d1e2f3a4b5
-Revises: 597c1be3172a
+Revises: a1c7e4d20b9f
 Create Date: 2026-11-30 11:20:00.000000
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = 'c7d1e2f3a4b5'
-down_revision = '597c1be3172a'
+down_revision = 'a1c7e4d20b9f'
 branch_labels = None
 depends_on = None
 
