@@ -108,7 +108,8 @@ async def watch(runtime: Runtime, end_of: dict[int, datetime], deadline: datetim
         while not stop.is_set():
             t = time.perf_counter()
             try:
-                await run_text(runtime.uow, clock, actor=PROBE, text="roles")
+                await run_text(runtime.uow, clock, commands=runtime.commands, actor=PROBE,
+                               text="roles")
                 probes.append((datetime.now(UTC), time.perf_counter() - t))
             except OperationalError:  # "database is locked": the user got no answer
                 probes.append((datetime.now(UTC), -1.0))

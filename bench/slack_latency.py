@@ -109,7 +109,7 @@ async def run(url: str, rounds: int) -> None:
         runtime = Runtime.build(settings)
         await runtime.prepare()
         await apply_policy(runtime.uow, runtime.clock, text=policy(rounds), source="bench.yaml")
-        bundle = build_slack(settings, runtime.uow, runtime.clock, runtime.poke)
+        bundle = build_slack(settings, runtime.chat())
         web_app = make_app(runtime)
         mount(web_app, bundle.app)
         runner = web.AppRunner(web_app, access_log=None)

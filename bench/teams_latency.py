@@ -141,7 +141,7 @@ async def run(url: str, rounds: int) -> None:
         runtime = Runtime.build(settings)
         await runtime.prepare()
         await apply_policy(runtime.uow, runtime.clock, text=policy(rounds), source="bench.yaml")
-        bundle = build_teams(settings, runtime.uow, runtime.clock, runtime.poke)
+        bundle = build_teams(settings, runtime.chat("teams"))
         web_app = make_app(runtime)
         mount(web_app, bundle)
         runner = web.AppRunner(web_app, access_log=None)

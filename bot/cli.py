@@ -113,7 +113,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         if (why := slack_missing(settings)) is not None:
             logger.info("Slack is not started: %s", why)
         else:
-            slack = build_slack(settings, runtime.uow, runtime.clock, runtime.poke)
+            slack = build_slack(settings, runtime.chat())
             transports.append(slack.transport)
             if settings.slack_signing_secret:
                 mount(web_app, slack.app)
@@ -121,7 +121,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         if (why := teams_missing(settings)) is not None:
             logger.info("Teams is not started: %s", why)
         else:
-            teams = build_teams(settings, runtime.uow, runtime.clock, runtime.poke)
+            teams = build_teams(settings, runtime.chat("teams"))
             transports.append(teams.transport)
             mount_teams(web_app, teams)
             logger.info("Teams: Bot Framework on POST /api/messages")

@@ -103,7 +103,8 @@ class Console:
             if self.last_request:
                 text = re.sub(r"\$last\b", self.last_request, text, flags=re.IGNORECASE)
             try:
-                view = await run_text(self.runtime.uow, self.runtime.clock, actor=self.actor,
+                view = await run_text(self.runtime.uow, self.runtime.clock,
+                                      commands=self.runtime.commands, actor=self.actor,
                                       text=text)
             except Exception as err:  # the console's one central handler: keep the session
                 logger.exception("console command failed: %s", text)

@@ -5,21 +5,25 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
 
 from bot.config import Settings
 from bot.digest_schedule import DigestSchedule, digest_options, digest_trigger
 from bot.outbox import OutboxWorker, Transport
 from bot.scheduler import Sweeper
-from handlers import commands
-from handlers.chat import digest_command, register_command
+from handlers.chat import Commands, command_table
 from handlers.clock import Clock, SystemClock
 from handlers.digest.send import DIGEST_TIMER, digest_timer_action
 from handlers.policy import apply_policy
 from handlers.timers import TimerActions, lifecycle_actions, one_by_one
 from storage.audit import AuditKey, check_key
-from storage.db import make_engine
+from storage.db import make_engine, normalize_url
 from storage.migrate import upgrade
 from storage.uow import UnitOfWork
 
@@ -30,11 +34,55 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+@dataclass(frozen=True)
+class Chat:
+    """What a chat transport (Slack, Teams) gets from the composition root."""
+
+    uow: UnitOfWork  # short database waits: someone is waiting for the answer
+    clock: Clock
+    poke: Callable[[], None]
+    commands: Commands
+    delivery_uow: UnitOfWork  # for the transport's outbox deliveries: the usual long waits
+    budget: float  # seconds an interaction may take before it answers busy or slow
+
+
+# How patient each transport can be: (one database wait, the whole interaction), in seconds.
+# Slack drops an answer after 3 s; Teams gives a turn about 15 s.
+PATIENCE = {"slack": (1.5, 2.7), "teams": (5.0, 10.0)}
+
+
+def _audit_key(settings: Settings) -> AuditKey | None:
+    return AuditKey.from_text(settings.audit_key) if settings.audit_key else None
+
+
+def _chat_uow(settings: Settings, wait: float) -> UnitOfWork:
+    """Chat's own engine: every wait for the database is short, so a locked or unreachable
+    database fails the use case (rolled back) in time to answer "busy". The sweeper and the
+    CLI keep the long waits; nobody is waiting on them in a chat."""
+    url, key = settings.database_url, _audit_key(settings)
+    if make_url(normalize_url(url)).get_backend_name() != "sqlite":
+        return UnitOfWork(make_engine(url, pool_timeout=wait, connect_args={
+            "timeout": wait, "server_settings": {"lock_timeout": f"{int(wait * 1000)}ms"}}),
+            audit_key=key)
+    engine = make_engine(url, pool_timeout=wait)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _short_busy_wait(dbapi_connection: Any, _record: Any) -> None:
+        # Runs after storage.db's own connect hook, so this wait wins.
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
+        cursor.close()
+
+    return UnitOfWork(engine, audit_key=key)
+
+
 @dataclass
 class Runtime:
     settings: Settings
     uow: UnitOfWork
     clock: Clock
+    commands: Commands
+    chat_uows: dict[str, UnitOfWork] = field(default_factory=dict)
     transports: list[Transport] = field(default_factory=list)
     outbox: OutboxWorker | None = None
     sweeper: Sweeper | None = None
@@ -43,15 +91,21 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
-        key = AuditKey.from_text(settings.audit_key) if settings.audit_key else None
-        uow = UnitOfWork(make_engine(settings.database_url), audit_key=key)
-        runtime = cls(settings=settings, uow=uow, clock=clock or SystemClock())
         # The digest (sent by the sweeper, previewed with `digest`) in PIM_TIMEZONE.
         options = digest_options(settings)
-        runtime.timer_actions = {
-            **lifecycle_actions(), DIGEST_TIMER: one_by_one(digest_timer_action(options))}
-        register_command(commands.Digest, digest_command(options))
-        return runtime
+        uow = UnitOfWork(make_engine(settings.database_url), audit_key=_audit_key(settings))
+        return cls(settings=settings, uow=uow, clock=clock or SystemClock(),
+                   commands=command_table(digest=options),
+                   timer_actions={**lifecycle_actions(),
+                                  DIGEST_TIMER: one_by_one(digest_timer_action(options))})
+
+    def chat(self, transport: str = "slack") -> Chat:
+        """What a chat transport needs, with its own engine of short database waits."""
+        wait, budget = PATIENCE[transport]
+        if transport not in self.chat_uows:
+            self.chat_uows[transport] = _chat_uow(self.settings, wait)
+        return Chat(uow=self.chat_uows[transport], clock=self.clock, poke=self.poke,
+                    commands=self.commands, delivery_uow=self.uow, budget=budget)
 
     async def prepare(self) -> None:
         """Bring the schema up to date and apply PIM_POLICY, before anything is served."""
@@ -83,4 +137,6 @@ class Runtime:
     async def close(self) -> None:
         if self.sweeper is not None:
             await self.sweeper.stop()
+        for chat_uow in self.chat_uows.values():
+            await chat_uow.engine.dispose()
         await self.uow.engine.dispose()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
-from cards.views import Reply, View
+from cards.views import Reply, RequestView, View
 from handlers import commands as c
 from handlers.activation import ActivationAsk, cancel_request, deactivate, request_activation
 from handlers.approval import decide
@@ -19,6 +20,17 @@ from handlers.queries import activation_form, audit_trail, my_approvals, my_requ
 from storage.uow import UnitOfWork
 
 Runner = Callable[[UnitOfWork, Clock, str, Any], Awaitable[View]]
+# Command class -> runner. Built per installation by command_table(), never changed after.
+Commands = Mapping[type, Runner]
+
+
+def activation_headline(view: RequestView) -> str:
+    """What the requester reads right after asking, from chat text or from a form."""
+    if view.status == "PendingApproval":
+        return f"Request {view.id} for {view.role.name} is waiting for approval."
+    if view.status == "Granted":
+        return f"{view.role.name} is scheduled; request {view.id}."
+    return f"{view.role.name} is active now. Request {view.id}."
 
 
 async def _activate(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Activate) -> View:
@@ -29,13 +41,7 @@ async def _activate(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Activate) 
         ask=ActivationAsk(role=cmd.role, duration=cmd.duration,
                           justification=cmd.justification, ticket=cmd.ticket),
     )
-    if view.status == "PendingApproval":
-        text = f"Request {view.id} for {view.role.name} is waiting for approval."
-    elif view.status == "Granted":
-        text = f"{view.role.name} is scheduled; request {view.id}."
-    else:
-        text = f"{view.role.name} is active now. Request {view.id}."
-    return Reply(text=text, request=view)
+    return Reply(text=activation_headline(view), request=view)
 
 
 async def _cancel(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Cancel) -> View:
@@ -78,8 +84,8 @@ async def _audit(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Audit) -> Vie
 
 
 def digest_command(options: DigestOptions) -> Runner:
-    """`digest`: an admin's private preview of the digest up to now. The runtime registers
-    one with the installation's options (PIM_TIMEZONE); the default reads UTC."""
+    """`digest`: an admin's private preview of the digest up to now, in the installation's
+    time zone (PIM_TIMEZONE)."""
 
     async def preview(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Digest) -> View:
         return await preview_digest(uow, clock, actor=actor, options=options)
@@ -87,48 +93,45 @@ def digest_command(options: DigestOptions) -> Runner:
     return preview
 
 
-_digest = digest_command(DigestOptions())
-
-
-_RUNNERS: dict[type, Runner] = {
-    c.Help: lambda uow, clock, actor, cmd: _reply(help_text(cmd.topic)),
-    c.Roles: lambda uow, clock, actor, cmd: my_roles(uow, actor=actor),
-    c.Requests: lambda uow, clock, actor, cmd: my_requests(uow, actor=actor),
-    c.Approvals: lambda uow, clock, actor, cmd: my_approvals(uow, actor=actor),
-    c.Activate: _activate,
-    c.Cancel: _cancel,
-    c.Approve: _approve,
-    c.Deny: _deny,
-    c.Deactivate: _deactivate,
-    c.Assign: _assign,
-    c.Remove: _remove,
-    c.Audit: _audit,
-    c.Digest: _digest,
-}
+def command_table(*, digest: DigestOptions) -> Commands:
+    """Every chat command's runner. The composition root builds one and hands it to each
+    transport; to add a command, give it a parser in handlers.grammar and a runner here."""
+    return MappingProxyType({
+        c.Help: lambda uow, clock, actor, cmd: _reply(help_text(cmd.topic)),
+        c.Roles: lambda uow, clock, actor, cmd: my_roles(uow, actor=actor),
+        c.Requests: lambda uow, clock, actor, cmd: my_requests(uow, actor=actor),
+        c.Approvals: lambda uow, clock, actor, cmd: my_approvals(uow, actor=actor),
+        c.Activate: _activate,
+        c.Cancel: _cancel,
+        c.Approve: _approve,
+        c.Deny: _deny,
+        c.Deactivate: _deactivate,
+        c.Assign: _assign,
+        c.Remove: _remove,
+        c.Audit: _audit,
+        c.Digest: digest_command(digest),
+    })
 
 
 async def _reply(text: str) -> View:
     return Reply(text=text)
 
 
-def register_command(kind: type, runner: Runner) -> None:
-    """Later features (the digest) plug their command in here."""
-    _RUNNERS[kind] = runner
-
-
-async def run_text(uow: UnitOfWork, clock: Clock, *, actor: str, text: str) -> View:
+async def run_text(uow: UnitOfWork, clock: Clock, *, commands: Commands, actor: str,
+                   text: str) -> View:
     """Parse and run one command. Refusals become a one-line Reply; nothing else is caught,
     so a real bug still surfaces in the transport's central error handler."""
     try:
         cmd = parse_command(text)
     except CommandError as err:
         return Reply(text=err.reason, ok=False, usage=err.usage)
-    return await run_command(uow, clock, actor=actor, cmd=cmd)
+    return await run_command(uow, clock, commands=commands, actor=actor, cmd=cmd)
 
 
-async def run_command(uow: UnitOfWork, clock: Clock, *, actor: str, cmd: c.Command) -> View:
+async def run_command(uow: UnitOfWork, clock: Clock, *, commands: Commands, actor: str,
+                      cmd: c.Command) -> View:
     try:
-        return await _RUNNERS[type(cmd)](uow, clock, actor, cmd)
+        return await commands[type(cmd)](uow, clock, actor, cmd)
     except InvalidInput as err:
         return Reply(text=err.message, ok=False, usage=_usage_for(cmd))
     except PimError as err:

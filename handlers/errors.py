@@ -83,3 +83,34 @@ class InvalidInput(PimError):
 
 class PolicyError(PimError):
     code = "policy_error"
+
+
+class NotSetUp(PimError):
+    """The person in chat matches no principal: every transport refuses with this text."""
+
+    code = "not_set_up"
+
+    def __init__(self) -> None:
+        super().__init__("You are not set up in pim-bot yet. Ask a pim-bot admin to add you "
+                         "to the policy.")
+
+
+class Busy(PimError):
+    """The database did not let a chat interaction commit in time. Its transaction was rolled
+    back, so the answer can promise that nothing changed."""
+
+    code = "busy"
+
+    def __init__(self) -> None:
+        super().__init__("Nothing was changed; pim-bot is busy, try again in a moment.")
+
+
+class Slow(PimError):
+    """A chat interaction ran past its time budget for another reason than a database wait
+    (the machine is overloaded). Its outcome is not known yet, so the answer promises none."""
+
+    code = "slow"
+
+    def __init__(self) -> None:
+        super().__init__("pim-bot is slow to answer right now; look at `requests` or `roles` "
+                         "in a moment to see whether this went through.")

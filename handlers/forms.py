@@ -5,10 +5,15 @@ an error lands under the field it is about."""
 
 from __future__ import annotations
 
-from handlers.activation import ActivationAsk
+from dataclasses import dataclass, field
+
+from cards.views import RequestView
+from handlers.activation import ActivationAsk, request_activation
+from handlers.clock import Clock
 from handlers.commands import Ticket
 from handlers.durations import DurationError, parse_duration
 from handlers.errors import DurationOutOfRange, JustificationRequired, PimError, TicketRequired
+from storage.uow import UnitOfWork
 
 ROLE, DURATION, JUSTIFICATION, TICKET = "role", "duration", "justification", "ticket"
 
@@ -43,3 +48,26 @@ def field_of(err: PimError) -> str:
     if isinstance(err, TicketRequired):
         return TICKET
     return ROLE
+
+
+@dataclass(frozen=True)
+class FormOutcome:
+    """A submitted activation form: the request it made, or the errors to show by field."""
+
+    request: RequestView | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+async def submit_activation_form(
+    uow: UnitOfWork, clock: Clock, *, actor: str, role: str | None, duration: str | None,
+    justification: str | None, ticket: str | None,
+) -> FormOutcome:
+    """Read the form and ask for the activation; a refusal lands under the field it is about."""
+    errors, ask = read_activation_form(role=role, duration=duration,
+                                       justification=justification, ticket=ticket)
+    if ask is None:
+        return FormOutcome(errors=errors)
+    try:
+        return FormOutcome(request=await request_activation(uow, clock, actor=actor, ask=ask))
+    except PimError as err:
+        return FormOutcome(errors={field_of(err): err.message})  # field names = input ids

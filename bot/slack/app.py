@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
@@ -19,10 +19,11 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
-from bot.slack.listeners import SlackDeps, register
+from bot.runtime import Chat
+from bot.slack.listeners import register
+from bot.slack.payloads import Malformed, check, refuse
+from bot.slack.refusals import on_error, resolve_actor
 from bot.slack.transport import SlackTransport
-from handlers.clock import Clock
-from storage.uow import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +59,7 @@ def _without_oauth_env() -> Iterator[None]:
         os.environ.update(saved)
 
 
-def build_slack(settings: Settings, uow: UnitOfWork, clock: Clock,
-                poke: Callable[[], None]) -> Slack:
+def build_slack(settings: Settings, chat: Chat) -> Slack:
     assert settings.slack_bot_token
     base_url = settings.slack_api_url or AsyncWebClient.BASE_URL
     if not base_url.endswith("/"):
@@ -71,19 +71,49 @@ def build_slack(settings: Settings, uow: UnitOfWork, clock: Clock,
             signing_secret=settings.slack_signing_secret or "socket-mode-only",
             # In HTTP mode a request must be signed; Socket Mode has no signatures to check.
             request_verification_enabled=bool(settings.slack_signing_secret),
+            # Commit before you answer: the listener runs before the HTTP response, which
+            # carries the answer. An ack sent first would promise what a crash can lose.
+            process_before_response=True,
         )
-    register(app, SlackDeps(uow=uow, clock=clock, poke=poke))
+    # Our middleware, in this order, after Bolt's own (signature, url_verification). Checks
+    # that refuse a request outright go before resolve_actor, which looks people up and may
+    # link them. (The payload's shape is checked before Bolt sees it: see _bolt_request.)
+    for middleware in (resolve_actor(chat),):
+        app.use(middleware)
+    app.error(on_error)
+    register(app)
     socket = (AsyncSocketModeHandler(app, settings.slack_app_token)
               if settings.slack_app_token else None)
-    return Slack(app=app, transport=SlackTransport(client, uow, clock), socket_mode=socket)
+    return Slack(app=app, transport=SlackTransport(client, chat.delivery_uow, chat.clock),
+                 socket_mode=socket)
 
 
 def mount(web_app: web.Application, app: AsyncApp) -> None:
     async def events(request: web.Request) -> web.Response:
-        bolt_request = _repair_slash_command(await to_bolt_request(request))
+        try:
+            bolt_request = await _bolt_request(request)
+        except Malformed as err:
+            refuse(err)
+            return web.Response(status=400, text=err.reason)
         return await to_aiohttp_response(await app.async_dispatch(bolt_request))
 
     web_app.router.add_post("/slack/events", events)
+
+
+async def _bolt_request(request: web.Request) -> AsyncBoltRequest:
+    """The Bolt request, or Malformed where Bolt would fail on it with an HTTP 500."""
+    timestamp = request.headers.get("X-Slack-Request-Timestamp")
+    if timestamp is not None and not timestamp.isdigit():
+        raise Malformed(f"timestamp {timestamp[:20]!r} is not a number")
+    try:
+        bolt_request = await to_bolt_request(request)
+    except (ValueError, AttributeError, TypeError, KeyError, IndexError) as err:
+        # Bolt parses the body and reads ids from it while building the request, trusting
+        # that it is Slack's JSON object; nothing else runs here.
+        raise Malformed(f"the body is not a Slack payload ({type(err).__name__})") from None
+    bolt_request = _repair_slash_command(bolt_request)
+    check(bolt_request.body)
+    return bolt_request
 
 
 def _repair_slash_command(req: AsyncBoltRequest) -> AsyncBoltRequest:

@@ -7,7 +7,6 @@ import logging
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from cards.views import Reply
 from handlers.clock import Clock
 from handlers.identity import email_for, link_by_email
 from storage.uow import UnitOfWork
@@ -31,9 +30,3 @@ async def identify(
         return None  # the app lacks users:read.email, or the user has no email
     return await link_by_email(uow, clock, platform="slack", user_id=user_id, email=slack_email)
 
-
-def not_set_up() -> Reply:
-    return Reply(
-        text="You are not set up in pim-bot yet. Ask a pim-bot admin to add you to the policy.",
-        ok=False,
-    )

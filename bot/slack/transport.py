@@ -30,10 +30,8 @@ class SlackTransport:
         self.client, self.uow, self.clock = client, uow, clock
 
     def reaches(self, recipient: Recipient | None, channel: dict[str, str] | None) -> bool:
-        if channel is not None:
-            return "slack" in channel
         # Without a slack_id we can still try users.lookupByEmail at send time.
-        return recipient is not None
+        return "slack" in channel if channel is not None else recipient is not None
 
     async def send(self, delivery: Delivery) -> dict[str, Any] | None:
         message = cards.notification_message(delivery.note)

@@ -35,7 +35,11 @@ class PimCloudAdapter(CloudAdapter):
             body = await request.json()
         except ValueError:
             raise web.HTTPBadRequest(text="the body is not JSON") from None
-        activity = Activity().deserialize(body) if isinstance(body, dict) else Activity()
+        try:
+            activity = Activity().deserialize(body) if isinstance(body, dict) else Activity()
+        except ValueError as err:  # msrest's DeserializationError: a field of the wrong shape
+            logger.info("Teams activity refused: %s", str(err)[:200])
+            raise web.HTTPBadRequest(text="the activity is malformed") from None
         if not activity.type:
             raise web.HTTPBadRequest(text="an activity needs a type")
         try:

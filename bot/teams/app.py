@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from bot.config import Settings
+from bot.runtime import Chat
 from bot.teams.adapter import PimCloudAdapter, make_adapter
-from bot.teams.bot import PimTeamsBot, TeamsDeps
+from bot.teams.bot import PimTeamsBot
 from bot.teams.transport import TeamsTransport
-from handlers.clock import Clock
-from storage.uow import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -25,10 +23,9 @@ class Teams:
     transport: TeamsTransport
 
 
-def build_teams(settings: Settings, uow: UnitOfWork, clock: Clock,
-                poke: Callable[[], None]) -> Teams:
+def build_teams(settings: Settings, chat: Chat) -> Teams:
     adapter = make_adapter(settings)
-    bot = PimTeamsBot(TeamsDeps(uow=uow, clock=clock, poke=poke))
+    bot = PimTeamsBot(chat)
 
     async def on_error(turn_context: object, error: Exception) -> None:
         # Typed refusals are answered inside the bot; reaching here is a bug.
@@ -36,7 +33,8 @@ def build_teams(settings: Settings, uow: UnitOfWork, clock: Clock,
 
     adapter.on_turn_error = on_error
     return Teams(adapter=adapter, bot=bot,
-                 transport=TeamsTransport(adapter, uow, settings.microsoft_app_id or ""))
+                 transport=TeamsTransport(adapter, chat.delivery_uow,
+                                          settings.microsoft_app_id or ""))
 
 
 def mount(web_app: web.Application, teams: Teams) -> None:

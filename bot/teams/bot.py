@@ -1,38 +1,42 @@
-"""The Teams bot: personal-chat commands and Action.Execute verbs, each one engine call."""
+"""The Teams bot: personal-chat commands and Action.Execute verbs, each one engine call.
+
+Both kinds of turn go through `_engine`, the one place where the caller is identified, the
+chat time budget applies, and a typed engine error becomes the answer."""
 
 from __future__ import annotations
 
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from botbuilder.core import ActivityHandler, CardFactory, MessageFactory, TurnContext
 from botbuilder.schema import Activity, InvokeResponse
 
+from bot.runtime import Chat
 from bot.teams.people import identify, remember
 from cards import teams as cards
 from cards import text as text_cards
 from cards import views as v
 from cards.views import Reply
 from handlers import commands as c
-from handlers.activation import cancel_request, deactivate, request_activation
+from handlers.activation import cancel_request, deactivate
 from handlers.approval import decide
-from handlers.chat import run_command
-from handlers.clock import Clock
-from handlers.errors import PimError
-from handlers.forms import field_of, read_activation_form
+from handlers.busy import chat_budget, chat_deadline
+from handlers.chat import activation_headline, run_command
+from handlers.errors import Busy, NotSetUp, PimError
+from handlers.forms import submit_activation_form
 from handlers.grammar import CommandError, parse_command
 from handlers.queries import activation_form
-from storage.uow import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
 _MENTION = re.compile(r"<at>[^<]*</at>", re.IGNORECASE)
 CARD_TYPE = "application/vnd.microsoft.card.adaptive"
-NOT_SET_UP = ("You are not set up in pim-bot yet. Ask a pim-bot admin to add you to the "
-              "policy.")
+NOT_SET_UP = NotSetUp().message
+# turn_state keys: when this turn must be done with the database; whether it found it busy
+_DEADLINE, _BUSY = "pim_deadline", "pim_busy"
+T = TypeVar("T")
 
 
 def card_activity(card: dict[str, Any], fallback: str) -> Activity:
@@ -50,20 +54,21 @@ def _message_response(text: str) -> InvokeResponse:
         "statusCode": 200, "type": "application/vnd.microsoft.activity.message", "value": text})
 
 
-@dataclass(frozen=True)
-class TeamsDeps:
-    uow: UnitOfWork
-    clock: Clock
-    poke: Callable[[], None]
+def _reply_activity(view: object) -> Activity:
+    return card_activity(cards.reply_card(view), text_cards.render(view))
+
+
+def _update_card(view: v.RequestView) -> InvokeResponse:
+    return _card_response(cards.notification_card(
+        v.Notification(kind=v.REQUEST_UPDATE, request=view, headline=view.outcome_line())))
 
 
 Verb = Callable[[str, dict[str, Any]], Awaitable[InvokeResponse]]
 
 
 class PimTeamsBot(ActivityHandler):
-    def __init__(self, deps: TeamsDeps) -> None:
-        self.deps = deps
-        self.uow, self.clock = deps.uow, deps.clock
+    def __init__(self, chat: Chat) -> None:
+        self.chat = chat
         # One table from verb to handler, shared with cards.teams through cards.views' ids.
         self.verbs: dict[str, Verb] = {
             v.APPROVE: lambda who, data: self._decide(who, data, approve=True),
@@ -76,32 +81,49 @@ class PimTeamsBot(ActivityHandler):
         }
 
     async def on_turn(self, turn_context: TurnContext) -> None:
-        await remember(self.uow, self.clock, turn_context)
+        deadline = turn_context.turn_state[_DEADLINE] = chat_deadline(self.chat.budget)
+        try:
+            async with chat_budget(deadline):
+                await remember(self.chat.uow, self.chat.clock, turn_context)
+        except Busy:
+            # Saved again next turn. Waiting on the database twice would overrun the turn:
+            # this turn's engine call answers "busy" at once.
+            turn_context.turn_state[_BUSY] = True
         await super().on_turn(turn_context)
 
+    async def _engine(self, turn_context: TurnContext, work: Callable[[str], Awaitable[T]],
+                      refuse: Callable[[str], T]) -> T:
+        """Identify the caller and run `work` for them within the chat budget; a refusal
+        (not set up, busy, any typed engine error) is answered with `refuse(message)`."""
+        try:
+            async with chat_budget(turn_context.turn_state.get(_DEADLINE)):
+                if turn_context.turn_state.get(_BUSY):
+                    raise Busy()
+                who = await identify(self.chat.uow, self.chat.clock, turn_context)
+                if who is None:
+                    raise NotSetUp()
+                answer = await work(who)
+        except PimError as err:
+            return refuse(err.message)
+        self.chat.poke()
+        return answer
+
     async def on_message_activity(self, turn_context: TurnContext) -> None:
-        who = await identify(self.uow, self.clock, turn_context)
-        if who is None:
-            await turn_context.send_activity(NOT_SET_UP)
-            return
         text = _MENTION.sub("", turn_context.activity.text or "").strip()
+        answer = await self._engine(turn_context, lambda who: self._command(who, text),
+                                    refuse=MessageFactory.text)
+        await turn_context.send_activity(answer)
+
+    async def _command(self, who: str, text: str) -> Activity:
         try:
             cmd = parse_command(text)
         except CommandError as err:
-            await self._reply(turn_context, Reply(text=err.reason, ok=False, usage=err.usage))
-            return
+            return _reply_activity(Reply(text=err.reason, ok=False, usage=err.usage))
         if isinstance(cmd, c.Activate) and cmd.role is None:
-            form = await activation_form(self.uow, actor=who)
-            await turn_context.send_activity(
-                card_activity(cards.activation_form(form), "Activate a role"))
-            return
-        await self._reply(turn_context, await run_command(self.uow, self.clock, actor=who,
-                                                          cmd=cmd))
-        self.deps.poke()
-
-    async def _reply(self, turn_context: TurnContext, view: object) -> None:
-        await turn_context.send_activity(
-            card_activity(cards.reply_card(view), text_cards.render(view)))
+            form = await activation_form(self.chat.uow, actor=who)
+            return card_activity(cards.activation_form(form), "Activate a role")
+        return _reply_activity(await run_command(
+            self.chat.uow, self.chat.clock, commands=self.chat.commands, actor=who, cmd=cmd))
 
     async def on_installation_update(self, turn_context: TurnContext) -> None:
         # The reference was saved in on_turn; greet so people know what to type.
@@ -112,72 +134,52 @@ class PimTeamsBot(ActivityHandler):
         activity = turn_context.activity
         if activity.name != "adaptiveCard/action":
             return await super().on_invoke_activity(turn_context)
-        action = (activity.value or {}).get("action") or {}
-        verb = self.verbs.get(action.get("verb") or "")
+        value = activity.value if isinstance(activity.value, dict) else {}
+        action = value.get("action") if isinstance(value.get("action"), dict) else {}
+        verb = self.verbs.get(str(action.get("verb") or ""))
         if verb is None:
             return _message_response("This button is not known to pim-bot.")
-        who = await identify(self.uow, self.clock, turn_context)
-        if who is None:
-            return _message_response(NOT_SET_UP)
-        data = action.get("data") or {}
-        if not isinstance(data, dict):
-            data = {}
-        response = await verb(who, data)
-        self.deps.poke()
-        return response
+        data = action.get("data") if isinstance(action.get("data"), dict) else {}
+        return await self._engine(turn_context, lambda who: verb(who, data),
+                                  refuse=_message_response)
 
     async def _decide(self, who: str, data: dict[str, Any], *, approve: bool) -> InvokeResponse:
-        try:
-            view = await decide(self.uow, self.clock, actor=who,
-                                request_id=str(data.get("request", "")), approve=approve,
-                                justification=data.get(cards.REASON_INPUT))
-        except PimError as err:
-            return _message_response(err.message)
-        return _card_response(cards.notification_card(
-            v.Notification(kind=v.REQUEST_UPDATE, request=view, headline=view.outcome_line())))
+        return _update_card(await decide(
+            self.chat.uow, self.chat.clock, actor=who, request_id=_text(data, "request"),
+            approve=approve, justification=_text(data, cards.REASON_INPUT) or None))
 
     async def _cancel(self, who: str, data: dict[str, Any]) -> InvokeResponse:
-        try:
-            view = await cancel_request(self.uow, self.clock, actor=who,
-                                        request_id=str(data.get("request", "")))
-        except PimError as err:
-            return _message_response(err.message)
-        return _card_response(cards.notification_card(
-            v.Notification(kind=v.REQUEST_UPDATE, request=view, headline=view.outcome_line())))
+        return _update_card(await cancel_request(self.chat.uow, self.chat.clock, actor=who,
+                                                 request_id=_text(data, "request")))
 
     async def _deactivate(self, who: str, data: dict[str, Any]) -> InvokeResponse:
-        try:
-            text = await deactivate(self.uow, self.clock, actor=who,
-                                    role=str(data.get("role", "")))
-        except PimError as err:
-            return _message_response(err.message)
-        return _message_response(text)
+        return _message_response(await deactivate(self.chat.uow, self.chat.clock, actor=who,
+                                                  role=_text(data, "role")))
 
     async def _open_form(self, who: str, data: dict[str, Any]) -> InvokeResponse:
-        form = await activation_form(self.uow, actor=who)
-        return _card_response(cards.activation_form(form, selected_role=data.get("role")))
+        form = await activation_form(self.chat.uow, actor=who)
+        return _card_response(cards.activation_form(form, selected_role=_text(data, "role")
+                                                     or None))
 
     async def _submit_activation(self, who: str, data: dict[str, Any]) -> InvokeResponse:
-        values = {k: str(data.get(k) or "") for k in (
-            cards.ROLE_INPUT, cards.DURATION_INPUT, cards.JUSTIFICATION_INPUT,
-            cards.TICKET_INPUT)}
-        errors, ask = read_activation_form(
-            role=values[cards.ROLE_INPUT], duration=values[cards.DURATION_INPUT],
+        values = {k: _text(data, k) for k in (cards.ROLE_INPUT, cards.DURATION_INPUT,
+                                              cards.JUSTIFICATION_INPUT, cards.TICKET_INPUT)}
+        outcome = await submit_activation_form(
+            self.chat.uow, self.chat.clock, actor=who, role=values[cards.ROLE_INPUT],
+            duration=values[cards.DURATION_INPUT],
             justification=values[cards.JUSTIFICATION_INPUT], ticket=values[cards.TICKET_INPUT])
-        view = None
-        if ask is not None:
-            try:
-                view = await request_activation(self.uow, self.clock, actor=who, ask=ask)
-            except PimError as err:
-                errors = {field_of(err): err.message}  # input ids are the field names
+        view = outcome.request
         if view is None:
-            form = await activation_form(self.uow, actor=who)
+            form = await activation_form(self.chat.uow, actor=who)
             return _card_response(cards.activation_form(
-                form, selected_role=values[cards.ROLE_INPUT] or None, errors=errors,
+                form, selected_role=values[cards.ROLE_INPUT] or None, errors=outcome.errors,
                 values=values))
-        kind = v.SUBMITTED if view.pending else v.ACTIVATED
         return _card_response(cards.notification_card(v.Notification(
-            kind=kind, request=view, role=view.role,
-            headline=(f"Request {view.id} for {view.role.name} is waiting for approval."
-                      if view.pending else f"{view.role.name}: request {view.id} is {view.status}."),
-        )))
+            kind=v.SUBMITTED if view.pending else v.ACTIVATED, request=view, role=view.role,
+            headline=activation_headline(view))))
+
+
+def _text(data: dict[str, Any], key: str) -> str:
+    """A card input as text: Teams sends what the card held, which may be anything."""
+    value = data.get(key)
+    return value if isinstance(value, str) else "" if value is None else str(value)

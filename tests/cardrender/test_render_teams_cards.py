@@ -41,6 +41,7 @@ from cards.views import (
     RoleRef,
     RolesView,
 )
+from handlers import forms
 from handlers.errors import PimError
 from tests.cardrender.browser import SyncCardRenderer
 
@@ -368,9 +369,10 @@ def invoke(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, Any]], Any]:
         return record
 
     monkeypatch.setattr(teams_bot, "identify", who)
-    for name in ("decide", "cancel_request", "deactivate", "request_activation",
-                 "activation_form"):
-        monkeypatch.setattr(teams_bot, name, recorder(name))
+    for module, name in ((teams_bot, "decide"), (teams_bot, "cancel_request"),
+                         (teams_bot, "deactivate"), (forms, "request_activation"),
+                         (teams_bot, "activation_form")):
+        monkeypatch.setattr(module, name, recorder(name))
     bot = teams_bot.PimTeamsBot(SimpleNamespace(uow=None, clock=None,  # type: ignore[arg-type]
                                                 poke=lambda: None))
 

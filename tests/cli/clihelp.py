@@ -6,12 +6,19 @@ developer's DATABASE_URL, PIM_*, SLACK_* or MICROSOFT_* variables never leak in)
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+
+import aiohttp
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_POLICY = ROOT / "examples" / "policy.yaml"
@@ -52,3 +59,50 @@ def assert_no_traceback(*streams: str) -> None:
 
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+START_TIMEOUT = 20
+STOP_TIMEOUT = 10
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def default_sigint() -> None:
+    """A shell's background job starts with SIGINT ignored, and so would the server when the
+    tests run that way; give it the disposition it has under a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+class Server:
+    def __init__(self, proc: subprocess.Popen[bytes], log: Path, port: int) -> None:
+        self.proc, self.log_path, self.port = proc, log, port
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    async def healthz(self) -> tuple[int, dict]:
+        """Poll GET /healthz until it answers; fail fast if the process dies."""
+        url = f"http://127.0.0.1:{self.port}/healthz"
+        deadline = time.monotonic() + START_TIMEOUT
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+            while True:
+                assert self.proc.poll() is None, f"serve exited early:\n{self.log}"
+                try:
+                    async with http.get(url) as resp:
+                        return resp.status, await resp.json()
+                except aiohttp.ClientConnectionError:
+                    if time.monotonic() > deadline:
+                        pytest.fail(f"no answer from {url} in {START_TIMEOUT}s:\n{self.log}")
+                    await asyncio.sleep(0.1)
+
+    def stop(self, sig: signal.Signals) -> int:
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"serve still running {STOP_TIMEOUT}s after {sig.name}:\n{self.log}")

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from clihelp import EXAMPLE_POLICY, Run, clean_env, pim_command
+from clihelp import (
+    EXAMPLE_POLICY,
+    STOP_TIMEOUT,
+    Run,
+    Server,
+    clean_env,
+    default_sigint,
+    free_port,
+    pim_command,
+)
 
 
 @pytest.fixture
@@ -38,3 +47,29 @@ def run_pim(workdir: Path) -> Run:
         )
 
     return run
+
+
+@pytest.fixture
+def start_serve(workdir: Path) -> Iterator:
+    started: list[Server] = []
+
+    def start(db: str, *args: str, env: Mapping[str, str] | None = None,
+              port: int | None = None) -> Server:
+        port = port or free_port()
+        log = workdir / f"serve-{len(started)}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [*pim_command(), "serve", "--host", "127.0.0.1", *args], cwd=workdir,
+                env=clean_env(db, {"PIM_POLICY": str(EXAMPLE_POLICY), **(env or {})}),
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                preexec_fn=default_sigint,
+            )
+        server = Server(proc, log, port)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:  # a failed test must not leave a server behind
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait(timeout=STOP_TIMEOUT)

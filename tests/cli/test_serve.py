@@ -5,88 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
-import subprocess
-import time
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-import aiohttp
 import pytest
 import yaml
-from clihelp import EXAMPLE_POLICY, Run, assert_no_traceback, clean_env, pim_command
-
-START_TIMEOUT = 20
-STOP_TIMEOUT = 10
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _default_sigint() -> None:
-    """A shell's background job starts with SIGINT ignored, and so would the server when the
-    tests run that way; give it the disposition it has under a terminal."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-class Server:
-    def __init__(self, proc: subprocess.Popen[bytes], log: Path, port: int) -> None:
-        self.proc, self.log_path, self.port = proc, log, port
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    async def healthz(self) -> tuple[int, dict]:
-        """Poll GET /healthz until it answers; fail fast if the process dies."""
-        url = f"http://127.0.0.1:{self.port}/healthz"
-        deadline = time.monotonic() + START_TIMEOUT
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
-            while True:
-                assert self.proc.poll() is None, f"serve exited early:\n{self.log}"
-                try:
-                    async with http.get(url) as resp:
-                        return resp.status, await resp.json()
-                except aiohttp.ClientConnectionError:
-                    if time.monotonic() > deadline:
-                        pytest.fail(f"no answer from {url} in {START_TIMEOUT}s:\n{self.log}")
-                    await asyncio.sleep(0.1)
-
-    def stop(self, sig: signal.Signals) -> int:
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"serve still running {STOP_TIMEOUT}s after {sig.name}:\n{self.log}")
-
-
-@pytest.fixture
-def start_serve(workdir: Path) -> Iterator:
-    started: list[Server] = []
-
-    def start(db: str, *args: str, env: Mapping[str, str] | None = None,
-              port: int | None = None) -> Server:
-        port = port or free_port()
-        log = workdir / f"serve-{len(started)}.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [*pim_command(), "serve", "--host", "127.0.0.1", *args], cwd=workdir,
-                env=clean_env(db, {"PIM_POLICY": str(EXAMPLE_POLICY), **(env or {})}),
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                preexec_fn=_default_sigint,
-            )
-        server = Server(proc, log, port)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:  # a failed test must not leave a server behind
-        if server.proc.poll() is None:
-            server.proc.kill()
-            server.proc.wait(timeout=STOP_TIMEOUT)
+from clihelp import Run, assert_no_traceback, free_port
 
 
 def test_serve_health_and_sigterm(start_serve, run_pim: Run, sqlite_url: str) -> None:

@@ -383,7 +383,7 @@ async def registered(db_url: str) -> AsyncIterator[Registered]:
         runtime = Runtime.build(settings)
         await runtime.prepare()
         await apply_policy(runtime.uow, runtime.clock, text=POLICY, source="test-policy.yaml")
-        bundle = build_teams(settings, runtime.uow, runtime.clock, runtime.poke)
+        bundle = build_teams(settings, runtime.chat("teams"))
         web_app = make_app(runtime)
         mount_teams(web_app, bundle)
         runtime.start_background([bundle.transport])

@@ -18,8 +18,9 @@ from sqlalchemy import select
 from bot.outbox import Delivery, OutboxWorker, Recipient
 from bot.scheduler import Sweeper
 from cards.views import when
-from handlers.chat import run_text
+from handlers.chat import command_table, run_text
 from handlers.clock import Clock, FixedClock, SystemClock
+from handlers.digest.report import DigestOptions
 from handlers.timers import lifecycle_actions
 from storage.db import make_engine
 from storage.models import Schedule, ScheduleState
@@ -65,7 +66,9 @@ class Bot:
     sweeper: Sweeper
 
     async def say(self, who: str, text: str, *, clock: Clock | None = None) -> Any:
-        return await run_text(self.uow, clock or self.clock, actor=who, text=text)
+        return await run_text(self.uow, clock or self.clock,
+                              commands=command_table(digest=DigestOptions()),
+                              actor=who, text=text)
 
     async def idle(self) -> None:
         """Wait for a sweep in progress to finish (test synchronisation only)."""

@@ -8,8 +8,9 @@ import pytest
 
 from cards.views import Reply, RolesView
 from handlers.activation import ActivationAsk, request_activation
-from handlers.chat import run_text
+from handlers.chat import command_table, run_text
 from handlers.commands import Ticket
+from handlers.digest.report import DigestOptions
 from handlers.errors import (
     AlreadyActive,
     AlreadyPending,
@@ -25,7 +26,8 @@ BOB, CAROL, DAVE, ALICE = (
 
 
 async def say(eng, who: str, text: str):
-    return await run_text(eng.uow, eng.clock, actor=who, text=text)
+    return await run_text(eng.uow, eng.clock, commands=command_table(digest=DigestOptions()),
+                          actor=who, text=text)
 
 
 async def test_role_without_approval_is_active_at_once(eng):

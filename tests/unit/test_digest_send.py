@@ -20,7 +20,7 @@ from bot.outbox import Delivery, Recipient
 from bot.runtime import Runtime
 from cards import views as v
 from cards.views import AlertLine, DigestView, Notification, Reply
-from handlers.chat import run_text
+from handlers.chat import command_table, run_text
 from handlers.clock import FixedClock
 from handlers.digest import send as digest_send
 from handlers.digest.report import DigestOptions
@@ -234,9 +234,11 @@ async def test_no_catch_up_for_a_firing_before_any_admin_existed(eng):
 
 async def test_digest_in_chat_is_an_admin_preview_that_records_nothing(eng):
     before = await eng.snapshot()
-    refused = await run_text(eng.uow, eng.clock, actor=BOB, text="digest")
+    refused = await run_text(eng.uow, eng.clock, commands=command_table(digest=OPTIONS),
+                             actor=BOB, text="digest")
     assert refused == Reply(text="Only admins can preview the digest.", ok=False)
-    view = await run_text(eng.uow, eng.clock, actor=ALICE, text="digest")
+    view = await run_text(eng.uow, eng.clock, commands=command_table(digest=OPTIONS),
+                          actor=ALICE, text="digest")
     assert isinstance(view, DigestView)
     assert datetime.fromisoformat(view.period_end) == eng.clock.now()
     assert await eng.snapshot() == before

@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import func, select
 
 from cards.views import Reply
-from handlers.chat import run_text
+from handlers.chat import command_table, run_text
 from handlers.clock import FixedClock
+from handlers.digest.report import DigestOptions
 from handlers.errors import PolicyError
 from handlers.policy import apply_policy, export_policy
 from handlers.settings import RoleSettings
@@ -87,7 +88,9 @@ class Db:
                      r.from_policy) for r in rows}
 
     async def say(self, who: str, text: str) -> str:
-        reply = await run_text(self.uow, self.clock, actor=who, text=text)
+        reply = await run_text(self.uow, self.clock,
+                               commands=command_table(digest=DigestOptions()),
+                               actor=who, text=text)
         assert isinstance(reply, Reply) and reply.ok, reply
         return reply.text
 
