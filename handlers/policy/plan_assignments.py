@@ -1,5 +1,5 @@
 """Planning a policy's assignments: which Assigned schedules to grant, move or (with --prune)
-end so the database matches the file, as changes in the PlanDraft of handlers.policy_plan."""
+end so the database matches the file, as changes in the PlanDraft of handlers.policy.plan."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.assignment import end_schedule, grant_schedule
 from handlers.directory import principal_by_email
 from handlers.errors import PimError
-from handlers.policy_file import AssignmentSpec, PolicyDoc, policy_failure
-from handlers.policy_plan import CREATE, REMOVE, UPDATE, PlanDraft, Step, end_text
+from handlers.policy.file import AssignmentSpec, PolicyDoc, policy_failure
+from handlers.policy.plan import CREATE, REMOVE, UPDATE, PlanDraft, Step, end_text
 from storage.models import MemberType, Role, Schedule, ScheduleState
 
 __all__ = ["plan_assignments"]

@@ -9,8 +9,8 @@ roles the file does not list are left alone: this version never deletes people o
 lists: never activations, never assignments an admin made in chat. An assignment the file
 lists that an admin already made in chat is left as it is, so it keeps its origin.
 
-Reading and checking the file lives in handlers.policy_file, the diff in handlers.policy_plan
-(assignments: handlers.policy_plan_assignments).
+Reading and checking the file lives in handlers.policy.file, the diff in handlers.policy.plan
+(assignments: handlers.policy.plan_assignments).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from sqlalchemy import select
 from sqlalchemy import text as sql_text
 
 from handlers.clock import Clock
-from handlers.policy_file import parse_policy, policy_failure
-from handlers.policy_plan import (
+from handlers.policy.file import parse_policy, policy_failure
+from handlers.policy.plan import (
     Change,
     PlanDraft,
     PolicyPlan,
@@ -31,8 +31,8 @@ from handlers.policy_plan import (
     plan_principals,
     plan_roles,
 )
-from handlers.policy_plan_assignments import plan_assignments
-from handlers.policy_yaml import dump_yaml
+from handlers.policy.plan_assignments import plan_assignments
+from handlers.policy.yaml_lines import dump_yaml
 from handlers.settings import RoleSettings
 from storage.models import MemberType, Principal, Role, Schedule, ScheduleState
 from storage.uow import UnitOfWork

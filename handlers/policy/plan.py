@@ -1,7 +1,7 @@
 """Planning a policy: the difference between checked specs and the database, as changes a
-person can read, each with the step that carries it out (see handlers.policy).
+person can read, each with the step that carries it out (see handlers.policy.apply).
 
-Principals, admins and roles are planned here; assignments in handlers.policy_plan_assignments,
+Principals, admins and roles are planned here; assignments in handlers.policy.plan_assignments,
 which builds on the PlanDraft and change wording of this module.
 """
 
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.directory import principal_by_email
 from handlers.durations import format_duration
-from handlers.policy_file import PolicyDoc, PrincipalSpec, RoleSpec
+from handlers.policy.file import PolicyDoc, PrincipalSpec, RoleSpec
 from handlers.records import audit
 from handlers.settings import RoleSettings, SettingsError
 from storage.models import Principal, Role

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from handlers.policy_yaml import LineList, LineMap
+from handlers.policy.yaml_lines import LineList, LineMap
 
 __all__ = ["Checker"]
 

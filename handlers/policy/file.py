@@ -1,7 +1,7 @@
 """Reading a policy file (DESIGN.md §7): YAML in, checked specs out, or every mistake by line.
 
 The whole file is checked before anything touches the database, and all mistakes are reported
-at once, so fixing a file takes one round trip rather than one per typo (handlers.policy_checker
+at once, so fixing a file takes one round trip rather than one per typo (handlers.policy.checker
 collects them).
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 import yaml
 
 from handlers.errors import PolicyError
-from handlers.policy_checker import Checker
-from handlers.policy_yaml import LineList, LineMap, load_with_lines
+from handlers.policy.checker import Checker
+from handlers.policy.yaml_lines import LineList, LineMap, load_with_lines
 from handlers.settings import RoleSettings, SettingsError
 from storage.models import ScheduleKind
 
