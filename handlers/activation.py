@@ -38,6 +38,7 @@ from handlers.lifecycle import (
 )
 from handlers.present import person, request_view, role_ref
 from handlers.records import add_timer, audit, cancel_timers, new_request_id, notify, update_cards
+from handlers.user_text import user_text
 from storage.models import (
     Action,
     MemberType,
@@ -79,7 +80,7 @@ async def request_activation(
         start = ask.start_at or now
         if start < now - timedelta(minutes=1):
             raise InvalidInput("The start time is in the past.")
-        justification = (ask.justification or "").strip() or None
+        justification = user_text(ask.justification, what="justification")
         if justification and len(justification) > MAX_JUSTIFICATION:
             raise InvalidInput(f"The justification is too long (at most {MAX_JUSTIFICATION}).")
         if settings.require_justification and not justification:

@@ -16,6 +16,7 @@ from handlers.errors import AlreadyActive, Forbidden, InvalidInput, NotActive
 from handlers.lifecycle import EXPIRE, WARN, schedule_end_timers
 from handlers.present import role_ref
 from handlers.records import audit, cancel_timers, new_request_id, notify
+from handlers.user_text import user_text
 from storage.models import (
     Action,
     MemberType,
@@ -56,6 +57,7 @@ async def assign(
     justification: str | None = None,
 ) -> str:
     now = clock.now()
+    justification = user_text(justification, what="justification")
     async with uow.transaction() as s:
         me = await require_admin(s, actor, "assign roles")
         who = await resolve_user(s, user)
