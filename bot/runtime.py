@@ -6,7 +6,6 @@ import logging
 import os
 import socket
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from bot.config import Settings
 from bot.digest_schedule import DigestSchedule, digest_options, digest_trigger
@@ -16,7 +15,7 @@ from handlers import commands
 from handlers.chat import digest_command, register_command
 from handlers.clock import Clock, SystemClock
 from handlers.digest.send import register_digest
-from handlers.policy import apply_policy
+from handlers.policy import apply_policy, read_policy_file
 from storage.audit import AuditKey, check_key
 from storage.db import make_engine
 from storage.migrate import upgrade
@@ -55,9 +54,10 @@ class Runtime:
         async with self.uow.transaction() as s:
             await check_key(s)  # refuse to start rather than fail every state change later
         if self.settings.policy_file:
-            text = Path(self.settings.policy_file).read_text(encoding="utf-8")
+            limit = self.settings.policy_max_bytes
+            text = read_policy_file(self.settings.policy_file, max_bytes=limit)
             plan = await apply_policy(self.uow, self.clock, text=text,
-                                      source=self.settings.policy_file)
+                                      source=self.settings.policy_file, max_bytes=limit)
             logger.info("policy %s: %s", self.settings.policy_file, plan.render())
 
     def start_background(self, transports: list[Transport]) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy import text as sql_text
 
 from handlers.clock import Clock
 from handlers.policy.file import parse_policy, policy_failure
+from handlers.policy.limits import DEFAULT_MAX_BYTES
 from handlers.policy.plan import (
     Change,
     PlanDraft,
@@ -47,15 +48,16 @@ _POLICY_LOCK_KEY = 7_244_614
 
 async def apply_policy(
     uow: UnitOfWork, clock: Clock, *, text: str, source: str = "policy.yaml",
-    dry_run: bool = False, prune: bool = False,
+    dry_run: bool = False, prune: bool = False, max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> PolicyPlan:
     """Check the whole file, plan, and (unless dry_run) carry out the plan in one transaction.
 
-    Raises PolicyError listing every problem by line; then nothing has changed. Each change is
-    audited with actor `policy:<source>`.
+    Raises PolicyError listing every problem by line; then nothing has changed. A file past a
+    limit (over max_bytes, aliases, nesting, long strings) is refused at its first excess.
+    Each change is audited with actor `policy:<source>`.
     """
     now = clock.now()
-    doc = parse_policy(text, source=source, now=now)
+    doc = parse_policy(text, source=source, now=now, max_bytes=max_bytes)
     async with uow.transaction() as s:
         if uow.dialect == "postgresql":
             # Replicas applying PIM_POLICY at start-up take turns instead of racing to create.
