@@ -10,7 +10,7 @@ lists: never activations, never assignments an admin made in chat. An assignment
 lists that an admin already made in chat is left as it is, so it keeps its origin.
 
 Reading and checking the file lives in handlers.policy.file, the diff in handlers.policy.plan
-(assignments: handlers.policy.plan_assignments).
+(assignments: handlers.policy.plan_assignments), writing it in handlers.policy.carry.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy import text as sql_text
 
 from handlers.clock import Clock
+from handlers.policy.carry import carry_out
 from handlers.policy.file import parse_policy, policy_failure
 from handlers.policy.limits import DEFAULT_MAX_BYTES
 from handlers.policy.plan import (
@@ -69,7 +70,7 @@ async def apply_policy(
         if draft.errors:
             raise policy_failure(source, draft.errors)
         if not dry_run:
-            await draft.carry_out(s)
+            await carry_out(s, draft)
     logger.info("policy %s: %d change(s)%s", source, len(draft.changes),
                 " (dry run)" if dry_run else "")
     return PolicyPlan(draft.changes, applied=not dry_run)
