@@ -163,6 +163,7 @@ async def record_assignments(
     ))
     schedule_ids = [schedules[request_id] for request_id in request_ids]
     timers, messages, events = [], [], []
+    notes: dict[tuple[str, str, datetime | None], tuple[Notification, dict[str, Any]]] = {}
     for g, short_id, request_id, schedule_id in zip(
             grants, short_ids, request_ids, schedule_ids, strict=True):
         warning = (settings_of(g.role).expiry_warning if g.kind == ScheduleKind.ACTIVE
@@ -174,11 +175,16 @@ async def record_assignments(
             actor=actor, action=f"{g.kind}.assigned", target=f"{g.principal.email}/{g.role.id}",
             details={"request": short_id, "end": end, "permanent": g.end is None,
                      "justification": g.justification, "policy": from_policy}))
-        note = Notification(
-            kind=v.ASSIGNED, role=role_ref(g.role), end_at=end,
-            headline=f"You are now {_kind_words(g.kind)} {g.role.display_name} {_until(g.end)}.")
+        key = (g.role.id, g.kind, g.end)
+        if key not in notes:  # one per role, kind and end: a batch shares a handful
+            note = Notification(
+                kind=v.ASSIGNED, role=role_ref(g.role), end_at=end,
+                headline=f"You are now {_kind_words(g.kind)} {g.role.display_name} "
+                         f"{_until(g.end)}.")
+            notes[key] = (note, note.to_dict())
+        note, payload = notes[key]
         messages.append(outbox_row(now=now, note=note, recipient_id=g.principal.id,
-                                   request_id=request_id))
+                                   request_id=request_id, payload=payload))
     if timers:
         await s.execute(insert(Timer), timers)
     await audit_many(s, at=now, events=events)

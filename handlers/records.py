@@ -42,6 +42,7 @@ class Audited:
 
 async def audit_many(session: AsyncSession, *, at: datetime, events: Sequence[Audited]) -> None:
     """Append events in order, for changes made in batches (policy apply)."""
+    # One at a time until storage.audit can append a batch with one head lookup.
     for e in events:
         await append_event(session, at=at, actor=e.actor, action=e.action, target=e.target,
                            details=e.details)
