@@ -1,4 +1,4 @@
-"""Policy as code (DESIGN.md §7): `pim-bot policy apply FILE [--dry-run] [--prune]` and
+"""Policy as code: `pim-bot policy apply FILE [--dry-run] [--prune]` and
 `pim-bot policy export`.
 
 The file is the source of truth for what it lists: a listed principal gets exactly the name,

@@ -1,4 +1,4 @@
-"""Reading a policy file (DESIGN.md §7): YAML in, checked specs out, or every mistake by line.
+"""Reading a policy file: YAML in, checked specs out, or every mistake by line.
 
 The whole file is checked before anything touches the database, and all mistakes are reported
 at once, so fixing a file takes one round trip rather than one per typo (handlers.policy.checker
