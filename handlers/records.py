@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cards.views import Notification
-from storage.audit import append_event
+from storage.audit import NewEvent, append_event, append_events
 from storage.models import OutboxMessage, Principal, ScheduleRequest, Timer
 
 SYSTEM_ACTOR = "pim-bot"
@@ -42,10 +42,9 @@ class Audited:
 
 async def audit_many(session: AsyncSession, *, at: datetime, events: Sequence[Audited]) -> None:
     """Append events in order, for changes made in batches (policy apply)."""
-    # One at a time until storage.audit can append a batch with one head lookup.
-    for e in events:
-        await append_event(session, at=at, actor=e.actor, action=e.action, target=e.target,
-                           details=e.details)
+    await append_events(session, [
+        NewEvent(at=at, actor=e.actor, action=e.action, target=e.target, details=e.details)
+        for e in events])
 
 
 def notify(
