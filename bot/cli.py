@@ -33,7 +33,7 @@ from handlers.digest.report import compute_digest
 from handlers.digest.send import send_digest
 from handlers.durations import DurationError, parse_duration
 from handlers.errors import PimError
-from handlers.policy import apply_policy, export_policy
+from handlers.policy import apply_policy, export_policy, read_policy_file
 from storage.audit import AuditKeyError
 from storage.migrate import upgrade
 
@@ -178,9 +178,10 @@ async def cmd_policy(args: argparse.Namespace, settings: Settings) -> int:
         if args.policy_command == "export":
             _write(args.output, await export_policy(runtime.uow))
             return 0
-        text = Path(args.file).read_text(encoding="utf-8")
+        limit = settings.policy_max_bytes
+        text = read_policy_file(args.file, max_bytes=limit)
         plan = await apply_policy(runtime.uow, runtime.clock, text=text, source=args.file,
-                                  dry_run=args.dry_run, prune=args.prune)
+                                  dry_run=args.dry_run, prune=args.prune, max_bytes=limit)
         print(plan.render())
         if args.dry_run:
             print("(dry run: nothing changed)")

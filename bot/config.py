@@ -20,6 +20,7 @@ class ConfigError(ValueError):
 class Settings:
     database_url: str
     policy_file: str | None = None
+    policy_max_bytes: int = 5_000_000
     slack_bot_token: str | None = None
     slack_signing_secret: str | None = None
     slack_app_token: str | None = None
@@ -62,6 +63,8 @@ class Settings:
         return cls(
             database_url=database_url,
             policy_file=get("PIM_POLICY"),
+            policy_max_bytes=int(_positive_float(get("PIM_POLICY_MAX_BYTES"),
+                                                 "PIM_POLICY_MAX_BYTES", 5_000_000)),
             slack_bot_token=get("SLACK_BOT_TOKEN"),
             slack_signing_secret=get("SLACK_SIGNING_SECRET"),
             slack_app_token=get("SLACK_APP_TOKEN"),

@@ -7,7 +7,6 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -20,7 +19,7 @@ from bot.scheduler import Sweeper
 from handlers.chat import Commands, command_table
 from handlers.clock import Clock, SystemClock
 from handlers.digest.send import DIGEST_TIMER, digest_timer_action
-from handlers.policy import apply_policy
+from handlers.policy import apply_policy, read_policy_file
 from handlers.timers import TimerActions, lifecycle_actions, one_by_one
 from storage.audit import AuditKey, check_key
 from storage.db import make_engine, normalize_url
@@ -113,9 +112,10 @@ class Runtime:
         async with self.uow.transaction() as s:
             await check_key(s)  # refuse to start rather than fail every state change later
         if self.settings.policy_file:
-            text = Path(self.settings.policy_file).read_text(encoding="utf-8")
+            limit = self.settings.policy_max_bytes
+            text = read_policy_file(self.settings.policy_file, max_bytes=limit)
             plan = await apply_policy(self.uow, self.clock, text=text,
-                                      source=self.settings.policy_file)
+                                      source=self.settings.policy_file, max_bytes=limit)
             logger.info("policy %s: %s", self.settings.policy_file, plan.render())
 
     def start_background(self, transports: list[Transport]) -> None:

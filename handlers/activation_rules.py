@@ -10,6 +10,7 @@ from handlers.commands import Ticket
 from handlers.durations import format_duration
 from handlers.errors import DurationOutOfRange, InvalidInput, JustificationRequired, TicketRequired
 from handlers.settings import RoleSettings
+from handlers.user_text import user_text
 
 MAX_JUSTIFICATION = 500
 # A start a little in the past is a slow form or a skewed clock, not a request for the past.
@@ -53,7 +54,7 @@ def check_ask(
     start = ask.start_at or now
     if start < now - START_SLACK:
         raise InvalidInput("The start time is in the past.")
-    justification = (ask.justification or "").strip() or None
+    justification = user_text(ask.justification, what="justification")
     if justification and len(justification) > MAX_JUSTIFICATION:
         raise InvalidInput(f"The justification is too long (at most {MAX_JUSTIFICATION}).")
     if settings.require_justification and not justification:

@@ -25,6 +25,7 @@ from handlers.errors import (
 from handlers.lifecycle import START, TIMEOUT, provision
 from handlers.present import person, request_view, role_ref
 from handlers.records import add_timer, audit, audit_all, cancel_timers, notify, update_cards
+from handlers.user_text import user_text
 from storage.audit import NewEvent
 from storage.models import ApprovalStep, Principal, ScheduleRequest, Status
 from storage.uow import UnitOfWork
@@ -39,7 +40,7 @@ async def decide(
     check_only: run every check a click would meet but decide nothing, so a transport can
     refuse at once instead of first opening a form asking for a reason."""
     now = clock.now()
-    justification = (justification or "").strip() or None
+    justification = user_text(justification, what="justification")
     if justification and len(justification) > MAX_JUSTIFICATION:
         raise InvalidInput(f"The justification is too long (at most {MAX_JUSTIFICATION}).")
     async with uow.transaction() as s:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cards import views as v
@@ -13,12 +16,23 @@ from handlers.clock import Clock
 from handlers.commands import UserRef
 from handlers.directory import find_role, require_principal, resolve_user, settings_of
 from handlers.errors import AlreadyActive, Forbidden, InvalidInput, NotActive
-from handlers.lifecycle import EXPIRE, WARN, schedule_end_timers
+from handlers.lifecycle import EXPIRE, WARN, end_timers
 from handlers.present import role_ref
-from handlers.records import audit, cancel_timers, new_request_id, notify
+from handlers.records import (
+    Audited,
+    audit,
+    audit_many,
+    cancel_timers,
+    message_row,
+    new_request_id,
+    new_request_ids,
+    notify,
+)
+from handlers.user_text import user_text
 from storage.models import (
     Action,
     MemberType,
+    OutboxMessage,
     Principal,
     Role,
     Schedule,
@@ -26,6 +40,7 @@ from storage.models import (
     ScheduleRequest,
     ScheduleState,
     Status,
+    Timer,
 )
 from storage.uow import UnitOfWork
 
@@ -56,6 +71,7 @@ async def assign(
     justification: str | None = None,
 ) -> str:
     now = clock.now()
+    justification = user_text(justification, what="justification")
     async with uow.transaction() as s:
         me = await require_admin(s, actor, "assign roles")
         who = await resolve_user(s, user)
@@ -97,38 +113,83 @@ async def grant_schedule(
         )
     who = actor.email if isinstance(actor, Principal) else actor
     creator_id = actor.id if isinstance(actor, Principal) else principal.id
-    req = ScheduleRequest(
-        short_id=await new_request_id(s), action=Action.ADMIN_ASSIGN, status=Status.PROVISIONED,
-        kind=kind, principal_id=principal.id, role_id=role.id, created_by_id=creator_id,
-        justification=justification, start_at=now,
-        duration_seconds=int((end - now).total_seconds()) if end else None,
-        created_at=now, decided_at=now, completed_at=now,
-    )
-    s.add(req)
-    await s.flush()
-    schedule = Schedule(
-        principal_id=principal.id, role_id=role.id, kind=kind,
-        member_type=MemberType.ASSIGNED, state=ScheduleState.ACTIVE, start_at=now, end_at=end,
-        request_id=req.id, from_policy=from_policy, created_at=now,
-    )
-    s.add(schedule)
-    await s.flush()
-    await s.refresh(schedule)
-    warning = settings.expiry_warning if kind == ScheduleKind.ACTIVE else timedelta(0)
-    schedule_end_timers(s, schedule=schedule, now=now, warning=warning)
-    await audit(
-        s, at=now, actor=who, action=f"{kind}.assigned", target=f"{principal.email}/{role.id}",
-        request=req.short_id, end=end.isoformat() if end else None,
-        permanent=end is None, justification=justification, policy=from_policy,
-    )
-    notify(
-        s, now=now, recipients=[principal], request_id=req.id,
-        note=Notification(
-            kind=v.ASSIGNED, role=role_ref(role), end_at=end.isoformat() if end else None,
-            headline=f"You are now {_kind_words(kind)} {role.display_name} {_until(end)}.",
-        ),
-    )
+    grant = NewAssignment(principal=principal, role=role, kind=kind, end=end,
+                          created_by_id=creator_id, justification=justification)
+    (schedule_id,) = await record_assignments(s, actor=who, grants=[grant], now=now,
+                                              from_policy=from_policy)
+    schedule = await s.get(Schedule, schedule_id)
+    assert schedule is not None  # just written
     return schedule
+
+
+@dataclass(frozen=True, slots=True)
+class NewAssignment:
+    principal: Principal
+    role: Role
+    kind: str
+    end: datetime | None
+    created_by_id: int
+    justification: str | None = None
+
+
+async def record_assignments(
+    s: AsyncSession, *, actor: str, grants: Sequence[NewAssignment], now: datetime,
+    from_policy: bool,
+) -> list[int]:
+    """Write Assigned schedules, each with its request, timers, audit event and notification;
+    return the schedules' ids. The caller has checked the rules (grant_schedule one at a
+    time, policy apply for a whole file).
+
+    Rows go in as lists of values, a few statements per batch: ORM objects would make SQLite
+    insert them one by one to learn each new id."""
+    short_ids = await new_request_ids(s, len(grants))
+    requests = _pairs(await s.execute(
+        insert(ScheduleRequest).returning(ScheduleRequest.short_id, ScheduleRequest.id),
+        [{"short_id": short_id, "action": Action.ADMIN_ASSIGN, "status": Status.PROVISIONED,
+          "kind": g.kind, "principal_id": g.principal.id, "role_id": g.role.id,
+          "created_by_id": g.created_by_id, "justification": g.justification, "start_at": now,
+          "duration_seconds": int((g.end - now).total_seconds()) if g.end else None,
+          "created_at": now, "decided_at": now, "completed_at": now}
+         for g, short_id in zip(grants, short_ids, strict=True)],
+    ))
+    request_ids = [requests[short_id] for short_id in short_ids]
+    schedules = _pairs(await s.execute(
+        insert(Schedule).returning(Schedule.request_id, Schedule.id),
+        [{"principal_id": g.principal.id, "role_id": g.role.id, "kind": g.kind,
+          "member_type": MemberType.ASSIGNED, "state": ScheduleState.ACTIVE, "start_at": now,
+          "end_at": g.end, "request_id": request_id, "from_policy": from_policy,
+          "created_at": now}
+         for g, request_id in zip(grants, request_ids, strict=True)],
+    ))
+    schedule_ids = [schedules[request_id] for request_id in request_ids]
+    timers, messages, events = [], [], []
+    notes: dict[tuple[str, str, datetime | None], tuple[Notification, dict[str, Any]]] = {}
+    for g, short_id, request_id, schedule_id in zip(
+            grants, short_ids, request_ids, schedule_ids, strict=True):
+        warning = (settings_of(g.role).expiry_warning if g.kind == ScheduleKind.ACTIVE
+                   else timedelta(0))
+        timers += [{"kind": kind, "due_at": due, "subject_id": schedule_id}
+                   for kind, due in end_timers(start=now, end=g.end, warning=warning)]
+        end = g.end.isoformat() if g.end else None
+        events.append(Audited(
+            actor=actor, action=f"{g.kind}.assigned", target=f"{g.principal.email}/{g.role.id}",
+            details={"request": short_id, "end": end, "permanent": g.end is None,
+                     "justification": g.justification, "policy": from_policy}))
+        key = (g.role.id, g.kind, g.end)
+        if key not in notes:  # one per role, kind and end: a batch shares a handful
+            note = Notification(
+                kind=v.ASSIGNED, role=role_ref(g.role), end_at=end,
+                headline=f"You are now {_kind_words(g.kind)} {g.role.display_name} "
+                         f"{_until(g.end)}.")
+            notes[key] = (note, note.to_dict())
+        note, payload = notes[key]
+        messages.append(message_row(now=now, note=note, recipient_id=g.principal.id,
+                                   request_id=request_id, payload=payload))
+    if timers:
+        await s.execute(insert(Timer), timers)
+    await audit_many(s, at=now, events=events)
+    await s.execute(insert(OutboxMessage), messages)
+    return schedule_ids
 
 
 async def remove(
@@ -183,6 +244,11 @@ async def end_schedule(
                 "was removed by an admin.",
             ),
         )
+
+
+def _pairs(rows: Iterable[Any]) -> dict[Any, Any]:
+    """{first: second} of each returned row (RETURNING of a batch comes back in any order)."""
+    return {row[0]: row[1] for row in rows}
 
 
 def _kind_words(kind: str) -> str:

@@ -13,6 +13,7 @@ from handlers.clock import Clock
 from handlers.commands import Ticket
 from handlers.durations import DurationError, parse_duration
 from handlers.errors import DurationOutOfRange, JustificationRequired, PimError, TicketRequired
+from handlers.user_text import control_character, refusal
 from storage.uow import UnitOfWork
 
 ROLE, DURATION, JUSTIFICATION, TICKET = "role", "duration", "justification", "ticket"
@@ -21,6 +22,11 @@ ROLE, DURATION, JUSTIFICATION, TICKET = "role", "duration", "justification", "ti
 def read_activation_form(
     *, role: str | None, duration: str | None, justification: str | None, ticket: str | None
 ) -> tuple[dict[str, str], ActivationAsk | None]:
+    typed = {ROLE: role, DURATION: duration, JUSTIFICATION: justification, TICKET: ticket}
+    refused = {field: refusal(f"The {field}", code) for field, value in typed.items()
+               if value and (code := control_character(value)) is not None}
+    if refused:
+        return refused, None
     if not (role or "").strip():
         return {ROLE: "Choose a role."}, None
     parsed = None

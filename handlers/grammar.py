@@ -14,6 +14,7 @@ from functools import partial
 from handlers import commands
 from handlers.durations import DurationError, looks_like_duration, parse_duration
 from handlers.grammar_cursor import Cursor, shown
+from handlers.user_text import control_character, refusal
 
 __all__ = ["MAX_JUSTIFICATION", "USAGE", "CommandError", "help_text", "parse_command"]
 
@@ -86,7 +87,10 @@ class CommandError(ValueError):
 
 def parse_command(text: str) -> commands.Command:
     """Parse one command, with or without the leading ``/pim``; empty text asks for help."""
-    body = text.strip()
+    body = text.replace("\r\n", "\n").strip()
+    if (code := control_character(body)) is not None:
+        verb = (body.split() or [""])[0].lower()
+        raise CommandError(refusal("The command", code), USAGE.get(verb, _ANY_COMMAND))
     if body[:4].lower() == "/pim" and (len(body) == 4 or body[4].isspace()):
         body = body[4:].strip()
     if not body:

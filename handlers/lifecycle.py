@@ -63,12 +63,21 @@ async def provision(
 def schedule_end_timers(
     session: AsyncSession, *, schedule: Schedule, now: datetime, warning: timedelta
 ) -> None:
-    if schedule.end_at is None:
-        return
-    add_timer(session, kind=EXPIRE, due_at=schedule.end_at, subject_id=schedule.id)
+    for kind, due_at in end_timers(start=schedule.start_at, end=schedule.end_at,
+                                   warning=warning):
+        add_timer(session, kind=kind, due_at=due_at, subject_id=schedule.id)
+
+
+def end_timers(
+    *, start: datetime, end: datetime | None, warning: timedelta
+) -> list[tuple[str, datetime]]:
+    """(kind, due) of the timers a schedule from start to end needs: none when permanent."""
+    if end is None:
+        return []
     # Entra sends no warning when the whole activation is shorter than the warning window.
-    if warning and schedule.end_at - schedule.start_at > warning:
-        add_timer(session, kind=WARN, due_at=schedule.end_at - warning, subject_id=schedule.id)
+    if warning and end - start > warning:
+        return [(EXPIRE, end), (WARN, end - warning)]
+    return [(EXPIRE, end)]
 
 
 async def start_scheduled(session: AsyncSession, *, request_id: int, now: datetime) -> bool:

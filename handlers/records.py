@@ -6,7 +6,8 @@ All of it goes into the caller's session, so it commits or rolls back with the c
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +30,23 @@ async def audit(
     await append_event(session, at=at, actor=who, action=action, target=target, details=details)
 
 
+@dataclass(frozen=True, slots=True)
+class Audited:
+    """One audit event of a batch (see audit_many)."""
+
+    actor: str
+    action: str
+    target: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+async def audit_many(session: AsyncSession, *, at: datetime, events: Sequence[Audited]) -> None:
+    """Append events in order, for changes made in batches (policy apply)."""
+    await append_events(session, [
+        NewEvent(at=at, actor=e.actor, action=e.action, target=e.target, details=e.details)
+        for e in events])
+
+
 def notify(
     session: AsyncSession, *, now: datetime, note: Notification,
     recipients: Iterable[Principal] = (), channel: dict[str, str] | None = None,
@@ -36,12 +54,8 @@ def notify(
 ) -> None:
     payload = note.to_dict()
     for person in recipients:
-        session.add(
-            OutboxMessage(
-                created_at=now, recipient_id=person.id, kind=note.kind, request_id=request_id,
-                payload=payload, next_attempt_at=now,
-            )
-        )
+        session.add(OutboxMessage(**message_row(now=now, note=note, payload=payload,
+                                                recipient_id=person.id, request_id=request_id)))
     if channel:
         session.add(
             OutboxMessage(
@@ -53,11 +67,12 @@ def notify(
 
 def message_row(
     *, now: datetime, note: Notification, recipient_id: int | None,
-    request_id: int | None = None,
+    request_id: int | None = None, payload: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One outbox row as plain values, for set-based inserts (see notify_all)."""
     return {"created_at": now, "recipient_id": recipient_id, "kind": note.kind,
-            "request_id": request_id, "payload": note.to_dict(), "next_attempt_at": now}
+            "request_id": request_id, "payload": payload or note.to_dict(),
+            "next_attempt_at": now}
 
 
 async def notify_all(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
@@ -110,3 +125,24 @@ async def new_request_id(session: AsyncSession) -> str:
         if taken is None:
             return candidate
     raise RuntimeError("could not find a free request id")
+
+
+async def new_request_ids(session: AsyncSession, count: int) -> list[str]:
+    """`count` free request ids at once, with one query per try rather than one per id.
+    Short ids first, like new_request_id; a clash is drawn again, longer."""
+    found: set[str] = set()
+    for length in (4, 4, 6, 6, 8, 8):
+        wanted = count - len(found)
+        if not wanted:
+            break
+        candidates = {_draw(length) for _ in range(wanted)} - found
+        taken = await session.scalars(
+            select(ScheduleRequest.short_id).where(ScheduleRequest.short_id.in_(candidates)))
+        found |= candidates - set(taken)
+    if len(found) < count:
+        raise RuntimeError("could not find free request ids")
+    return list(found)
+
+
+def _draw(length: int) -> str:
+    return "R-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))

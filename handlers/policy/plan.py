@@ -1,32 +1,38 @@
 """Planning a policy: the difference between checked specs and the database, as changes a
-person can read, each with the step that carries it out (see handlers.policy).
+person can read, and the work that carries them out (handlers.policy.carry does it in batches).
 
-Principals, admins and roles are planned here; assignments in handlers.policy_plan_assignments,
-which builds on the PlanDraft and change wording of this module.
+Principals, admins and roles are planned here; assignments in handlers.policy.plan_assignments,
+which builds on the PlanDraft and change wording of this module. The database is read in
+chunks of BATCH values, so a file of any size stays within every driver's limit on bound
+parameters (SQLite's is 999 in older builds, asyncpg's 32,767).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.directory import principal_by_email
 from handlers.durations import format_duration
-from handlers.policy_file import PolicyDoc, PrincipalSpec, RoleSpec
-from handlers.records import audit
+from handlers.policy.file import AssignmentSpec, PolicyDoc, PrincipalSpec, RoleSpec
 from handlers.settings import RoleSettings, SettingsError
 from storage.models import Principal, Role
 
 CREATE, UPDATE, REMOVE = "create", "update", "remove"
 _SIGN = {CREATE: "+", UPDATE: "~", REMOVE: "-"}
-_PAST = {CREATE: "created", UPDATE: "updated", REMOVE: "removed"}
+PAST = {CREATE: "created", UPDATE: "updated", REMOVE: "removed"}
+BATCH = 500
 
-Step = Callable[[AsyncSession], Awaitable[None]]
+T = TypeVar("T")
+
+
+def chunked(items: Sequence[T], size: int = BATCH) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,36 +54,37 @@ class PolicyPlan:
 
 
 @dataclass
+class Work:
+    """What carrying out a plan writes, gathered by kind so each kind goes in batches."""
+
+    # Cleared first, so unique values (Slack ids, role names) can move between two rows.
+    release_principals: list[int] = field(default_factory=list)
+    release_roles: list[str] = field(default_factory=list)
+    new_principals: list[PrincipalSpec] = field(default_factory=list)
+    principal_updates: list[tuple[int, PrincipalSpec]] = field(default_factory=list)
+    admins: list[tuple[str, bool]] = field(default_factory=list)
+    new_roles: list[RoleSpec] = field(default_factory=list)
+    role_updates: list[RoleSpec] = field(default_factory=list)
+    ends: list[tuple[int, bool]] = field(default_factory=list)  # schedule id, tell the person
+    grants: list[AssignmentSpec] = field(default_factory=list)
+
+
+@dataclass
 class PlanDraft:
-    """A plan being built: its changes, the steps that carry them out, and what blocks it."""
+    """A plan being built: its changes, the work that carries them out, and what blocks it."""
 
     source: str
     now: datetime
     changes: list[Change] = field(default_factory=list)
     errors: list[tuple[int, str]] = field(default_factory=list)
-    # Run first, so unique values (Slack ids, role names) can move between two rows.
-    release: list[Step] = field(default_factory=list)
-    steps: list[tuple[Change, Step]] = field(default_factory=list)
+    work: Work = field(default_factory=Work)
 
     @property
     def actor(self) -> str:
         return f"policy:{self.source}"
 
-    def add(self, op: str, kind: str, key: str, shown: str, step: Step, **details: Any) -> None:
-        change = Change(op, kind, key, f"{_SIGN[op]} {kind} {shown}", details)
-        self.changes.append(change)
-        self.steps.append((change, step))
-
-    async def carry_out(self, s: AsyncSession) -> None:
-        for release in self.release:
-            await release(s)
-        await s.flush()
-        for change, step in self.steps:
-            await step(s)
-            # grant_schedule and end_schedule write their own audit events.
-            if change.kind != "assignment":
-                await audit(s, at=self.now, actor=self.actor, target=change.key,
-                            action=f"policy.{change.kind}.{_PAST[change.op]}", **change.details)
+    def add(self, op: str, kind: str, key: str, shown: str, **details: Any) -> None:
+        self.changes.append(Change(op, kind, key, f"{_SIGN[op]} {kind} {shown}", details))
 
 
 # --- principals and admins -----------------------------------------------------------------
@@ -85,26 +92,31 @@ class PlanDraft:
 
 async def plan_principals(s: AsyncSession, doc: PolicyDoc, draft: PlanDraft) -> None:
     emails = [p.email for p in doc.principals]
-    found = await s.scalars(select(Principal).where(func.lower(Principal.email).in_(emails)))
-    existing = {p.email.lower(): p for p in found}
+    existing: dict[str, Any] = {}
+    for chunk in chunked(emails):
+        found = await s.execute(select(
+            Principal.id, Principal.email, Principal.display_name, Principal.slack_id,
+            Principal.teams_id, Principal.admin,
+        ).where(func.lower(Principal.email).in_(chunk)))
+        existing.update((row.email.lower(), row) for row in found)
+    listed = set(emails)
     for column in ("slack_id", "teams_id"):
         wanted = {getattr(p, column): p for p in doc.principals if getattr(p, column)}
-        if not wanted:
-            continue
-        holders = await s.scalars(select(Principal).where(
-            getattr(Principal, column).in_(list(wanted)),
-            func.lower(Principal.email).not_in(emails),
-        ))
-        for other in holders:
-            spec = wanted[getattr(other, column)]
-            draft.errors.append((spec.line, f"{column} {getattr(other, column)} of {spec.email} "
-                                 f"already belongs to {other.email}, who is not in this file"))
+        for ids in chunked(list(wanted)):
+            holders = await s.execute(select(Principal.email, getattr(Principal, column))
+                                      .where(getattr(Principal, column).in_(ids)))
+            for email, value in holders:
+                if email.lower() in listed:
+                    continue
+                spec = wanted[value]
+                draft.errors.append((spec.line, f"{column} {value} of {spec.email} "
+                                     f"already belongs to {email}, who is not in this file"))
     for spec in doc.principals:
         current = existing.get(spec.email)
         if current is None:
             draft.add(CREATE, "principal", spec.email, f"{spec.email} ({spec.name})",
-                      _create_principal(spec, draft.now),
                       name=spec.name, slack_id=spec.slack_id, teams_id=spec.teams_id)
+            draft.work.new_principals.append(spec)
         else:
             # An id the file leaves out is kept: Slack and Teams fill them in by email lookup,
             # and re-applying the file at every start must not undo that.
@@ -115,45 +127,13 @@ async def plan_principals(s: AsyncSession, doc: PolicyDoc, draft: PlanDraft) -> 
                           "teams_id": (current.teams_id, spec.teams_id)})
             if diff:
                 if current.slack_id != spec.slack_id or current.teams_id != spec.teams_id:
-                    draft.release.append(_release_ids(current))
+                    draft.work.release_principals.append(current.id)
                 draft.add(UPDATE, "principal", spec.email, f"{spec.email}: {_describe(diff)}",
-                          _update_principal(current, spec), **_audited(diff))
+                          **_audited(diff))
+                draft.work.principal_updates.append((current.id, spec))
         if spec.admin != (current.admin if current is not None else False):
-            draft.add(CREATE if spec.admin else REMOVE, "admin", spec.email, spec.email,
-                      _set_admin(spec.email, spec.admin))
-
-
-def _create_principal(spec: PrincipalSpec, now: datetime) -> Step:
-    async def step(s: AsyncSession) -> None:
-        s.add(Principal(email=spec.email, display_name=spec.name, slack_id=spec.slack_id,
-                        teams_id=spec.teams_id, admin=False, from_policy=True, created_at=now))
-        await s.flush()
-
-    return step
-
-
-def _release_ids(current: Principal) -> Step:
-    async def step(s: AsyncSession) -> None:
-        current.slack_id = current.teams_id = None
-
-    return step
-
-
-def _update_principal(current: Principal, spec: PrincipalSpec) -> Step:
-    async def step(s: AsyncSession) -> None:
-        current.display_name = spec.name
-        current.slack_id, current.teams_id = spec.slack_id, spec.teams_id
-
-    return step
-
-
-def _set_admin(email: str, admin: bool) -> Step:
-    async def step(s: AsyncSession) -> None:
-        person = await principal_by_email(s, email)
-        assert person is not None  # created by an earlier step of the same plan
-        person.admin = admin
-
-    return step
+            draft.add(CREATE if spec.admin else REMOVE, "admin", spec.email, spec.email)
+            draft.work.admins.append((spec.email, spec.admin))
 
 
 # --- roles -----------------------------------------------------------------------------------
@@ -161,21 +141,27 @@ def _set_admin(email: str, admin: bool) -> Step:
 
 async def plan_roles(s: AsyncSession, doc: PolicyDoc, draft: PlanDraft) -> None:
     ids = [r.id for r in doc.roles]
-    existing = {r.id: r for r in await s.scalars(select(Role).where(Role.id.in_(ids)))}
+    existing: dict[str, Role] = {}
+    for chunk in chunked(ids):
+        existing.update((r.id, r) for r in await s.scalars(select(Role).where(Role.id.in_(chunk))))
     by_name = {r.name.lower(): r for r in doc.roles}
+    listed = set(ids)
     # Chat finds roles by name case-insensitively, so a clash in case only is a clash too.
-    clashes = await s.scalars(select(Role).where(
-        func.lower(Role.display_name).in_(list(by_name)), Role.id.not_in(ids)))
-    for other in clashes:
-        spec = by_name[other.display_name.lower()]
-        draft.errors.append((spec.line, f"role {spec.id}: the name {spec.name!r} already belongs "
-                             f"to role {other.id}, which is not in this file"))
+    for names in chunked(list(by_name)):
+        clashes = await s.execute(select(Role.id, Role.display_name).where(
+            func.lower(Role.display_name).in_(names)))
+        for other_id, other_name in clashes:
+            if other_id in listed:
+                continue
+            spec = by_name[other_name.lower()]
+            draft.errors.append((spec.line, f"role {spec.id}: the name {spec.name!r} already "
+                                 f"belongs to role {other_id}, which is not in this file"))
     for spec in doc.roles:
         current = existing.get(spec.id)
         if current is None:
-            draft.add(CREATE, "role", spec.id, f"{spec.id} ({spec.name})",
-                      _create_role(spec, draft.now), name=spec.name,
+            draft.add(CREATE, "role", spec.id, f"{spec.id} ({spec.name})", name=spec.name,
                       description=spec.description, settings=spec.settings.to_policy())
+            draft.work.new_roles.append(spec)
             continue
         diff = _diff({"name": (current.display_name, spec.name),
                       "description": (current.description, spec.description)})
@@ -183,9 +169,9 @@ async def plan_roles(s: AsyncSession, doc: PolicyDoc, draft: PlanDraft) -> None:
         if not diff:
             continue
         if current.display_name != spec.name:
-            draft.release.append(_release_name(current))
-        draft.add(UPDATE, "role", spec.id, f"{spec.id}: {_describe(diff)}",
-                  _update_role(current, spec), **_audited(diff))
+            draft.work.release_roles.append(spec.id)
+        draft.add(UPDATE, "role", spec.id, f"{spec.id}: {_describe(diff)}", **_audited(diff))
+        draft.work.role_updates.append(spec)
 
 
 def _settings_diff(stored: dict[str, Any], new: RoleSettings) -> dict[str, tuple[Any, Any]]:
@@ -195,30 +181,6 @@ def _settings_diff(stored: dict[str, Any], new: RoleSettings) -> dict[str, tuple
         return {"settings": ("(unreadable)", "(as in the file)")}
     return {f.name: (getattr(old, f.name), getattr(new, f.name))
             for f in fields(RoleSettings) if getattr(old, f.name) != getattr(new, f.name)}
-
-
-def _create_role(spec: RoleSpec, now: datetime) -> Step:
-    async def step(s: AsyncSession) -> None:
-        s.add(Role(id=spec.id, display_name=spec.name, description=spec.description,
-                   settings=spec.settings.to_mapping(), from_policy=True, created_at=now))
-        await s.flush()
-
-    return step
-
-
-def _release_name(current: Role) -> Step:
-    async def step(s: AsyncSession) -> None:
-        current.display_name = f"~renaming~{current.id}"  # role ids are unique, so is this
-
-    return step
-
-
-def _update_role(current: Role, spec: RoleSpec) -> Step:
-    async def step(s: AsyncSession) -> None:
-        current.display_name, current.description = spec.name, spec.description
-        current.settings = spec.settings.to_mapping()
-
-    return step
 
 
 # --- how changes read ------------------------------------------------------------------------

@@ -1,7 +1,7 @@
-"""Reading a policy file (DESIGN.md §7): YAML in, checked specs out, or every mistake by line.
+"""Reading a policy file: YAML in, checked specs out, or every mistake by line.
 
 The whole file is checked before anything touches the database, and all mistakes are reported
-at once, so fixing a file takes one round trip rather than one per typo (handlers.policy_checker
+at once, so fixing a file takes one round trip rather than one per typo (handlers.policy.checker
 collects them).
 """
 
@@ -15,8 +15,9 @@ from typing import Any
 import yaml
 
 from handlers.errors import PolicyError
-from handlers.policy_checker import Checker
-from handlers.policy_yaml import LineList, LineMap, load_with_lines
+from handlers.policy.checker import Checker, shown
+from handlers.policy.limits import DEFAULT_MAX_BYTES, first_excess, too_big
+from handlers.policy.yaml_lines import LineList, LineMap, load_with_lines
 from handlers.settings import RoleSettings, SettingsError
 from storage.models import ScheduleKind
 
@@ -77,19 +78,34 @@ def policy_failure(source: str, errors: list[tuple[int, str]]) -> PolicyError:
     return PolicyError("\n".join(lines))
 
 
-def parse_policy(text: str, *, source: str, now: datetime) -> PolicyDoc:
+def read_policy_file(path: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+    """The text of a policy file; PolicyError, before reading it all, when it is larger than
+    max_bytes. OSError and UnicodeDecodeError as open() and decode() raise them."""
+    with open(path, "rb") as file:
+        data = file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise policy_failure(path, [(1, too_big(max_bytes))])
+    return data.decode("utf-8")
+
+
+def parse_policy(
+    text: str, *, source: str, now: datetime, max_bytes: int = DEFAULT_MAX_BYTES
+) -> PolicyDoc:
     """Check the whole file; raise PolicyError listing every mistake with its line number.
 
-    Assignments may only name principals and roles defined in the same file, so a file can be
-    checked on its own, before the database is opened.
+    A file past a limit (handlers.policy.limits) is refused at the first excess alone: the
+    rest of it is not worth reading. Assignments may only name principals and roles defined in
+    the same file, so a file can be checked on its own, before the database is opened.
     """
+    if len(text) > max_bytes or len(text.encode()) > max_bytes:
+        raise policy_failure(source, [(1, too_big(max_bytes))])
     try:
+        excess = first_excess(text)
+        if excess is not None:
+            raise policy_failure(source, [excess])
         root, duplicates = load_with_lines(text)
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problem = getattr(err, "problem", None) or str(err)
-        raise policy_failure(source, [(line, f"not valid YAML: {problem}")]) from None
+        raise policy_failure(source, [_not_yaml(err, text)]) from None
     check = Checker(list(duplicates))
     if root is None:
         # An empty file is far more likely an accident than "remove everything" (--prune).
@@ -107,6 +123,17 @@ def parse_policy(text: str, *, source: str, now: datetime) -> PolicyDoc:
     return PolicyDoc(principals, [r for r in roles.values() if r is not None], assignments)
 
 
+def _not_yaml(err: yaml.YAMLError, text: str) -> tuple[int, str]:
+    if isinstance(err, yaml.reader.ReaderError):  # a character YAML forbids, by position
+        line = text.count("\n", 0, max(err.position, 0)) + 1
+        code = err.character if isinstance(err.character, int) else ord(err.character)
+        return line, f"not valid YAML: character #x{code:04x} is not allowed"
+    mark = getattr(err, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else 1
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return line, f"not valid YAML: {problem}"
+
+
 # --- checks, one section of the file at a time ----------------------------------------------
 
 
@@ -118,7 +145,7 @@ def _principals(check: Checker, root: LineMap) -> list[PrincipalSpec]:
         check.keys(item, path, _PRINCIPAL_KEYS)
         email = check.text(item, "email", path)
         if email is not None and not _EMAIL.fullmatch(email):
-            check.fail(item.lines["email"], f"{path}.email", f"{email!r} is not an email address")
+            check.fail(item.lines["email"], f"{path}.email", f"{shown(email)} is not an email address")
             email = None
         email = email.lower() if email else None
         name = check.text(item, "name", path)
@@ -146,7 +173,7 @@ def _admins(check: Checker, root: LineMap) -> dict[str, int]:
         if isinstance(email, str) and _EMAIL.fullmatch(email.strip()):
             out.setdefault(email.strip().lower(), value.lines[index])
         else:
-            check.fail(value.lines[index], f"admins[{index}]", f"{email!r} is not an email address")
+            check.fail(value.lines[index], f"admins[{index}]", f"{shown(email)} is not an email address")
     return out
 
 
@@ -160,14 +187,15 @@ def _roles(check: Checker, root: LineMap, emails: set[str]) -> dict[str, RoleSpe
         role_id = check.text(item, "id", path)
         if role_id is not None and not _ROLE_ID.fullmatch(role_id):
             check.fail(item.lines["id"], f"{path}.id",
-                       f"{role_id!r} is not a role id: use lower-case letters, digits, - _ .")
+                       f"{shown(role_id)} is not a role id: use lower-case letters, digits, - _ .")
             role_id = None
         if role_id is not None and role_id in out:
             check.fail(item.lines["id"], f"{path}.id", f"{role_id} is listed twice")
             role_id = None
         name = check.text(item, "name", path)
         check.unique(names, name, item.lines.get("name", item.line), f"{path}.name")
-        description = check.text(item, "description", path, required=False) or ""
+        description = check.text(item, "description", path, required=False,
+                                 multiline=True) or ""
         settings = _settings(check, item, path, emails)
         if role_id is not None:
             out[role_id] = (RoleSpec(role_id, name, description, settings, item.line)
@@ -194,7 +222,8 @@ def _settings(check: Checker, item: LineMap, path: str, emails: set[str]) -> Rol
             broken = True
             key, message = _blame(str(err), remaining)
             where = f"{path}.settings.{key}" if key else f"{path}.settings"
-            check.fail(raw.lines.get(key, line), where, message)
+            check.fail(raw.lines.get(key, line), where,
+                       message if len(message) <= 200 else message[:199] + "…")
             if key is None:
                 return None
             del remaining[key]
@@ -240,7 +269,7 @@ def _assignments(
         kind = check.text(item, "type", path)
         if kind is not None and kind not in _KINDS:
             check.fail(item.lines["type"], f"{path}.type",
-                       f"must be eligible or active, not {kind!r}")
+                       f"must be eligible or active, not {shown(kind)}")
             kind = None
         end, end_ok = _end(check, item, path, now)
         if email is None or role_id is None or kind is None or not end_ok:
@@ -286,7 +315,7 @@ def _end(check: Checker, item: LineMap, path: str, now: datetime) -> tuple[datet
     except (ValueError, OverflowError):  # month 13, or year 9999 pushed past by an offset
         end = None
     if end is None:
-        check.fail(line, where, f"{value!r} is not a date; use e.g. 2027-06-30 or "
+        check.fail(line, where, f"{shown(value)} is not a date; use e.g. 2027-06-30 or "
                    "2027-06-30T12:00:00Z")
         return None, False
     if end <= now:

@@ -3,15 +3,27 @@ and collects every mistake as (line, message) instead of stopping at the first o
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
-from handlers.policy_yaml import LineList, LineMap
+from handlers.policy.yaml_lines import LineList, LineMap
 
-__all__ = ["Checker"]
+__all__ = ["Checker", "shown"]
 
 # Column widths in storage.models: a clear message beats PostgreSQL's "value too long".
 _MAX_LEN = {"email": 320, "name": 200, "slack_id": 64, "teams_id": 64, "id": 100}
+
+def shown(value: Any) -> str:
+    """`value` as a message quotes it: repr() for short values, cut short for long ones
+    whatever their size or nesting."""
+    return _SHOWN.repr(value)
+
+
+_SHOWN = reprlib.Repr()  # keyword arguments only from Python 3.12
+_SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict, _SHOWN.maxstring = 2, 4, 4, 60
+_SHOWN.maxother = 60
 
 
 @dataclass
@@ -43,7 +55,10 @@ class Checker:
             else:
                 self.fail(value.lines[index], path, "must be a mapping, e.g. {key: value, ...}")
 
-    def text(self, item: LineMap, key: str, path: str, *, required: bool = True) -> str | None:
+    def text(
+        self, item: LineMap, key: str, path: str, *, required: bool = True,
+        multiline: bool = False,
+    ) -> str | None:
         value = item.get(key)
         line = item.lines.get(key, item.line)
         if value is None or value == "":
@@ -51,9 +66,13 @@ class Checker:
                 self.fail(line, path, f"{key} is required")
             return None
         if not isinstance(value, str):
-            self.fail(line, f"{path}.{key}", f"must be text, not {value!r} (quote it)")
+            self.fail(line, f"{path}.{key}", f"must be text, not {shown(value)} (quote it)")
             return None
         value = value.strip()
+        if not multiline and ("\n" in value or "\r" in value):
+            # A name with a line break would print as a line of its own in the plan.
+            self.fail(line, f"{path}.{key}", "contains a line break; keep it on one line")
+            return None
         limit = _MAX_LEN.get(key)
         if limit is not None and len(value) > limit:
             self.fail(line, f"{path}.{key}", f"is too long (at most {limit} characters)")

@@ -1,4 +1,4 @@
-"""Policy as code (DESIGN.md §7): `pim-bot policy apply FILE [--dry-run] [--prune]` and
+"""Policy as code: `pim-bot policy apply FILE [--dry-run] [--prune]` and
 `pim-bot policy export`.
 
 The file is the source of truth for what it lists: a listed principal gets exactly the name,
@@ -9,8 +9,8 @@ roles the file does not list are left alone: this version never deletes people o
 lists: never activations, never assignments an admin made in chat. An assignment the file
 lists that an admin already made in chat is left as it is, so it keeps its origin.
 
-Reading and checking the file lives in handlers.policy_file, the diff in handlers.policy_plan
-(assignments: handlers.policy_plan_assignments).
+Reading and checking the file lives in handlers.policy.file, the diff in handlers.policy.plan
+(assignments: handlers.policy.plan_assignments), writing it in handlers.policy.carry.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ from sqlalchemy import select
 from sqlalchemy import text as sql_text
 
 from handlers.clock import Clock
-from handlers.policy_file import parse_policy, policy_failure
-from handlers.policy_plan import (
+from handlers.policy.carry import carry_out
+from handlers.policy.file import parse_policy, policy_failure
+from handlers.policy.limits import DEFAULT_MAX_BYTES
+from handlers.policy.plan import (
     Change,
     PlanDraft,
     PolicyPlan,
@@ -31,8 +33,8 @@ from handlers.policy_plan import (
     plan_principals,
     plan_roles,
 )
-from handlers.policy_plan_assignments import plan_assignments
-from handlers.policy_yaml import dump_yaml
+from handlers.policy.plan_assignments import plan_assignments
+from handlers.policy.yaml_lines import dump_yaml
 from handlers.settings import RoleSettings
 from storage.models import MemberType, Principal, Role, Schedule, ScheduleState
 from storage.uow import UnitOfWork
@@ -47,15 +49,16 @@ _POLICY_LOCK_KEY = 7_244_614
 
 async def apply_policy(
     uow: UnitOfWork, clock: Clock, *, text: str, source: str = "policy.yaml",
-    dry_run: bool = False, prune: bool = False,
+    dry_run: bool = False, prune: bool = False, max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> PolicyPlan:
     """Check the whole file, plan, and (unless dry_run) carry out the plan in one transaction.
 
-    Raises PolicyError listing every problem by line; then nothing has changed. Each change is
-    audited with actor `policy:<source>`.
+    Raises PolicyError listing every problem by line; then nothing has changed. A file past a
+    limit (over max_bytes, aliases, nesting, long strings) is refused at its first excess.
+    Each change is audited with actor `policy:<source>`.
     """
     now = clock.now()
-    doc = parse_policy(text, source=source, now=now)
+    doc = parse_policy(text, source=source, now=now, max_bytes=max_bytes)
     async with uow.transaction() as s:
         if uow.dialect == "postgresql":
             # Replicas applying PIM_POLICY at start-up take turns instead of racing to create.
@@ -67,7 +70,7 @@ async def apply_policy(
         if draft.errors:
             raise policy_failure(source, draft.errors)
         if not dry_run:
-            await draft.carry_out(s)
+            await carry_out(s, draft)
     logger.info("policy %s: %d change(s)%s", source, len(draft.changes),
                 " (dry run)" if dry_run else "")
     return PolicyPlan(draft.changes, applied=not dry_run)

@@ -8,11 +8,14 @@ from typing import Any
 
 import yaml
 
+from handlers.policy.limits import ParserBase
+
 
 def load_with_lines(text: str) -> tuple[Any, list[tuple[int, str]]]:
     """The document (mappings as LineMap, lists as LineList) and any keys written twice.
 
-    Raises yaml.YAMLError for text that is not YAML at all.
+    Raises yaml.YAMLError for text that is not YAML at all. Check the text against
+    handlers.policy.limits first: this builds the whole document, recursively.
     """
     loader = _Loader(text)
     try:
@@ -44,7 +47,7 @@ class LineList(list[Any]):
         self.lines: list[int] = []
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(ParserBase):  # type: ignore[misc]
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         # PyYAML silently keeps the last of two equal keys; a policy should not guess.

@@ -1,0 +1,113 @@
+"""Policy apply at scale: seconds and peak memory to apply N principals, each with one eligible
+assignment, to an empty database, and to re-apply the same file (a no-op plan).
+
+Each run is its own process, so its peak RSS is its own.
+
+    python bench/policy_apply.py                                    # SQLite, 10k and 100k
+    python bench/policy_apply.py --sizes 1000 100000 --postgres     # also a throwaway PostgreSQL
+    python bench/policy_apply.py --database-url postgresql://USER@HOST:PORT/DB
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from handlers.clock import FixedClock  # noqa: E402
+from handlers.policy import apply_policy  # noqa: E402
+from storage.db import make_engine  # noqa: E402
+from storage.migrate import upgrade  # noqa: E402
+from storage.uow import UnitOfWork  # noqa: E402
+
+ROLES = 10
+NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+
+
+def policy_text(n: int) -> str:
+    lines = ["admins: [u0@bench.example]", "principals:"]
+    lines += [f"  - {{email: u{i}@bench.example, name: User {i}, slack_id: U{i:08d}}}"
+              for i in range(n)]
+    lines.append("roles:")
+    lines += [f"  - {{id: role-{r}, name: Role {r}, settings: {{max_duration: 4h}}}}"
+              for r in range(ROLES)]
+    lines.append("assignments:")
+    lines += [f"  - {{principal: u{i}@bench.example, role: role-{i % ROLES}, type: eligible}}"
+              for i in range(n)]
+    return "\n".join(lines) + "\n"
+
+
+async def child(url: str, n: int) -> dict[str, float]:
+    text = policy_text(n)
+    engine = make_engine(url)
+    try:
+        await upgrade(engine)
+        uow = UnitOfWork(engine)
+        started = time.perf_counter()
+        plan = await apply_policy(uow, FixedClock(NOW), text=text, source="bench.yaml",
+                                  max_bytes=len(text.encode()))
+        first = time.perf_counter() - started
+        started = time.perf_counter()
+        again = await apply_policy(uow, FixedClock(NOW), text=text, source="bench.yaml",
+                                   max_bytes=len(text.encode()))
+        second = time.perf_counter() - started
+    finally:
+        await engine.dispose()
+    assert len(plan.changes) == 2 * n + ROLES + 1 and not again.changes
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return {"apply": first, "reapply": second, "rss_mb": rss_mb,
+            "file_mb": len(text.encode()) / 1e6}
+
+
+def run_child(url: str, n: int) -> dict[str, float]:
+    out = subprocess.run([sys.executable, __file__, "--child", url, str(n)], check=True,
+                         capture_output=True, text=True)
+    return dict(json.loads(out.stdout.splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--database-url", help="a PostgreSQL database to use (emptied by you)")
+    parser.add_argument("--postgres", action="store_true",
+                        help="also start a throwaway PostgreSQL server (tests/pgserver.py)")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(asyncio.run(child(args.child[0], int(args.child[1])))))
+        return
+    print(f"{'principals':>10}  {'database':<10} {'file MB':>7} {'apply s':>8} "
+          f"{'re-apply s':>10} {'peak RSS MB':>11}")
+
+    def report(n: int, name: str, url: str) -> None:
+        r = run_child(url, n)
+        print(f"{n:>10}  {name:<10} {r['file_mb']:>7.1f} {r['apply']:>8.1f} "
+              f"{r['reapply']:>10.1f} {r['rss_mb']:>11.0f}", flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.sizes:
+            report(n, "sqlite", f"sqlite+aiosqlite:///{tmp}/bench-{n}.db")
+    if args.database_url:
+        for n in args.sizes[:1]:
+            report(n, "postgresql", args.database_url)
+    if args.postgres:
+        from tests.pgserver import PostgresServer
+
+        with PostgresServer() as server:
+            for n in args.sizes:
+                report(n, "postgresql", server.create_database(f"bench_{uuid.uuid4().hex}"))
+
+
+if __name__ == "__main__":
+    main()
