@@ -19,6 +19,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
+from bot.slack.guards import SlackGuards
 from bot.slack.listeners import SlackDeps, register
 from bot.slack.transport import SlackTransport
 from handlers.clock import Clock
@@ -72,6 +73,8 @@ def build_slack(settings: Settings, uow: UnitOfWork, clock: Clock,
             # In HTTP mode a request must be signed; Socket Mode has no signatures to check.
             request_verification_enabled=bool(settings.slack_signing_secret),
         )
+    # Guards before listeners: Bolt runs every global middleware, in order, before a listener.
+    SlackGuards(uow=uow, clock=clock, team_id=settings.slack_team_id).register(app)
     register(app, SlackDeps(uow=uow, clock=clock, poke=poke))
     socket = (AsyncSocketModeHandler(app, settings.slack_app_token)
               if settings.slack_app_token else None)

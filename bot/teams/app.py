@@ -11,6 +11,7 @@ from aiohttp import web
 from bot.config import Settings
 from bot.teams.adapter import PimCloudAdapter, make_adapter
 from bot.teams.bot import PimTeamsBot, TeamsDeps
+from bot.teams.guards import TenantGate
 from bot.teams.transport import TeamsTransport
 from handlers.clock import Clock
 from storage.uow import UnitOfWork
@@ -23,6 +24,7 @@ class Teams:
     adapter: PimCloudAdapter
     bot: PimTeamsBot
     transport: TeamsTransport
+    gate: TenantGate  # what the adapter runs: the bot, behind the tenant check
 
 
 def build_teams(settings: Settings, uow: UnitOfWork, clock: Clock,
@@ -36,12 +38,13 @@ def build_teams(settings: Settings, uow: UnitOfWork, clock: Clock,
 
     adapter.on_turn_error = on_error
     return Teams(adapter=adapter, bot=bot,
-                 transport=TeamsTransport(adapter, uow, settings.microsoft_app_id or ""))
+                 transport=TeamsTransport(adapter, uow, settings.microsoft_app_id or ""),
+                 gate=TenantGate.from_settings(settings, bot=bot))
 
 
 def mount(web_app: web.Application, teams: Teams) -> None:
     async def messages(request: web.Request) -> web.StreamResponse:
-        response: web.StreamResponse = await teams.adapter.process(request, teams.bot)
+        response: web.StreamResponse = await teams.adapter.process(request, teams.gate)
         return response
 
     web_app.router.add_post("/api/messages", messages)
