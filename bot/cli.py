@@ -24,7 +24,7 @@ from bot.digest_schedule import digest_options
 from bot.outbox import Transport
 from bot.runtime import Runtime
 from bot.server import make_app
-from bot.slack.app import build_slack, mount, slack_missing
+from bot.slack.app import build_slack, log_workspace, mount, slack_missing
 from bot.teams.adapter import teams_missing
 from bot.teams.app import build_teams
 from bot.teams.app import mount as mount_teams
@@ -125,6 +125,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             logger.info("Slack is not started: %s", why)
         else:
             slack = build_slack(settings, runtime.uow, runtime.clock, runtime.poke)
+            await log_workspace(settings, slack.app)
             transports.append(slack.transport)
             if settings.slack_signing_secret:
                 mount(web_app, slack.app)

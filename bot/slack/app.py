@@ -81,6 +81,22 @@ def build_slack(settings: Settings, uow: UnitOfWork, clock: Clock,
     return Slack(app=app, transport=SlackTransport(client, uow, clock), socket_mode=socket)
 
 
+async def log_workspace(settings: Settings, app: AsyncApp) -> None:
+    """Say at start which workspace is served, and warn when SLACK_TEAM_ID is not the bot
+    token's team (every request would then be refused)."""
+    try:
+        auth = await app.client.auth_test()
+    except Exception as err:  # Bolt tries auth.test again at the first request
+        logger.warning("Slack auth.test failed at start: %s", err)
+        return
+    team = auth.get("team_id")
+    if settings.slack_team_id and team and settings.slack_team_id != team:
+        logger.error("SLACK_TEAM_ID is %s but the bot token belongs to team %s: requests from "
+                     "%s are refused", settings.slack_team_id, team, team)
+    logger.info("Slack: serving workspace %s (%s) only", settings.slack_team_id or team,
+                auth.get("team"))
+
+
 def mount(web_app: web.Application, app: AsyncApp) -> None:
     async def events(request: web.Request) -> web.Response:
         bolt_request = _repair_slash_command(await to_bolt_request(request))

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 
 from sqlalchemy import func, select, update
 
+from bot.config import Settings
+from bot.runtime import Runtime
+from bot.slack.app import build_slack, log_workspace
 from cards import views as v
 from storage.models import (
     Action,
@@ -227,3 +231,23 @@ async def test_slack_retrying_an_event_does_not_run_it_twice(slack: SlackBot):
     # A new event from the same person runs as usual.
     assert (await slack.post(app_home_opened("U0BOB"))).status == 200
     await slack.fake.wait_for("views.publish", count=2)
+
+
+async def test_start_up_names_the_workspace_and_a_wrong_slack_team_id(db_url: str, caplog):
+    caplog.set_level(logging.INFO, logger="bot.slack.app")
+    async with FakeSlackAPI() as fake:
+        for team_id, error in ((None, False), ("T9", True)):
+            settings = Settings.from_env({
+                "DATABASE_URL": db_url, "SLACK_BOT_TOKEN": "xoxb-test",
+                "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake.base_url,
+                **({"SLACK_TEAM_ID": team_id} if team_id else {})})
+            runtime = Runtime.build(settings)
+            try:
+                caplog.clear()
+                bundle = build_slack(settings, runtime.uow, runtime.clock, runtime.poke)
+                await log_workspace(settings, bundle.app)
+            finally:
+                await runtime.close()
+            assert f"serving workspace {team_id or 'T1'} (Contoso) only" in caplog.text
+            assert ("SLACK_TEAM_ID is T9 but the bot token belongs to team T1"
+                    in caplog.text) is error
