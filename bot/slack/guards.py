@@ -17,6 +17,7 @@ interactions are never retried by Slack.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -30,7 +31,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
 from handlers.clock import Clock
-from storage.replay import first_sighting, purge_seen
+from storage.replay import first_sightings, purge_seen
 from storage.uow import UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -58,8 +59,8 @@ def installed_team() -> str | None:
 
 class SlackGuards:
     def __init__(self, *, uow: UnitOfWork, clock: Clock, team_id: str | None) -> None:
-        self.uow, self.clock, self.team_id = uow, clock, team_id
-        self._next_purge = 0.0
+        self.team_id = team_id
+        self.seen = SeenBatches(uow=uow, clock=clock)
 
     def register(self, app: AsyncApp) -> None:
         app.middleware(self.workspace)  # first: refusing a stranger costs no database write
@@ -84,16 +85,56 @@ class SlackGuards:
         if not keys:  # Socket Mode: no signature, and not an event
             await next()
             return resp
+        now = self.seen.clock.now()
+        fresh = await asyncio.gather(*(self.seen.first(key, expires_at(now))
+                                       for _, key, expires_at in keys))
+        for (kind, key, _), first in zip(keys, fresh, strict=True):
+            if not first:
+                return _seen(kind, key)
+        await next()
+        return resp
+
+
+class SeenBatches:
+    """Group commit for sightings: the ones that arrive while a transaction is in flight go
+    into the next one together, so a burst costs a few commits, not one each (on SQLite every
+    commit takes the one write lock)."""
+
+    def __init__(self, *, uow: UnitOfWork, clock: Clock) -> None:
+        self.uow, self.clock = uow, clock
+        self._queue: list[tuple[str, datetime, asyncio.Future[bool]]] = []
+        self._flusher: asyncio.Future[None] | None = None
+        self._next_purge = 0.0
+
+    async def first(self, key: str, expires_at: datetime) -> bool:
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue.append((key, expires_at, answer))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._flush())
+        return await answer
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                fresh = await self._insert({key: at for key, at, _ in reversed(batch)})
+            except Exception as err:  # every waiter gets the failure, as if it ran alone
+                for *_, answer in batch:
+                    if not answer.done():
+                        answer.set_exception(err)
+                continue
+            for key, _, answer in batch:
+                if not answer.done():
+                    answer.set_result(key in fresh)
+                fresh.discard(key)  # the same request twice in one batch: only one runs
+
+    async def _insert(self, keys: dict[str, datetime]) -> set[str]:
         now = self.clock.now()
         async with self.uow.transaction() as s:
             if time.monotonic() >= self._next_purge:
                 self._next_purge = time.monotonic() + _PURGE_EVERY
                 await purge_seen(s, now=now)
-            for kind, key, expires_at in keys:
-                if not await first_sighting(s, key=key, expires_at=expires_at(now), now=now):
-                    return _seen(kind, key)
-        await next()
-        return resp
+            return await first_sightings(s, keys=keys, now=now)
 
 
 def _keys(req: AsyncBoltRequest, body: dict[str, Any]

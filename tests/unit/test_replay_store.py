@@ -49,3 +49,20 @@ async def test_expired_rows_are_purged_and_do_not_block(db_url: str):
             assert await s.scalar(select(func.count()).select_from(SeenRequest)) == 1
     finally:
         await engine.dispose()
+
+
+async def test_group_commit_keeps_first_wins_within_and_across_batches(db_url: str):
+    from bot.slack.guards import SeenBatches
+    from handlers.clock import FixedClock
+
+    engines = [make_engine(db_url), make_engine(db_url)]
+    try:
+        replicas = [SeenBatches(uow=UnitOfWork(e), clock=FixedClock(T0)) for e in engines]
+        keys = [f"v0={i % 7}" for i in range(60)]  # each key sent several times at once
+        results = await asyncio.gather(*(replicas[i % 2].first(key, LATER)
+                                         for i, key in enumerate(keys)))
+        winners = [key for key, won in zip(keys, results, strict=True) if won]
+        assert sorted(winners) == sorted(set(keys))  # exactly one run per request
+    finally:
+        for engine in engines:
+            await engine.dispose()
