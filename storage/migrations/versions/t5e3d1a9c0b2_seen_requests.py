@@ -1,7 +1,7 @@
 """seen signed requests (replay protection)
 
 Revision ID: t5e3d1a9c0b2
-Revises: 597c1be3172a
+Revises: a1c7e4d20b9f
 Create Date: 2026-11-30 11:10:00.000000
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import storage.types
 
 
 revision = 't5e3d1a9c0b2'
-down_revision = '597c1be3172a'
+down_revision = 'a1c7e4d20b9f'
 branch_labels = None
 depends_on = None
 
