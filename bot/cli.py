@@ -1,9 +1,10 @@
-"""`pim-bot`: serve, console, policy, db, audit, digest, teams."""
+"""`pim-bot`: serve, console, policy, db, audit, digest, teams, people."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import signal
 import sys
@@ -23,16 +24,19 @@ from bot.digest_schedule import digest_options
 from bot.outbox import Transport
 from bot.runtime import Runtime
 from bot.server import make_app
-from bot.slack.app import build_slack, mount, slack_missing
+from bot.slack.app import build_slack, log_workspace, mount, slack_missing
 from bot.teams.adapter import teams_missing
 from bot.teams.app import build_teams
 from bot.teams.app import mount as mount_teams
 from bot.teams.package import PackageError, build_package
 from cards.text import render
+from handlers.commands import UserRef
 from handlers.digest.report import compute_digest
 from handlers.digest.send import send_digest
 from handlers.durations import DurationError, parse_duration
 from handlers.errors import PimError
+from handlers.grammar import CommandError, parse_account
+from handlers.linking import link_account
 from handlers.policy import apply_policy, export_policy, read_policy_file
 from storage.audit import AuditKeyError
 from storage.migrate import upgrade
@@ -78,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--until", metavar="DATE", help="period end (default: now)")
     digest.add_parser("send", help="send the digest for the period ending now to every admin")
 
+    people = sub.add_parser("people", help="who is who in chat").add_subparsers(
+        dest="people_command", required=True)
+    link = people.add_parser("link", help="bind a Slack or Teams account to a person, "
+                                          "replacing the one they had (audited)")
+    link.add_argument("email")
+    link.add_argument("account", metavar="slack:U…|teams:…")
+
     teams = sub.add_parser("teams", help="Microsoft Teams").add_subparsers(
         dest="teams_command", required=True)
     package = teams.add_parser("package", help="write the app package to upload to Teams")
@@ -114,6 +125,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             logger.info("Slack is not started: %s", why)
         else:
             slack = build_slack(settings, runtime.chat())
+            await log_workspace(settings, slack.app)
             transports.append(slack.transport)
             if settings.slack_signing_secret:
                 mount(web_app, slack.app)
@@ -288,9 +300,33 @@ async def cmd_teams(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_people(args: argparse.Namespace, settings: Settings) -> int:
+    try:  # a mistyped account fails before touching the database
+        account = parse_account(args.account)
+    except CommandError as err:
+        print(f"pim-bot: {err}", file=sys.stderr)
+        return 2
+
+    async def body(runtime: Runtime) -> int:
+        print(await link_account(runtime.uow, runtime.clock, actor=_operator(),
+                                 user=UserRef("email", args.email.strip().lower()),
+                                 account=account, operator=True))
+        return 0
+
+    return await _with_runtime(settings, body, prepare=False)
+
+
+def _operator() -> str:
+    """Who ran the CLI, for the audit log (whoever can run it holds the database anyway)."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # a container user without a passwd entry
+        return "cli"
+
+
 _COMMANDS: dict[str, Command] = {
     "serve": cmd_serve, "console": cmd_console, "policy": cmd_policy, "db": cmd_db,
-    "audit": cmd_audit, "digest": cmd_digest, "teams": cmd_teams,
+    "audit": cmd_audit, "digest": cmd_digest, "teams": cmd_teams, "people": cmd_people,
 }
 
 

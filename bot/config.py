@@ -25,11 +25,13 @@ class Settings:
     slack_signing_secret: str | None = None
     slack_app_token: str | None = None
     slack_api_url: str | None = None
+    slack_team_id: str | None = None  # the one workspace served; else auth.test's team
     microsoft_app_id: str | None = None
     microsoft_app_password: str | None = field(default=None, repr=False)
     microsoft_app_type: str | None = None
     microsoft_app_tenant_id: str | None = None
     teams_allow_unauthenticated: bool = False
+    teams_tenants: tuple[str, ...] = ()  # PIM_TEAMS_TENANTS, lower-cased (ids are GUIDs)
     digest_cron: str = "0 9 * * mon"
     timezone: str = "UTC"
     sweep_seconds: float = 15.0
@@ -69,12 +71,15 @@ class Settings:
             slack_signing_secret=get("SLACK_SIGNING_SECRET"),
             slack_app_token=get("SLACK_APP_TOKEN"),
             slack_api_url=get("SLACK_API_URL"),
+            slack_team_id=get("SLACK_TEAM_ID"),
             microsoft_app_id=get("MICROSOFT_APP_ID"),
             microsoft_app_password=get("MICROSOFT_APP_PASSWORD"),
             microsoft_app_type=get("MICROSOFT_APP_TYPE"),
             microsoft_app_tenant_id=get("MICROSOFT_APP_TENANT_ID"),
             teams_allow_unauthenticated=(get("PIM_TEAMS_ALLOW_UNAUTHENTICATED") or "").lower()
             in ("1", "true", "yes"),
+            teams_tenants=tuple(t.strip().lower() for t in (get("PIM_TEAMS_TENANTS") or "")
+                                .split(",") if t.strip()),
             digest_cron=cron,
             timezone=timezone,
             sweep_seconds=_positive_float(get("PIM_SWEEP_SECONDS"), "PIM_SWEEP_SECONDS", 15.0),

@@ -16,6 +16,7 @@ from handlers.digest.report import DigestOptions
 from handlers.digest.send import preview_digest
 from handlers.errors import InvalidInput, PimError
 from handlers.grammar import USAGE, CommandError, help_text, parse_command
+from handlers.linking import link_account
 from handlers.queries import activation_form, audit_trail, my_approvals, my_requests, my_roles
 from storage.uow import UnitOfWork
 
@@ -79,6 +80,11 @@ async def _remove(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Remove) -> V
                                    kind=cmd.kind))
 
 
+async def _link(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Link) -> View:
+    return Reply(text=await link_account(uow, clock, actor=actor, user=cmd.user,
+                                         account=cmd.account))
+
+
 async def _audit(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Audit) -> View:
     return await audit_trail(uow, clock, actor=actor, subject=cmd.subject, since=cmd.since)
 
@@ -110,6 +116,7 @@ def command_table(*, digest: DigestOptions) -> Commands:
         c.Remove: _remove,
         c.Audit: _audit,
         c.Digest: digest_command(digest),
+        c.Link: _link,
     })
 
 

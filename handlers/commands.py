@@ -18,11 +18,13 @@ __all__ = [
     "AssignmentKind",
     "Audit",
     "Cancel",
+    "ChatAccount",
     "Command",
     "Deactivate",
     "Deny",
     "Digest",
     "Help",
+    "Link",
     "Remove",
     "Requests",
     "Roles",
@@ -141,6 +143,22 @@ class Digest:
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class ChatAccount:
+    """``slack:U0123ABCD`` or ``teams:<Entra object id>``: one person's account on a platform."""
+
+    platform: Literal["slack", "teams"]
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """An admin says which chat account is this person's (the only way a bound id changes)."""
+
+    user: UserRef
+    account: ChatAccount
+
+
 Command: TypeAlias = (
     Help
     | Roles
@@ -155,4 +173,5 @@ Command: TypeAlias = (
     | Remove
     | Audit
     | Digest
+    | Link
 )

@@ -16,7 +16,9 @@ from handlers.durations import DurationError, looks_like_duration, parse_duratio
 from handlers.grammar_cursor import Cursor, shown
 from handlers.user_text import control_character, refusal
 
-__all__ = ["MAX_JUSTIFICATION", "USAGE", "CommandError", "help_text", "parse_command"]
+__all__ = [
+    "MAX_JUSTIFICATION", "USAGE", "CommandError", "help_text", "parse_account", "parse_command",
+]
 
 MAX_JUSTIFICATION = 500
 _MAX_ROLE = 256  # Entra caps display names at 256; longer is a paste accident.
@@ -36,6 +38,7 @@ USAGE: dict[str, str] = {
     "remove": "remove USER ROLE [eligible|active]",
     "audit": "audit [USER|ROLE] [since DURATION]",
     "digest": "digest",
+    "link": "link USER slack:U…|teams:…",
 }
 
 _SUMMARY: dict[str, str] = {
@@ -52,6 +55,7 @@ _SUMMARY: dict[str, str] = {
     "remove": "take away someone's assignment to a role (admins)",
     "audit": "recent activity, optionally for one user or role (admins)",
     "digest": "preview the periodic digest (admins)",
+    "link": "say which Slack or Teams account is this person's (admins)",
 }
 
 _ANY_COMMAND = "one of " + ", ".join(USAGE)
@@ -69,6 +73,10 @@ _DATE = re.compile(
     r"(?:T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?)?",
     _FLAGS,
 )
+# Slack user ids are upper-case letters and digits (U… or, in Enterprise Grid, W…); a Teams
+# account is the Entra object id (a GUID), but any plain id Teams might send is accepted.
+_SLACK_ACCOUNT = re.compile(r"[UW][A-Z0-9]{2,31}", re.ASCII)
+_TEAMS_ACCOUNT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
 _KINDS: dict[str, commands.AssignmentKind] = {"eligible": "eligible", "active": "active"}
 
 
@@ -208,6 +216,39 @@ def _audit(cur: Cursor) -> commands.Command:
     return commands.Audit(subject, since)
 
 
+def _link(cur: Cursor) -> commands.Command:
+    user = _user(cur)
+    raw = cur.operand()
+    if raw is None:
+        raise cur.fail("link needs the account, e.g. slack:U0123ABCD or teams:<object id>")
+    try:
+        account = parse_account(raw)
+    except CommandError as err:
+        raise cur.fail(err.reason) from None
+    cur.done()
+    return commands.Link(user, account)
+
+
+def parse_account(text: str) -> commands.ChatAccount:
+    """``slack:U…``, ``teams:…`` or a Slack mention ``<@U…>``; CommandError when it is none."""
+    raw = text.strip()
+    if found := _SLACK_USER.fullmatch(raw):
+        return commands.ChatAccount("slack", found.group(1).upper())
+    platform, colon, account = raw.partition(":")
+    if colon and platform.lower() == "slack":
+        if _SLACK_ACCOUNT.fullmatch(account):
+            return commands.ChatAccount("slack", account)
+        raise CommandError(f"{shown(raw)} is not a Slack user id (they look like U0123ABCD)",
+                           USAGE["link"])
+    if colon and platform.lower() == "teams":
+        if _TEAMS_ACCOUNT.fullmatch(account):
+            return commands.ChatAccount("teams", account)
+        raise CommandError(f"{shown(raw)} is not a Teams user id (their Entra object id)",
+                           USAGE["link"])
+    raise CommandError(f"{shown(raw)} is not an account; write slack:U0123ABCD or "
+                       "teams:<Entra object id>", USAGE["link"])
+
+
 def _help(cur: Cursor) -> commands.Command:
     topic = cur.operand()
     cur.done()
@@ -237,6 +278,7 @@ _PARSERS: dict[str, Callable[[Cursor], commands.Command]] = {
     "remove": _remove,
     "audit": _audit,
     "digest": _bare(commands.Digest),
+    "link": _link,
 }
 
 

@@ -1,18 +1,35 @@
-"""Who is this chat user? Matching platform ids to principals, learning ids by email."""
+"""Who is this chat user? Matching platform ids to principals, learning ids by email.
+
+An email lookup may fill in an id nobody has yet; it never replaces one. Whoever holds an
+account whose profile shows an admin's email must not become that admin, so a lookup that
+disagrees with a binding is refused, recorded and raised to the admins. Only an admin
+rebinds (handlers.linking).
+"""
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from cards.views import ALERT, Notification
 from handlers.clock import Clock
-from handlers.directory import principal_by_email
-from handlers.records import audit
-from storage.models import ConversationRef, Principal
+from handlers.directory import admins, principal_by_email
+from handlers.records import SYSTEM_ACTOR, audit, notify
+from storage.models import AuditEvent, ConversationRef, Principal
 from storage.uow import UnitOfWork
 
+logger = logging.getLogger(__name__)
+
 Platform = Literal["slack", "teams"]
+LINK_REFUSED = "principal.link_refused"
+# Every refused attempt is audited; admins hear about one account trying one person once a
+# day, so an attacker cannot flood their DMs.
+_ALERT_EVERY = timedelta(hours=24)
+LABEL: dict[str, str] = {"slack": "Slack", "teams": "Teams"}
 
 
 def _column(platform: Platform):  # type: ignore[no-untyped-def]
@@ -28,22 +45,59 @@ async def link_by_email(
     uow: UnitOfWork, clock: Clock, *, platform: Platform, user_id: str, email: str
 ) -> str | None:
     """Remember that this platform user is the principal with this email (found by the
-    platform's email lookup). Returns the principal's email, or None if nobody has it."""
+    platform's email lookup). Returns the principal's email, or None if nobody has it or the
+    lookup conflicts with an id already bound (then it is refused and admins are alerted)."""
     now = clock.now()
     async with uow.transaction() as s:
         person = await principal_by_email(s, email)
         if person is None:
             return None
         column = "slack_id" if platform == "slack" else "teams_id"
-        if getattr(person, column) == user_id:
+        bound = getattr(person, column)
+        if bound == user_id:
             return person.email
         holder = await s.scalar(select(Principal).where(_column(platform) == user_id))
-        if holder is not None and holder.id != person.id:
-            return None  # the id belongs to someone else: trust the policy, not the lookup
+        if bound is not None or (holder is not None and holder.id != person.id):
+            await _refuse(s, now=now, person=person, platform=platform, user_id=user_id,
+                          bound=bound, holder=holder)
+            return None
         setattr(person, column, user_id)
-        await audit(s, at=now, actor="pim-bot", action=f"principal.{column}_linked",
+        await audit(s, at=now, actor=SYSTEM_ACTOR, action=f"principal.{column}_linked",
                     target=person.email, **{column: user_id})
         return person.email
+
+
+async def _refuse(
+    s: AsyncSession, *, now: datetime, person: Principal, platform: Platform, user_id: str,
+    bound: str | None, holder: Principal | None,
+) -> None:
+    details: dict[str, Any] = {"platform": platform, "presented_id": user_id, "bound_id": bound}
+    if holder is not None and holder.id != person.id:
+        details["held_by"] = holder.email
+    logger.warning("refused to link %s user %s to %s: bound to %s", platform, user_id,
+                   person.email, bound or details.get("held_by"))
+    told = await _alerted_since(s, since=now - _ALERT_EVERY, target=person.email,
+                                platform=platform, user_id=user_id)
+    await audit(s, at=now, actor=SYSTEM_ACTOR, action=LINK_REFUSED, target=person.email,
+                **details)
+    if told:
+        return
+    label = LABEL[platform]
+    headline = (f"{label} user {user_id} has the email of {person.display_name} "
+                f"({person.email}), who is linked to {bound or 'another account'}. "
+                "pim-bot refused to let it act as them.")
+    fix = (f"If it really is their new account, link it: `pim-bot people link {person.email} "
+           f"{platform}:{user_id}` or `link {person.email} {platform}:{user_id}` in chat.")
+    notify(s, now=now, recipients=await admins(s), note=Notification(
+        kind=ALERT, headline=headline, details=("high · identity", fix)))
+
+
+async def _alerted_since(s: AsyncSession, *, since: datetime, target: str, platform: str,
+                         user_id: str) -> bool:
+    earlier = await s.scalars(select(AuditEvent.details).where(
+        AuditEvent.action == LINK_REFUSED, AuditEvent.target == target, AuditEvent.at >= since))
+    return any(d.get("platform") == platform and d.get("presented_id") == user_id
+               for d in earlier)
 
 
 async def remember_conversation(

@@ -258,3 +258,14 @@ class Timer(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     done_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class SeenRequest(Base):
+    """A signed request already received (its signature, or a Slack event id), until the time
+    after which the sender's own checks would refuse it anyway. Rows past `expires_at` are
+    purged; the primary key makes "first to insert wins" hold across replicas."""
+
+    __tablename__ = "seen_requests"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
 from bot.runtime import Chat
+from bot.slack.guards import SlackGuards
 from bot.slack.listeners import register
 from bot.slack.payloads import Malformed, check, refuse
 from bot.slack.refusals import on_error, resolve_actor
@@ -76,8 +77,10 @@ def build_slack(settings: Settings, chat: Chat) -> Slack:
             process_before_response=True,
         )
     # Our middleware, in this order, after Bolt's own (signature, url_verification). Checks
-    # that refuse a request outright go before resolve_actor, which looks people up and may
-    # link them. (The payload's shape is checked before Bolt sees it: see _bolt_request.)
+    # that refuse a request outright (other workspace, replay) go before resolve_actor, which
+    # looks people up and may link them. (The payload's shape is checked before Bolt sees it:
+    # see _bolt_request.)
+    SlackGuards(uow=chat.uow, clock=chat.clock, team_id=settings.slack_team_id).register(app)
     for middleware in (resolve_actor(chat),):
         app.use(middleware)
     app.error(on_error)
@@ -86,6 +89,22 @@ def build_slack(settings: Settings, chat: Chat) -> Slack:
               if settings.slack_app_token else None)
     return Slack(app=app, transport=SlackTransport(client, chat.delivery_uow, chat.clock),
                  socket_mode=socket)
+
+
+async def log_workspace(settings: Settings, app: AsyncApp) -> None:
+    """Say at start which workspace is served, and warn when SLACK_TEAM_ID is not the bot
+    token's team (every request would then be refused)."""
+    try:
+        auth = await app.client.auth_test()
+    except Exception as err:  # Bolt tries auth.test again at the first request
+        logger.warning("Slack auth.test failed at start: %s", err)
+        return
+    team = auth.get("team_id")
+    if settings.slack_team_id and team and settings.slack_team_id != team:
+        logger.error("SLACK_TEAM_ID is %s but the bot token belongs to team %s: requests from "
+                     "%s are refused", settings.slack_team_id, team, team)
+    logger.info("Slack: serving workspace %s (%s) only", settings.slack_team_id or team,
+                auth.get("team"))
 
 
 def mount(web_app: web.Application, app: AsyncApp) -> None:

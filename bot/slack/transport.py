@@ -80,8 +80,10 @@ class SlackTransport:
             return recipient.slack_id
         resp = await self._call("users_lookupByEmail", email=recipient.email)
         user_id = resp["user"]["id"]
-        await link_by_email(self.uow, self.clock, platform="slack", user_id=user_id,
-                            email=recipient.email)
+        if await link_by_email(self.uow, self.clock, platform="slack", user_id=user_id,
+                               email=recipient.email) is None:
+            # That Slack user is bound to someone else: refused and raised to the admins.
+            raise Undeliverable(f"Slack user {user_id} is linked to another person")
         return str(user_id)
 
     async def _call(self, method: str, **kwargs: Any) -> Any:

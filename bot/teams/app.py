@@ -11,6 +11,7 @@ from bot.config import Settings
 from bot.runtime import Chat
 from bot.teams.adapter import PimCloudAdapter, make_adapter
 from bot.teams.bot import PimTeamsBot
+from bot.teams.guards import TenantGate
 from bot.teams.transport import TeamsTransport
 
 logger = logging.getLogger(__name__)
@@ -21,6 +22,7 @@ class Teams:
     adapter: PimCloudAdapter
     bot: PimTeamsBot
     transport: TeamsTransport
+    gate: TenantGate  # what the adapter runs: the bot, behind the tenant check
 
 
 def build_teams(settings: Settings, chat: Chat) -> Teams:
@@ -34,12 +36,13 @@ def build_teams(settings: Settings, chat: Chat) -> Teams:
     adapter.on_turn_error = on_error
     return Teams(adapter=adapter, bot=bot,
                  transport=TeamsTransport(adapter, chat.delivery_uow,
-                                          settings.microsoft_app_id or ""))
+                                          settings.microsoft_app_id or ""),
+                 gate=TenantGate.from_settings(settings, bot=bot))
 
 
 def mount(web_app: web.Application, teams: Teams) -> None:
     async def messages(request: web.Request) -> web.StreamResponse:
-        response: web.StreamResponse = await teams.adapter.process(request, teams.bot)
+        response: web.StreamResponse = await teams.adapter.process(request, teams.gate)
         return response
 
     web_app.router.add_post("/api/messages", messages)

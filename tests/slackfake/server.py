@@ -99,10 +99,13 @@ class FakeSlackAPI:
         await self.stop()
 
     # -- configuration -----------------------------------------------------------------------
-    def add_user(self, id: str, email: str, name: str, *, username: str | None = None) -> dict:
+    def add_user(self, id: str, email: str, name: str, *, username: str | None = None,
+                 team_id: str = BOT["team_id"]) -> dict:
+        """A user users.info / users.lookupByEmail know. Another `team_id` is someone from a
+        workspace connected through Slack Connect."""
         username = username or email.split("@")[0]
         profile = {"email": email, "real_name": name, "display_name": username}
-        self.users[id] = {"id": id, "team_id": "T1", "name": username, "real_name": name,
+        self.users[id] = {"id": id, "team_id": team_id, "name": username, "real_name": name,
                           "deleted": False, "is_bot": False, "profile": profile}
         return self.users[id]
 

@@ -17,6 +17,7 @@ from handlers.commands import (
     Deny,
     Digest,
     Help,
+    Link,
     Remove,
     Requests,
     Roles,
@@ -221,7 +222,7 @@ ASSIGN = "Usage: assign USER ROLE eligible|active [DURATION|until DATE] [JUSTIFI
         (
             "xyz",
             "unknown command 'xyz'. Usage: one of help, roles, activate, requests, cancel, "
-            "approvals, approve, deny, deactivate, assign, remove, audit, digest",
+            "approvals, approve, deny, deactivate, assign, remove, audit, digest, link",
         ),
         ("/pimroles", "unknown command '/pimroles'. Usage: one of " + ", ".join(USAGE)),
         ("roles mine", "roles takes nothing after it (got 'mine'). Usage: roles"),
@@ -432,7 +433,7 @@ def test_usage_lines_match_the_design() -> None:
     assert USAGE["deny"] == "deny REQUEST_ID JUSTIFICATION…"
     assert list(USAGE) == [
         "help", "roles", "activate", "requests", "cancel", "approvals", "approve",
-        "deny", "deactivate", "assign", "remove", "audit", "digest",
+        "deny", "deactivate", "assign", "remove", "audit", "digest", "link",
     ]  # fmt: skip
 
 
@@ -447,7 +448,7 @@ def test_help_text_lists_every_usage_once() -> None:
 
 COMMAND_CLASSES = (
     Help, Roles, Activate, Requests, Cancel, Approvals, Approve, Deny, Deactivate, Assign, Remove,
-    Audit, Digest,
+    Audit, Digest, Link,
 )  # fmt: skip
 
 # Plain st.text() rarely gets past the command word, so also build text from the grammar's own
