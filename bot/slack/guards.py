@@ -30,6 +30,7 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
+from handlers.busy import chat_budget
 from handlers.clock import Clock
 from storage.replay import first_sightings, purge_seen
 from storage.uow import UnitOfWork
@@ -86,8 +87,10 @@ class SlackGuards:
             await next()
             return resp
         now = self.seen.clock.now()
-        fresh = await asyncio.gather(*(self.seen.first(key, expires_at(now))
-                                       for _, key, expires_at in keys))
+        # A locked or unreachable database answers "busy, nothing changed" like any command.
+        async with chat_budget():
+            fresh = await asyncio.gather(*(self.seen.first(key, expires_at(now))
+                                           for _, key, expires_at in keys))
         for (kind, key, _), first in zip(keys, fresh, strict=True):
             if not first:
                 return _seen(kind, key)

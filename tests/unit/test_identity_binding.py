@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import select
 
 from cards import views as v
-from handlers.chat import run_text
+from handlers.chat import command_table, run_text
 from handlers.commands import ChatAccount, UserRef
+from handlers.digest.report import DigestOptions
 from handlers.errors import UnknownPrincipal
 from handlers.identity import link_by_email, remember_conversation
 from handlers.linking import link_account
@@ -79,10 +80,12 @@ async def test_an_admin_links_in_chat_and_addresses_follow(eng):
     for key in ("aad-dave", "aad-dave2"):
         await remember_conversation(eng.uow, eng.clock, platform="teams", key=key,
                                     ref={"conversation": {"id": key}}, user_id=key)
-    answer = await run_text(eng.uow, eng.clock, actor="bob@contoso.com",
+    answer = await run_text(eng.uow, eng.clock, commands=command_table(digest=DigestOptions()),
+                            actor="bob@contoso.com",
                             text="link dave@contoso.com teams:aad-dave2")
     assert answer.text == "Only admins can link people to chat accounts." and not answer.ok
-    answer = await run_text(eng.uow, eng.clock, actor="alice@contoso.com",
+    answer = await run_text(eng.uow, eng.clock, commands=command_table(digest=DigestOptions()),
+                            actor="alice@contoso.com",
                             text="link dave@contoso.com teams:aad-dave2")
     assert answer.text == "Dave Duty (dave@contoso.com) is now Teams user aad-dave2 (was aad-dave)."
     dave = await person(eng, "dave@contoso.com")
@@ -93,7 +96,8 @@ async def test_an_admin_links_in_chat_and_addresses_follow(eng):
     (linked,) = await events(eng, "principal.linked")
     assert linked.actor == "alice@contoso.com"
     assert linked.details == {"platform": "teams", "old_id": "aad-dave", "new_id": "aad-dave2"}
-    again = await run_text(eng.uow, eng.clock, actor="alice@contoso.com",
+    again = await run_text(eng.uow, eng.clock, commands=command_table(digest=DigestOptions()),
+                            actor="alice@contoso.com",
                            text="link dave@contoso.com teams:aad-dave2")
     assert again.text.endswith("is already Teams user aad-dave2; nothing changed.")
     assert len(await events(eng, "principal.linked")) == 1
