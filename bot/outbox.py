@@ -1,9 +1,21 @@
 """The delivery worker: claims outbox rows, hands them to the running transports, records
-where each card landed, and retries failures with backoff."""
+where each card landed, and retries failures with backoff.
+
+Three promises, and where each is kept:
+- Once: a row is claimed by one worker at a time (storage.claims); a send that may have gone
+  out before a crash or a timeout is marked (`attempted_at`), and the next attempt hands the
+  transport `resumed_since` so it can look before posting again (Slack does, by metadata).
+- In order: a message to a person (or channel) waits while an earlier one to them over the
+  same transport is pending, sending or retrying (storage.claims). A message that ends
+  Undeliverable, or failed after MAX_ATTEMPTS, no longer holds the next one back.
+- Fast: up to `concurrency` sends run at once, and claims are topped up as sends finish.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -27,11 +39,15 @@ TRACKED_KINDS = {v.APPROVAL_NEEDED, v.SUBMITTED}
 
 
 class RetryLater(Exception):
-    """A transport's way to say "not now", e.g. Slack's 429 with Retry-After."""
+    """A transport's way to say "not now", e.g. Slack's 429 with Retry-After.
 
-    def __init__(self, seconds: float, reason: str = "") -> None:
+    sent_nothing=True when the platform refused the message itself, so it cannot have gone
+    out: the next attempt need not look for it before posting."""
+
+    def __init__(self, seconds: float, reason: str = "", *, sent_nothing: bool = False) -> None:
         super().__init__(reason or f"retry in {seconds}s")
         self.seconds = seconds
+        self.sent_nothing = sent_nothing
 
 
 class Undeliverable(Exception):
@@ -57,6 +73,9 @@ class Delivery:
     channel: dict[str, str] | None
     # for REQUEST_UPDATE: every place this transport posted the request's cards
     posted: tuple[dict[str, Any], ...] = ()
+    # set when an earlier attempt (since this time) may have posted it: a crash mid-send, or
+    # a failure that left it unknown. A transport that can, looks before posting again.
+    resumed_since: datetime | None = None
 
 
 class Transport(Protocol):
@@ -75,31 +94,74 @@ def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(600, 2 ** min(attempts, 10)))
 
 
+@dataclass(slots=True)
+class _Outcome:
+    transport: str
+    delivery: Delivery
+    ref: dict[str, Any] | None = None
+    error: Exception | None = None
+
+
 class OutboxWorker:
     def __init__(
         self, uow: UnitOfWork, clock: Clock, transports: list[Transport], *, worker: str,
-        batch: int = 50,
+        batch: int = 50, concurrency: int = 16, max_seconds: float = 5.0,
     ) -> None:
         self.uow, self.clock, self.worker, self.batch = uow, clock, worker, batch
         self.transports = {t.name: t for t in transports}
+        self.concurrency = max(1, concurrency)
+        # run_once stops claiming after this long, so timers (run by the same sweeper) are
+        # not kept waiting by a long burst; what is left is due, and the sweeper comes back.
+        self.max_seconds = max_seconds
 
     async def run_once(self) -> int:
-        """Deliver everything due now; return how many messages went out."""
-        sent = 0
-        while True:
-            now = self.clock.now()
-            async with self.uow.transaction() as s:
-                rows = await claim_outbox(
-                    s, now=now, worker=self.worker, lease_until=now + LEASE, limit=self.batch,
-                    transports=list(self.transports),
-                )
-                work = [d for m in rows if (d := await self._prepare(s, m, now)) is not None]
-                # '*' rows just fanned out into per-transport rows that are due now too.
-                fanned = any(m.transport == "*" and m.status == "fanned" for m in rows)
-            for transport_name, delivery in work:
-                sent += await self._deliver(transport_name, delivery)
-            if len(rows) < self.batch and not fanned:
-                return sent
+        """Deliver what is due now, up to `concurrency` sends at a time; return how many
+        went out. Claims are topped up as sends finish (in the transaction that records
+        them), so a claimed row starts at once and never sits out its lease in a queue."""
+        started = time.monotonic()
+        running: set[asyncio.Task[_Outcome]] = set()
+        finished: list[_Outcome] = []
+        sent, look = 0, True
+        try:
+            while True:
+                in_time = time.monotonic() - started < self.max_seconds
+                room = min(self.concurrency - len(running), self.batch) if look and in_time else 0
+                if finished or room > 0:
+                    work, fanned = await self._settle_and_claim(finished, limit=room)
+                    sent += sum(1 for o in finished if o.error is None)
+                    finished = []
+                    running.update(asyncio.create_task(self._deliver(name, d)) for name, d in work)
+                    if room > 0:
+                        # '*' rows just fanned out into per-transport rows that are due now.
+                        look = fanned or len(work) == room
+                if not running:
+                    if look and in_time:
+                        continue
+                    return sent
+                done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                finished.extend(task.result() for task in done)
+                look = True  # a finished send may let the next message to that person go
+        finally:
+            if running:  # we are failing: let sends end; their rows' leases bring them back
+                await asyncio.wait(running)
+
+    async def _settle_and_claim(
+        self, finished: list[_Outcome], *, limit: int
+    ) -> tuple[list[tuple[str, Delivery]], bool]:
+        """Record finished sends and claim up to `limit` more, in one transaction."""
+        now = self.clock.now()
+        async with self.uow.transaction() as s:
+            if finished:
+                await self._record(s, finished, now)
+            if limit <= 0:
+                return [], False
+            rows = await claim_outbox(
+                s, now=now, worker=self.worker, lease_until=now + LEASE, limit=limit,
+                transports=list(self.transports),
+            )
+            work = [d for m in rows if (d := await self._prepare(s, m, now)) is not None]
+            fanned = any(m.transport == "*" and m.status == "fanned" for m in rows)
+        return work, fanned
 
     async def _prepare(
         self, s: AsyncSession, m: OutboxMessage, now: datetime
@@ -128,63 +190,69 @@ class OutboxWorker:
             ).order_by(PostedMessage.id))).all())
         else:
             posted = ()
+        resumed_since = m.attempted_at
+        m.attempted_at = m.attempted_at or now  # from here on, it may have gone out
         return m.transport, Delivery(
             id=m.id, kind=m.kind, note=Notification.from_dict(m.payload),
             request_id=m.request_id, recipient=recipient, channel=m.channel, posted=posted,
+            resumed_since=resumed_since,
         )
 
-    async def _deliver(self, transport_name: str, delivery: Delivery) -> int:
+    async def _deliver(self, transport_name: str, delivery: Delivery) -> _Outcome:
         transport = self.transports[transport_name]
+        outcome = _Outcome(transport_name, delivery)
         try:
             if delivery.kind == v.REQUEST_UPDATE:
                 await transport.update(delivery)
-                ref = None
             else:
-                ref = await transport.send(delivery)
-        except RetryLater as err:
-            await self._failed(delivery, err, wait=timedelta(seconds=err.seconds))
-            return 0
-        except Undeliverable as err:
-            await self._failed(delivery, err, wait=None, final=True)
-            return 0
+                outcome.ref = await transport.send(delivery)
+        except (RetryLater, Undeliverable) as err:
+            outcome.error = err
         except Exception as err:  # the network edge: any failure is retried, never lost
             logger.warning("delivery %s via %s failed: %s", delivery.id, transport_name, err)
-            await self._failed(delivery, err, wait=None)
-            return 0
-        now = self.clock.now()
-        async with self.uow.transaction() as s:
-            m = await s.get(OutboxMessage, delivery.id)
-            if m is not None:
-                m.status, m.sent_at = "sent", now
-            if ref is not None and delivery.kind in TRACKED_KINDS:
-                s.add(PostedMessage(
-                    request_id=delivery.request_id, outbox_id=delivery.id,
-                    transport=transport_name, kind=delivery.kind, ref=ref, created_at=now,
-                    recipient_id=delivery.recipient.id if delivery.recipient else None,
-                ))
-        return 1
+            outcome.error = err
+        return outcome
 
-    async def _failed(
-        self, delivery: Delivery, err: Exception, *, wait: timedelta | None, final: bool = False
-    ) -> None:
-        now = self.clock.now()
-        async with self.uow.transaction() as s:
-            m = await s.get(OutboxMessage, delivery.id)
+    async def _record(self, s: AsyncSession, finished: list[_Outcome], now: datetime) -> None:
+        ids = [o.delivery.id for o in finished]
+        rows = {m.id: m for m in (await s.scalars(
+            select(OutboxMessage).where(OutboxMessage.id.in_(ids)))).all()}
+        for o in finished:
+            m = rows.get(o.delivery.id)
             if m is None:
-                return
-            # Being told to slow down (429) is not a failure: it does not use up attempts.
-            if not isinstance(err, RetryLater):
-                m.attempts += 1
-            m.last_error = f"{type(err).__name__}: {err}"[:2000]
-            if final:
-                m.status = "unreachable"
-                logger.warning("delivery %s via %s: %s", m.id, m.transport, err)
-            elif m.attempts >= MAX_ATTEMPTS:
-                m.status = "failed"
-                logger.error("giving up on delivery %s after %s attempts", m.id, m.attempts)
+                continue
+            if o.error is None:
+                m.status, m.sent_at = "sent", now
+                if o.ref is not None and o.delivery.kind in TRACKED_KINDS:
+                    recipient = o.delivery.recipient
+                    s.add(PostedMessage(
+                        request_id=o.delivery.request_id, outbox_id=m.id,
+                        transport=o.transport, kind=o.delivery.kind, ref=o.ref, created_at=now,
+                        recipient_id=recipient.id if recipient else None,
+                    ))
             else:
-                m.status = "pending"
-                m.next_attempt_at = now + (wait if wait is not None else _backoff(m.attempts))
+                _failed(m, o.error, now)
+
+
+def _failed(m: OutboxMessage, err: Exception, now: datetime) -> None:
+    # Being told to slow down (429) is not a failure: it does not use up attempts.
+    if isinstance(err, RetryLater):
+        if err.sent_nothing:
+            m.attempted_at = None
+    else:
+        m.attempts += 1
+    m.last_error = f"{type(err).__name__}: {err}"[:2000]
+    if isinstance(err, Undeliverable):
+        m.status = "unreachable"
+        logger.warning("delivery %s via %s: %s", m.id, m.transport, err)
+    elif m.attempts >= MAX_ATTEMPTS:
+        m.status = "failed"
+        logger.error("giving up on delivery %s after %s attempts", m.id, m.attempts)
+    else:
+        m.status = "pending"
+        wait = (timedelta(seconds=err.seconds) if isinstance(err, RetryLater)
+                else _backoff(m.attempts))
+        m.next_attempt_at = now + wait
 
 
 async def _recipient(s: AsyncSession, principal_id: int | None) -> Recipient | None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Text, and_, cast, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
 
 from storage.models import OutboxMessage, Timer
 
@@ -52,17 +54,48 @@ async def next_timer_due(session: AsyncSession) -> datetime | None:
     )
 
 
+# Rows still on their way: a later message to the same person or channel waits for them.
+_LIVE = ("pending", "sending")
+
+
+def _waits_for_an_earlier_message() -> ColumnElement[bool]:
+    """True for a row that must wait: an earlier message to the same person (or channel) over
+    the same transport is still pending, sending or retrying. Earlier means an earlier
+    original row: fanned-out copies take the place of the row they came from. Rows that
+    ended (sent, unreachable, failed) no longer hold anything up. '*' rows only fan out,
+    and card redraws (no person, no channel) are ordered by the worker; neither waits here."""
+    earlier = aliased(OutboxMessage)
+    channel, earlier_channel = cast(OutboxMessage.channel, Text), cast(earlier.channel, Text)
+    same_addressee = or_(
+        earlier.recipient_id == OutboxMessage.recipient_id,
+        and_(OutboxMessage.recipient_id.is_(None), earlier.recipient_id.is_(None),
+             channel != "null", earlier_channel == channel),  # JSON null: no channel
+    )
+    return and_(
+        OutboxMessage.transport != "*",
+        exists().where(
+            earlier.status.in_(_LIVE),
+            or_(earlier.transport == OutboxMessage.transport, earlier.transport == "*"),
+            func.coalesce(earlier.parent_id, earlier.id)
+            < func.coalesce(OutboxMessage.parent_id, OutboxMessage.id),
+            same_addressee,
+        ),
+    )
+
+
 async def claim_outbox(
     session: AsyncSession, *, now: datetime, worker: str, lease_until: datetime, limit: int,
     transports: list[str],
 ) -> list[OutboxMessage]:
-    """Claim messages to send. The lease lets another worker retry if this one dies mid-send."""
+    """Claim messages to send, oldest first, never one that must wait for an earlier message
+    to the same person. The lease lets another worker retry if this one dies mid-send."""
     due = (
         select(OutboxMessage)
         .where(
             or_(OutboxMessage.status == "pending", OutboxMessage.status == "sending"),
             OutboxMessage.next_attempt_at <= now,
             OutboxMessage.transport.in_([*transports, "*"]),
+            ~_waits_for_an_earlier_message(),
         )
         .order_by(OutboxMessage.id)
         .limit(limit)
@@ -92,10 +125,13 @@ async def claim_outbox(
 
 
 async def next_outbox_due(session: AsyncSession, *, transports: list[str]) -> datetime | None:
+    """When the next message may go out. One waiting behind an earlier message is not due,
+    however old: the earlier one's retry time is what counts."""
     return await session.scalar(
         select(OutboxMessage.next_attempt_at)
-        .where(OutboxMessage.status.in_(["pending", "sending"]),
-               OutboxMessage.transport.in_([*transports, "*"]))
+        .where(OutboxMessage.status.in_(list(_LIVE)),
+               OutboxMessage.transport.in_([*transports, "*"]),
+               ~_waits_for_an_earlier_message())
         .order_by(OutboxMessage.next_attempt_at)
         .limit(1)
     )
