@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cards import views as v
 from cards.views import Notification
 from handlers.clock import Clock
-from storage.claims import claim_outbox
+from storage.claims import claim_outbox, fan_out, mark_attempted, mark_sent
 from storage.models import OutboxMessage, PostedMessage, Principal
 from storage.uow import UnitOfWork
 
@@ -105,7 +105,7 @@ class _Outcome:
 class OutboxWorker:
     def __init__(
         self, uow: UnitOfWork, clock: Clock, transports: list[Transport], *, worker: str,
-        batch: int = 50, concurrency: int = 16, max_seconds: float = 5.0,
+        batch: int = 100, concurrency: int = 16, max_seconds: float = 5.0,
     ) -> None:
         self.uow, self.clock, self.worker, self.batch = uow, clock, worker, batch
         self.transports = {t.name: t for t in transports}
@@ -127,13 +127,12 @@ class OutboxWorker:
                 in_time = time.monotonic() - started < self.max_seconds
                 room = min(self.concurrency - len(running), self.batch) if look and in_time else 0
                 if finished or room > 0:
-                    work, fanned = await self._settle_and_claim(finished, limit=room)
+                    work, more = await self._settle_and_claim(finished, limit=room)
                     sent += sum(1 for o in finished if o.error is None)
                     finished = []
                     running.update(asyncio.create_task(self._deliver(name, d)) for name, d in work)
                     if room > 0:
-                        # '*' rows just fanned out into per-transport rows that are due now.
-                        look = fanned or len(work) == room
+                        look = more
                 if not running:
                     if look and in_time:
                         continue
@@ -148,39 +147,48 @@ class OutboxWorker:
     async def _settle_and_claim(
         self, finished: list[_Outcome], *, limit: int
     ) -> tuple[list[tuple[str, Delivery]], bool]:
-        """Record finished sends and claim up to `limit` more, in one transaction."""
+        """Record finished sends, fan out up to `batch` new rows, and claim up to `limit`
+        sends, in one transaction. Fanning out uses no send slot, so it goes by the batch."""
         now = self.clock.now()
         async with self.uow.transaction() as s:
             if finished:
                 await self._record(s, finished, now)
             if limit <= 0:
                 return [], False
-            rows = await claim_outbox(
-                s, now=now, worker=self.worker, lease_until=now + LEASE, limit=limit,
-                transports=list(self.transports),
-            )
+            lease = now + LEASE
+            fresh = await claim_outbox(s, now=now, worker=self.worker, lease_until=lease,
+                                       limit=self.batch, transports=["*"])
+            await self._fan_out(s, fresh, now)
+            rows = await claim_outbox(s, now=now, worker=self.worker, lease_until=lease,
+                                      limit=limit, transports=list(self.transports))
+            await _load_recipients(s, rows)
             work = [d for m in rows if (d := await self._prepare(s, m, now)) is not None]
-            fanned = any(m.transport == "*" and m.status == "fanned" for m in rows)
-        return work, fanned
+            await mark_attempted(s, ids=[d.id for _, d in work], now=now)
+        # a full claim, or '*' rows left to fan out: there may be more to send now
+        return work, len(fresh) == self.batch or len(rows) == limit
+
+    async def _fan_out(self, s: AsyncSession, rows: list[OutboxMessage], now: datetime) -> None:
+        """Fan out once, inside the claim, so each transport retries on its own."""
+        await _load_recipients(s, rows)
+        copies: list[dict[str, Any]] = []
+        fanned: list[int] = []
+        unreachable: list[int] = []
+        for m in rows:
+            recipient = await _recipient(s, m.recipient_id)
+            broadcast = m.recipient_id is None and m.channel is None  # a card redraw
+            targets = [t for t in self.transports.values()
+                       if broadcast or t.reaches(recipient, m.channel)]
+            copies += [{"created_at": now, "transport": t.name, "parent_id": m.id,
+                        "recipient_id": m.recipient_id, "channel": m.channel, "kind": m.kind,
+                        "request_id": m.request_id, "payload": m.payload, "status": "pending",
+                        "attempts": 0, "next_attempt_at": now} for t in targets]
+            (fanned if targets else unreachable).append(m.id)
+        await fan_out(s, now=now, copies=copies, fanned=fanned, unreachable=unreachable)
 
     async def _prepare(
         self, s: AsyncSession, m: OutboxMessage, now: datetime
     ) -> tuple[str, Delivery] | None:
         recipient = await _recipient(s, m.recipient_id)
-        if m.transport == "*":
-            # Fan out once, inside the claim, so each transport retries on its own.
-            broadcast = m.recipient_id is None and m.channel is None  # a card redraw
-            targets = [t for t in self.transports.values()
-                       if broadcast or t.reaches(recipient, m.channel)]
-            for t in targets:
-                s.add(OutboxMessage(
-                    created_at=now, transport=t.name, parent_id=m.id,
-                    recipient_id=m.recipient_id, channel=m.channel, kind=m.kind,
-                    request_id=m.request_id, payload=m.payload, next_attempt_at=now,
-                ))
-            m.status = "fanned" if targets else "unreachable"
-            m.next_attempt_at = now
-            return None
         if m.kind == v.REQUEST_UPDATE and m.request_id is not None:
             if await _cards_in_flight(s, m.request_id, m.transport, m.parent_id or m.id):
                 m.status, m.next_attempt_at = "pending", now + timedelta(seconds=1)
@@ -190,12 +198,10 @@ class OutboxWorker:
             ).order_by(PostedMessage.id))).all())
         else:
             posted = ()
-        resumed_since = m.attempted_at
-        m.attempted_at = m.attempted_at or now  # from here on, it may have gone out
         return m.transport, Delivery(
             id=m.id, kind=m.kind, note=Notification.from_dict(m.payload),
             request_id=m.request_id, recipient=recipient, channel=m.channel, posted=posted,
-            resumed_since=resumed_since,
+            resumed_since=m.attempted_at,  # as it was before this claim (mark_attempted)
         )
 
     async def _deliver(self, transport_name: str, delivery: Delivery) -> _Outcome:
@@ -217,12 +223,13 @@ class OutboxWorker:
         ids = [o.delivery.id for o in finished]
         rows = {m.id: m for m in (await s.scalars(
             select(OutboxMessage).where(OutboxMessage.id.in_(ids)))).all()}
+        await mark_sent(s, ids=[o.delivery.id for o in finished
+                                if o.error is None and o.delivery.id in rows], now=now)
         for o in finished:
             m = rows.get(o.delivery.id)
             if m is None:
                 continue
             if o.error is None:
-                m.status, m.sent_at = "sent", now
                 if o.ref is not None and o.delivery.kind in TRACKED_KINDS:
                     recipient = o.delivery.recipient
                     s.add(PostedMessage(
@@ -253,6 +260,13 @@ def _failed(m: OutboxMessage, err: Exception, now: datetime) -> None:
         wait = (timedelta(seconds=err.seconds) if isinstance(err, RetryLater)
                 else _backoff(m.attempts))
         m.next_attempt_at = now + wait
+
+
+async def _load_recipients(s: AsyncSession, rows: list[OutboxMessage]) -> None:
+    """One query for the whole claim; _recipient then finds each in the session."""
+    ids = {m.recipient_id for m in rows if m.recipient_id is not None}
+    if ids:
+        (await s.scalars(select(Principal).where(Principal.id.in_(ids)))).all()
 
 
 async def _recipient(s: AsyncSession, principal_id: int | None) -> Recipient | None:

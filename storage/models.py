@@ -193,7 +193,8 @@ class OutboxMessage(Base):
 
     __tablename__ = "outbox"
     __table_args__ = (
-        Index("ix_outbox_due", "status", "next_attempt_at"),
+        # claims walk it in order (id breaks ties), stopping as soon as they have enough
+        Index("ix_outbox_due", "status", "next_attempt_at", "id"),
         # a person's messages are sent in order: "is an earlier one still on its way?"
         Index("ix_outbox_recipient", "recipient_id", "status"),
     )

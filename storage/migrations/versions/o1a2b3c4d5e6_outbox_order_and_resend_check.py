@@ -1,4 +1,4 @@
-"""outbox: per-recipient order index, attempted_at for the re-send check
+"""outbox: per-recipient order index, claim-order index, attempted_at for the re-send check
 
 Revision ID: o1a2b3c4d5e6
 Revises: 597c1be3172a
@@ -23,6 +23,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('attempted_at', storage.types.UTCDateTime(timezone=True),
                                       nullable=True))
         batch_op.create_index('ix_outbox_recipient', ['recipient_id', 'status'], unique=False)
+        batch_op.drop_index('ix_outbox_due')
+        batch_op.create_index('ix_outbox_due', ['status', 'next_attempt_at', 'id'], unique=False)
     # A send interrupted before this upgrade may have gone out: look before re-sending it.
     op.execute("UPDATE outbox SET attempted_at = created_at "
                "WHERE transport <> '*' AND (status = 'sending' OR attempts > 0)")
@@ -30,5 +32,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbox_due')
+        batch_op.create_index('ix_outbox_due', ['status', 'next_attempt_at'], unique=False)
         batch_op.drop_index('ix_outbox_recipient')
         batch_op.drop_column('attempted_at')
