@@ -161,20 +161,22 @@ class OutboxWorker:
             await self._fan_out(s, fresh, now)
             rows = await claim_outbox(s, now=now, worker=self.worker, lease_until=lease,
                                       limit=limit, transports=list(self.transports))
-            await _load_recipients(s, rows)
-            work = [d for m in rows if (d := await self._prepare(s, m, now)) is not None]
+            people = await _recipients(s, rows)
+            work = [d for m in rows
+                    if (d := await self._prepare(s, m, now, people.get(m.recipient_id or 0)))
+                    is not None]
             await mark_attempted(s, ids=[d.id for _, d in work], now=now)
         # a full claim, or '*' rows left to fan out: there may be more to send now
         return work, len(fresh) == self.batch or len(rows) == limit
 
     async def _fan_out(self, s: AsyncSession, rows: list[OutboxMessage], now: datetime) -> None:
         """Fan out once, inside the claim, so each transport retries on its own."""
-        await _load_recipients(s, rows)
+        people = await _recipients(s, rows)
         copies: list[dict[str, Any]] = []
         fanned: list[int] = []
         unreachable: list[int] = []
         for m in rows:
-            recipient = await _recipient(s, m.recipient_id)
+            recipient = people.get(m.recipient_id or 0)
             broadcast = m.recipient_id is None and m.channel is None  # a card redraw
             targets = [t for t in self.transports.values()
                        if broadcast or t.reaches(recipient, m.channel)]
@@ -186,9 +188,8 @@ class OutboxWorker:
         await fan_out(s, now=now, copies=copies, fanned=fanned, unreachable=unreachable)
 
     async def _prepare(
-        self, s: AsyncSession, m: OutboxMessage, now: datetime
+        self, s: AsyncSession, m: OutboxMessage, now: datetime, recipient: Recipient | None
     ) -> tuple[str, Delivery] | None:
-        recipient = await _recipient(s, m.recipient_id)
         if m.kind == v.REQUEST_UPDATE and m.request_id is not None:
             if await _cards_in_flight(s, m.request_id, m.transport, m.parent_id or m.id):
                 m.status, m.next_attempt_at = "pending", now + timedelta(seconds=1)
@@ -262,21 +263,14 @@ def _failed(m: OutboxMessage, err: Exception, now: datetime) -> None:
         m.next_attempt_at = now + wait
 
 
-async def _load_recipients(s: AsyncSession, rows: list[OutboxMessage]) -> None:
-    """One query for the whole claim; _recipient then finds each in the session."""
+async def _recipients(s: AsyncSession, rows: list[OutboxMessage]) -> dict[int, Recipient]:
+    """Everyone these rows go to, in one query."""
     ids = {m.recipient_id for m in rows if m.recipient_id is not None}
-    if ids:
-        (await s.scalars(select(Principal).where(Principal.id.in_(ids)))).all()
-
-
-async def _recipient(s: AsyncSession, principal_id: int | None) -> Recipient | None:
-    if principal_id is None:
-        return None
-    p = await s.get(Principal, principal_id)
-    if p is None:
-        return None
-    return Recipient(id=p.id, email=p.email, name=p.display_name, slack_id=p.slack_id,
-                     teams_id=p.teams_id)
+    if not ids:
+        return {}
+    people = (await s.scalars(select(Principal).where(Principal.id.in_(ids)))).all()
+    return {p.id: Recipient(id=p.id, email=p.email, name=p.display_name, slack_id=p.slack_id,
+                            teams_id=p.teams_id) for p in people}
 
 
 async def _cards_in_flight(s: AsyncSession, request_id: int, transport: str, before: int) -> bool:

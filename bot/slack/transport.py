@@ -35,6 +35,7 @@ EVENT_TYPE = "pim_outbox"  # Slack message metadata naming the outbox row a post
 HISTORY_PAGE, HISTORY_PAGES = 100, 3
 # A pause shorter than this is waited out in place; a longer one gives the row back.
 MAX_SLEEP = 10.0
+HOME_INLINE = 2  # App Home redraws run beside message sends; more wait in the background
 
 
 class SlackTransport:
@@ -43,6 +44,13 @@ class SlackTransport:
     def __init__(self, client: AsyncWebClient, uow: UnitOfWork, clock: Clock) -> None:
         self.client, self.uow, self.clock = client, uow, clock
         self.pacer = Pacer()
+        # A Home is redrawn right after the message, unless HOME_INLINE redraws are already
+        # running: then it joins these (user id -> email if known), which one background task
+        # redraws one at a time. A burst of messages is not slowed by its Homes, and three
+        # messages to one person meanwhile cost one redraw.
+        self._homes: dict[str, str | None] = {}
+        self._homes_task: asyncio.Task[None] | None = None
+        self._homes_inline = 0
 
     def reaches(self, recipient: Recipient | None, channel: dict[str, str] | None) -> bool:
         # Without a slack_id we can still try users.lookupByEmail at send time.
@@ -67,7 +75,7 @@ class SlackTransport:
             logger.info("delivery %s was already posted at %s/%s; not posting it again",
                         delivery.id, ref["channel"], ref["ts"])
         if delivery.recipient is not None:
-            await self.refresh_home(delivery.recipient.email, target)
+            await self._home_changed(delivery.recipient.email, target)
             ref["user"] = target  # whose App Home to redraw when this card is redrawn
         return ref
 
@@ -85,7 +93,7 @@ class SlackTransport:
             raise retry
         # The request left everyone's lists (Approve requests, My requests): redraw their Home.
         for user_id in dict.fromkeys(ref["user"] for ref in delivery.posted if ref.get("user")):
-            await self.refresh_home(None, user_id)
+            await self._home_changed(None, user_id)
 
     async def _find_posted(self, target: str, outbox_id: int) -> dict[str, str] | None:
         """Where the post of this outbox row landed, if it is among the conversation's newest
@@ -106,6 +114,26 @@ class SlackTransport:
             if not resp.get("has_more") or not cursor:
                 break
         return None
+
+    async def _home_changed(self, email: str | None, user_id: str) -> None:
+        if self._homes_inline >= HOME_INLINE or self._homes:
+            self.home_needs_refresh(email, user_id)
+            return
+        self._homes_inline += 1
+        try:
+            await self.refresh_home(email, user_id)
+        finally:
+            self._homes_inline -= 1
+
+    def home_needs_refresh(self, email: str | None, user_id: str) -> None:
+        self._homes[user_id] = email or self._homes.get(user_id)
+        if self._homes_task is None or self._homes_task.done():
+            self._homes_task = asyncio.create_task(self._refresh_homes())
+
+    async def _refresh_homes(self) -> None:
+        while self._homes:
+            user_id = next(iter(self._homes))
+            await self.refresh_home(self._homes.pop(user_id), user_id)
 
     async def refresh_home(self, email: str | None, user_id: str) -> None:
         """Best effort: a stale App Home is not worth a retried message, nor a wait."""
