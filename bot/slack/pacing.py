@@ -1,16 +1,23 @@
 """Slack's rate limits as this process has met them. A 429 pauses what it names and nothing
-else: chat.postMessage is limited per channel (about one a second, with bursts), every other
-method per workspace. When posts to several channels are refused within one Retry-After, the
-limit is the workspace's, and posting pauses as a whole, so we do not hammer Slack."""
+else: chat.postMessage is limited per channel (about one a second, with bursts) and, above
+that, per workspace; every other method per workspace.
+
+A refused post to a channel we have hardly posted to cannot be that channel's limit: it is
+the workspace's. Then posting pauses as a whole for the Retry-After, and posts are spaced
+out from then on (the spacing doubles at each such 429 and shrinks a little with every
+post that goes through), so a burst of thousands of DMs settles near the rate Slack allows
+instead of bouncing off it."""
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 
 CHANNEL_SCOPED = frozenset({"chat.postMessage"})
-# 429s on this many different channels, each still paused: the workspace's limit, not theirs.
-WORKSPACE_SPREAD = 3
+# Fewer posts than this to a channel in the last WINDOW seconds: it cannot be limited itself.
+CHANNEL_BURST, WINDOW = 2, 3.0
+MIN_SPACING, MAX_SPACING, RELAX = 0.01, 1.0, 0.98
 
 
 class Pacer:
@@ -18,6 +25,9 @@ class Pacer:
         self._now = now
         self._method_until: dict[str, float] = {}
         self._channel_until: dict[str, dict[str, float]] = {}
+        self._spacing: dict[str, float] = {}
+        self._next_slot: dict[str, float] = {}
+        self._posts: dict[str, deque[float]] = {}
 
     def wait(self, method: str, channel: str = "") -> float:
         """Seconds before `method` may be called (for `channel`): 0.0 when it may now."""
@@ -25,6 +35,28 @@ class Pacer:
         if channel:
             until = max(until, self._channel_until.get(method, {}).get(channel, 0.0))
         return max(0.0, until - self._now())
+
+    def reserve(self, method: str, channel: str = "") -> float:
+        """Like wait(), and also take the next evenly spaced turn when posts are spaced."""
+        delay = self.wait(method, channel)
+        spacing = self._spacing.get(method, 0.0)
+        if not spacing:
+            return delay
+        now = self._now()
+        slot = max(now + delay, self._next_slot.get(method, 0.0))
+        self._next_slot[method] = slot + spacing
+        return slot - now
+
+    def went_through(self, method: str, channel: str = "") -> None:
+        if method not in CHANNEL_SCOPED:
+            return
+        now = self._now()
+        self._posts.setdefault(channel, deque(maxlen=CHANNEL_BURST)).append(now)
+        if len(self._posts) > 5000:  # forget channels not posted to lately
+            for key in [c for c, q in self._posts.items() if q[-1] < now - WINDOW]:
+                del self._posts[key]
+        spacing = self._spacing.get(method, 0.0) * RELAX
+        self._spacing[method] = spacing if spacing >= MIN_SPACING else 0.0
 
     def limited(self, method: str, channel: str, seconds: float) -> None:
         """Slack answered 429 with this Retry-After."""
@@ -36,6 +68,11 @@ class Pacer:
             if len(paused) > 1000:  # forget pauses that are over
                 for key in [c for c, t in paused.items() if t <= now]:
                     del paused[key]
-            if sum(1 for t in paused.values() if t > now) < WORKSPACE_SPREAD:
-                return
+            recent = [t for t in self._posts.get(channel, ()) if t > now - WINDOW]
+            if len(recent) >= CHANNEL_BURST:
+                return  # we did post there a lot: the channel's own limit
+            if self._method_until.get(method, 0.0) <= now:
+                # once per pause: the other 429s of this pause were already on their way
+                self._spacing[method] = min(
+                    MAX_SPACING, max(MIN_SPACING * 2, self._spacing.get(method, 0.0) * 2))
         self._method_until[method] = max(self._method_until.get(method, 0.0), until)

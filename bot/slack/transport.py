@@ -168,13 +168,17 @@ class SlackTransport:
         """Call a Web API method, waiting out (or handing back) a pause Slack asked for.
         posting: this call is the post itself, so a refusal proves nothing went out."""
         name, channel = method.replace("_", "."), str(kwargs.get("channel") or "")
-        delay = self.pacer.wait(name, channel)
-        if delay > MAX_SLEEP:
-            raise RetryLater(delay, f"Slack {name} is paused", sent_nothing=posting)
-        if delay:
+        delay = self.pacer.reserve(name, channel)
+        while delay > 0:
+            if delay > MAX_SLEEP:
+                raise RetryLater(delay, f"Slack {name} is paused", sent_nothing=posting)
             await asyncio.sleep(delay)
+            # paused meanwhile (a 429 elsewhere): queue up again rather than all go at once
+            delay = self.pacer.reserve(name, channel) if self.pacer.wait(name, channel) else 0.0
         try:
-            return await getattr(self.client, method)(**kwargs)
+            resp = await getattr(self.client, method)(**kwargs)
+            self.pacer.went_through(name, channel)
+            return resp
         except SlackApiError as err:
             status = err.response.status_code
             if status == 429:
