@@ -1,7 +1,7 @@
 """outbox: per-recipient order index, claim-order index, attempted_at for the re-send check
 
 Revision ID: o1a2b3c4d5e6
-Revises: 597c1be3172a
+Revises: t5e3d1a9c0b2
 Create Date: 2026-11-30 11:00:00
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import storage.types
 
 
 revision = 'o1a2b3c4d5e6'
-down_revision = '597c1be3172a'
+down_revision = 't5e3d1a9c0b2'
 branch_labels = None
 depends_on = None
 
