@@ -20,8 +20,10 @@ from sqlalchemy import select
 
 from bot.outbox import Delivery, OutboxWorker
 from bot.slack.transport import SlackTransport
-from handlers.chat import run_text
+from handlers.chat import command_table
+from handlers.chat import run_text as _run_text
 from handlers.clock import FixedClock
+from handlers.digest.report import DigestOptions
 from storage.db import make_engine
 from storage.models import OutboxMessage, PostedMessage, Principal
 from storage.uow import UnitOfWork
@@ -52,6 +54,11 @@ async def eng(db_url: str) -> AsyncIterator[Engine]:
 async def fake() -> AsyncIterator[FakeSlackAPI]:
     async with FakeSlackAPI() as fake:
         yield fake
+
+
+async def run_text(uow: UnitOfWork, clock: FixedClock, *, actor: str, text: str):
+    return await _run_text(uow, clock, commands=command_table(digest=DigestOptions()),
+                           actor=actor, text=text)
 
 
 def slack(eng: Engine, fake: FakeSlackAPI, clock: FixedClock | None = None) -> SlackTransport:
