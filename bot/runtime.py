@@ -123,7 +123,8 @@ class Runtime:
         down runs at once: the first sweep is immediate."""
         self.transports = transports
         name = worker_name()
-        self.outbox = OutboxWorker(self.uow, self.clock, transports, worker=name)
+        self.outbox = OutboxWorker(self.uow, self.clock, transports, worker=name,
+                                   concurrency=self.settings.outbox_concurrency)
         digest = DigestSchedule(self.uow, self.clock, trigger=digest_trigger(self.settings))
         self.sweeper = Sweeper(self.uow, self.clock, self.outbox, worker=name,
                                sweep_seconds=self.settings.sweep_seconds, digest=digest,

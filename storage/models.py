@@ -192,7 +192,12 @@ class OutboxMessage(Base):
     the recipient when a delivery worker first claims them."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        # claims walk it in order (id breaks ties), stopping as soon as they have enough
+        Index("ix_outbox_due", "status", "next_attempt_at", "id"),
+        # a person's messages are sent in order: "is an earlier one still on its way?"
+        Index("ix_outbox_recipient", "recipient_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[datetime]
@@ -210,6 +215,10 @@ class OutboxMessage(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    # When a send that may have reached the platform first started: a crash or a timeout
+    # leaves it set, so the next attempt looks before posting again. Cleared when a
+    # refusal (e.g. 429) proves nothing went out.
+    attempted_at: Mapped[datetime | None]
 
 
 class PostedMessage(Base):

@@ -1,5 +1,6 @@
 """Outbox delivery to Teams: proactive cards through stored conversation references, and
-in-place updates of every posted card."""
+in-place updates of every posted card. Sends run concurrently (each in its own proactive
+turn, nothing shared between them); the outbox keeps one person's messages in order."""
 
 from __future__ import annotations
 
@@ -101,7 +102,7 @@ def _classified(err: Exception, what: str) -> Exception:
             seconds = max(float(raw), 1.0)
         except ValueError:
             seconds = 1.0
-        return RetryLater(seconds, f"Teams rate limit on {what}")
+        return RetryLater(seconds, f"Teams rate limit on {what}", sent_nothing=True)
     if status in (403, 404):
         return Undeliverable(f"Teams {what}: HTTP {status}")
     return err

@@ -8,6 +8,10 @@
 Every request is recorded as a `Call`, failed ones included. Like Slack, a message posted to a
 user id `U…` lands in the DM channel `D…` (same suffix), and `chat.update` must name that
 channel and an existing ts, or it fails with `channel_not_found` / `message_not_found`.
+Message metadata (`metadata={"event_type": …, "event_payload": {…}}`) is kept with the message
+and returned by `conversations.history` when asked with `include_all_metadata`, as Slack does.
+Posting limits (429 + Retry-After beyond about one message per second per channel) are off
+unless asked for: see `tests/slackfake/limits.py`.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from .limits import PostLimits
 
 BOT = {"user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1", "team": "Contoso"}
 
@@ -56,8 +62,15 @@ def _decode(value: Any) -> Any:
 
 
 class FakeSlackAPI:
-    def __init__(self, *, token: str | None = None) -> None:
+    def __init__(self, *, token: str | None = None, post_rate: float | None = None,
+                 post_burst: float | None = None, workspace_rate: float | None = None,
+                 workspace_burst: float | None = None) -> None:
         self.token = token  # when set, any other bearer token answers invalid_auth
+        self.limits = PostLimits(post_rate=post_rate, post_burst=post_burst,
+                                 workspace_rate=workspace_rate, workspace_burst=workspace_burst)
+        # Called with each accepted chat.postMessage before its answer goes out (a test's way
+        # to kill a client between "Slack has it" and "the client knows").
+        self.on_posted: Callable[[Call], Any] | None = None
         self.users: dict[str, dict[str, Any]] = {}
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}  # (channel, ts) -> message
         self._calls: list[Call] = []
@@ -208,9 +221,23 @@ class FakeSlackAPI:
             return self._answer(call, {"ok": False, "error": "not_authed"})
         if self.token is not None and token != self.token:
             return self._answer(call, {"ok": False, "error": "invalid_auth"})
+        if method == "chat.postMessage" and call.args.get("channel"):
+            retry_after = self.limits.retry_after(dm_id(str(call.args["channel"])))
+            if retry_after is not None:
+                return self._answer(call, {"ok": False, "error": "ratelimited"}, 429,
+                                    {"Retry-After": str(retry_after)})
         handler = getattr(self, "_api_" + method.replace(".", "_"), None)
         body = handler(call.args) if handler else {"ok": False, "error": "unknown_method"}
-        return self._answer(call, body)
+        response = self._answer(call, body)
+        if method == "chat.postMessage" and call.ok and self.on_posted is not None:
+            done = self.on_posted(call)
+            if asyncio.iscoroutine(done):
+                await done
+        return response
+
+    def rate_limited(self, method: str = "chat.postMessage") -> int:
+        """How many calls to `method` were answered 429."""
+        return sum(1 for c in self.calls(method) if c.status == 429)
 
     # -- methods (each takes the args and returns the response body) --------------------------
     def _next_ts(self) -> str:
@@ -231,6 +258,12 @@ class FakeSlackAPI:
                    "text": a.get("text", ""), "blocks": a.get("blocks", [])}
         if a.get("thread_ts"):
             message["thread_ts"] = a["thread_ts"]
+        if "metadata" in a:
+            metadata = a["metadata"]
+            if not (isinstance(metadata, dict) and isinstance(metadata.get("event_type"), str)
+                    and isinstance(metadata.get("event_payload"), dict)):
+                return {"ok": False, "error": "invalid_metadata_format"}
+            message["metadata"] = metadata
         self.messages[(channel, ts)] = message
         return {"ok": True, "channel": channel, "ts": ts, "message": dict(message)}
 
@@ -255,6 +288,22 @@ class FakeSlackAPI:
         if not users[0]:
             return {"ok": False, "error": "users_list_not_supplied"}
         return {"ok": True, "channel": {"id": dm_id(users[0]) if len(users) == 1 else "G1"}}
+
+    def _api_conversations_history(self, a: dict) -> dict:
+        """Newest first, `limit` a page (default 100), `cursor` to page on; metadata only with
+        include_all_metadata."""
+        channel = str(a.get("channel", ""))
+        if channel[:1] not in ("C", "D", "G"):
+            return {"ok": False, "error": "channel_not_found"}
+        with_metadata = str(a.get("include_all_metadata", "")).lower() in ("1", "true")
+        found = sorted(((ts, m) for (c, ts), m in self.messages.items() if c == channel),
+                       key=lambda item: float(item[0]), reverse=True)
+        start, limit = int(a.get("cursor") or 0), int(a.get("limit") or 100)
+        page = [m if with_metadata else {k: v for k, v in m.items() if k != "metadata"}
+                for _, m in found[start:start + limit]]
+        more = start + limit < len(found)
+        return {"ok": True, "messages": [dict(m) for m in page], "has_more": more,
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
 
     def _view(self, a: dict, view_id: str | None = None) -> dict:
         view = a.get("view")

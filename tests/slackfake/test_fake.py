@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -258,3 +259,55 @@ async def test_builders_reach_bolt_listeners(fake):
         assert (await send(app_home_opened("U0BOB"))).status == 200
         [published] = await fake.wait_for("views.publish")
         assert published.args["user_id"] == "U0BOB"
+
+
+async def test_metadata_is_kept_and_history_returns_it_only_when_asked(fake, client):
+    meta = {"event_type": "pim_outbox", "event_payload": {"outbox_id": 7}}
+    posted = await client.chat_postMessage(channel="U0BOB", text="one", metadata=meta)
+    await client.chat_postMessage(channel="U0BOB", text="two")
+    opened = await client.conversations_open(users="U0BOB")
+    assert opened["channel"]["id"] == posted["channel"] == "D0BOB"
+    page = await client.conversations_history(channel="D0BOB", include_all_metadata=True)
+    assert [m["text"] for m in page["messages"]] == ["two", "one"]  # newest first
+    assert page["messages"][1]["metadata"] == meta and "metadata" not in page["messages"][0]
+    plain = await client.conversations_history(channel="D0BOB")
+    assert all("metadata" not in m for m in plain["messages"])
+    first = await client.conversations_history(channel="D0BOB", limit=1)
+    assert first["has_more"] and first["messages"][0]["text"] == "two"
+    rest = await client.conversations_history(
+        channel="D0BOB", limit=1, cursor=first["response_metadata"]["next_cursor"])
+    assert [m["text"] for m in rest["messages"]] == ["one"] and not rest["has_more"]
+    with pytest.raises(SlackApiError) as refused:
+        await client.conversations_history(channel="U0BOB")
+    assert refused.value.response["error"] == "channel_not_found"
+    with pytest.raises(SlackApiError) as bad:
+        await client.chat_postMessage(channel="C1", text="x", metadata={"event_type": "x"})
+    assert bad.value.response["error"] == "invalid_metadata_format"
+
+
+async def test_posting_limit_per_channel_with_a_burst():
+    async with FakeSlackAPI(post_rate=1.0, post_burst=2) as fake:
+        client = AsyncWebClient(token="xoxb-test", base_url=fake.base_url)
+        for _ in range(2):
+            await client.chat_postMessage(channel="U0BOB", text="burst")
+        with pytest.raises(SlackApiError) as limited:
+            await client.chat_postMessage(channel="D0BOB", text="one too many")  # same DM
+        assert limited.value.response.status_code == 429
+        assert limited.value.response.headers["Retry-After"] == "1"
+        await client.chat_postMessage(channel="C1", text="another channel is not limited")
+        await asyncio.sleep(1.0)
+        await client.chat_postMessage(channel="U0BOB", text="a second later")
+        assert fake.rate_limited() == 1 and len(fake.messages_to("U0BOB")) == 3
+
+
+async def test_workspace_limit_and_the_environment_knob(monkeypatch):
+    monkeypatch.setenv("SLACKFAKE_WORKSPACE_RATE", "2")
+    monkeypatch.setenv("SLACKFAKE_WORKSPACE_BURST", "3")
+    async with FakeSlackAPI() as fake:
+        client = AsyncWebClient(token="xoxb-test", base_url=fake.base_url)
+        for i in range(3):
+            await client.chat_postMessage(channel=f"C{i}", text="fine")
+        with pytest.raises(SlackApiError) as limited:
+            await client.chat_postMessage(channel="C9", text="over the workspace's limit")
+        assert limited.value.response.status_code == 429
+        assert fake.rate_limited() == 1

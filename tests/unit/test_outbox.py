@@ -10,7 +10,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.outbox import MAX_ATTEMPTS, Delivery, OutboxWorker, Recipient, RetryLater
+from bot.outbox import MAX_ATTEMPTS, Delivery, OutboxWorker, Recipient, RetryLater, Undeliverable
+from cards.views import Notification
+from handlers.records import notify
 from storage.db import make_engine
 from storage.models import OutboxMessage, Principal
 from storage.uow import UnitOfWork
@@ -292,3 +294,105 @@ async def test_two_workers_deliver_each_message_once(eng, db_url):
     for name in ("slack", "teams"):
         updates = [what for n, k, _, what, _ in log if n == name and k == "request_update"]
         assert len(updates) == 1 and f"{name}:approval_needed:carol@contoso.com" in updates[0][1]
+
+
+# --- order and concurrency ---------------------------------------------------------------------
+
+async def approved_and_activated(eng, worker: OutboxWorker) -> str:
+    """Bob asks, the cards go out, Carol approves: "approved" then "activated" are queued
+    for Bob in one transaction."""
+    rid = (await say(eng, BOB, "activate global-admin 1h rotate the break-glass keys")).request.id
+    await worker.run_once()
+    await say(eng, CAROL, f"approve {rid} fine")
+    return rid
+
+
+async def test_a_refused_notice_holds_back_the_next_one_to_that_person(eng):
+    t = Recorder()
+    worker = OutboxWorker(eng.uow, eng.clock, [t], worker="w1")
+    await drained(worker)
+    t.fail["approved"] = [RetryLater(30)]
+    rid = await approved_and_activated(eng, worker)
+    await worker.run_once()
+    # the redraw is no message to Bob and goes; "activated" waits for "approved"
+    assert t.got("approved") == [] and t.got("activated") == []
+    assert len(t.got("request_update")) == 1
+    eng.clock.advance(timedelta(seconds=29))
+    assert await worker.run_once() == 0
+    eng.clock.advance(timedelta(seconds=1))
+    assert await worker.run_once() == 2
+    to_bob = [what for _, kind, to, what, _ in t.log if kind in ("approved", "activated")]
+    assert to_bob == [f"Carol Chen approved your request {rid} for Global Administrator.",
+                      "Global Administrator is active until 2026-11-27 10:00 UTC."]
+
+
+async def test_a_failing_notice_to_one_person_does_not_hold_back_others(eng):
+    t = Recorder()
+    worker = OutboxWorker(eng.uow, eng.clock, [t], worker="w1")
+    await drained(worker)
+    t.log.clear()
+    t.fail["approved"] = [ConnectionError("slack unreachable")] * 3
+    await approved_and_activated(eng, worker)
+    await say(eng, ALICE, "assign dave@contoso.com quick active 1h on call")
+    await worker.run_once()
+    assert t.got("activated") == []  # Bob's: behind his "approved"
+    assert [to for to, _ in t.got("assigned")] == [DAVE]  # Dave's is nobody's business
+    for _ in range(3):
+        eng.clock.advance(timedelta(minutes=10))
+        await worker.run_once()
+    kinds = [k for _, k, to, _, _ in t.log if to == BOB]
+    assert kinds[-2:] == ["approved", "activated"]
+
+
+async def test_an_undeliverable_notice_lets_the_next_one_go(eng):
+    """The rule for rows that end Undeliverable (or fail for good): they no longer hold
+    anything back; the person gets what can still be delivered, in order."""
+    t = Recorder()
+    worker = OutboxWorker(eng.uow, eng.clock, [t], worker="w1")
+    await drained(worker)
+    t.fail["approved"] = [Undeliverable("message too long")]
+    await approved_and_activated(eng, worker)
+    await worker.run_once()
+    assert t.got("approved") == []
+    assert t.got("activated") == [(BOB, "Global Administrator is active until 2026-11-27 10:00 UTC.")]
+    assert (await the_row(eng, "approved")).status == "unreachable"
+
+
+class Gate(Recorder):
+    """Holds every send until released, and records how many ran at once (overall and per
+    person)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.running: dict[str, int] = {}
+        self.peak = 0
+        self.peak_per_person = 0
+
+    async def send(self, delivery: Delivery) -> dict[str, Any] | None:
+        to = delivery.recipient.email if delivery.recipient else "-"
+        self.running[to] = self.running.get(to, 0) + 1
+        self.peak = max(self.peak, sum(self.running.values()))
+        self.peak_per_person = max(self.peak_per_person, self.running[to])
+        await asyncio.sleep(0.01)
+        self.running[to] -= 1
+        return await super().send(delivery)
+
+
+async def test_sends_run_at_once_up_to_the_pool_and_each_person_gets_them_in_order(eng):
+    async with eng.uow.transaction() as s:
+        people = [Principal(email=f"p{i}@contoso.com", display_name=f"P {i}",
+                            created_at=eng.clock.now()) for i in range(12)]
+        s.add_all(people)
+        await s.flush()
+        for step in range(3):
+            for p in people:
+                notify(s, now=eng.clock.now(), recipients=[p],
+                       note=Notification(kind="assigned", headline=f"{p.email} step {step}"))
+    t = Gate()
+    worker = OutboxWorker(eng.uow, eng.clock, [t], worker="w1", concurrency=5)
+    assert await worker.run_once() == 5 + 36  # the seed's notices, then ours
+    assert t.peak == 5 and t.peak_per_person == 1
+    for i in range(12):
+        who = f"p{i}@contoso.com"
+        assert [what for to, what in t.got("assigned") if to == who] == [
+            f"{who} step {step}" for step in range(3)]
