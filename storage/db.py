@@ -46,6 +46,8 @@ def make_engine(url: str | None, **kwargs: Any) -> AsyncEngine:
         engine = create_async_engine(async_url, connect_args={"timeout": 30}, **kwargs)
         sqlite.configure(engine)
         return engine
+    # The same holds here, and a PostgreSQL connection costs milliseconds to open.
+    kwargs = {"pool_size": 20, "max_overflow": 10, **kwargs}
     return create_async_engine(async_url, pool_pre_ping=True, **kwargs)
 
 
