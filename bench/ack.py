@@ -18,9 +18,12 @@ pre-signed requests, all distinct (own trigger_id, timestamp of the run) so that
 protection never refuses one, each `/pim roles` from one of the principals in turn; a fresh
 file is signed just before each run, so every signature is inside Slack's 5-minute window.
 A run that used a request twice says so (column "reused"). The table gives requests/s, p50 and
-p99 of the HTTP answer (the ack) and, on A's rows, A's rate over the B run that follows it.
+p99 of the HTTP answer (the ack), on A's rows A's rate over the B run that follows it, and the
+CPU time each server process spent per request, the steadiest figure on a busy machine. A's
+label says where its answer went: in the ack body, or after an empty ack to response_url.
 Numbers depend on the machine and on anything else running on it: compare A with B from the
-same run, not with another machine's numbers.
+same run, not with another machine's numbers. With wrk's closed loop, latency is about
+connections / rate, so a p99 under 100 ms at 50 connections needs several hundred requests/s.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -140,7 +144,9 @@ async def wait_listening(port: int, proc: asyncio.subprocess.Process, log: Path)
 
 
 @asynccontextmanager
-async def server(argv: list[str], env: dict[str, str], log: Path, port: int):  # type: ignore[no-untyped-def]
+async def server(argv: list[str], env: dict[str, str], log: Path,
+                 port: int) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A server process, once it listens on `port`; stopped (SIGTERM) at the end."""
     with log.open("wb") as out:
         proc = await asyncio.create_subprocess_exec(
             *argv, env=env, stdout=out, stderr=out, stdin=asyncio.subprocess.DEVNULL)
@@ -218,8 +224,10 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def wrk(server: asyncio.subprocess.Process, port: int, *, seconds: int, connections: int, threads: int, tmp: Path,
-              fake: FakeSlackAPI, users: int, rate_guess: int) -> dict[str, Any]:
+async def wrk(server: asyncio.subprocess.Process, port: int, *, seconds: int, connections: int,
+              threads: int, tmp: Path, fake: FakeSlackAPI, users: int,
+              rate_guess: int) -> dict[str, Any]:
+    """One wrk run against `port`; also the CPU time the server process used per request."""
     requests = tmp / "requests.txt"
     write_requests(requests, count=int(rate_guess * seconds) + 1000, users=users,
                    response_url=fake.response_url("bench"))
@@ -255,7 +263,7 @@ async def run(args: argparse.Namespace) -> None:
         raise SystemExit("wrk is not installed (Debian/Ubuntu: apt-get install -y wrk)")
     databases = ["url"] if args.database_url else args.database
     load = dict(seconds=args.seconds, connections=args.connections, threads=args.threads,
-                users=args.principals)
+                users=args.principals, rate_guess=args.rate_guess)
     lines, summary = [], []
     async with AsyncExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ack-bench-")))
@@ -276,12 +284,12 @@ async def run(args: argparse.Namespace) -> None:
                 await quiet(url, fake)
                 answer = await check_answer(a_port, fake, args.principals, tmp)
                 for proc, port in ((app, a_port), (bare, b_port)):  # warm-up: pools, caches
-                    await wrk(proc, port, **{**load, "seconds": WARMUP_SECONDS}, tmp=tmp, fake=fake,
-                              rate_guess=args.rate_guess)
+                    await wrk(proc, port, **{**load, "seconds": WARMUP_SECONDS}, tmp=tmp,
+                              fake=fake)
                 ratios, p99s = [], []
                 for _ in range(args.rounds):
-                    a = await wrk(app, a_port, **load, tmp=tmp, fake=fake, rate_guess=args.rate_guess)
-                    b = await wrk(bare, b_port, **load, tmp=tmp, fake=fake, rate_guess=args.rate_guess)
+                    a = await wrk(app, a_port, **load, tmp=tmp, fake=fake)
+                    b = await wrk(bare, b_port, **load, tmp=tmp, fake=fake)
                     ratios.append(a["rps"] / b["rps"])
                     p99s.append(a["p99_us"] / 1000)
                     lines.append(row(f"pim-bot (answer {answer})", label, a,
