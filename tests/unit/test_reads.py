@@ -10,6 +10,8 @@ from contextlib import nullcontext
 import pytest
 from sqlalchemy import update
 
+from handlers.chat import command_table, run_text
+from handlers.digest.report import DigestOptions
 from handlers.identity import email_for
 from handlers.queries import activation_form, my_requests, my_roles
 from storage.models import Principal
@@ -52,10 +54,12 @@ async def test_a_read_refuses_to_write(eng):
 
 
 async def test_roles_show_what_is_active_and_pending(eng):
-    from handlers.chat import run_text
-
-    assert (await run_text(eng.uow, eng.clock, actor=BOB, text="activate helpdesk-admin 1h fix")).ok
-    reply = await run_text(eng.uow, eng.clock, actor=BOB, text="activate global-admin 1h audit")
+    commands = command_table(digest=DigestOptions())
+    fixed = await run_text(eng.uow, eng.clock, commands=commands, actor=BOB,
+                           text="activate helpdesk-admin 1h fix")
+    assert fixed.ok, fixed.text
+    reply = await run_text(eng.uow, eng.clock, commands=commands, actor=BOB,
+                           text="activate global-admin 1h audit")
     assert reply.ok, reply.text
     lines = {line.role.id: line for line in (await my_roles(eng.uow, actor=BOB)).roles}
     assert lines["helpdesk-admin"].active_until is not None
