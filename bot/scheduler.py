@@ -51,6 +51,7 @@ class Sweeper:
         self._timer_lock = asyncio.Lock()
         self._timers_again = False
         self._timer_wake: Job | None = None
+        self._seen = -1  # uow.queued when a sweep last looked
 
     def start(self) -> None:
         self.scheduler.add_job(
@@ -78,7 +79,14 @@ class Sweeper:
             self.scheduler.shutdown(wait=False)
 
     def poke(self) -> None:
-        """Something changed here: look at the database now rather than at the next sweep."""
+        """Something changed here: look at the database now rather than at the next sweep.
+        Free when nothing was queued here since a sweep last looked (a command that only
+        read), so every command may poke."""
+        if self.uow.queued == self._seen:
+            return
+        if self._lock.locked():
+            self._again = True  # the sweep in progress looks once more before it ends
+            return
         self._wake(datetime.now(UTC))
 
     def _wake(self, at: datetime) -> None:
@@ -107,7 +115,7 @@ class Sweeper:
             except Exception:  # e.g. the database is away: the next sweep catches up
                 logger.exception("scheduling the digest failed; the next sweep retries")
                 self._digest_catch_up = True
-        self.poke()
+        self._wake(datetime.now(UTC))
 
     async def tick(self) -> None:
         if self._stopped:  # a run APScheduler had already handed out before stop()
@@ -125,9 +133,7 @@ class Sweeper:
                     if self._digest_catch_up and self.digest is not None:
                         await self.digest.catch_up()
                         self._digest_catch_up = False
-                    await self.run_timers()
-                    await self.outbox.run_once()
-                    await self._plan_wakeup()
+                    await self._sweep()
                 except Exception:  # the next sweep tries again; the rows are still there
                     logger.exception("sweep failed")
                     return
@@ -147,8 +153,11 @@ class Sweeper:
                 self._timers_again = False
                 await run_due_timers(self.uow, self.clock, worker=self.worker,
                                      actions=self.timer_actions)
-            async with self.uow.transaction() as s:
+            async with self.uow.read() as s:
                 soonest = await next_timer_due(s)
+        self._plan_timers(soonest)
+
+    def _plan_timers(self, soonest: datetime | None) -> None:
         if soonest is not None and soonest < self.clock.now() + timedelta(
                 seconds=self.sweep_seconds) and self.scheduler.running:
             delay = max(0.0, (soonest - self.clock.now()).total_seconds())
@@ -159,12 +168,31 @@ class Sweeper:
                 self.run_timers, "date", run_date=datetime.now(UTC) + timedelta(seconds=delay),
                 id=f"timers-{self._wake_count}")
 
-    async def _plan_wakeup(self) -> None:
-        async with self.uow.transaction() as s:
-            dues = [
-                await next_timer_due(s),
-                await next_outbox_due(s, transports=list(self.outbox.transports)),
-            ]
+    async def _sweep(self) -> None:
+        """Look first, in a read: claiming takes SQLite's write lock, and most sweeps (each
+        poke) find nothing to do. Work committed before the last look is in what it read;
+        from then on only work queued later needs a poke (this sweep's own rows do not)."""
+        seen = self.uow.queued
+        timer, outbox = await self._dues()
+        now = self.clock.now()
+        if timer is not None and timer <= now:
+            await self.run_timers()
+            outbox = now  # what the timers did queued messages, due now
+        else:
+            self._plan_timers(timer)  # their own lane: a slow send never holds them up
+        if outbox is not None and outbox <= now:
+            await self.outbox.run_once()
+            seen = self.uow.queued
+            timer, outbox = await self._dues()
+        self._seen = seen
+        self._plan_wakeup(timer, outbox)
+
+    async def _dues(self) -> tuple[datetime | None, datetime | None]:
+        async with self.uow.read() as s:
+            return (await next_timer_due(s),
+                    await next_outbox_due(s, transports=list(self.outbox.transports)))
+
+    def _plan_wakeup(self, *dues: datetime | None) -> None:
         soonest = min((d for d in dues if d is not None), default=None)
         horizon = self.clock.now() + timedelta(seconds=self.sweep_seconds)
         if soonest is None or soonest >= horizon:

@@ -18,7 +18,7 @@ RUNTIME_KEY = web.AppKey("runtime", Runtime)
 async def healthz(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME_KEY]
     try:
-        async with runtime.uow.transaction() as s:
+        async with runtime.uow.read() as s:  # a health probe never waits for the write lock
             await s.execute(text("SELECT 1"))
         current, head = await revision_status(runtime.uow.engine)
     except Exception as err:  # health must answer, whatever is broken

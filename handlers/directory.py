@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, Row, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.commands import UserRef
@@ -10,20 +10,36 @@ from handlers.errors import UnknownPrincipal, UnknownRole
 from handlers.settings import RoleSettings
 from storage.models import Principal, Role
 
+# Every command looks its sender up: build that statement once.
+_BY_EMAIL = select(Principal).where(func.lower(Principal.email) == bindparam("email"))
+
 
 async def principal_by_email(session: AsyncSession, email: str) -> Principal | None:
-    return await session.scalar(
-        select(Principal).where(func.lower(Principal.email) == email.strip().lower())
-    )
+    return await session.scalar(_BY_EMAIL, {"email": email.strip().lower()})
 
 
 async def require_principal(session: AsyncSession, email: str) -> Principal:
     person = await principal_by_email(session, email)
     if person is None:
-        raise UnknownPrincipal(
-            f"{email} is not known to pim-bot; an admin must add you to the policy first."
-        )
+        raise _unknown(email)
     return person
+
+
+_PERSON = select(Principal.id, Principal.email, Principal.display_name).where(
+    func.lower(Principal.email) == bindparam("email"))
+
+
+def require_person(conn: Connection, email: str) -> Row[int, str, str]:
+    """require_principal as a plain row (id, email, display_name), for UnitOfWork.run_read."""
+    row = conn.execute(_PERSON, {"email": email.strip().lower()}).first()
+    if row is None:
+        raise _unknown(email)
+    return row
+
+
+def _unknown(email: str) -> UnknownPrincipal:
+    return UnknownPrincipal(
+        f"{email} is not known to pim-bot; an admin must add you to the policy first.")
 
 
 async def resolve_user(session: AsyncSession, ref: UserRef) -> Principal:

@@ -12,7 +12,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cards.views import ALERT, Notification
@@ -36,9 +36,14 @@ def _column(platform: Platform):  # type: ignore[no-untyped-def]
     return Principal.slack_id if platform == "slack" else Principal.teams_id
 
 
+# Every chat request starts here: build these statements once.
+_EMAIL_FOR = {platform: select(Principal.email).where(_column(platform) == bindparam("user"))
+              for platform in ("slack", "teams")}
+
+
 async def email_for(uow: UnitOfWork, *, platform: Platform, user_id: str) -> str | None:
-    async with uow.transaction() as s:
-        return await s.scalar(select(Principal.email).where(_column(platform) == user_id))
+    statement = _EMAIL_FOR[platform]
+    return await uow.run_read(lambda conn: conn.scalar(statement, {"user": user_id}))
 
 
 async def link_by_email(
@@ -125,7 +130,7 @@ async def conversation_of(
     uow: UnitOfWork, *, platform: Platform, principal_id: int | None = None,
     key: str | None = None,
 ) -> dict[str, Any] | None:
-    async with uow.transaction() as s:
+    async with uow.read() as s:
         stmt = select(ConversationRef.ref).where(ConversationRef.transport == platform)
         if principal_id is not None:
             stmt = stmt.where(ConversationRef.principal_id == principal_id)

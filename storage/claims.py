@@ -1,8 +1,8 @@
 """Claiming due rows so that two processes never act on the same one.
 
 PostgreSQL: SELECT ... FOR UPDATE SKIP LOCKED, so replicas share the work without waiting.
-SQLite: every transaction already holds the write lock (BEGIN IMMEDIATE, see storage.db), and
-the guarded UPDATE (only rows still pending) is the belt to that brace.
+SQLite: every write transaction already holds the write lock (BEGIN IMMEDIATE, see
+storage.sqlite), and the guarded UPDATE (only rows still pending) is the belt to that brace.
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+from storage import sqlite
 
 DEFAULT_URL = "sqlite+aiosqlite:///pim-bot.db"
 
@@ -38,32 +39,20 @@ def normalize_url(url: str | None) -> str:
 def make_engine(url: str | None, **kwargs: Any) -> AsyncEngine:
     async_url = normalize_url(url)
     if make_url(async_url).get_backend_name() == "sqlite":
+        # Every transaction's end gives way to other requests (SQLAlchemy closes in a task
+        # of its own), so a busy server holds a connection per request in flight. A pool
+        # smaller than that opens and closes connections all the time: each one a thread.
+        kwargs = {"pool_size": 20, "max_overflow": 30, **kwargs}
         engine = create_async_engine(async_url, connect_args={"timeout": 30}, **kwargs)
-        _serialise_sqlite_writers(engine)
+        sqlite.configure(engine)
         return engine
+    # The same holds here, and a PostgreSQL connection costs milliseconds to open.
+    kwargs = {"pool_size": 20, "max_overflow": 10, **kwargs}
     return create_async_engine(async_url, pool_pre_ping=True, **kwargs)
 
 
-def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
-    # pysqlite opens transactions lazily and as readers; two processes that both read then
-    # write would deadlock on the upgrade. BEGIN IMMEDIATE takes the write lock up front, so
-    # SQLite runs our transactions one after another and waits (busy timeout) instead.
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def make_session_factory(engine: AsyncEngine, **kwargs: Any) -> async_sessionmaker[Any]:
+    return async_sessionmaker(engine, expire_on_commit=False, **kwargs)
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:

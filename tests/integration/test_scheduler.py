@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +26,7 @@ from handlers.timers import lifecycle_actions
 from storage.db import make_engine
 from storage.models import Schedule, ScheduleState
 from storage.uow import UnitOfWork
-from tests.unit.conftest import seed
+from tests.unit.conftest import seed, write_lock
 
 BOB = "bob@contoso.com"
 LONG_SWEEP = 60.0
@@ -178,3 +179,23 @@ async def test_access_ends_while_the_outbox_is_stuck_sending(bot):
         gate.set()  # else stopping the sweeper would wait for the stuck send forever
     await bot.inbox.wait_for("expired", within=10)
     assert [to for _, to, _ in bot.inbox.of("expired")] == [BOB]
+
+
+async def test_a_read_pokes_nothing_and_an_idle_sweep_never_waits_for_the_write_lock(
+        bot, db_url):
+    bot.sweeper.start()
+    await bot.inbox.wait_for("assigned", count=5, within=5)
+    await bot.idle()
+    jobs = {job.id for job in bot.sweeper.scheduler.get_jobs()}
+    roles = await bot.say(BOB, "roles")
+    assert [line.role.id for line in roles.roles] == ["global-admin", "helpdesk-admin", "quick"]
+    bot.sweeper.poke()  # every command pokes; one that queued nothing wakes nobody
+    assert {job.id for job in bot.sweeper.scheduler.get_jobs()} == jobs == {"sweep"}
+    # With nothing due, a sweep only reads: it runs while another connection writes.
+    with write_lock(db_url) if db_url.startswith("sqlite") else nullcontext():
+        await asyncio.wait_for(bot.sweeper.tick(), 5)
+    reply = await bot.say(BOB, "activate helpdesk-admin 1h reset a password")
+    assert reply.ok, reply.text
+    bot.sweeper.poke()
+    await bot.inbox.wait_for("activated", within=5)
+    assert [to for _, to, _ in bot.inbox.of("activated")] == [BOB]

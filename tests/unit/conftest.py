@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -111,3 +114,23 @@ async def keyed(db_url: str) -> AsyncIterator[Engine]:
         yield Engine(uow=uow, clock=clock)
     finally:
         await engine.dispose()
+
+
+def _path(url: str) -> Path:
+    return Path(url.split(":///", 1)[1])
+
+
+@contextmanager
+def write_lock(url: str) -> Iterator[None]:
+    """Another connection holding SQLite's write lock (BEGIN IMMEDIATE) meanwhile."""
+    conn = sqlite3.connect(_path(url), timeout=0, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        other = sqlite3.connect(_path(url), timeout=0, isolation_level=None)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")  # the lock is really held
+        other.close()
+        yield
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()

@@ -1,0 +1,70 @@
+"""How pim-bot uses SQLite: writers one at a time, readers never waiting, reads on the loop.
+
+Writers: pysqlite opens transactions lazily and as readers; two processes that both read then
+write would deadlock on the upgrade. BEGIN IMMEDIATE takes the write lock up front, so SQLite
+runs our write transactions one after another and waits (busy timeout) instead.
+
+Readers: a transaction marked READ_ONLY (UnitOfWork.read) never writes, so it begins
+deferred. In WAL mode it reads its own snapshot while a writer holds the lock, and neither
+waits for the other. Such a read takes microseconds, far less than aiosqlite's hand-off of
+every call (cursor, execute, fetch, close, commit) to the connection's thread and back,
+which under load waits for the GIL each time; so a read transaction's calls run right on
+the event loop. Writes stay on the thread: BEGIN IMMEDIATE may wait for the lock.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from functools import partial
+from typing import Any
+
+import aiosqlite
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+# Execution option of a transaction that only reads (see UnitOfWork.read).
+READ_ONLY = "pim_read_only"
+
+
+class _Connection(aiosqlite.Connection):
+    """aiosqlite's connection, able to run calls on the event loop instead of its thread."""
+
+    inline = False
+
+    async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if not self.inline:
+            return await super()._execute(fn, *args, **kwargs)
+        if not self._running or not self._connection:
+            raise ValueError("Connection closed")
+        return fn(*args, **kwargs)
+
+
+def _connect(database: Any, **kwargs: Any) -> _Connection:
+    # What aiosqlite.connect() does, with our class; URL parameters arrive as kwargs.
+    conn = _Connection(partial(sqlite3.connect, database, **kwargs), iter_chunk_size=64)
+    conn._thread.daemon = True  # as SQLAlchemy sets it for connections it opens
+    return conn
+
+
+def configure(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _on_do_connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        return dialect.dbapi.connect(*cargs, async_creator_fn=_connect, **cparams)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        driver: _Connection = conn.connection.driver_connection
+        driver.inline = bool(conn.get_execution_options().get(READ_ONLY, False))
+        if driver.inline:  # on the loop's thread, so straight to sqlite3: it is half the read
+            driver._conn.execute("BEGIN DEFERRED")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
