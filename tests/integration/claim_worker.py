@@ -37,7 +37,9 @@ class FileTransport:
 async def main(url: str, name: str, out: str, start_at: float) -> None:
     engine = make_engine(url)
     uow, clock = UnitOfWork(engine), SystemClock()
-    worker = OutboxWorker(uow, clock, [FileTransport(out)], worker=name, batch=10)
+    # Few sends at once, so one process cannot drain everything before the other gets a turn.
+    worker = OutboxWorker(uow, clock, [FileTransport(out)], worker=name, batch=10,
+                          concurrency=2)
     while time.time() < start_at:
         await asyncio.sleep(0.005)
     idle = 0
