@@ -6,7 +6,7 @@ from sqlalchemy import delete, select, update
 
 from storage.audit import verify_chain
 from storage.models import AuditEvent
-from tests.unit.test_activation_rules import BOB, CAROL, say
+from tests.unit.helpers import BOB, CAROL, say
 
 
 async def history(eng) -> None:
