@@ -49,6 +49,11 @@ def _literals(node: ast.expr | None) -> Iterator[ast.Constant]:
             yield from _literals(elt)
 
 
+def _all_states(node: ast.expr | None) -> bool:
+    return (isinstance(node, ast.List | ast.Tuple | ast.Set) and bool(node.elts)
+            and all(isinstance(e, ast.Constant) and e.value in STATE_VALUES for e in node.elts))
+
+
 def _state_places(tree: ast.AST) -> Iterator[ast.expr | None]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Compare):
@@ -65,6 +70,10 @@ def _state_places(tree: ast.AST) -> Iterator[ast.expr | None]:
                          if isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple)
                          else [(target, node.value)])
                 yield from (v for t, v in pairs if _field(t) in STATE_FIELDS)
+            if _all_states(node.value):  # a named set of states, e.g. LIVE = ("pending", ...)
+                yield node.value
+        elif isinstance(node, ast.For | ast.comprehension) and _field(node.target) in STATE_FIELDS:
+            yield node.iter
         elif isinstance(node, ast.Dict):
             yield from node.keys
             yield from (v for k, v in zip(node.keys, node.values, strict=True)
@@ -101,11 +110,14 @@ OUTCOME = {"Granted": "approved"}
 row = {"status": "pending", "attempts": 0}
 Kind = Literal["eligible", "active"]
 def grant(*, kind: str = "eligible") -> None: ...
+LIVE = ("running", "Scheduled")
+for status in ("Expired", "Removed"): pass
 '''
     found = {line.split(": ", 1)[1] for line in stray_states(source)}
     assert found == {repr(v) for v in (
         "PendingApproval", "selfActivate", "pending", "sending", "sent", "fanned", "unreachable",
-        "done", "Approve", "Deny", "Granted", "eligible", "active")}
+        "done", "Approve", "Deny", "Granted", "eligible", "active", "running", "Scheduled",
+        "Expired", "Removed")}
 
 
 def test_words_for_people_are_not_states() -> None:
