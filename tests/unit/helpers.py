@@ -1,5 +1,5 @@
-"""Helpers shared by the engine tests: the cast's emails, one chat line, and a scripted story
-that moves the clock through the engine's use cases."""
+"""Helpers shared by the engine tests: the cast's emails, one chat line, a short audited
+history, and a scripted story that moves the clock through the engine's use cases."""
 
 from __future__ import annotations
 
@@ -21,6 +21,13 @@ ALICE, BOB, CAROL, DAVE = (
 async def say(eng, who: str, text: str):
     return await run_text(eng.uow, eng.clock, commands=command_table(digest=DigestOptions()),
                           actor=who, text=text)
+
+
+async def history(eng) -> None:
+    """A few audited changes: an approved request and an activation without approval."""
+    rid = (await say(eng, BOB, "activate global-admin 1h keys")).request.id
+    await say(eng, CAROL, f"approve {rid} ok")
+    await say(eng, BOB, "activate helpdesk-admin 1h printers")
 
 
 class Story:
