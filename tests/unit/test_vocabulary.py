@@ -54,6 +54,17 @@ def _all_states(node: ast.expr | None) -> bool:
             and all(isinstance(e, ast.Constant) and e.value in STATE_VALUES for e in node.elts))
 
 
+def _loop_states(target: ast.expr, items: ast.expr) -> Iterator[ast.expr | None]:
+    """`for status in (...)`, and `for status, ids in (("fanned", a), ...)`."""
+    if _field(target) in STATE_FIELDS:
+        yield items
+    elif isinstance(target, ast.Tuple) and isinstance(items, ast.List | ast.Tuple | ast.Set):
+        at = [i for i, t in enumerate(target.elts) if _field(t) in STATE_FIELDS]
+        for item in items.elts:
+            if isinstance(item, ast.Tuple) and len(item.elts) == len(target.elts):
+                yield from (item.elts[i] for i in at)
+
+
 def _state_places(tree: ast.AST) -> Iterator[ast.expr | None]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Compare):
@@ -72,8 +83,11 @@ def _state_places(tree: ast.AST) -> Iterator[ast.expr | None]:
                 yield from (v for t, v in pairs if _field(t) in STATE_FIELDS)
             if _all_states(node.value):  # a named set of states, e.g. LIVE = ("pending", ...)
                 yield node.value
-        elif isinstance(node, ast.For | ast.comprehension) and _field(node.target) in STATE_FIELDS:
-            yield node.iter
+        elif isinstance(node, ast.For | ast.comprehension):
+            yield from _loop_states(node.target, node.iter)
+        elif (isinstance(node, ast.Tuple) and len(node.elts) == 2  # ("status", "sent") pairs
+              and isinstance(node.elts[0], ast.Constant) and node.elts[0].value in STATE_FIELDS):
+            yield node.elts[1]
         elif isinstance(node, ast.Dict):
             yield from node.keys
             yield from (v for k, v in zip(node.keys, node.values, strict=True)
@@ -112,12 +126,14 @@ Kind = Literal["eligible", "active"]
 def grant(*, kind: str = "eligible") -> None: ...
 LIVE = ("running", "Scheduled")
 for status in ("Expired", "Removed"): pass
+for status, ids in (("Revoked", a), ("Failed", b)): pass
+for key, value in (("state", "Active"), ("claimed_by", worker)): pass
 '''
     found = {line.split(": ", 1)[1] for line in stray_states(source)}
     assert found == {repr(v) for v in (
         "PendingApproval", "selfActivate", "pending", "sending", "sent", "fanned", "unreachable",
         "done", "Approve", "Deny", "Granted", "eligible", "active", "running", "Scheduled",
-        "Expired", "Removed")}
+        "Expired", "Removed", "Revoked", "Failed", "Active")}
 
 
 def test_words_for_people_are_not_states() -> None:
