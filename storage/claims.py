@@ -58,7 +58,7 @@ async def next_timer_due(session: AsyncSession) -> datetime | None:
 
 
 # Rows still on their way: a later message to the same person or channel waits for them.
-_LIVE = ("pending", "sending")
+_LIVE = (OutboxStatus.PENDING, OutboxStatus.SENDING)
 
 
 def _waits_for_an_earlier_message() -> ColumnElement[bool]:
@@ -95,7 +95,7 @@ async def claim_outbox(
     ran out (their worker died) come first, then the rest in due order. The lease lets
     another worker retry if this one dies mid-send."""
     claimed: list[OutboxMessage] = []
-    for status in ("sending", "pending"):
+    for status in (OutboxStatus.SENDING, OutboxStatus.PENDING):
         if len(claimed) < limit:
             claimed += await _claim(session, status=status, now=now, worker=worker,
                                     lease_until=lease_until, limit=limit - len(claimed),
@@ -154,7 +154,7 @@ async def fan_out(
     """Replace claimed '*' rows by their per-transport copies, in bulk."""
     if copies:
         await session.execute(insert(OutboxMessage), copies)
-    for status, ids in (("fanned", fanned), ("unreachable", unreachable)):
+    for status, ids in ((OutboxStatus.FANNED, fanned), (OutboxStatus.UNREACHABLE, unreachable)):
         if ids:
             await session.execute(
                 update(OutboxMessage).where(OutboxMessage.id.in_(ids))
