@@ -29,6 +29,7 @@ from handlers.clock import Clock
 from storage.claims import claim_outbox, fan_out, mark_attempted, mark_sent
 from storage.models import OutboxMessage, PostedMessage, Principal
 from storage.uow import UnitOfWork
+from vocab.states import OutboxStatus
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +183,8 @@ class OutboxWorker:
                        if broadcast or t.reaches(recipient, m.channel)]
             copies += [{"created_at": now, "transport": t.name, "parent_id": m.id,
                         "recipient_id": m.recipient_id, "channel": m.channel, "kind": m.kind,
-                        "request_id": m.request_id, "payload": m.payload, "status": "pending",
+                        "request_id": m.request_id, "payload": m.payload,
+                        "status": OutboxStatus.PENDING,
                         "attempts": 0, "next_attempt_at": now} for t in targets]
             (fanned if targets else unreachable).append(m.id)
         await fan_out(s, now=now, copies=copies, fanned=fanned, unreachable=unreachable)
@@ -192,7 +194,7 @@ class OutboxWorker:
     ) -> tuple[str, Delivery] | None:
         if m.kind == v.REQUEST_UPDATE and m.request_id is not None:
             if await _cards_in_flight(s, m.request_id, m.transport, m.parent_id or m.id):
-                m.status, m.next_attempt_at = "pending", now + timedelta(seconds=1)
+                m.status, m.next_attempt_at = OutboxStatus.PENDING, now + timedelta(seconds=1)
                 return None
             posted = tuple((await s.scalars(select(PostedMessage.ref).where(
                 PostedMessage.request_id == m.request_id, PostedMessage.transport == m.transport,
@@ -251,13 +253,13 @@ def _failed(m: OutboxMessage, err: Exception, now: datetime) -> None:
         m.attempts += 1
     m.last_error = f"{type(err).__name__}: {err}"[:2000]
     if isinstance(err, Undeliverable):
-        m.status = "unreachable"
+        m.status = OutboxStatus.UNREACHABLE
         logger.warning("delivery %s via %s: %s", m.id, m.transport, err)
     elif m.attempts >= MAX_ATTEMPTS:
-        m.status = "failed"
+        m.status = OutboxStatus.FAILED
         logger.error("giving up on delivery %s after %s attempts", m.id, m.attempts)
     else:
-        m.status = "pending"
+        m.status = OutboxStatus.PENDING
         wait = (timedelta(seconds=err.seconds) if isinstance(err, RetryLater)
                 else _backoff(m.attempts))
         m.next_attempt_at = now + wait
@@ -282,7 +284,7 @@ async def _cards_in_flight(s: AsyncSession, request_id: int, transport: str, bef
         OutboxMessage.request_id == request_id,
         OutboxMessage.transport.in_([transport, "*"]),
         OutboxMessage.kind.in_(list(TRACKED_KINDS)),
-        OutboxMessage.status.in_(["pending", "sending"]),
+        OutboxMessage.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
         func.coalesce(OutboxMessage.parent_id, OutboxMessage.id) < before,
     ))
     return bool(count)

@@ -74,6 +74,7 @@ from cards.views import (
     compact_duration,
     when,
 )
+from vocab.states import MemberType
 
 __all__ = [
     "ACTIVATION_MODAL", "DECISION_MODAL", "DURATION_ACTION", "DURATION_BLOCK",
@@ -231,7 +232,7 @@ def _role_text(line: RoleLine) -> str:
     if line.active_until:
         until = "permanently" if line.active_until == "permanent" else \
             f"until {slack_date(line.active_until)}"
-        state = f"🟢 Active {until}" + (" (assigned)" if line.member_type == "Assigned" else "")
+        state = f"🟢 Active {until}" + (" (assigned)" if line.member_type == MemberType.ASSIGNED else "")
     elif line.pending_request:
         state = f"⏳ Pending `{esc(line.pending_request, 100)}`"
     else:
@@ -244,7 +245,7 @@ def _role_text(line: RoleLine) -> str:
 
 def _role_button(line: RoleLine) -> Block | None:
     if line.active_until:
-        if line.member_type != "Activated":
+        if line.member_type != MemberType.ACTIVATED:
             return None  # an admin's assignment is removed by an admin, not deactivated
         confirm = {"title": {"type": "plain_text", "text": "Deactivate?"},
                    "text": {"type": "plain_text",

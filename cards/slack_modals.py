@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cards.views import FormView, RequestView, RoleLine, compact_duration, when
+from vocab.limits import MAX_JUSTIFICATION
 
 Block = dict[str, Any]
 
@@ -34,7 +35,6 @@ MESSAGE_BLOCKS, VIEW_BLOCKS = 50, 100
 SECTION_TEXT, FIELD_TEXT, HEADER_TEXT = 3000, 2000, 150
 BUTTON_TEXT, OPTION_TEXT, VIEW_TITLE = 75, 75, 24
 SELECT_OPTIONS = 100
-REASON_MAX = 500  # DESIGN.md section 5: a justification is at most 500 characters
 
 _PARTIAL_TAIL = re.compile(r"(&[a-z]*|<[^>]*)$")
 
@@ -212,7 +212,7 @@ def activation_modal(form: FormView, *, selected_role: str | None = None,
                optional=True, hint="Leave empty for the role's default duration."),
         _input(JUSTIFICATION_BLOCK, "Justification",
                _text_input(JUSTIFICATION_ACTION, "Why do you need this role now?",
-                           multiline=True, max_length=REASON_MAX),
+                           multiline=True, max_length=MAX_JUSTIFICATION),
                optional=True, hint="Most roles require one; approvers will read it."),
         _input(TICKET_BLOCK, "Ticket", _text_input(TICKET_ACTION, "INC0012345 or jira:OPS-12"),
                optional=True),
@@ -227,7 +227,7 @@ def decision_modal(req: RequestView, *, approve: bool) -> Block:
     ask = f"{verb} *{esc(req.requester.name, 500)}*'s request for *{esc(req.role.name, 500)}*?"
     placeholder = "Why is this access fine?" if approve else "Why are you denying it?"
     reason = _input(REASON_BLOCK, "Reason", _text_input(
-        REASON_ACTION, placeholder, multiline=True, max_length=REASON_MAX),
+        REASON_ACTION, placeholder, multiline=True, max_length=MAX_JUSTIFICATION),
         optional=False, hint=f"{req.requester.name} will see this reason.")
     meta = json.dumps({"request": req.id, "approve": approve})
     return _modal(DECISION_MODAL, f"{verb} request", [section(ask), *request_blocks(req), reason],

@@ -32,7 +32,6 @@ from cards.teams_forms import (
     FACT_MAX,
     JUSTIFICATION_INPUT,
     REASON_INPUT,
-    REASON_MAX,
     ROLE_INPUT,
     SUBMIT_ACTIVATION,
     TICKET_INPUT,
@@ -67,6 +66,8 @@ from cards.views import (
     compact_duration,
     when,
 )
+from vocab.limits import MAX_JUSTIFICATION
+from vocab.states import MemberType
 
 __all__ = [
     "DURATION_INPUT", "JUSTIFICATION_INPUT", "REASON_INPUT", "ROLE_INPUT", "SUBMIT_ACTIVATION",
@@ -124,7 +125,7 @@ def _pending_card(note: Notification, req: RequestView) -> Element:
     body = [heading(f"{_KIND_EMOJI[v.APPROVAL_NEEDED]} Approval needed"),
             literal(note.headline), *request_elements(req),
             text_input(REASON_INPUT, label, f"{req.requester.name} will see this reason.",
-                       multiline=True, max_length=REASON_MAX)]
+                       multiline=True, max_length=MAX_JUSTIFICATION)]
     return card(body, [execute("Approve", v.APPROVE, _request(req), style="positive"),
                        execute("Deny", v.DENY, _request(req), style="destructive")])
 
@@ -206,7 +207,7 @@ def _requests(view: RequestListView) -> Element:
     if view.for_approver and any(r.pending for r in view.requests):
         top.append(text_input(REASON_INPUT, "Reason (required to deny; some roles require "
                               "it to approve)", "Requesters will see this reason.",
-                              multiline=True, max_length=REASON_MAX))
+                              multiline=True, max_length=MAX_JUSTIFICATION))
     body, left = fit(top, [_request_item(req, view.for_approver) for req in view.requests])
     if left:
         body.append(hint(f"{left} more requests not shown."))
@@ -240,7 +241,7 @@ def _role_item(line: RoleLine) -> Element:
     if line.active_until:
         until = "permanently" if line.active_until == "permanent" else \
             f"until {when(line.active_until)}"
-        state = f"🟢 Active {until}" + (" (assigned)" if line.member_type == "Assigned" else "")
+        state = f"🟢 Active {until}" + (" (assigned)" if line.member_type == MemberType.ASSIGNED else "")
     elif line.pending_request:
         state = f"⏳ Pending {line.pending_request}"
     else:
@@ -259,7 +260,7 @@ def _role_item(line: RoleLine) -> Element:
 
 def _role_button(line: RoleLine) -> Element | None:
     if line.active_until:
-        if line.member_type != "Activated":
+        if line.member_type != MemberType.ACTIVATED:
             return None  # an admin's assignment is removed by an admin, not deactivated
         confirm = card([literal(f"Your {line.role.name} access ends now.", FACT_MAX)],
                        [execute("Deactivate now", v.DEACTIVATE, _role(line.role.id),

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cards.views import FormView, RequestView, RoleLine, compact_duration, when
+from vocab.limits import MAX_JUSTIFICATION
 
 Element = dict[str, Any]
 
@@ -45,7 +46,6 @@ TICKET_INPUT = "ticket"
 REASON_INPUT = "reason"
 FORM_INPUTS = (ROLE_INPUT, DURATION_INPUT, JUSTIFICATION_INPUT, TICKET_INPUT)
 
-REASON_MAX = 500  # DESIGN.md section 5: a justification is at most 500 characters
 TEXT_MAX = 2000  # longest user text we put on a card
 FACT_MAX = 500
 CHOICES_MAX = 100
@@ -258,7 +258,7 @@ def activation_form(form: FormView, *, selected_role: str | None = None,
                     value=typed.get(DURATION_INPUT)),
          "Leave empty for the role's default duration."),
         (text_input(JUSTIFICATION_INPUT, "Justification", "Why do you need this role now?",
-                    multiline=True, max_length=REASON_MAX, value=typed.get(JUSTIFICATION_INPUT)),
+                    multiline=True, max_length=MAX_JUSTIFICATION, value=typed.get(JUSTIFICATION_INPUT)),
          "Most roles require one; approvers will read it."),
         (text_input(TICKET_INPUT, "Ticket", "INC0012345 or jira:OPS-12",
                     value=typed.get(TICKET_INPUT)), None),

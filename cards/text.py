@@ -25,6 +25,7 @@ from cards.views import (
     compact_duration,
     when,
 )
+from vocab.states import MemberType
 
 
 @singledispatch
@@ -89,7 +90,7 @@ def _roles(view: RolesView) -> str:
             state = "ACTIVE " + (
                 "permanently" if r.active_until == "permanent" else f"until {when(r.active_until)}"
             )
-            if r.member_type == "Assigned":
+            if r.member_type == MemberType.ASSIGNED:
                 state += " (assigned)"
         elif r.pending_request:
             state = f"pending ({r.pending_request})"

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from vocab.states import Action, MemberType, Status
+
 # Action ids (Slack) and verbs (Teams Action.Execute). One list, shared by every renderer.
 APPROVE = "pim_approve"
 DENY = "pim_deny"
@@ -41,10 +43,10 @@ KIND_EMOJI = {
     EXPIRED: "🔒", DEACTIVATED: "🔒", ASSIGNED: "➕", REMOVED: "➖",
 }
 OUTCOME = {  # decision outcome or request status -> (emoji, word)
-    "Granted": ("✅", "approved"), "Provisioned": ("✅", "approved"),
-    "Denied": ("⛔", "denied"), "TimedOut": ("⌛", "timed out"),
-    "Canceled": ("🚫", "canceled"), "Revoked": ("🚫", "revoked"),
-    "PendingApproval": ("⏳", "waiting for approval"),
+    Status.GRANTED: ("✅", "approved"), Status.PROVISIONED: ("✅", "approved"),
+    Status.DENIED: ("⛔", "denied"), Status.TIMED_OUT: ("⌛", "timed out"),
+    Status.CANCELED: ("🚫", "canceled"), Status.REVOKED: ("🚫", "revoked"),
+    Status.PENDING_APPROVAL: ("⏳", "waiting for approval"),
 }
 
 
@@ -83,7 +85,7 @@ class RoleRef:
 @dataclass(frozen=True, slots=True)
 class Decision:
     by: Person | None  # None: the system (time-out)
-    outcome: str  # Granted / Denied / Canceled / TimedOut / Revoked / Provisioned
+    outcome: Status  # Granted / Denied / Canceled / TimedOut / Revoked / Provisioned
     at: str
     reason: str | None = None
 
@@ -91,8 +93,8 @@ class Decision:
 @dataclass(frozen=True, slots=True)
 class RequestView:
     id: str
-    status: str
-    action: str
+    status: Status
+    action: Action
     requester: Person
     role: RoleRef
     duration_seconds: int | None
@@ -106,7 +108,7 @@ class RequestView:
 
     @property
     def pending(self) -> bool:
-        return self.status == "PendingApproval"
+        return self.status == Status.PENDING_APPROVAL
 
     def outcome_line(self) -> str:
         """One sentence saying how the request ended, the same on every platform."""
@@ -115,11 +117,11 @@ class RequestView:
             return "Waiting for approval" if self.pending else self.status
         who = d.by.name if d.by else "pim-bot"
         verb = {
-            "Granted": "Approved", "Provisioned": "Approved", "Denied": "Denied",
-            "Canceled": "Canceled", "TimedOut": "Timed out", "Revoked": "Revoked",
+            Status.GRANTED: "Approved", Status.PROVISIONED: "Approved", Status.DENIED: "Denied",
+            Status.CANCELED: "Canceled", Status.TIMED_OUT: "Timed out", Status.REVOKED: "Revoked",
         }.get(d.outcome, d.outcome)
         line = f"{verb} by {who} at {when(d.at)}" if d.by else f"{verb} at {when(d.at)}"
-        if d.outcome == "TimedOut":
+        if d.outcome == Status.TIMED_OUT:
             line = f"Timed out at {when(d.at)}: nobody decided in time"
         if d.reason:
             line += f": {d.reason}"
@@ -231,11 +233,12 @@ def _request_from_dict(raw: dict[str, Any]) -> RequestView:
     data = dict(raw)
     data["requester"] = Person(**data["requester"])
     data["role"] = RoleRef(**data["role"])
+    data["status"], data["action"] = Status(data["status"]), Action(data["action"])
     dec = data.get("decision")
     if dec:
         by = dec.get("by")
         data["decision"] = Decision(
-            by=Person(**by) if by else None, outcome=dec["outcome"], at=dec["at"],
+            by=Person(**by) if by else None, outcome=Status(dec["outcome"]), at=dec["at"],
             reason=dec.get("reason"),
         )
     return RequestView(**data)
@@ -249,7 +252,7 @@ class RoleLine:
     eligible_until: str | None = None  # None: permanent
     active_until: str | None = None  # set when the role is active now
     active_since: str | None = None
-    member_type: str | None = None  # Assigned / Activated when active
+    member_type: MemberType | None = None  # set when active
     pending_request: str | None = None
 
 

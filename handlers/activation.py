@@ -36,18 +36,9 @@ from handlers.records import (
 )
 from handlers.settings import RoleSettings
 from storage.audit import NewEvent
-from storage.models import (
-    Action,
-    MemberType,
-    Principal,
-    Role,
-    Schedule,
-    ScheduleKind,
-    ScheduleRequest,
-    ScheduleState,
-    Status,
-)
+from storage.models import Principal, Role, Schedule, ScheduleRequest
 from storage.uow import UnitOfWork
+from vocab.states import Action, MemberType, ScheduleKind, ScheduleState, Status
 
 __all__ = ["ActivationAsk", "cancel_request", "deactivate", "request_activation"]
 

@@ -11,8 +11,8 @@ from handlers.durations import format_duration
 from handlers.errors import DurationOutOfRange, InvalidInput, JustificationRequired, TicketRequired
 from handlers.settings import RoleSettings
 from handlers.user_text import user_text
+from vocab.limits import MAX_JUSTIFICATION
 
-MAX_JUSTIFICATION = 500
 # A start a little in the past is a slow form or a skewed clock, not a request for the past.
 START_SLACK = timedelta(minutes=1)
 

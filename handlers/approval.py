@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cards import views as v
 from cards.views import Decision, Notification, RequestView
-from handlers.activation_rules import MAX_JUSTIFICATION
 from handlers.clock import Clock
 from handlers.directory import approvers_for, require_principal, settings_of
 from handlers.errors import (
@@ -27,8 +26,10 @@ from handlers.present import person, request_view, role_ref
 from handlers.records import add_timer, audit, audit_all, cancel_timers, notify, update_cards
 from handlers.user_text import user_text
 from storage.audit import NewEvent
-from storage.models import ApprovalStep, Principal, ScheduleRequest, Status
+from storage.models import ApprovalStep, Principal, ScheduleRequest
 from storage.uow import UnitOfWork
+from vocab.limits import MAX_JUSTIFICATION
+from vocab.states import ReviewResult, Status
 
 
 async def decide(
@@ -107,7 +108,7 @@ async def _record_decision(
         await s.refresh(req)
         raise AlreadyDecided(await _already(s, req))
     s.add(ApprovalStep(request_id=req.id, reviewer_id=me.id,
-                       decision="Approve" if approve else "Deny",
+                       decision=ReviewResult.APPROVE if approve else ReviewResult.DENY,
                        justification=justification, decided_at=now))
     await cancel_timers(s, subject_id=req.id, kinds=[TIMEOUT], now=now)
     decided = NewEvent(

@@ -29,20 +29,9 @@ from handlers.records import (
     notify,
 )
 from handlers.user_text import user_text
-from storage.models import (
-    Action,
-    MemberType,
-    OutboxMessage,
-    Principal,
-    Role,
-    Schedule,
-    ScheduleKind,
-    ScheduleRequest,
-    ScheduleState,
-    Status,
-    Timer,
-)
+from storage.models import OutboxMessage, Principal, Role, Schedule, ScheduleRequest, Timer
 from storage.uow import UnitOfWork
+from vocab.states import Action, MemberType, ScheduleKind, ScheduleState, Status
 
 
 async def require_admin(s: AsyncSession, actor: str, what: str) -> Principal:

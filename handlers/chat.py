@@ -19,6 +19,7 @@ from handlers.grammar import USAGE, CommandError, help_text, parse_command
 from handlers.linking import link_account
 from handlers.queries import activation_form, audit_trail, my_approvals, my_requests, my_roles
 from storage.uow import UnitOfWork
+from vocab.states import Status
 
 Runner = Callable[[UnitOfWork, Clock, str, Any], Awaitable[View]]
 # Command class -> runner. Built per installation by command_table(), never changed after.
@@ -27,9 +28,9 @@ Commands = Mapping[type, Runner]
 
 def activation_headline(view: RequestView) -> str:
     """What the requester reads right after asking, from chat text or from a form."""
-    if view.status == "PendingApproval":
+    if view.status == Status.PENDING_APPROVAL:
         return f"Request {view.id} for {view.role.name} is waiting for approval."
-    if view.status == "Granted":
+    if view.status == Status.GRANTED:
         return f"{view.role.name} is scheduled; request {view.id}."
     return f"{view.role.name} is active now. Request {view.id}."
 

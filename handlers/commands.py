@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, TypeAlias
 
+from vocab.states import ScheduleKind
+
 __all__ = [
     "Activate",
     "Approvals",
     "Approve",
     "Assign",
-    "AssignmentKind",
     "Audit",
     "Cancel",
     "ChatAccount",
@@ -31,9 +32,6 @@ __all__ = [
     "Ticket",
     "UserRef",
 ]
-
-AssignmentKind: TypeAlias = Literal["eligible", "active"]
-
 
 @dataclass(frozen=True, slots=True)
 class Ticket:
@@ -115,7 +113,7 @@ class Assign:
 
     user: UserRef
     role: str
-    kind: AssignmentKind
+    kind: ScheduleKind
     duration: timedelta | None = None
     until: datetime | None = None
     justification: str | None = None
@@ -127,7 +125,7 @@ class Remove:
 
     user: UserRef
     role: str
-    kind: AssignmentKind | None = None
+    kind: ScheduleKind | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,16 +21,8 @@ from handlers.lifecycle import WARN
 from handlers.present import request_view, role_ref
 from handlers.records import SYSTEM_ACTOR, audit_all, message_row, notify_all
 from storage.audit import NewEvent
-from storage.models import (
-    Principal,
-    Role,
-    Schedule,
-    ScheduleKind,
-    ScheduleRequest,
-    ScheduleState,
-    Status,
-    Timer,
-)
+from storage.models import Principal, Role, Schedule, ScheduleRequest, Timer
+from vocab.states import ScheduleKind, ScheduleState, Status, TimerStatus
 
 
 def _subjects(timers: Sequence[Timer]) -> list[int]:
@@ -64,8 +56,9 @@ async def expire_due(session: AsyncSession, timers: Sequence[Timer], now: dateti
         return
     await session.execute(
         update(Timer)
-        .where(Timer.subject_id.in_(ended), Timer.kind == WARN, Timer.status == "pending")
-        .values(status="canceled", done_at=now)
+        .where(Timer.subject_id.in_(ended), Timer.kind == WARN,
+               Timer.status == TimerStatus.PENDING)
+        .values(status=TimerStatus.CANCELED, done_at=now)
         .execution_options(synchronize_session=False)
     )
     events, messages = [], []

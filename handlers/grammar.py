@@ -15,12 +15,12 @@ from handlers import commands
 from handlers.durations import DurationError, looks_like_duration, parse_duration
 from handlers.grammar_cursor import Cursor, shown
 from handlers.user_text import control_character, refusal
+from vocab.limits import MAX_JUSTIFICATION
+from vocab.states import ScheduleKind
 
 __all__ = [
     "MAX_JUSTIFICATION", "USAGE", "CommandError", "help_text", "parse_account", "parse_command",
 ]
-
-MAX_JUSTIFICATION = 500
 _MAX_ROLE = 256  # Entra caps display names at 256; longer is a paste accident.
 _MAX_TICKET = 64
 
@@ -77,7 +77,7 @@ _DATE = re.compile(
 # account is the Entra object id (a GUID), but any plain id Teams might send is accepted.
 _SLACK_ACCOUNT = re.compile(r"[UW][A-Z0-9]{2,31}", re.ASCII)
 _TEAMS_ACCOUNT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
-_KINDS: dict[str, commands.AssignmentKind] = {"eligible": "eligible", "active": "active"}
+_KINDS = {k.value: k for k in ScheduleKind}  # `assign` takes the stored words
 
 
 class CommandError(ValueError):

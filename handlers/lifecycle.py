@@ -13,14 +13,8 @@ from handlers.directory import settings_of
 from handlers.present import request_view, role_ref
 from handlers.records import SYSTEM_ACTOR, add_timer, audit_all, notify
 from storage.audit import NewEvent
-from storage.models import (
-    MemberType,
-    Schedule,
-    ScheduleKind,
-    ScheduleRequest,
-    ScheduleState,
-    Status,
-)
+from storage.models import Schedule, ScheduleRequest
+from vocab.states import MemberType, ScheduleKind, ScheduleState, Status
 
 EXPIRE, WARN, TIMEOUT, START = "expire", "warn", "timeout", "start"
 

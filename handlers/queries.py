@@ -33,17 +33,9 @@ from handlers.directory import (
 from handlers.errors import Forbidden, UnknownPrincipal, UnknownRequest
 from handlers.present import request_view
 from handlers.settings import RoleSettings
-from storage.models import (
-    AuditEvent,
-    Principal,
-    Role,
-    Schedule,
-    ScheduleKind,
-    ScheduleRequest,
-    ScheduleState,
-    Status,
-)
+from storage.models import AuditEvent, Principal, Role, Schedule, ScheduleRequest
 from storage.uow import UnitOfWork
+from vocab.states import Action, ScheduleKind, ScheduleState, Status
 
 # `/pim roles` is the command people run most: one prebuilt statement (building one costs
 # about as much as running it) that reads plain rows, with the pending request alongside.
@@ -54,7 +46,7 @@ _PENDING = (
            # two comparisons, not IN: an IN list is re-expanded at every execution
            or_(ScheduleRequest.status == Status.PENDING_APPROVAL,
                ScheduleRequest.status == Status.GRANTED),
-           ScheduleRequest.action == "selfActivate")
+           ScheduleRequest.action == Action.SELF_ACTIVATE)
     .order_by(ScheduleRequest.id.desc()).limit(1)
     .correlate(Schedule).scalar_subquery()
 )

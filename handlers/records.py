@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cards.views import Notification
 from storage.audit import NewEvent, append_event, append_events
 from storage.models import OutboxMessage, Principal, ScheduleRequest, Timer
+from vocab.states import TimerStatus
 
 SYSTEM_ACTOR = "pim-bot"
 _ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O or 1/I to misread
@@ -110,8 +111,8 @@ async def cancel_timers(
     await session.execute(
         update(Timer)
         .where(Timer.subject_id == subject_id, Timer.kind.in_(list(kinds)),
-               Timer.status == "pending")
-        .values(status="canceled", done_at=now)
+               Timer.status == TimerStatus.PENDING)
+        .values(status=TimerStatus.CANCELED, done_at=now)
         .execution_options(synchronize_session=False)
     )
 

@@ -20,6 +20,7 @@ from handlers.lifecycle import EXPIRE, START, TIMEOUT, WARN, start_scheduled
 from storage.claims import claim_due_timers, next_timer_due
 from storage.models import Timer
 from storage.uow import UnitOfWork
+from vocab.states import TimerStatus
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ async def _run_batch(
                     ok.append(timer.id)
     if ok:
         await s.execute(
-            update(Timer).where(Timer.id.in_(ok)).values(status="done", done_at=now)
+            update(Timer).where(Timer.id.in_(ok)).values(status=TimerStatus.DONE, done_at=now)
             .execution_options(synchronize_session=False)
         )
     return len(ok)
@@ -118,7 +119,7 @@ async def _attempt(
         logger.exception("timer %s (%s) failed", tid, kind)
         await s.execute(
             update(Timer).where(Timer.id == tid).values(
-                status="pending", attempts=attempts + 1, due_at=now + _backoff(attempts + 1),
+                status=TimerStatus.PENDING, attempts=attempts + 1, due_at=now + _backoff(attempts + 1),
                 last_error=f"{type(err).__name__}: {err}"[:2000],
             ).execution_options(synchronize_session=False)
         )

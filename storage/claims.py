@@ -17,6 +17,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import ColumnElement
 
 from storage.models import OutboxMessage, Timer
+from vocab.states import OutboxStatus, TimerStatus
 
 
 async def claim_due_timers(
@@ -28,7 +29,7 @@ async def claim_due_timers(
     process killed mid-batch leaves every one of them pending for the next sweep."""
     due = (
         select(Timer.id)
-        .where(Timer.status == "pending", Timer.due_at <= now)
+        .where(Timer.status == TimerStatus.PENDING, Timer.due_at <= now)
         .order_by(Timer.due_at, Timer.id)
         .limit(limit)
     )
@@ -41,8 +42,8 @@ async def claim_due_timers(
         return []
     claim = (
         update(Timer)
-        .where(Timer.id.in_(ids), Timer.status == "pending")
-        .values(status="running", claimed_by=worker)
+        .where(Timer.id.in_(ids), Timer.status == TimerStatus.PENDING)
+        .values(status=TimerStatus.RUNNING, claimed_by=worker)
         .returning(Timer)
         .execution_options(synchronize_session=False, populate_existing=True)
     )
@@ -52,12 +53,12 @@ async def claim_due_timers(
 
 async def next_timer_due(session: AsyncSession) -> datetime | None:
     return await session.scalar(
-        select(Timer.due_at).where(Timer.status == "pending").order_by(Timer.due_at).limit(1)
+        select(Timer.due_at).where(Timer.status == TimerStatus.PENDING).order_by(Timer.due_at).limit(1)
     )
 
 
 # Rows still on their way: a later message to the same person or channel waits for them.
-_LIVE = ("pending", "sending")
+_LIVE = (OutboxStatus.PENDING, OutboxStatus.SENDING)
 
 
 def _waits_for_an_earlier_message() -> ColumnElement[bool]:
@@ -94,7 +95,7 @@ async def claim_outbox(
     ran out (their worker died) come first, then the rest in due order. The lease lets
     another worker retry if this one dies mid-send."""
     claimed: list[OutboxMessage] = []
-    for status in ("sending", "pending"):
+    for status in (OutboxStatus.SENDING, OutboxStatus.PENDING):
         if len(claimed) < limit:
             claimed += await _claim(session, status=status, now=now, worker=worker,
                                     lease_until=lease_until, limit=limit - len(claimed),
@@ -129,18 +130,18 @@ async def _claim(
         update(OutboxMessage)
         .where(OutboxMessage.id.in_([m.id for m in rows]), OutboxMessage.status == status,
                OutboxMessage.next_attempt_at <= now)
-        .values(status="sending", claimed_by=worker, next_attempt_at=lease_until)
+        .values(status=OutboxStatus.SENDING, claimed_by=worker, next_attempt_at=lease_until)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != len(rows):  # type: ignore[attr-defined]
         # Someone got there first (cannot happen under BEGIN IMMEDIATE): keep only ours.
         ours = set((await session.scalars(select(OutboxMessage.id).where(
             OutboxMessage.id.in_([m.id for m in rows]), OutboxMessage.claimed_by == worker,
-            OutboxMessage.status == "sending", OutboxMessage.next_attempt_at == lease_until,
+            OutboxMessage.status == OutboxStatus.SENDING, OutboxMessage.next_attempt_at == lease_until,
         ))).all())
         rows = [m for m in rows if m.id in ours]
     for m in rows:  # what the UPDATE wrote, without reading each row back
-        for key, value in (("status", "sending"), ("claimed_by", worker),
+        for key, value in (("status", OutboxStatus.SENDING), ("claimed_by", worker),
                            ("next_attempt_at", lease_until)):
             set_committed_value(m, key, value)
     return rows
@@ -153,7 +154,7 @@ async def fan_out(
     """Replace claimed '*' rows by their per-transport copies, in bulk."""
     if copies:
         await session.execute(insert(OutboxMessage), copies)
-    for status, ids in (("fanned", fanned), ("unreachable", unreachable)):
+    for status, ids in ((OutboxStatus.FANNED, fanned), (OutboxStatus.UNREACHABLE, unreachable)):
         if ids:
             await session.execute(
                 update(OutboxMessage).where(OutboxMessage.id.in_(ids))
@@ -174,7 +175,7 @@ async def mark_sent(session: AsyncSession, *, ids: list[int], now: datetime) -> 
     if ids:
         await session.execute(
             update(OutboxMessage).where(OutboxMessage.id.in_(ids))
-            .values(status="sent", sent_at=now).execution_options(synchronize_session=False))
+            .values(status=OutboxStatus.SENT, sent_at=now).execution_options(synchronize_session=False))
 
 
 async def next_outbox_due(session: AsyncSession, *, transports: list[str]) -> datetime | None:

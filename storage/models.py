@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -21,49 +20,21 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from storage.types import UTCDateTime
+from storage.types import UTCDateTime, state_type
+from vocab.states import (
+    Action,
+    MemberType,
+    OutboxStatus,
+    ReviewResult,
+    ScheduleKind,
+    ScheduleState,
+    Status,
+    TimerStatus,
+)
 
 
 class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
-
-
-class Action(StrEnum):
-    SELF_ACTIVATE = "selfActivate"
-    SELF_DEACTIVATE = "selfDeactivate"
-    ADMIN_ASSIGN = "adminAssign"
-    ADMIN_REMOVE = "adminRemove"
-    SELF_EXTEND = "selfExtend"
-    ADMIN_EXTEND = "adminExtend"
-    ADMIN_RENEW = "adminRenew"
-
-
-class Status(StrEnum):
-    PENDING_APPROVAL = "PendingApproval"
-    GRANTED = "Granted"
-    DENIED = "Denied"
-    CANCELED = "Canceled"
-    TIMED_OUT = "TimedOut"
-    PROVISIONED = "Provisioned"
-    REVOKED = "Revoked"
-    FAILED = "Failed"
-
-
-class ScheduleKind(StrEnum):
-    ELIGIBLE = "eligible"
-    ACTIVE = "active"
-
-
-class MemberType(StrEnum):
-    ASSIGNED = "Assigned"
-    ACTIVATED = "Activated"
-
-
-class ScheduleState(StrEnum):
-    SCHEDULED = "Scheduled"  # starts later
-    ACTIVE = "Active"
-    EXPIRED = "Expired"
-    REMOVED = "Removed"  # ended early: deactivated or removed by an admin
 
 
 class Principal(Base):
@@ -93,6 +64,9 @@ class Role(Base):
     created_at: Mapped[datetime]
 
 
+_ACTIVATED = text(f"kind = '{ScheduleKind.ACTIVE}' AND member_type = '{MemberType.ACTIVATED}'")
+
+
 class Schedule(Base):
     """An eligibility or an active assignment of a principal to a role."""
 
@@ -102,8 +76,7 @@ class Schedule(Base):
         Index("ix_schedules_end", "state", "end_at"),
         # the digest: activations by start, assignments by creation, past holders by end
         Index("ix_schedules_activated_start", "start_at",
-              postgresql_where=text("kind = 'active' AND member_type = 'Activated'"),
-              sqlite_where=text("kind = 'active' AND member_type = 'Activated'")),
+              postgresql_where=_ACTIVATED, sqlite_where=_ACTIVATED),
         Index("ix_schedules_created", "created_at"),
         Index("ix_schedules_ended", "ended_at"),
     )
@@ -111,9 +84,9 @@ class Schedule(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     principal_id: Mapped[int] = mapped_column(ForeignKey("principals.id"))
     role_id: Mapped[str] = mapped_column(ForeignKey("roles.id"))
-    kind: Mapped[str] = mapped_column(String(16))
-    member_type: Mapped[str] = mapped_column(String(16))
-    state: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[ScheduleKind] = mapped_column(state_type(ScheduleKind, length=16))
+    member_type: Mapped[MemberType] = mapped_column(state_type(MemberType, length=16))
+    state: Mapped[ScheduleState] = mapped_column(state_type(ScheduleState, length=16))
     start_at: Mapped[datetime]
     end_at: Mapped[datetime | None]
     request_id: Mapped[int | None] = mapped_column(ForeignKey("schedule_requests.id"))
@@ -136,9 +109,10 @@ class ScheduleRequest(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     short_id: Mapped[str] = mapped_column(String(16), unique=True)
-    action: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(32))
-    kind: Mapped[str] = mapped_column(String(16), default=ScheduleKind.ACTIVE.value)
+    action: Mapped[Action] = mapped_column(state_type(Action, length=32))
+    status: Mapped[Status] = mapped_column(state_type(Status, length=32))
+    kind: Mapped[ScheduleKind] = mapped_column(state_type(ScheduleKind, length=16),
+                                               default=ScheduleKind.ACTIVE)
     principal_id: Mapped[int] = mapped_column(ForeignKey("principals.id"))
     role_id: Mapped[str] = mapped_column(ForeignKey("roles.id"))
     created_by_id: Mapped[int] = mapped_column(ForeignKey("principals.id"))
@@ -163,7 +137,7 @@ class ApprovalStep(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     request_id: Mapped[int] = mapped_column(ForeignKey("schedule_requests.id"), index=True)
     reviewer_id: Mapped[int] = mapped_column(ForeignKey("principals.id"))
-    decision: Mapped[str] = mapped_column(String(16))  # Approve / Deny
+    decision: Mapped[ReviewResult] = mapped_column(state_type(ReviewResult, length=16))
     justification: Mapped[str | None] = mapped_column(Text)
     decided_at: Mapped[datetime]
 
@@ -209,7 +183,8 @@ class OutboxMessage(Base):
     kind: Mapped[str] = mapped_column(String(40))
     request_id: Mapped[int | None] = mapped_column(ForeignKey("schedule_requests.id"))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[OutboxStatus] = mapped_column(state_type(OutboxStatus, length=16),
+                                                 default=OutboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]
     claimed_by: Mapped[str | None] = mapped_column(String(64))
@@ -262,7 +237,8 @@ class Timer(Base):
     subject_id: Mapped[int | None] = mapped_column(Integer)
     # optional uniqueness, e.g. one digest per period
     key: Mapped[str | None] = mapped_column(String(100), unique=True)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[TimerStatus] = mapped_column(state_type(TimerStatus, length=16),
+                                                default=TimerStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     done_at: Mapped[datetime | None]

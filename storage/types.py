@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, Enum
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -37,3 +38,12 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def state_type(states: type[StrEnum], *, length: int) -> Enum:
+    """A column of one of vocab.states' enums, stored as its plain string value in a
+    VARCHAR(length), exactly as before the enums existed: no database enum type and no CHECK
+    constraint, so adding a state needs no migration. Rows load as enum members, and binding a
+    string that is not a member fails at once instead of matching nothing."""
+    return Enum(states, native_enum=False, create_constraint=False, length=length,
+                values_callable=lambda cls: [m.value for m in cls], validate_strings=True)

@@ -25,6 +25,10 @@ try:
 except ImportError:  # run as plain `pytest`, without the repo root on sys.path
     from pgserver import NoPostgres, PostgresServer  # type: ignore[no-redef]
 
+# Shared helpers assert too; rewrite them like test modules so a failure shows its values.
+pytest.register_assert_rewrite(
+    "tests.unit.helpers", "tests.cards.helpers", "tests.integration.helpers")
+
 TEMPLATE_DB = "pim_template"
 
 

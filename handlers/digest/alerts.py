@@ -17,8 +17,9 @@ from sqlalchemy.orm import aliased
 from cards.views import AlertLine
 from handlers.digest import queries as q
 from handlers.settings import RoleSettings, SettingsError
-from storage.models import MemberType, Principal, Role, Schedule, ScheduleKind
+from storage.models import Principal, Role, Schedule
 from storage.uow import UnitOfWork
+from vocab.states import MemberType, ScheduleKind
 
 logger = logging.getLogger(__name__)
 

@@ -26,19 +26,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import (
-    Action,
-    ApprovalStep,
-    MemberType,
-    Principal,
-    Role,
-    Schedule,
-    ScheduleKind,
-    ScheduleRequest,
-    ScheduleState,
-    Status,
-)
+from storage.models import ApprovalStep, Principal, Role, Schedule, ScheduleRequest
 from storage.types import UTCDateTime
+from vocab.states import Action, MemberType, ReviewResult, ScheduleKind, ScheduleState, Status
 
 Span = tuple[datetime, datetime]  # [start, end), aware UTC
 
@@ -138,8 +128,8 @@ async def approval_counts(s: AsyncSession, *, cur: Span, prev: Span) -> list[tup
     def outcomes(end: datetime) -> list[ColumnElement[bool]]:
         return [
             literal(True),
-            and_(st.decision == "Approve", st.decided_at < end),
-            and_(st.decision == "Deny", st.decided_at < end),
+            and_(st.decision == ReviewResult.APPROVE, st.decided_at < end),
+            and_(st.decision == ReviewResult.DENY, st.decided_at < end),
             and_(r.status == Status.TIMED_OUT, r.decided_at < end),
             and_(r.status == Status.CANCELED, st.id.is_(None), r.decided_at < end),
         ]

@@ -15,8 +15,8 @@ from cards.views import DigestView, Figure, Ranked
 from handlers.digest import queries as q
 from handlers.digest.alerts import AlertThresholds, compute_alerts
 from storage.audit_checkpoint import current_checkpoint
-from storage.models import ScheduleKind
 from storage.uow import UnitOfWork
+from vocab.states import ScheduleKind
 
 DEFAULT_PERIOD = timedelta(days=7)
 

@@ -28,6 +28,7 @@ from handlers.records import SYSTEM_ACTOR, audit, notify
 from handlers.timers import TimerAction
 from storage.models import AuditEvent, Principal, Timer
 from storage.uow import UnitOfWork
+from vocab.states import TimerStatus
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ async def insert_digest_timer(
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     row = {"kind": DIGEST_TIMER, "key": digest_key(period_end), "due_at": period_end,
-           "status": "pending", "attempts": 0, **values}
+           "status": TimerStatus.PENDING, "attempts": 0, **values}
     stmt = insert(Timer).values(**row).on_conflict_do_nothing(index_elements=["key"])
     result = await session.execute(stmt)
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
@@ -94,9 +95,9 @@ async def catch_up_digest(uow: UnitOfWork, clock: Clock, *, latest: datetime) ->
     async with uow.transaction() as s:
         superseded = await s.execute(
             update(Timer)
-            .where(Timer.kind == DIGEST_TIMER, Timer.status == "pending",
+            .where(Timer.kind == DIGEST_TIMER, Timer.status == TimerStatus.PENDING,
                    Timer.key < digest_key(latest))
-            .values(status="canceled", done_at=clock.now(),
+            .values(status=TimerStatus.CANCELED, done_at=clock.now(),
                     last_error="superseded by a later digest")
             .execution_options(synchronize_session=False)
         )
@@ -133,11 +134,11 @@ async def send_digest(
 
 
 async def _claim_period(s: AsyncSession, *, period_end: datetime, now: datetime) -> bool:
-    done = {"status": "done", "done_at": now, "claimed_by": "send"}
+    done = {"status": TimerStatus.DONE, "done_at": now, "claimed_by": "send"}
     if await insert_digest_timer(s, period_end=period_end, **done):
         return True
     taken = await s.execute(  # scheduled but not yet run: take it over
-        update(Timer).where(Timer.key == digest_key(period_end), Timer.status == "pending")
+        update(Timer).where(Timer.key == digest_key(period_end), Timer.status == TimerStatus.PENDING)
         .values(**done).execution_options(synchronize_session=False)
     )
     return bool(taken.rowcount == 1)  # type: ignore[attr-defined]

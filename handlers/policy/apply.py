@@ -36,8 +36,9 @@ from handlers.policy.plan import (
 from handlers.policy.plan_assignments import plan_assignments
 from handlers.policy.yaml_lines import dump_yaml
 from handlers.settings import RoleSettings
-from storage.models import MemberType, Principal, Role, Schedule, ScheduleState
+from storage.models import Principal, Role, Schedule
 from storage.uow import UnitOfWork
+from vocab.states import MemberType, ScheduleState
 
 __all__ = ["Change", "PolicyPlan", "apply_policy", "export_policy"]
 

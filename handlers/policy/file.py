@@ -19,7 +19,7 @@ from handlers.policy.checker import Checker, shown
 from handlers.policy.limits import DEFAULT_MAX_BYTES, first_excess, too_big
 from handlers.policy.yaml_lines import LineList, LineMap, load_with_lines
 from handlers.settings import RoleSettings, SettingsError
-from storage.models import ScheduleKind
+from vocab.states import ScheduleKind
 
 TOP_LEVEL = ("admins", "principals", "roles", "assignments")
 _PRINCIPAL_KEYS = ("email", "name", "slack_id", "teams_id")

@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.policy.file import PolicyDoc
 from handlers.policy.plan import CREATE, REMOVE, UPDATE, PlanDraft, end_text
-from storage.models import MemberType, Principal, Schedule, ScheduleState
+from storage.models import Principal, Schedule
+from vocab.states import MemberType, ScheduleState
 
 __all__ = ["plan_assignments"]
 

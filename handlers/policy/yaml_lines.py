@@ -4,6 +4,7 @@ mistake can be reported as `policy.yaml:14: ...`, and dumping that a person can 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from enum import StrEnum
 from typing import Any
 
 import yaml
@@ -101,3 +102,7 @@ class _Dumper(yaml.SafeDumper):
 
     def increase_indent(self, flow: bool = False, indentless: bool = False) -> Any:
         return super().increase_indent(flow, False)  # "  - item" under its key, as people write
+
+
+# States (vocab.states) are written as the plain words a person types in the file.
+_Dumper.add_multi_representer(StrEnum, lambda dumper, value: dumper.represent_str(str(value)))

@@ -13,8 +13,7 @@ import pytest
 from cards import slack, teams, text
 from cards import views as v
 from cards.views import AlertLine, DigestView, Figure, Notification, Ranked
-from tests.cards.test_slack_cards import check_message, mrkdwn_texts
-from tests.cards.test_teams_cards import check_card, walk_of
+from tests.cards.helpers import check_card, check_message, mrkdwn_texts, walk_of
 
 SLACK_HOSTILE = "<!channel> & <https://evil|click>"
 TEAMS_HOSTILE = "[click](https://evil) **bold** <b>x</b> {{DATE(2026-01-01T00:00:00Z)}}"

@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from slack_sdk.models.blocks import Block
-from slack_sdk.models.views import View
 
 from cards import slack
 from cards import views as v
@@ -34,6 +30,7 @@ from cards.views import (
     RoleRef,
     RolesView,
 )
+from tests.cards.helpers import actions_of, check_message, check_view, mrkdwn_texts, shown
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 HOSTILE = "<!channel> & <https://evil|click>"
@@ -72,79 +69,6 @@ def note(kind: str, request: RequestView | None = PENDING, **kw: Any) -> Notific
 def role_line(i: int, **kw: Any) -> RoleLine:
     return RoleLine(role=RoleRef(id=f"role-{i}", name=f"Role number {i}"),
                     max_duration_seconds=8 * 3600, requires_approval=i % 2 == 0, **kw)
-
-
-# --- validation helpers ----------------------------------------------------------------------
-
-def strings(obj: Any) -> Iterator[str]:
-    if isinstance(obj, str):
-        yield obj
-    elif isinstance(obj, dict):
-        for value in obj.values():
-            yield from strings(value)
-    elif isinstance(obj, list):
-        for value in obj:
-            yield from strings(value)
-
-
-def mrkdwn_texts(obj: Any) -> Iterator[str]:
-    if isinstance(obj, dict):
-        if obj.get("type") == "mrkdwn":
-            yield obj["text"]
-        for value in obj.values():
-            yield from mrkdwn_texts(value)
-    elif isinstance(obj, list):
-        for value in obj:
-            yield from mrkdwn_texts(value)
-
-
-def check_safe(surface: dict[str, Any]) -> None:
-    """The only `<…>` markup Slack gets from us is a date; user text is always escaped."""
-    for text in [*mrkdwn_texts(surface), surface.get("text", "")]:
-        for token in re.findall(r"<[^>]*>?", text):
-            assert token.startswith("<!date^") and token.endswith(">"), token
-        assert not re.search(r"&(?!amp;|lt;|gt;)", text), text
-
-
-def check_blocks(blocks: list[dict[str, Any]], limit: int) -> None:
-    assert 0 < len(blocks) <= limit
-    block_ids = [b["block_id"] for b in blocks if "block_id" in b]
-    assert len(block_ids) == len(set(block_ids)), block_ids
-    for block in blocks:
-        # to_dict() runs the validators; equality proves no field was silently dropped.
-        assert Block.parse(block).to_dict() == block
-        elements = [*block.get("elements", []), block.get("accessory") or {}]
-        action_ids = [e["action_id"] for e in elements if "action_id" in e]
-        assert len(action_ids) == len(set(action_ids))
-        assert len(block.get("elements", [])) <= 25
-
-
-def check_message(message: dict[str, Any]) -> dict[str, Any]:
-    assert set(message) == {"text", "blocks"}
-    assert message["text"].strip()
-    check_blocks(message["blocks"], 50)
-    check_safe(message)
-    return message
-
-
-def check_view(view: dict[str, Any]) -> dict[str, Any]:
-    View(**view).to_dict()
-    check_blocks(view["blocks"], 100)
-    check_safe(view)
-    return view
-
-
-def actions_of(surface: dict[str, Any]) -> list[dict[str, Any]]:
-    found = []
-    for block in surface["blocks"]:
-        found += [e for e in block.get("elements", []) if e.get("type") == "button"]
-        if (block.get("accessory") or {}).get("type") == "button":
-            found.append(block["accessory"])
-    return found
-
-
-def shown(surface: dict[str, Any]) -> str:
-    return "\n".join(strings(surface))
 
 
 # --- escaping ----------------------------------------------------------------------------------

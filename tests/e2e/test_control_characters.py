@@ -16,11 +16,12 @@ from sqlalchemy import func, select
 from cards import slack as slack_cards
 from cards import teams as teams_cards
 from cards import views as v
-from storage.models import AuditEvent, OutboxMessage, ScheduleRequest, Status
+from storage.models import AuditEvent, OutboxMessage, ScheduleRequest
 from tests.e2e.conftest import SlackBot
 from tests.e2e.teams_harness import TeamsBot
 from tests.slackfake import select_value, text_value
 from tests.teamsfake import card_of, personal_conversation_id
+from vocab.states import Status
 
 NUL_REFUSED = "contains a control character (U+0000); remove it and try again"
 

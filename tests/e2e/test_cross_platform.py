@@ -26,11 +26,12 @@ from bot.teams.app import build_teams
 from bot.teams.app import mount as mount_teams
 from cards import views as v
 from handlers.policy import apply_policy
-from storage.models import OutboxMessage, Principal, ScheduleRequest, Status
+from storage.models import OutboxMessage, Principal, ScheduleRequest
 from tests.e2e.conftest import POLICY, SECRET, SlackBot, drained
 from tests.e2e.teams_harness import AAD, TeamsBot
 from tests.slackfake import FakeSlackAPI, dm_id
 from tests.teamsfake import ADAPTIVE, Call, FakeConnector, card_of, personal_conversation_id
+from vocab.states import Status
 
 
 @dataclass

@@ -22,14 +22,7 @@ from sqlalchemy import func, select
 
 from cards import slack as cards
 from cards import views as v
-from storage.models import (
-    Action,
-    AuditEvent,
-    OutboxMessage,
-    Principal,
-    ScheduleRequest,
-    Status,
-)
+from storage.models import AuditEvent, OutboxMessage, Principal, ScheduleRequest
 from tests.e2e.conftest import SlackBot, drained
 from tests.slackfake import (
     Call,
@@ -41,6 +34,7 @@ from tests.slackfake import (
     slash_command,
     text_value,
 )
+from vocab.states import Action, Status
 
 HOSTILE = "<!channel> <https://evil|click> & <@U0ALICE>"
 HOSTILE_SHOWN = "&lt;!channel&gt; &lt;https://evil|click&gt; &amp; &lt;@U0ALICE&gt;"

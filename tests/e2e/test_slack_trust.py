@@ -18,14 +18,7 @@ from bot.config import Settings
 from bot.runtime import Runtime
 from bot.slack.app import build_slack, log_workspace
 from cards import views as v
-from storage.models import (
-    Action,
-    AuditEvent,
-    OutboxMessage,
-    Principal,
-    Schedule,
-    ScheduleRequest,
-)
+from storage.models import AuditEvent, OutboxMessage, Principal, Schedule, ScheduleRequest
 from tests.e2e.conftest import SECRET, SlackBot, drained
 from tests.e2e.trust_harness import (
     audit_events,
@@ -43,6 +36,7 @@ from tests.slackfake import (
     text_value,
     view_submission,
 )
+from vocab.states import Action
 
 NOT_SET_UP = "You are not set up in pim-bot yet"
 OTHER_WORKSPACE = "pim-bot only serves the workspace it is installed in"

@@ -32,14 +32,7 @@ from bot.teams.bot import NOT_SET_UP
 from cards import teams as cards
 from cards import views as v
 from handlers.policy import apply_policy
-from storage.models import (
-    AuditEvent,
-    ConversationRef,
-    OutboxMessage,
-    Principal,
-    ScheduleRequest,
-    Status,
-)
+from storage.models import AuditEvent, ConversationRef, OutboxMessage, Principal, ScheduleRequest
 from tests.e2e.conftest import POLICY, drained
 from tests.e2e.teams_harness import AAD, TeamsBot
 from tests.teamsfake import (
@@ -51,6 +44,7 @@ from tests.teamsfake import (
     message,
     personal_conversation_id,
 )
+from vocab.states import Status
 
 MESSAGE = "application/vnd.microsoft.activity.message"
 

@@ -16,7 +16,7 @@ from storage.audit import verify_chain
 from storage.db import make_engine
 from storage.models import AuditEvent, OutboxMessage, Schedule, Timer
 from storage.uow import UnitOfWork
-from tests.integration.test_two_processes import N, build_history
+from tests.integration.helpers import N, build_history
 
 ROOT = Path(__file__).resolve().parents[2]
 BATCH = 10

@@ -24,9 +24,10 @@ from handlers.clock import Clock, FixedClock, SystemClock
 from handlers.digest.report import DigestOptions
 from handlers.timers import lifecycle_actions
 from storage.db import make_engine
-from storage.models import Schedule, ScheduleState
+from storage.models import Schedule
 from storage.uow import UnitOfWork
 from tests.unit.conftest import seed, write_lock
+from vocab.states import ScheduleState
 
 BOB = "bob@contoso.com"
 LONG_SWEEP = 60.0

@@ -8,9 +8,7 @@ import pytest
 
 from cards.views import Reply, RolesView
 from handlers.activation import ActivationAsk, request_activation
-from handlers.chat import command_table, run_text
 from handlers.commands import Ticket
-from handlers.digest.report import DigestOptions
 from handlers.errors import (
     AlreadyActive,
     AlreadyPending,
@@ -20,14 +18,7 @@ from handlers.errors import (
     TicketRequired,
     UnknownRole,
 )
-
-BOB, CAROL, DAVE, ALICE = (
-    "bob@contoso.com", "carol@contoso.com", "dave@contoso.com", "alice@contoso.com")
-
-
-async def say(eng, who: str, text: str):
-    return await run_text(eng.uow, eng.clock, commands=command_table(digest=DigestOptions()),
-                          actor=who, text=text)
+from tests.unit.helpers import ALICE, BOB, CAROL, DAVE, say
 
 
 async def test_role_without_approval_is_active_at_once(eng):

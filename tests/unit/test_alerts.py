@@ -13,7 +13,7 @@ from handlers.digest.alerts import AlertThresholds, compute_alerts
 from handlers.settings import RoleSettings
 from storage.models import Role
 from tests.unit.conftest import T0, Engine
-from tests.unit.test_digest import ALICE, BOB, CAROL, DAVE, Story
+from tests.unit.helpers import ALICE, BOB, CAROL, DAVE, Story
 
 H = timedelta(hours=1)
 SECOND = timedelta(seconds=1)

@@ -12,7 +12,7 @@ from handlers.approval import decide
 from handlers.errors import AlreadyDecided
 from handlers.settings import RoleSettings
 from storage.models import AuditEvent, Role
-from tests.unit.test_activation_rules import ALICE, BOB, CAROL, DAVE, say
+from tests.unit.helpers import ALICE, BOB, CAROL, DAVE, say
 
 
 async def ask_global(eng, who=BOB) -> str:

@@ -6,13 +6,7 @@ from sqlalchemy import delete, select, update
 
 from storage.audit import verify_chain
 from storage.models import AuditEvent
-from tests.unit.test_activation_rules import BOB, CAROL, say
-
-
-async def history(eng) -> None:
-    rid = (await say(eng, BOB, "activate global-admin 1h keys")).request.id
-    await say(eng, CAROL, f"approve {rid} ok")
-    await say(eng, BOB, "activate helpdesk-admin 1h printers")
+from tests.unit.helpers import BOB, history, say
 
 
 async def verify(eng):

@@ -17,7 +17,7 @@ from storage.audit_checkpoint import (
 from storage.models import AuditEvent
 from storage.uow import UnitOfWork
 from tests.unit.conftest import AUDIT_SECRET, T0, Engine
-from tests.unit.test_audit_chain import history
+from tests.unit.helpers import history
 
 SECRET = AUDIT_SECRET
 KEY = AuditKey.from_text(SECRET)

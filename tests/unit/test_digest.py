@@ -10,57 +10,19 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cards.views import AlertLine, DigestView, Figure, Ranked
-from handlers.activation import ActivationAsk, cancel_request, deactivate, request_activation
-from handlers.approval import decide
-from handlers.assignment import assign
+from handlers.activation import cancel_request, deactivate
 from handlers.clock import FixedClock
-from handlers.commands import Ticket, UserRef
 from handlers.digest.report import DigestOptions, compute_digest, periods, short_duration
-from handlers.timers import lifecycle_actions, run_due_timers
 from storage.db import make_engine
 from storage.uow import UnitOfWork
 from tests.unit.conftest import Engine, seed
+from tests.unit.helpers import ALICE, BOB, CAROL, DAVE, Story
 
-ALICE, BOB, CAROL, DAVE = (
-    "alice@contoso.com", "bob@contoso.com", "carol@contoso.com", "dave@contoso.com")
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
-
-
-class Story:
-    """Moves the clock through the script; every step goes through the engine's use cases."""
-
-    def __init__(self, eng: Engine) -> None:
-        self.eng = eng
-
-    async def at(self, when: datetime) -> None:
-        assert when >= self.eng.clock.now(), "the script only moves forward"
-        self.eng.clock.set(when)
-        await run_due_timers(self.eng.uow, self.eng.clock, worker="story",
-                             actions=lifecycle_actions())
-
-    async def activate(self, when: datetime, who: str, role: str, length: timedelta,
-                       ticket: str | None = None) -> str:
-        await self.at(when)
-        view = await request_activation(
-            self.eng.uow, self.eng.clock, actor=who,
-            ask=ActivationAsk(role=role, duration=length, justification="scripted work",
-                              ticket=Ticket(None, ticket) if ticket else None))
-        return view.id
-
-    async def decide(self, when: datetime, who: str, request: str, approve: bool) -> None:
-        await self.at(when)
-        await decide(self.eng.uow, self.eng.clock, actor=who, request_id=request,
-                     approve=approve, justification="looked at it")
-
-    async def assign(self, when: datetime, who: str, role: str, kind: str,
-                     until: datetime | None = None) -> None:
-        await self.at(when)
-        await assign(self.eng.uow, self.eng.clock, actor=ALICE, user=UserRef("email", who),
-                     role=role, kind=kind, until=until)
 
 
 H = timedelta(hours=1)

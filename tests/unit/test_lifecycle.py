@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from handlers.timers import lifecycle_actions, run_due_timers
 from storage.models import AuditEvent, Schedule, ScheduleRequest, Timer
-from tests.unit.test_activation_rules import ALICE, BOB, CAROL, say
+from tests.unit.helpers import ALICE, BOB, CAROL, say
 
 
 async def sweep(eng) -> int:

@@ -16,7 +16,7 @@ from handlers.records import notify
 from storage.db import make_engine
 from storage.models import OutboxMessage, Principal
 from storage.uow import UnitOfWork
-from tests.unit.test_activation_rules import say
+from tests.unit.helpers import say
 
 BOB, CAROL, DAVE, ALICE = (
     "bob@contoso.com", "carol@contoso.com", "dave@contoso.com", "alice@contoso.com")
