@@ -1,4 +1,5 @@
-"""What a person asked for, once parsed: one frozen dataclass per verb of DESIGN.md §5.
+"""What a person asked for, once parsed: one frozen dataclass per verb of the command grammar
+(README, "Commands").
 
 These carry raw text (role names, mention names) on purpose: resolving them needs the database and
 the directory, which is the engine's job, not the parser's.

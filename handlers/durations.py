@@ -44,7 +44,7 @@ class DurationError(ValueError):
 
 
 def looks_like_duration(token: str) -> bool:
-    """Whether a command token was meant as a duration (DESIGN.md §5).
+    """Whether a command token was meant as a duration (the grammar's rule for activate).
 
     A sign counts on its own, so "-2h" or "--for 2h" is refused rather than silently becoming the
     start of a justification.

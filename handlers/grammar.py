@@ -1,4 +1,4 @@
-"""Turn the text of a ``/pim …`` command into a Command (DESIGN.md §5).
+"""Turn the text of a ``/pim …`` command into a Command (the grammar: README, "Commands").
 
 Transports show a CommandError to the person as-is, so parse_command raises nothing else, whatever
 the text, and every message is one line saying what was wrong and how the command is written.

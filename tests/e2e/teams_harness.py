@@ -1,4 +1,4 @@
-"""A running pim-bot with Teams on (unauthenticated local mode, as DESIGN.md allows for tests),
+"""A running pim-bot with Teams on (unauthenticated local mode, PIM_TEAMS_ALLOW_UNAUTHENTICATED, meant for tests),
 the real botbuilder adapter over HTTP, the real engine, and a fake Bot Framework connector."""
 
 from __future__ import annotations

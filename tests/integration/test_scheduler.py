@@ -1,4 +1,4 @@
-"""The real Sweeper on the wall clock (DESIGN.md section 3): APScheduler date jobs wake it
+"""The real Sweeper on the wall clock (docs/architecture.md, timers): APScheduler date jobs wake it
 exactly when access ends, poke() makes it look at once, and work that fell due while it was
 down runs at start-up. The interval sweep is a minute long, so only those can explain
 punctuality."""

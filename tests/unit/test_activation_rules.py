@@ -1,4 +1,4 @@
-"""Asking for a role: every rule of DESIGN.md section 2, on SQLite and PostgreSQL."""
+"""Asking for a role: every rule of Entra PIM's that the README lists, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The delivery worker (DESIGN.md section 3): every message reaches each transport that can
+"""The delivery worker (README, "Delivery"): every message reaches each transport that can
 reach its recipient exactly once, cards are redrawn after they are posted, and failures are
 retried with backoff (honouring Retry-After) until the worker gives up."""
 

@@ -1,4 +1,4 @@
-"""Policy as code (DESIGN.md §7): plan, apply, dry run, bad files, prune, export round trip."""
+"""Policy as code (README, "Policy as code"): plan, apply, dry run, bad files, prune, export round trip."""
 
 from __future__ import annotations
 
