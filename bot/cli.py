@@ -14,7 +14,6 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from aiohttp import web
 from sqlalchemy.exc import OperationalError
 
 from bot.cli_audit import AuditUsageError, add_audit_parser, check_arguments, run_audit
@@ -23,12 +22,6 @@ from bot.console import Console
 from bot.digest_schedule import digest_options
 from bot.outbox import Transport
 from bot.runtime import Runtime
-from bot.server import make_app
-from bot.slack.app import build_slack, log_workspace, mount, slack_missing
-from bot.teams.adapter import teams_missing
-from bot.teams.app import build_teams
-from bot.teams.app import mount as mount_teams
-from bot.teams.package import PackageError, build_package
 from cards.text import render
 from handlers.commands import UserRef
 from handlers.digest.report import compute_digest
@@ -115,6 +108,16 @@ async def _with_runtime(
 
 
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    # The web server and the transports' SDKs load only here: every other command starts
+    # in half the time.
+    from aiohttp import web
+
+    from bot.server import make_app
+    from bot.slack.app import build_slack, log_workspace, mount, slack_missing
+    from bot.teams.adapter import teams_missing
+    from bot.teams.app import build_teams
+    from bot.teams.app import mount as mount_teams
+
     port = args.port or settings.port
 
     async def body(runtime: Runtime) -> int:
@@ -289,6 +292,8 @@ async def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_teams(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.teams.package import PackageError, build_package
+
     try:
         data = build_package(app_id=args.app_id, website=args.website,
                              privacy=args.privacy_url, terms=args.terms_url)

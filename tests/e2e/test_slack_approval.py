@@ -7,6 +7,7 @@ import asyncio
 from cards import slack as cards
 from cards import views as v
 from tests.e2e.conftest import SlackBot
+from tests.e2e.slack_harness import ask
 from tests.slackfake import dm_id
 
 
@@ -20,14 +21,6 @@ def texts(message: dict) -> str:
 def buttons(message: dict) -> list[tuple[str, str]]:
     return [(e["action_id"], e["value"]) for b in message.get("blocks", [])
             if b["type"] == "actions" for e in b["elements"]]
-
-
-async def ask(slack: SlackBot, text: str, user: str = "U0BOB") -> str:
-    resp = await slack.command(user, text, token="ask")
-    assert resp.status == 200
-    (reply,) = await slack.replies("ask")
-    assert reply["response_type"] == "ephemeral"
-    return reply["text"]
 
 
 async def test_whole_loop_ask_card_click_told(slack: SlackBot):

@@ -7,7 +7,7 @@ import json
 
 from cards import views as v
 from tests.e2e.conftest import SlackBot
-from tests.e2e.test_slack_approval import ask
+from tests.e2e.slack_harness import ask
 
 
 def said(call) -> str:

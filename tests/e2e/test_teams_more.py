@@ -9,7 +9,6 @@ PostgreSQL through `db_url`), and what the bot sends is read back from the fake 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -34,7 +33,7 @@ from cards import views as v
 from handlers.policy import apply_policy
 from storage.models import AuditEvent, ConversationRef, OutboxMessage, Principal, ScheduleRequest
 from tests.e2e.conftest import POLICY, drained
-from tests.e2e.teams_harness import AAD, TeamsBot
+from tests.e2e.teams_harness import TeamsBot, ask, conv, dump, setup, to, verbs, with_verb
 from tests.teamsfake import (
     ADAPTIVE,
     Call,
@@ -50,62 +49,6 @@ MESSAGE = "application/vnd.microsoft.activity.message"
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-def dump(obj: Any) -> str:
-    """Everything a person can read in an activity or card (its JSON, unescaped unicode)."""
-    return json.dumps(obj, ensure_ascii=False)
-
-
-def conv(who: str) -> str:
-    return personal_conversation_id(AAD[who])
-
-
-def verbs(card: dict[str, Any] | None) -> list[tuple[str, dict[str, Any]]]:
-    """(verb, data) of every Action.Execute anywhere in a card."""
-    found: list[tuple[str, dict[str, Any]]] = []
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "Action.Execute":
-                found.append((node["verb"], node.get("data", {})))
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(card)
-    return found
-
-
-def to(who: str, *words: str):  # noqa: ANN201 - a wait_for predicate
-    return lambda c: c.ok and c.conversation_id == conv(who) and all(w in dump(c.body)
-                                                                       for w in words)
-
-
-def with_verb(who: str, verb: str):  # noqa: ANN201
-    return lambda c: c.ok and c.conversation_id == conv(who) and any(
-        found == verb for found, _ in verbs(card_of(c)))
-
-
-async def setup(teams: TeamsBot, *people: str) -> None:
-    for who in people:
-        await teams.install(who)
-    await teams.connector.wait_for("post", count=len(people))  # the greetings
-    teams.connector.clear()
-
-
-async def ask(teams: TeamsBot, text: str, *, who: str = "bob") -> tuple[str, Call, Call]:
-    """Type an `activate …` that needs Carol's approval. Returns the request id, Carol's
-    approval card and the requester's submitted card (both as the connector received them)."""
-    resp = await teams.say(who, text)
-    assert resp.status in (200, 201), await resp.text()
-    (card,) = await teams.connector.wait_for("post", where=with_verb("carol", v.APPROVE))
-    (submitted,) = await teams.connector.wait_for("post", where=with_verb(who, v.CANCEL))
-    request_id = next(d["request"] for verb, d in verbs(card_of(card)) if verb == v.APPROVE)
-    assert verbs(card_of(submitted)) == [(v.CANCEL, {"request": request_id})]
-    return request_id, card, submitted
-
 
 async def counts(runtime: Runtime) -> dict[str, int]:
     async with runtime.uow.transaction() as s:

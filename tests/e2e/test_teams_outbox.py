@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from cards import views as v
-from tests.e2e.teams_harness import TeamsBot
-from tests.e2e.test_teams_more import ask, conv, dump, setup
+from tests.e2e.teams_harness import TeamsBot, ask, conv, dump, setup
 
 
 async def test_active_never_arrives_before_approved_even_after_a_429(teams: TeamsBot):
