@@ -8,7 +8,6 @@ Framework connector on their own loopback ports.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -28,9 +27,9 @@ from cards import views as v
 from handlers.policy import apply_policy
 from storage.models import OutboxMessage, Principal, ScheduleRequest
 from tests.e2e.conftest import POLICY, SECRET, SlackBot, drained
-from tests.e2e.teams_harness import AAD, TeamsBot
+from tests.e2e.teams_harness import TeamsBot, conv, dump, verbs
 from tests.slackfake import FakeSlackAPI, dm_id
-from tests.teamsfake import ADAPTIVE, Call, FakeConnector, card_of, personal_conversation_id
+from tests.teamsfake import ADAPTIVE, Call, FakeConnector, card_of
 from vocab.states import Status
 
 
@@ -72,31 +71,6 @@ async def both(db_url: str) -> AsyncIterator[Both]:
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-def dump(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False)
-
-
-def conv(who: str) -> str:
-    return personal_conversation_id(AAD[who])
-
-
-def verbs(card: dict[str, Any] | None) -> list[tuple[str, dict[str, Any]]]:
-    found: list[tuple[str, dict[str, Any]]] = []
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "Action.Execute":
-                found.append((node["verb"], node.get("data", {})))
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(card)
-    return found
-
 
 def buttons(blocks: list[dict[str, Any]]) -> list[tuple[str, str]]:
     found = []

@@ -6,25 +6,8 @@ import json
 
 from cards import teams as cards
 from cards import views as v
-from tests.e2e.teams_harness import AAD, TeamsBot
+from tests.e2e.teams_harness import AAD, TeamsBot, verbs
 from tests.teamsfake import card_of, personal_conversation_id
-
-
-def verbs(card: dict) -> list[tuple[str, dict]]:
-    found: list[tuple[str, dict]] = []
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "Action.Execute":
-                found.append((node["verb"], node.get("data", {})))
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(card)
-    return found
 
 
 def text_of(card: dict) -> str:
