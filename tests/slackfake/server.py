@@ -72,6 +72,8 @@ class FakeSlackAPI:
         # to kill a client between "Slack has it" and "the client knows").
         self.on_posted: Callable[[Call], Any] | None = None
         self.users: dict[str, dict[str, Any]] = {}
+        self.usergroups: dict[str, list[str]] = {}  # user group id (S…) -> its users' ids
+        self.users_page = 200  # users.list page size at most (Slack allows up to 1000)
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}  # (channel, ts) -> message
         self._calls: list[Call] = []
         self._failures: dict[str, deque[tuple[int, str, int | None]]] = defaultdict(deque)
@@ -121,6 +123,10 @@ class FakeSlackAPI:
         self.users[id] = {"id": id, "team_id": team_id, "name": username, "real_name": name,
                           "deleted": False, "is_bot": False, "profile": profile}
         return self.users[id]
+
+    def add_usergroup(self, id: str, users: list[str] | tuple[str, ...] = ()) -> None:
+        """A user group (S…) usergroups.users.list / usergroups.users.update know."""
+        self.usergroups[id] = list(users)
 
     def fail_next(self, method: str, *, status: int = 200, error: str | None = None,
                   retry_after: int | None = None) -> None:
@@ -336,3 +342,35 @@ class FakeSlackAPI:
     def _api_users_info(self, a: dict) -> dict:
         user = self.users.get(str(a.get("user", "")))
         return {"ok": True, "user": user} if user else {"ok": False, "error": "user_not_found"}
+
+    def _api_users_list(self, a: dict) -> dict:
+        """Everyone, bots and deactivated accounts included (as Slack does), `limit` a page
+        (capped at users_page), `cursor` to page on."""
+        start = int(a.get("cursor") or 0)
+        limit = min(int(a.get("limit") or self.users_page), self.users_page)
+        members = list(self.users.values())
+        more = start + limit < len(members)
+        return {"ok": True, "members": [dict(u) for u in members[start:start + limit]],
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
+
+    def _api_usergroups_users_list(self, a: dict) -> dict:
+        group = self.usergroups.get(str(a.get("usergroup", "")))
+        if group is None:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": list(group)}
+
+    def _api_usergroups_users_update(self, a: dict) -> dict:
+        """Replaces the whole list, as Slack does. An empty `users=` is refused; the literal
+        `[]` empties the group (what Slack accepts for "no members")."""
+        group_id = str(a.get("usergroup", ""))
+        if group_id not in self.usergroups:
+            return {"ok": False, "error": "no_such_subteam"}
+        raw = a.get("users", "")
+        if raw == "" or raw is None:
+            return {"ok": False, "error": "invalid_arguments"}
+        users = [] if raw == [] or raw == "[]" else [u for u in str(raw).split(",") if u]
+        if any(u not in self.users for u in users) and self.users:
+            return {"ok": False, "error": "invalid_users"}
+        self.usergroups[group_id] = list(dict.fromkeys(users))
+        return {"ok": True, "usergroup": {"id": group_id, "users": list(self.usergroups[group_id]),
+                                          "user_count": len(self.usergroups[group_id])}}

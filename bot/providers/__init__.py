@@ -1,0 +1,1 @@
+"""Grant providers for Microsoft Graph, Azure Resource Manager (and, beside them, webhooks)."""
