@@ -1,0 +1,63 @@
+"""Microsoft Entra directory roles through PIM: roleAssignmentScheduleRequests.
+
+A grant is an `adminAssign` of an active assignment whose expiration is the activation's end;
+a revoke is an `adminRemove`. Needs the Graph application permission
+RoleManagement.ReadWrite.Directory (no narrower one can assign directory roles).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bot.providers.graph import ApiError, GraphClient
+from bot.providers.schedule import justification, odata_quote, principal_of, schedule_info
+from handlers.grants.provider import GrantJob, Target
+
+logger = logging.getLogger(__name__)
+
+REQUESTS = "/v1.0/roleManagement/directory/roleAssignmentScheduleRequests"
+ASSIGNMENTS = "/v1.0/roleManagement/directory/roleAssignments"
+# Graph's answers that mean the grant or revoke had already happened (a retry, a crash after
+# Graph acted but before we recorded it, another replica): done, not failed.
+DONE = {"grant": frozenset({"RoleAssignmentExists"}),
+        "revoke": frozenset({"RoleAssignmentDoesNotExist"})}
+
+
+class EntraRoleProvider:
+    def __init__(self, graph: GraphClient) -> None:
+        self.graph = graph
+
+    async def grant(self, job: GrantJob) -> None:
+        await self._request(job, {"action": "adminAssign", "scheduleInfo": schedule_info(job)})
+
+    async def revoke(self, job: GrantJob) -> None:
+        await self._request(job, {"action": "adminRemove"})
+
+    async def _request(self, job: GrantJob, body: dict[str, Any]) -> None:
+        body |= {"principalId": principal_of(job), "roleDefinitionId": job.target.ref,
+                 "directoryScopeId": job.target.scope or "/",
+                 "justification": justification(job)}
+        await send_schedule_request(self.graph, REQUESTS, body, job)
+
+    async def members(self, target: Target) -> frozenset[str] | None:
+        """Everyone holding the role at the scope now, however they got it."""
+        scope = target.scope or "/"
+        held = set()
+        params = {"$filter": f"roleDefinitionId eq {odata_quote(target.ref)}"}
+        async for row in self.graph.items(ASSIGNMENTS, params=params):
+            if (row.get("directoryScopeId") or "/") == scope and row.get("principalId"):
+                held.add(str(row["principalId"]))
+        return frozenset(held)
+
+
+async def send_schedule_request(graph: GraphClient, path: str, body: dict[str, Any],
+                                job: GrantJob) -> None:
+    """POST a PIM schedule request; "already so" answers count as success."""
+    try:
+        await graph.request("POST", path, json=body)
+    except ApiError as err:
+        if err.code not in DONE[job.action]:
+            raise
+        logger.info("grant %s: %s was already in effect (%s)", job.grant_id, job.action,
+                    err.code)
