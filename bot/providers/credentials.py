@@ -8,11 +8,13 @@ a user-assigned one). AZURE_AUTHORITY_HOST names another cloud's login endpoint.
 
 Developer-tool credentials (Azure CLI, PowerShell, VS Code, azd, the shared token cache) are
 left out: on a server they would silently act as whoever last signed in on the machine. An
-operator who wants them says so with azure-identity's own AZURE_TOKEN_CREDENTIALS.
+operator who wants DefaultAzureCredential's whole chain says so with azure-identity's own
+AZURE_TOKEN_CREDENTIALS (`dev`, `prod`, or one credential's name).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import ssl
 from collections.abc import Mapping
@@ -22,11 +24,15 @@ from urllib.parse import urlsplit
 
 from azure.core.credentials_async import AsyncTokenCredential
 
+logger = logging.getLogger(__name__)
+
 GRAPH_URL = "https://graph.microsoft.com"
 ARM_URL = "https://management.azure.com"
 # Token requests that fail with a 5xx are retried this often by azure-identity itself; the
 # grant engine retries the whole grant with its own backoff after that.
 TOKEN_RETRIES = 2
+# Any of these makes the environment describe a service principal (EnvironmentCredential).
+SERVICE_PRINCIPAL = ("AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH")
 
 
 def scope_for(url: str) -> str:
@@ -71,21 +77,33 @@ def tls_context() -> ssl.SSLContext:
 
 
 def azure_credential(**options: Any) -> AsyncTokenCredential:
-    """azure-identity's async DefaultAzureCredential, without developer tools (see above).
+    """The one azure-identity async credential the AZURE_* variables describe.
 
-    `options` go to azure-identity, e.g. `transport=` to share an aiohttp session.
+    Picked the way DefaultAzureCredential walks its chain (service principal from the
+    environment, then workload identity, then managed identity) but without the chain: one
+    credential, so a refused secret surfaces as its own error (with the login endpoint's
+    answer) rather than as "no credential in the chain worked", and nothing falls through to
+    a different identity by surprise. `options` go to azure-identity, e.g. `transport=`.
     """
-    from azure.identity.aio import DefaultAzureCredential
-
-    options.setdefault("retry_total", TOKEN_RETRIES)
-    if (os.environ.get("AZURE_TOKEN_CREDENTIALS") or "").strip():
-        return DefaultAzureCredential(**options)  # the operator chose explicitly
-    return DefaultAzureCredential(
-        exclude_cli_credential=True,
-        exclude_developer_cli_credential=True,
-        exclude_powershell_credential=True,
-        exclude_visual_studio_code_credential=True,
-        exclude_shared_token_cache_credential=True,
-        exclude_interactive_browser_credential=True,
-        **options,
+    from azure.identity.aio import (
+        DefaultAzureCredential,
+        EnvironmentCredential,
+        ManagedIdentityCredential,
+        WorkloadIdentityCredential,
     )
+
+    env = os.environ
+    options.setdefault("retry_total", TOKEN_RETRIES)
+    if (env.get("AZURE_TOKEN_CREDENTIALS") or "").strip():
+        logger.info("Azure sign-in: DefaultAzureCredential, as AZURE_TOKEN_CREDENTIALS says")
+        return DefaultAzureCredential(**options)  # the operator chose explicitly
+    if any(env.get(name) for name in SERVICE_PRINCIPAL):
+        logger.info("Azure sign-in: service principal %s from the environment",
+                    env.get("AZURE_CLIENT_ID"))
+        return EnvironmentCredential(**options)
+    if env.get("AZURE_FEDERATED_TOKEN_FILE"):
+        logger.info("Azure sign-in: workload identity %s", env.get("AZURE_CLIENT_ID"))
+        return WorkloadIdentityCredential(**options)
+    client_id = env.get("AZURE_CLIENT_ID") or None
+    logger.info("Azure sign-in: managed identity %s", client_id or "(system-assigned)")
+    return ManagedIdentityCredential(client_id=client_id, **options)

@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import ClientAuthenticationError
+from azure.core.exceptions import AzureError, ClientAuthenticationError
 
 from bot.providers.credentials import Clouds, azure_credential, scope_for, tls_context
 from handlers.grants.provider import ProviderError
@@ -56,6 +56,11 @@ def retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+def _first_line(err: Exception) -> str:
+    text = (getattr(err, "message", None) or str(err)).strip()
+    return (text.splitlines() or ["no details"])[0][:300]
+
+
 def _error_of(body: Any) -> tuple[str, str]:
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
@@ -81,12 +86,14 @@ class GraphClient:
         try:
             token = await self.credential.get_token(self.scope)
         except ClientAuthenticationError as err:
-            # A refused secret or certificate needs an admin, not another attempt; a login
-            # endpoint that is down (no response, or a 5xx) is worth retrying.
+            # A refused secret or certificate, or no credential configured at all, needs an
+            # admin, not another attempt; a login endpoint that answers 5xx is worth retrying.
             status = getattr(err.response, "status_code", None)
-            first = (err.message or str(err)).strip().splitlines()[0][:300]
-            raise ApiError(f"could not sign in to {self.name}: {first}", status=status,
-                           permanent=status is not None and status < 500) from None
+            permanent = status is None or status < 500
+            raise ApiError(f"could not sign in to {self.name}: {_first_line(err)}",
+                           status=status, permanent=permanent) from None
+        except AzureError as err:  # the login endpoint could not be reached
+            raise ApiError(f"could not sign in to {self.name}: {_first_line(err)}") from None
         return token.token
 
     async def request(self, method: str, path: str, *, json: Any = None,

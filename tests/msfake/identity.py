@@ -44,7 +44,7 @@ def _b64(data: str) -> bytes:
 
 def _refuse(status: int, error: str, description: str) -> web.Response:
     return web.json_response({"error": error, "error_description": description,
-                              "error_codes": [int(description[5:12])]}, status=status)
+                              "error_codes": [int(description[6:].split(":")[0])]}, status=status)
 
 
 class FakeIdentity(HttpsFake):

@@ -77,6 +77,7 @@ class FakeSlackAPI:
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}  # (channel, ts) -> message
         self._calls: list[Call] = []
         self._failures: dict[str, deque[tuple[int, str, int | None]]] = defaultdict(deque)
+        self._hangs: dict[str, deque[float]] = defaultdict(deque)
         self._seq = 0
         self._runner: web.AppRunner | None = None
         self.root = ""  # "http://127.0.0.1:PORT"
@@ -141,6 +142,11 @@ class FakeSlackAPI:
             if error is None:
                 raise ValueError("fail_next with status 200 needs an error")
         self._failures[method].append((status, error, retry_after))
+
+    def hang_next(self, method: str, *, seconds: float = 1.0) -> None:
+        """Sit on the next call to `method` for `seconds` before answering (a client with a
+        shorter timeout gives up first). Keep it short: shutting the fake down waits for it."""
+        self._hangs[method].append(seconds)
 
     # -- inspection --------------------------------------------------------------------------
     def calls(self, method: str | None = None) -> list[Call]:
@@ -218,6 +224,8 @@ class FakeSlackAPI:
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         call = self._record(method, request, await self._args(request))
+        if self._hangs.get(method):
+            await asyncio.sleep(self._hangs[method].popleft())
         failure = self._failure(call)
         if failure is not None:
             return failure
