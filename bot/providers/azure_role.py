@@ -68,6 +68,9 @@ class AzureRoleProvider:
     def __init__(self, arm: GraphClient) -> None:
         self.arm = arm
 
+    async def close(self) -> None:
+        await self.arm.close()  # shared with the other Microsoft providers; closes once
+
     async def grant(self, job: GrantJob) -> None:
         await self._request(job, {"requestType": "AdminAssign",
                                   "scheduleInfo": schedule_info(job, arm=True)})

@@ -32,6 +32,9 @@ class EntraGroupProvider:
     def __init__(self, graph: GraphClient) -> None:
         self.graph = graph
 
+    async def close(self) -> None:
+        await self.graph.close()  # shared with the other Microsoft providers; closes once
+
     async def grant(self, job: GrantJob) -> None:
         await self._request(job, {"action": "adminAssign", "scheduleInfo": schedule_info(job)})
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json as jsonlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -68,23 +68,35 @@ def _error_of(body: Any) -> tuple[str, str]:
     return "", ""
 
 
-class GraphClient:
-    """One API (Graph or ARM) at `base_url`, with tokens for its scope."""
+Connect = Callable[[], tuple[aiohttp.ClientSession, AsyncTokenCredential]]
 
-    def __init__(self, *, session: aiohttp.ClientSession, credential: AsyncTokenCredential,
-                 base_url: str, name: str = "Microsoft Graph",
-                 timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.session, self.credential, self.name = session, credential, name
+
+class GraphClient:
+    """One API (Graph or ARM) at `base_url`, with tokens for its scope. `connect` gives the
+    session and credential, opened on first use (aiohttp sessions need a running loop)."""
+
+    def __init__(self, *, connect: Connect, base_url: str, name: str = "Microsoft Graph",
+                 timeout: float = DEFAULT_TIMEOUT,
+                 disconnect: Callable[[], Awaitable[None]] | None = None) -> None:
+        self.connect, self.name, self._disconnect = connect, name, disconnect
         self.base_url = base_url.rstrip("/")
         self.scope = scope_for(base_url)
         self.timeout = aiohttp.ClientTimeout(total=timeout)
+
+    async def close(self) -> None:
+        if self._disconnect is not None:
+            await self._disconnect()
+
+    async def check(self) -> None:
+        """Sign in once: raises ApiError (permanent for a refused credential) if it fails."""
+        await self._token()
 
     def url(self, path: str) -> str:
         return path if path.startswith("https://") else self.base_url + path
 
     async def _token(self) -> str:
         try:
-            token = await self.credential.get_token(self.scope)
+            token = await self.connect()[1].get_token(self.scope)
         except ClientAuthenticationError as err:
             # A refused secret or certificate, or no credential configured at all, needs an
             # admin, not another attempt; a login endpoint that answers 5xx is worth retrying.
@@ -103,7 +115,7 @@ class GraphClient:
                    "Accept": "application/json"}
         url = self.url(path)
         try:
-            async with self.session.request(method, url, json=json, params=params,
+            async with self.connect()[0].request(method, url, json=json, params=params,
                                             headers=headers, timeout=self.timeout) as resp:
                 text = await resp.text()
                 status, hint = resp.status, resp.headers.get("Retry-After")
@@ -150,32 +162,43 @@ class MicrosoftApis:
     """One aiohttp session and one credential, shared by the Graph and ARM clients.
 
     The credential's token requests go through the same session (and TLS trust) as the API
-    calls. `async with MicrosoftApis.from_env() as apis: apis.graph, apis.arm`.
+    calls. Both open on first use, inside the running loop, so this can be built anywhere.
+    `async with MicrosoftApis.from_env() as apis: apis.graph, apis.arm`.
     """
 
-    def __init__(self, *, clouds: Clouds, credential: AsyncTokenCredential | None = None,
-                 timeout: float = DEFAULT_TIMEOUT) -> None:
-        from azure.core.pipeline.transport import AioHttpTransport
-
+    def __init__(self, *, clouds: Clouds, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.clouds = clouds
-        connector = aiohttp.TCPConnector(ssl=tls_context(), limit=64)
-        self.session = aiohttp.ClientSession(connector=connector)
-        self.credential = credential or azure_credential(
-            transport=AioHttpTransport(session=self.session, session_owner=False))
-        self.graph = GraphClient(session=self.session, credential=self.credential,
-                                 base_url=clouds.graph, timeout=timeout)
-        self.arm = GraphClient(session=self.session, credential=self.credential,
-                               base_url=clouds.arm, name="Azure Resource Manager",
-                               timeout=timeout)
+        self._session: aiohttp.ClientSession | None = None
+        self._credential: AsyncTokenCredential | None = None
+        self.graph = GraphClient(connect=self.connection, base_url=clouds.graph,
+                                 timeout=timeout, disconnect=self.close)
+        self.arm = GraphClient(connect=self.connection, base_url=clouds.arm,
+                               name="Azure Resource Manager", timeout=timeout,
+                               disconnect=self.close)
 
     @classmethod
     def from_env(cls, *, timeout: float = DEFAULT_TIMEOUT) -> MicrosoftApis:
         return cls(clouds=Clouds.from_env(), timeout=timeout)
 
+    def connection(self) -> tuple[aiohttp.ClientSession, AsyncTokenCredential]:
+        if self._session is None or self._credential is None:
+            from azure.core.pipeline.transport import AioHttpTransport
+
+            connector = aiohttp.TCPConnector(ssl=tls_context(), limit=64)
+            self._session = aiohttp.ClientSession(connector=connector)
+            self._credential = azure_credential(
+                transport=AioHttpTransport(session=self._session, session_owner=False))
+        return self._session, self._credential
+
     async def close(self) -> None:
-        await self.credential.close()
-        await self.session.close()
-        await asyncio.sleep(0)  # let aiohttp close its transports before the loop moves on
+        """Close the credential and the session; safe to call more than once."""
+        session, credential = self._session, self._credential
+        self._session = self._credential = None
+        if credential is not None:
+            await credential.close()
+        if session is not None:
+            await session.close()
+            await asyncio.sleep(0)  # let aiohttp close its transports before the loop moves on
 
     async def __aenter__(self) -> MicrosoftApis:
         return self

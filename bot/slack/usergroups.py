@@ -67,3 +67,12 @@ class SlackUsergroupProvider:
             return await getattr(self.client, method)(**args)
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as err:
             raise slack_failure(method.replace("_", "."), err) from None
+
+
+def usergroup_provider(*, token: str, api_url: str | None = None) -> SlackUsergroupProvider:
+    """The provider on its own Web API client (SLACK_BOT_TOKEN, SLACK_API_URL)."""
+    base_url = api_url or AsyncWebClient.BASE_URL
+    if not base_url.endswith("/"):
+        base_url += "/"  # slack_sdk joins method names straight onto it
+    client = AsyncWebClient(token=token, base_url=base_url)
+    return SlackUsergroupProvider(client)
