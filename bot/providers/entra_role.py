@@ -2,7 +2,9 @@
 
 A grant is an `adminAssign` of an active assignment whose expiration is the activation's end;
 a revoke is an `adminRemove`. Needs the Graph application permission
-RoleManagement.ReadWrite.Directory (no narrower one can assign directory roles).
+RoleAssignmentSchedule.ReadWrite.Directory (the least privileged one; it also reads the
+assignment schedule instances that `members()` lists). RoleManagement.ReadWrite.Directory
+works too but allows far more.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from handlers.grants.provider import GrantJob, Target
 logger = logging.getLogger(__name__)
 
 REQUESTS = "/v1.0/roleManagement/directory/roleAssignmentScheduleRequests"
-ASSIGNMENTS = "/v1.0/roleManagement/directory/roleAssignments"
+INSTANCES = "/v1.0/roleManagement/directory/roleAssignmentScheduleInstances"
 # Graph's answers that mean the grant or revoke had already happened (a retry, a crash after
 # Graph acted but before we recorded it, another replica): done, not failed.
 DONE = {"grant": frozenset({"RoleAssignmentExists"}),
@@ -44,11 +46,12 @@ class EntraRoleProvider:
         await send_schedule_request(self.graph, REQUESTS, body, job)
 
     async def members(self, target: Target) -> frozenset[str] | None:
-        """Everyone holding the role at the scope now, however they got it."""
+        """Everyone holding the role at the scope now: PIM's active instances list assignments
+        made outside PIM too (as permanent ones)."""
         scope = target.scope or "/"
         held = set()
         params = {"$filter": f"roleDefinitionId eq {odata_quote(target.ref)}"}
-        async for row in self.graph.items(ASSIGNMENTS, params=params):
+        async for row in self.graph.items(INSTANCES, params=params):
             if (row.get("directoryScopeId") or "/") == scope and row.get("principalId"):
                 held.add(str(row["principalId"]))
         return frozenset(held)

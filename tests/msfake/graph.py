@@ -1,5 +1,7 @@
 """A fake Microsoft Graph with real state: directory role assignments made through
-roleAssignmentScheduleRequests, PIM for Groups assignments, users and group members.
+roleAssignmentScheduleRequests (listed as roleAssignments and as active
+roleAssignmentScheduleInstances, which include assignments made outside PIM), PIM for Groups
+assignments, users and group members.
 
 Like Entra, an assignment with an expiration ends by itself at its endDateTime (it drops out
 of every listing), and by default Entra's role settings refuse a permanent active assignment
@@ -22,6 +24,7 @@ from .identity import FakeIdentity
 
 ROLE_REQUESTS = "/v1.0/roleManagement/directory/roleAssignmentScheduleRequests"
 ROLE_ASSIGNMENTS = "/v1.0/roleManagement/directory/roleAssignments"
+ROLE_INSTANCES = "/v1.0/roleManagement/directory/roleAssignmentScheduleInstances"
 GROUP_REQUESTS = "/v1.0/identityGovernance/privilegedAccess/group/assignmentScheduleRequests"
 GROUP_INSTANCES = "/v1.0/identityGovernance/privilegedAccess/group/assignmentScheduleInstances"
 _FILTER = re.compile(r"(\w+) eq '([^']*)'")
@@ -82,6 +85,7 @@ class FakeGraph(HttpsFake):
     def routes(self, app: web.Application) -> None:
         app.router.add_post(ROLE_REQUESTS, self._role_request)
         app.router.add_get(ROLE_ASSIGNMENTS, self._role_assignments)
+        app.router.add_get(ROLE_INSTANCES, self._role_assignments)  # active instances
         app.router.add_post(GROUP_REQUESTS, self._group_request)
         app.router.add_get(GROUP_INSTANCES, self._group_instances)
         app.router.add_get("/v1.0/groups/{id}/members", self._members)
