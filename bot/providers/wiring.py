@@ -26,16 +26,24 @@ AZURE_IDENTITY = ("AZURE_CLIENT_ID", "AZURE_TOKEN_CREDENTIALS", "IDENTITY_ENDPOI
                   "MSI_ENDPOINT")
 
 
-def microsoft_providers(env: Mapping[str, str] | None = None, *,
-                        timeout: float = DEFAULT_TIMEOUT) -> dict[str, Provider]:
+def microsoft_apis(env: Mapping[str, str] | None = None, *,
+                   timeout: float = DEFAULT_TIMEOUT) -> MicrosoftApis | None:
+    """The shared Graph and ARM clients, or None when no Azure identity is configured. Directory
+    sync reads Entra groups through the same clients (bot.providers.directory)."""
     env = os.environ if env is None else env
     if not any((env.get(name) or "").strip() for name in AZURE_IDENTITY):
-        return {}
+        return None
     try:
         clouds = Clouds.from_env(env)
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    apis = MicrosoftApis(clouds=clouds, timeout=timeout)
+    return MicrosoftApis(clouds=clouds, timeout=timeout)
+
+
+def microsoft_providers(apis: MicrosoftApis | None) -> dict[str, Provider]:
+    """Entra roles, PIM for Groups and Azure roles on `apis` (none without them)."""
+    if apis is None:
+        return {}
     return {"entra_role": EntraRoleProvider(apis.graph),
             "entra_group": EntraGroupProvider(apis.graph),
             "azure_role": AzureRoleProvider(apis.arm)}

@@ -137,3 +137,14 @@ def test_retry_after_reads_seconds_and_dates() -> None:
     assert retry_after(None) is None and retry_after("soon") is None
     later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
     assert 25 <= (retry_after(later) or 0) <= 30
+
+
+async def test_a_token_for_graph_does_not_open_arm(ms: MicrosoftFakes,
+                                                   apis: MicrosoftApis) -> None:
+    graph_token = await apis.graph._token()
+    session, _ = apis.connection()
+    async with session.get(f"{ms.arm.root}/subscriptions/s1/providers/Microsoft.Authorization/"
+                           "roleAssignments?api-version=2022-04-01",
+                           headers={"Authorization": f"Bearer {graph_token}"}) as resp:
+        assert resp.status == 401
+        assert (await resp.json())["error"]["code"] == "InvalidAuthenticationToken"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.config import ConfigError
-from bot.providers.wiring import microsoft_providers, slack_providers
+from bot.providers.wiring import microsoft_apis, microsoft_providers, slack_providers
 from handlers.grants.provider import Target
 from tests.msfake import MicrosoftFakes
 from tests.providers.jobs import BOB, job
@@ -13,17 +13,18 @@ from tests.slackfake import FakeSlackAPI
 
 
 def test_without_an_azure_identity_no_microsoft_provider_runs() -> None:
-    assert microsoft_providers({}) == {}
-    assert microsoft_providers({"AZURE_TENANT_ID": "t", "PIM_GRAPH_URL": "https://x"}) == {}
+    assert microsoft_apis({}) is None
+    assert microsoft_apis({"AZURE_TENANT_ID": "t", "PIM_GRAPH_URL": "https://x"}) is None
+    assert microsoft_providers(None) == {}
 
 
 def test_a_plain_http_graph_url_is_a_configuration_error() -> None:
     with pytest.raises(ConfigError, match="PIM_GRAPH_URL must be an https:// URL"):
-        microsoft_providers({"AZURE_CLIENT_ID": "c", "PIM_GRAPH_URL": "http://127.0.0.1:9"})
+        microsoft_apis({"AZURE_CLIENT_ID": "c", "PIM_GRAPH_URL": "http://127.0.0.1:9"})
 
 
 async def test_wired_microsoft_providers_share_one_sign_in(ms: MicrosoftFakes) -> None:
-    providers = microsoft_providers()
+    providers = microsoft_providers(microsoft_apis())
     assert sorted(providers) == ["azure_role", "entra_group", "entra_role"]
     try:
         await providers["entra_role"].grant(job("entra_role", "role-1"))
