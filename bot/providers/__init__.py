@@ -1,1 +1,0 @@
-"""Grant providers for Microsoft Graph, Azure Resource Manager (and, beside them, webhooks)."""

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from azure.core.credentials_async import AsyncTokenCredential
@@ -92,7 +93,15 @@ class GraphClient:
         await self._token()
 
     def url(self, path: str) -> str:
-        return path if path.startswith("https://") else self.base_url + path
+        """A path on this API, or a next link, which must stay on this API's origin: the
+        bearer token goes with it."""
+        if "://" not in path:
+            return self.base_url + path
+        if urlsplit(path).netloc != urlsplit(self.base_url).netloc or not path.startswith(
+                "https://"):
+            raise ApiError(f"{self.name} sent a link to another host; not following it",
+                           permanent=True)
+        return path
 
     async def _token(self) -> str:
         try:
@@ -115,8 +124,9 @@ class GraphClient:
                    "Accept": "application/json"}
         url = self.url(path)
         try:
-            async with self.connect()[0].request(method, url, json=json, params=params,
-                                            headers=headers, timeout=self.timeout) as resp:
+            session = self.connect()[0]
+            async with session.request(method, url, json=json, params=params, headers=headers,
+                                       timeout=self.timeout) as resp:
                 text = await resp.text()
                 status, hint = resp.status, resp.headers.get("Retry-After")
         except TimeoutError:

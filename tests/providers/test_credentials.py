@@ -148,3 +148,13 @@ async def test_a_token_for_graph_does_not_open_arm(ms: MicrosoftFakes,
                            headers={"Authorization": f"Bearer {graph_token}"}) as resp:
         assert resp.status == 401
         assert (await resp.json())["error"]["code"] == "InvalidAuthenticationToken"
+
+
+def test_next_links_to_another_host_are_not_followed(apis: MicrosoftApis) -> None:
+    assert apis.graph.url("/v1.0/groups") == apis.graph.base_url + "/v1.0/groups"
+    same = apis.graph.base_url + "/v1.0/groups?$skiptoken=2"
+    assert apis.graph.url(same) == same
+    for elsewhere in ("https://evil.example/v1.0/groups", "http://" + same[len("https://"):]):
+        with pytest.raises(ApiError, match="another host") as raised:
+            apis.graph.url(elsewhere)
+        assert raised.value.permanent
