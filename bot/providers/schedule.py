@@ -14,8 +14,13 @@ from handlers.grants.provider import GrantJob, ProviderError
 MAX_JUSTIFICATION = 500
 
 
+def aware(when: datetime) -> datetime:
+    """SQLite hands back naive datetimes; pim-bot stores UTC, so naive means UTC."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
 def wire_time(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return aware(when).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def schedule_info(job: GrantJob, *, now: datetime | None = None,
@@ -23,15 +28,16 @@ def schedule_info(job: GrantJob, *, now: datetime | None = None,
     """scheduleInfo: from the activation's start (not earlier than now: a grant retried late
     starts when it lands) until its end. Graph spells the types in camelCase, ARM in Pascal."""
     now = now or datetime.now(UTC)
-    if job.end is not None and job.end <= now:
-        raise ProviderError(f"the activation ended at {wire_time(job.end)}; nothing to grant",
+    end = aware(job.end) if job.end is not None else None
+    if end is not None and end <= now:
+        raise ProviderError(f"the activation ended at {wire_time(end)}; nothing to grant",
                             permanent=True)
-    start = max(job.start, now)
-    if job.end is None:
+    start = max(aware(job.start), now)
+    if end is None:
         expiration: dict[str, Any] = {"type": "NoExpiration" if arm else "noExpiration"}
     else:
         expiration = {"type": "AfterDateTime" if arm else "afterDateTime",
-                      "endDateTime": wire_time(job.end)}
+                      "endDateTime": wire_time(end)}
     return {"startDateTime": wire_time(start), "expiration": expiration}
 
 

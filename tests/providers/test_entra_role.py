@@ -176,3 +176,12 @@ async def test_a_grant_retried_late_starts_now_not_in_the_past(
     await entra.grant(late)
     start = ms.graph.requests[0]["scheduleInfo"]["startDateTime"]
     assert start >= wire(datetime.now(UTC) - timedelta(seconds=5))
+
+
+async def test_naive_times_from_sqlite_are_taken_as_utc(
+        ms: MicrosoftFakes, entra: EntraRoleProvider) -> None:
+    grant = job("entra_role", GLOBAL_ADMIN)
+    naive = replace(grant, start=grant.start.replace(tzinfo=None),
+                    end=grant.end.replace(tzinfo=None) if grant.end else None)
+    await entra.grant(naive)
+    assert ms.graph.requests[0]["scheduleInfo"]["expiration"]["endDateTime"] == wire(grant.end)
