@@ -6,14 +6,17 @@ import argparse
 import asyncio
 import getpass
 import logging
+import os
 import signal
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from bot.cli_audit import AuditUsageError, add_audit_parser, check_arguments, run_audit
@@ -52,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     console.add_argument("--policy", help="apply this policy file first (default: $PIM_POLICY)")
 
     policy = sub.add_parser("policy", help="policy as code").add_subparsers(
-        dest="policy_command", required=True)
+        dest="policy_command", required=True, metavar="apply|export")
     apply = policy.add_parser("apply", help="apply a policy file")
     apply.add_argument("file")
     apply.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
@@ -61,13 +64,14 @@ def _parser() -> argparse.ArgumentParser:
     export = policy.add_parser("export", help="print the current policy as YAML")
     export.add_argument("-o", "--output", help="write to this file instead of stdout")
 
-    db = sub.add_parser("db", help="database").add_subparsers(dest="db_command", required=True)
+    db = sub.add_parser("db", help="database").add_subparsers(dest="db_command", required=True,
+                                                                    metavar="upgrade")
     db.add_parser("upgrade", help="migrate the schema to the newest version")
 
     add_audit_parser(sub)
 
     digest = sub.add_parser("digest", help="the admins' periodic digest").add_subparsers(
-        dest="digest_command", required=True)
+        dest="digest_command", required=True, metavar="preview|send")
     preview = digest.add_parser("preview", help="print the digest here; send and record nothing")
     preview.add_argument("--since", metavar="DATE|DURATION",
                          help="period start: 2026-03-01, 2026-03-01T09:00 or a duration back "
@@ -76,20 +80,21 @@ def _parser() -> argparse.ArgumentParser:
     digest.add_parser("send", help="send the digest for the period ending now to every admin")
 
     people = sub.add_parser("people", help="who is who in chat").add_subparsers(
-        dest="people_command", required=True)
+        dest="people_command", required=True, metavar="link")
     link = people.add_parser("link", help="bind a Slack or Teams account to a person, "
                                           "replacing the one they had (audited)")
     link.add_argument("email")
     link.add_argument("account", metavar="slack:U…|teams:…")
 
     teams = sub.add_parser("teams", help="Microsoft Teams").add_subparsers(
-        dest="teams_command", required=True)
+        dest="teams_command", required=True, metavar="package")
     package = teams.add_parser("package", help="write the app package to upload to Teams")
     package.add_argument("--app-id", required=True, help="the bot's Microsoft App ID (GUID)")
     package.add_argument("-o", "--output", default="pim-bot-teams.zip")
-    package.add_argument("--website", default="https://github.com/")
-    package.add_argument("--privacy-url", default="https://github.com/")
-    package.add_argument("--terms-url", default="https://github.com/")
+    # Teams shows these links on the app's page: they must be the organisation's own.
+    package.add_argument("--website", required=True, help="your page about pim-bot (https)")
+    package.add_argument("--privacy-url", required=True, help="your privacy statement (https)")
+    package.add_argument("--terms-url", required=True, help="your terms of use (https)")
     return p
 
 
@@ -189,6 +194,35 @@ async def cmd_console(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_policy(args: argparse.Namespace, settings: Settings) -> int:
+    missing = _missing_sqlite_file(settings) if getattr(args, "dry_run", False) else None
+    if missing is not None:
+        # A dry run changes nothing, the file system included: plan against a throwaway
+        # empty database instead of creating (and migrating) one at the path.
+        with tempfile.TemporaryDirectory() as scratch:
+            print(f"(no database at {missing} yet: planned against an empty one)")
+            empty = replace(settings, database_url=f"sqlite+aiosqlite:///{scratch}/plan.db")
+            return await _apply_policy(args, empty)
+    return await _apply_policy(args, settings)
+
+
+def _missing_sqlite_file(settings: Settings) -> Path | None:
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    path = Path(url.database).resolve()
+    return None if path.exists() else path
+
+
+def database_place(database_url: str) -> str:
+    """Where the database is, for an error message: the file's path, or host:port/name."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        name = url.database or ":memory:"
+        return name if name == ":memory:" else str(Path(name).resolve())
+    return f"{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
+
+
+async def _apply_policy(args: argparse.Namespace, settings: Settings) -> int:
     async def body(runtime: Runtime) -> int:
         if args.policy_command == "export":
             _write(args.output, await export_policy(runtime.uow))
@@ -251,7 +285,9 @@ def _period(args: argparse.Namespace, settings: Settings, now: datetime
     if args.since:
         try:
             since = until - parse_duration(args.since)
-        except DurationError:
+        except DurationError as err:
+            if "too long" in str(err):  # a duration past the cap, not a bad format
+                raise BadArgument(f"--since {args.since!r}: {err}") from None
             try:
                 since = _when(args.since, "--since", settings.timezone)
             except BadArgument:
@@ -260,7 +296,7 @@ def _period(args: argparse.Namespace, settings: Settings, now: datetime
     if since is not None and since >= until:
         raise BadArgument("--since must be before --until")
     if until - (since or until - timedelta(days=7)) > timedelta(days=3660):
-        raise BadArgument("the period is longer than ten years")
+        raise BadArgument("the period is longer than ten years (3,650 days at most)")
     return since, until
 
 
@@ -350,6 +386,11 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_COMMANDS[args.command](args, settings))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `pim-bot audit export | head`: the reader left, which is no error of ours. Point
+        # stdout at nothing so the interpreter's final flush does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (PimError, OSError, AuditUsageError, AuditKeyError) as err:
         print(f"pim-bot: {err}", file=sys.stderr)
         return 2
@@ -358,7 +399,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     except OperationalError as err:  # e.g. an SQLite path that cannot be opened
-        print(f"pim-bot: database error: {err.orig or err}", file=sys.stderr)
+        print(f"pim-bot: database error at {database_place(settings.database_url)}: "
+              f"{err.orig or err}", file=sys.stderr)
         return 2
 
 

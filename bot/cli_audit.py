@@ -34,7 +34,7 @@ class AuditUsageError(ValueError):
 
 def add_audit_parser(sub: Any) -> None:
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(
-        dest="audit_command", required=True)
+        dest="audit_command", required=True, metavar="export|verify|checkpoint")
     export = audit.add_parser("export", help="write every audit event")
     export.add_argument("--format", choices=["csv", "json", "jsonl"], default=None,
                         help="default json; --follow always writes JSON lines")

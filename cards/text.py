@@ -59,6 +59,13 @@ def request_lines(req: RequestView) -> list[str]:
     return lines
 
 
+def decide_hint(req: RequestView) -> str:
+    """How to approve or deny, the same on the approver's card and in `approvals`."""
+    approve = f"approve {req.id} <reason>" if req.needs_approver_justification \
+        else f"approve {req.id}"
+    return f"  → {approve}   |   deny {req.id} <reason>"
+
+
 @render.register
 def _notification(view: Notification) -> str:
     if view.kind == DIGEST and view.digest is not None:
@@ -69,9 +76,7 @@ def _notification(view: Notification) -> str:
     req = view.request
     if view.kind == APPROVAL_NEEDED and req is not None:
         lines += request_lines(req)
-        hint = f"approve {req.id} <reason>" if req.needs_approver_justification \
-            else f"approve {req.id}"
-        lines.append(f"  → {hint}   |   deny {req.id} <reason>")
+        lines.append(decide_hint(req))
     elif view.kind == SUBMITTED and req is not None:
         lines.append(f"  → cancel {req.id}")
     elif view.kind == EXPIRING and view.role is not None:
@@ -126,7 +131,7 @@ def _requests(view: RequestListView) -> str:
     for req in view.requests:
         lines += request_lines(req)
         if view.for_approver:
-            lines.append(f"  → approve {req.id}   |   deny {req.id} <reason>")
+            lines.append(decide_hint(req))
         else:
             lines.append(f"  → cancel {req.id}")
         lines.append("")
@@ -138,9 +143,14 @@ def _audit(view: AuditView) -> str:
     if not view.events:
         return f"{view.title}: no events."
     lines = [f"{view.title}:"]
+    # Columns as wide as their longest entry, so a long actor (a policy file's path) never
+    # pushes its row's action out of line with the others.
+    actor_w = max(len(e.actor) for e in view.events)
+    action_w = max(len(e.action) for e in view.events)
     for e in view.events:
         extra = f"  ({e.summary})" if e.summary else ""
-        lines.append(f"  #{e.id:<5} {when(e.at)}  {e.actor:<24} {e.action:<22} {e.target}{extra}")
+        lines.append(f"  #{e.id:<5} {when(e.at)}  {e.actor:<{actor_w}}  {e.action:<{action_w}}  "
+                     f"{e.target}{extra}")
     if view.truncated:
         lines.append("  … older events omitted; use `pim-bot audit export` for everything.")
     return "\n".join(lines)

@@ -49,7 +49,7 @@ async def request_activation(
     now = clock.now()
     async with uow.transaction() as s:
         me = await require_principal(s, actor)
-        role = await find_role(s, ask.role)
+        role = await find_role(s, ask.role, usable_by=me.id)
         settings = settings_of(role)
         checked = check_ask(ask, role_id=role.id, role_name=role.display_name,
                             settings=settings, now=now)
@@ -228,7 +228,7 @@ async def deactivate(uow: UnitOfWork, clock: Clock, *, actor: str, role: str) ->
     now = clock.now()
     async with uow.transaction() as s:
         me = await require_principal(s, actor)
-        r = await find_role(s, role)
+        r = await find_role(s, role, usable_by=me.id)
         schedule = await s.scalar(
             select(Schedule).where(
                 Schedule.principal_id == me.id, Schedule.role_id == r.id,

@@ -24,6 +24,7 @@ class ActivationAsk:
     justification: str | None = None
     ticket: Ticket | None = None
     start_at: datetime | None = None
+    duration_text: str | None = None  # as typed, so a refusal echoes "99h", not "4d3h"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,7 @@ def check_ask(
         raise DurationOutOfRange(
             f"{role_name} can be activated for {format_duration(settings.min_duration)}"
             f" to {format_duration(settings.max_duration)}; you asked for "
-            f"{format_duration(duration)}."
+            f"{ask.duration_text or format_duration(duration)}."
         )
     start = ask.start_at or now
     if start < now - START_SLACK:

@@ -15,6 +15,7 @@ from cards.views import Notification
 from handlers.clock import Clock
 from handlers.commands import UserRef
 from handlers.directory import find_role, require_principal, resolve_user, settings_of
+from handlers.durations import MAX_DURATION
 from handlers.errors import AlreadyActive, Forbidden, InvalidInput, NotActive
 from handlers.lifecycle import EXPIRE, WARN, end_timers
 from handlers.present import role_ref
@@ -68,6 +69,10 @@ async def assign(
         end = until if until is not None else (now + duration if duration else None)
         if end is not None and end <= now:
             raise InvalidInput("The end of the assignment must be in the future.")
+        if end is not None and end - now > MAX_DURATION:  # the same cap as a typed duration
+            raise InvalidInput(f"The assignment would last too long (at most "
+                               f"{MAX_DURATION.days} days); leave out the end for a "
+                               "permanent one.")
         schedule = await grant_schedule(
             s, actor=me, principal=who, role=r, kind=kind, end=end, now=now,
             justification=justification,
@@ -198,7 +203,8 @@ async def remove(
                 await end_schedule(s, actor=me, schedule=schedule, now=now)
                 removed.append(_kind_noun(k))
         if not removed:
-            raise NotActive(f"{who.display_name} has no {kind or 'assignment'} for {r.display_name}.")
+            kind_word = f"{kind} assignment" if kind else "assignment"
+            raise NotActive(f"{who.display_name} has no {kind_word} for {r.display_name}.")
         return f"Removed {' and '.join(removed)} of {r.display_name} from {who.display_name}."
 
 

@@ -41,7 +41,8 @@ async def _activate(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Activate) 
     view = await request_activation(
         uow, clock, actor=actor,
         ask=ActivationAsk(role=cmd.role, duration=cmd.duration,
-                          justification=cmd.justification, ticket=cmd.ticket),
+                          justification=cmd.justification, ticket=cmd.ticket,
+                          duration_text=cmd.duration_text),
     )
     return Reply(text=activation_headline(view), request=view)
 
@@ -87,7 +88,8 @@ async def _link(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Link) -> View:
 
 
 async def _audit(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Audit) -> View:
-    return await audit_trail(uow, clock, actor=actor, subject=cmd.subject, since=cmd.since)
+    return await audit_trail(uow, clock, actor=actor, subject=cmd.subject, since=cmd.since,
+                             since_text=cmd.since_text)
 
 
 def digest_command(options: DigestOptions) -> Runner:

@@ -7,7 +7,7 @@ the directory, which is the engine's job, not the parser's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, TypeAlias
 
@@ -72,6 +72,8 @@ class Activate:
     duration: timedelta | None = None
     ticket: Ticket | None = None
     justification: str | None = None
+    # as typed ("99h"), echoed back in refusals; not part of what the command means
+    duration_text: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +137,8 @@ class Audit:
 
     subject: str | None = None
     since: timedelta | None = None
+    # as typed ("1d"), for the title; not part of what the command means
+    since_text: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

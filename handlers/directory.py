@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.commands import UserRef
 from handlers.errors import UnknownPrincipal, UnknownRole
+from handlers.role_names import unknown_role_message
 from handlers.settings import RoleSettings
 from storage.models import Principal, Role
 
@@ -59,7 +60,9 @@ async def resolve_user(session: AsyncSession, ref: UserRef) -> Principal:
     return person
 
 
-async def find_role(session: AsyncSession, text: str) -> Role:
+async def find_role(session: AsyncSession, text: str, *, usable_by: int | None = None) -> Role:
+    """The role named by id or display name. usable_by: the id of the person asking for it,
+    so a miss suggests among their roles only."""
     wanted = text.strip().strip("\"'").strip()
     role = await session.scalar(
         select(Role).where(
@@ -68,9 +71,7 @@ async def find_role(session: AsyncSession, text: str) -> Role:
         )
     )
     if role is None:
-        names = (await session.scalars(select(Role.id).order_by(Role.id).limit(20))).all()
-        known = ", ".join(names) if names else "none yet"
-        raise UnknownRole(f"No role called '{wanted}'. Roles: {known}.")
+        raise UnknownRole(await unknown_role_message(session, wanted, usable_by=usable_by))
     return role
 
 

@@ -42,7 +42,8 @@ def read_activation_form(
             return {TICKET: "Give the ticket number, e.g. INC-123 or jira:OPS-12."}, None
         ref = Ticket(system=system.lower() or None, number=number)
     return {}, ActivationAsk(role=(role or "").strip(), duration=parsed, ticket=ref,
-                             justification=(justification or "").strip() or None)
+                             justification=(justification or "").strip() or None,
+                             duration_text=(duration or "").strip() or None)
 
 
 def field_of(err: PimError) -> str:

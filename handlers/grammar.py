@@ -60,6 +60,8 @@ _SUMMARY: dict[str, str] = {
 
 _ANY_COMMAND = "one of " + ", ".join(USAGE)
 _SPACES_HINT = " (quote role names that contain spaces)"
+# `audit` takes a person or a role: the hint must not assume which one was meant.
+_AUDIT_HINT = ' (quote a name that contains spaces, e.g. audit "Bob Builder", or give an email)'
 
 _FLAGS = re.IGNORECASE | re.ASCII
 _REQUEST_ID = re.compile(r"R-[A-Z0-9]{4,8}", _FLAGS)
@@ -127,15 +129,16 @@ def _activate(cur: Cursor) -> commands.Command:
     duration: timedelta | None = None
     ticket: commands.Ticket | None = None
     # Duration and ticket may come in either order; anything else starts the justification.
+    typed: str | None = None
     while (word := cur.peek_word()) is not None:
         if duration is None and looks_like_duration(word):
-            duration = _duration(cur, word)
+            duration, typed = _duration(cur, word), word
         elif ticket is None and word[:7].lower() == "ticket:":
             ticket = _ticket(cur, word[7:])
         else:
             break
         cur.word()
-    return commands.Activate(role, duration, ticket, _justification(cur))
+    return commands.Activate(role, duration, ticket, _justification(cur), typed)
 
 
 def _approve(cur: Cursor) -> commands.Command:
@@ -205,6 +208,7 @@ def _audit(cur: Cursor) -> commands.Command:
         if not subject:
             raise cur.fail("the user or role to audit is empty")
     since: timedelta | None = None
+    amount: str | None = None
     word = cur.peek_word()
     if word is not None and word.lower() == "since":
         cur.word()
@@ -212,8 +216,8 @@ def _audit(cur: Cursor) -> commands.Command:
         if amount is None:
             raise cur.fail("since needs a duration, e.g. since 7d")
         since = _duration(cur, amount)
-    cur.done(_SPACES_HINT)
-    return commands.Audit(subject, since)
+    cur.done(_AUDIT_HINT if subject and "@" not in subject else _SPACES_HINT)
+    return commands.Audit(subject, since, amount)
 
 
 def _link(cur: Cursor) -> commands.Command:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, Text, bindparam, cast, or_, select
+from sqlalchemy import Connection, Row, Text, bindparam, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cards.views import (
@@ -30,6 +30,7 @@ from handlers.directory import (
     require_principal,
     settings_of,
 )
+from handlers.durations import format_duration
 from handlers.errors import Forbidden, UnknownPrincipal, UnknownRequest
 from handlers.present import request_view
 from handlers.settings import RoleSettings
@@ -155,7 +156,7 @@ async def my_approvals(uow: UnitOfWork, *, actor: str) -> RequestListView:
 
 async def audit_trail(
     uow: UnitOfWork, clock: Clock, *, actor: str, subject: str | None,
-    since: timedelta | None, limit: int = 20,
+    since: timedelta | None, limit: int = 20, since_text: str | None = None,
 ) -> AuditView:
     async with uow.read() as s:
         me = await require_principal(s, actor)
@@ -173,7 +174,7 @@ async def audit_trail(
             title += f" for {target}"
         if since is not None:
             stmt = stmt.where(AuditEvent.at >= clock.now() - since)
-            title += f" since {since}"
+            title += f" since {since_text or format_duration(since)}"
         rows = (await s.scalars(stmt.order_by(AuditEvent.id.desc()).limit(limit + 1))).all()
         lines = tuple(
             AuditLine(id=e.id, at=e.at.isoformat(), actor=e.actor, action=e.action,
@@ -195,6 +196,13 @@ async def _audit_subject(s: AsyncSession, subject: str) -> tuple[str, bool]:
         p = await principal_by_email(s, text)
         if p is None:
             raise UnknownPrincipal(f"No such person: {text}.")
+        return p.email, True
+    # A quoted display name may be a person's ("Bob Builder") as well as a role's.
+    wanted = text.strip("\"'").strip().lower()
+    p = await s.scalar(select(Principal).where(func.lower(Principal.display_name) == wanted))
+    role_named = await s.scalar(select(Role.id).where(
+        (func.lower(Role.id) == wanted) | (func.lower(Role.display_name) == wanted)))
+    if p is not None and role_named is None:
         return p.email, True
     return (await find_role(s, text)).id, False
 

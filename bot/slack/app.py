@@ -29,6 +29,9 @@ from bot.slack.transport import SlackTransport
 logger = logging.getLogger(__name__)
 
 _OAUTH_ENV = ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET")
+# Bolt also reads SLACK_BOT_TOKEN itself and, given our client too, warns at every start that
+# "token will be unused": the client already carries that token.
+_HIDDEN_ENV = (*_OAUTH_ENV, "SLACK_BOT_TOKEN")
 
 
 @dataclass
@@ -50,8 +53,8 @@ def slack_missing(settings: Settings) -> str | None:
 @contextmanager
 def _without_oauth_env() -> Iterator[None]:
     # Both set, Bolt silently switches to OAuth (multi-workspace) mode and ignores our token.
-    saved = {k: os.environ.pop(k) for k in _OAUTH_ENV if k in os.environ}
-    if len(saved) == len(_OAUTH_ENV):
+    saved = {k: os.environ.pop(k) for k in _HIDDEN_ENV if k in os.environ}
+    if all(k in saved for k in _OAUTH_ENV):
         logger.warning("SLACK_CLIENT_ID/SLACK_CLIENT_SECRET are ignored: pim-bot is a "
                        "single-workspace app using SLACK_BOT_TOKEN")
     try:

@@ -203,22 +203,25 @@ async def slowest_approvers(
 
 async def longest_activations(
     s: AsyncSession, *, span: Span, top: int
-) -> list[tuple[str, str, float]]:
-    """(person, role, seconds held) of activations that started in the span; one still
-    running at the end of the span counts up to that end."""
+) -> list[tuple[str, str, float, bool]]:
+    """(person, role, seconds, still running) of activations that started in the span. The
+    length is what the activation lasts: until it ended, or for one still running, until its
+    end time (its elapsed time so far would rank a fresh 8h activation below a finished 1h)."""
     dialect = dialect_of(s)
-    stop = least(dialect, func.coalesce(Schedule.ended_at, ts(span[1])),
-                 func.coalesce(Schedule.end_at, ts(span[1])))
+    last = ts(span[1])
+    stop = least(dialect, func.coalesce(Schedule.ended_at, Schedule.end_at, last),
+                 func.coalesce(Schedule.end_at, Schedule.ended_at, last))
     held = epoch(dialect, stop) - epoch(dialect, Schedule.start_at)
+    running = or_(Schedule.ended_at.is_(None), Schedule.ended_at > last)
     rows = (await s.execute(
-        select(Principal.display_name, Role.display_name, held)
+        select(Principal.display_name, Role.display_name, held, running)
         .select_from(Schedule)
         .join(Principal, Principal.id == Schedule.principal_id)
         .join(Role, Role.id == Schedule.role_id)
         .where(ACTIVATED, within(Schedule.start_at, span))
         .order_by(held.desc(), Schedule.start_at, Schedule.id).limit(top)
     )).all()
-    return [(who, role, float(secs)) for who, role, secs in rows]
+    return [(who, role, float(secs), bool(live)) for who, role, secs, live in rows]
 
 
 async def frequent_activators(s: AsyncSession, *, span: Span, top: int) -> list[tuple[str, int]]:
@@ -248,17 +251,23 @@ async def top_roles(s: AsyncSession, *, at: datetime, top: int) -> list[tuple[st
 
 
 async def ending_soon(
-    s: AsyncSession, *, at: datetime, until: datetime, top: int
+    s: AsyncSession, *, at: datetime, until: datetime, top: int,
+    activations_until: datetime | None = None,
 ) -> list[tuple[str, str, str, datetime]]:
     """(person, role, kind, end) of eligibilities and admin assignments in force at `at`
-    that end by `until`, soonest first. Activations (hours long) are left out."""
+    that end by `until`, and of activations that end by `activations_until` (they last
+    hours, so only those ending right after the digest are worth a line), soonest first."""
+    assigned = and_(Schedule.member_type == MemberType.ASSIGNED, Schedule.end_at <= until)
+    cond = assigned if activations_until is None else or_(
+        # one that starts at `at` exactly belongs to the next digest, like every figure
+        assigned, and_(ACTIVATED, Schedule.start_at < at,
+                       Schedule.end_at <= activations_until))
     rows = (await s.execute(
         select(Principal.display_name, Role.display_name, Schedule.kind, Schedule.end_at)
         .select_from(Schedule)
         .join(Principal, Principal.id == Schedule.principal_id)
         .join(Role, Role.id == Schedule.role_id)
-        .where(holding_at(at), Schedule.member_type == MemberType.ASSIGNED,
-               Schedule.end_at <= until)
+        .where(holding_at(at), cond)
         .order_by(Schedule.end_at, Principal.display_name, Schedule.id).limit(top)
     )).all()
     return [(who, role, kind, end) for who, role, kind, end in rows if end is not None]

@@ -102,6 +102,16 @@ def working_spans(span: q.Span, tz: ZoneInfo, options: DigestOptions) -> list[q.
     return spans
 
 
+def _ending(who: str, role: str, kind: str, until: datetime, *, now: datetime,
+            tz: ZoneInfo) -> Ranked:
+    """One "Ending soon" line: its date, or its local time when that is within a day."""
+    word = "eligible" if kind == ScheduleKind.ELIGIBLE else "active"
+    local = until.astimezone(tz)
+    shown = local.strftime("%H:%M") if until - now < timedelta(days=1) \
+        else local.date().isoformat()
+    return Ranked(f"{who} · {role} ({word})", shown)
+
+
 def short_duration(seconds: float) -> str:
     """3h20m, 12m30s, 45s, 2d3h: two units at most, for a summary read in ten seconds."""
     secs = round(seconds)
@@ -146,7 +156,7 @@ async def compute_digest(
         frequent = await q.frequent_activators(s, span=cur.span, top=top)
         roles = await q.top_roles(s, at=cur.end, top=top)
         ending = await q.ending_soon(s, at=cur.end, until=cur.end + options.ending_within,
-                                     top=top)
+                                     top=top, activations_until=cur.end + timedelta(hours=1))
         alerts = await compute_alerts(s, now=cur.end, thresholds=options.alert_thresholds)
         checkpoint = await current_checkpoint(s)
 
@@ -182,14 +192,13 @@ async def compute_digest(
         top_roles=tuple(Ranked(name, str(n)) for name, n in roles),
         slowest_approvers=tuple(Ranked(name, short_duration(mean)) for name, mean, _ in slow),
         after_hours=Figure("Activations outside working hours", after[0], after[1]),
-        longest_activations=tuple(Ranked(f"{who} · {role}", short_duration(secs))
-                                  for who, role, secs in longest),
+        longest_activations=tuple(
+            Ranked(f"{who} · {role}" + (" (still active)" if running else ""),
+                   short_duration(secs))
+            for who, role, secs, running in longest),
         frequent_activators=tuple(Ranked(name, str(n)) for name, n in frequent),
-        ending_soon=tuple(
-            Ranked(f"{who} · {role} ({'eligible' if kind == ScheduleKind.ELIGIBLE else 'active'})",
-                   until.astimezone(tz).date().isoformat())
-            for who, role, kind, until in ending
-        ),
+        ending_soon=tuple(_ending(who, role, kind, until, now=cur.end, tz=tz)
+                          for who, role, kind, until in ending),
         alerts=alerts,
         checkpoint=checkpoint.line(),
     )

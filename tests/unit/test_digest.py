@@ -281,3 +281,23 @@ def test_bad_options_are_refused() -> None:
 ])
 def test_short_durations(seconds: float, text: str) -> None:
     assert short_duration(seconds) == text
+
+
+async def test_running_activations_rank_by_their_length_and_end_within_the_hour(
+        eng: Engine) -> None:
+    """An activation still running when the digest is made ranks by how long it was granted
+    for (not by the time elapsed so far), says it is still active, and one ending within the
+    hour after the digest is listed under "Ending soon" with its time."""
+    story = Story(eng)
+    await story.assign(END - 4 * H, DAVE, "helpdesk-admin", "eligible")
+    await story.activate(END - 3 * H, BOB, "helpdesk-admin", H)  # ended before the digest
+    await story.activate(END - 40 * M, BOB, "quick", H)  # ends 09:20, in 20m
+    await story.activate(END - 30 * M, DAVE, "helpdesk-admin", 4 * H)  # 30m elapsed of 4h
+    await story.at(END)
+    digest = await compute_digest(eng.uow, end=END)
+    assert digest.longest_activations == (
+        Ranked("Dave Duty · Helpdesk Administrator (still active)", "4h"),
+        Ranked("Bob Builder · Helpdesk Administrator", "1h"),
+        Ranked("Bob Builder · Quick Role (still active)", "1h"),
+    )
+    assert digest.ending_soon == (Ranked("Bob Builder · Quick Role (active)", "09:20"),)
