@@ -26,6 +26,7 @@ from bot.digest_schedule import digest_options
 from bot.outbox import Transport
 from bot.runtime import Runtime
 from cards.text import render
+from handlers.clock import Clock, ShiftedClock
 from handlers.commands import UserRef
 from handlers.digest.report import compute_digest
 from handlers.digest.send import send_digest
@@ -99,9 +100,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _with_runtime(
-    settings: Settings, body: Callable[[Runtime], Awaitable[int]], *, prepare: bool = True
+    settings: Settings, body: Callable[[Runtime], Awaitable[int]], *, prepare: bool = True,
+    clock: Clock | None = None,
 ) -> int:
-    runtime = Runtime.build(settings)
+    runtime = Runtime.build(settings, clock=clock)
     try:
         if prepare:
             await runtime.prepare()
@@ -190,7 +192,8 @@ async def cmd_console(args: argparse.Namespace, settings: Settings) -> int:
         await console.run(sys.stdin)
         return 0
 
-    return await _with_runtime(settings, body)
+    # `wait 1d` moves this clock a day ahead: the console never waits for real.
+    return await _with_runtime(settings, body, clock=ShiftedClock())
 
 
 async def cmd_policy(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,81 +1,60 @@
 """A terminal chat over the same grammar and engine: try the whole PIM loop on a laptop.
 
 Console-only words: `as EMAIL` switches identity, `whoami`, `wait DURATION` lets time pass
-(handy in scripts), `quit`. `$last` stands for the last request id shown.
+(the console's clock jumps ahead, timer by timer, so `wait 1d` takes a moment, not a day),
+`quit`. `$last` stands for the last request id shown. Ctrl-C cancels a `wait`; at the prompt
+it clears the line.
+
+What a command causes (the approver's card, the requester's notice) is delivered before the
+next prompt, or before the next line of a script is read, so it shows under the command that
+caused it. In a terminal, notices that arrive meanwhile (an expiry) print above the prompt.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+import signal
 import sys
-from collections.abc import Callable
-from typing import Any, TextIO
+from datetime import timedelta
+from typing import TextIO
 
-from bot.outbox import Delivery, Recipient
+from bot.console_inbox import ConsoleTransport, release
 from bot.runtime import Runtime
 from cards.text import render
-from cards.views import Reply
+from cards.views import Reply, View, when
 from handlers.chat import run_text
+from handlers.clock import ShiftedClock
 from handlers.durations import DurationError, parse_duration
+from storage.claims import next_outbox_due, next_timer_due
 
 logger = logging.getLogger(__name__)
 
 _REQUEST_ID = re.compile(r"\bR-[0-9A-Z]{4,8}\b")
 _CONSOLE_HELP = (
     "Console only: as EMAIL — be someone else · whoami · wait DURATION — let time pass · quit\n"
-    "$last stands for the last request id shown."
+    "$last stands for the last request id shown. Ctrl-C cancels a wait."
 )
-
-
-class ConsoleTransport:
-    """Delivers to whoever sits at this terminal; other people's messages wait in their inbox
-    until the console switches to them with `as EMAIL`."""
-
-    name = "console"
-
-    def __init__(self, out: Callable[[str], None]) -> None:
-        self.out = out
-        self.current: str | None = None
-        self.inbox: dict[str, list[str]] = {}
-
-    def reaches(self, recipient: Recipient | None, channel: dict[str, str] | None) -> bool:
-        return recipient is not None
-
-    def _deliver_text(self, email: str, text: str) -> None:
-        if email == self.current:
-            self.out(text)
-        else:
-            self.inbox.setdefault(email, []).append(text)
-
-    async def send(self, delivery: Delivery) -> dict[str, Any] | None:
-        assert delivery.recipient is not None
-        self._deliver_text(delivery.recipient.email, render(delivery.note))
-        return {"email": delivery.recipient.email}
-
-    async def update(self, delivery: Delivery) -> None:
-        req = delivery.note.request
-        label = req.id if req else "a request"
-        for ref in delivery.posted:
-            self._deliver_text(ref["email"], f"🔄 Card {label} updated: {delivery.note.headline}")
-
-    def switch(self, email: str) -> list[str]:
-        self.current = email
-        return self.inbox.pop(email, [])
+_WAIT_USAGE = "wait DURATION (e.g. wait 30s, wait 1d)"
+_SETTLE_ROUNDS = 100  # × 20 ms: what a command caused is on screen within about 2 s
 
 
 class Console:
     def __init__(self, runtime: Runtime, *, actor: str, stdout: TextIO | None = None) -> None:
         self.runtime = runtime
-        self.stdout = stdout or sys.stdout
+        self._stdout = stdout  # None: whatever sys.stdout is when printing (patch_stdout)
         self.transport = ConsoleTransport(self.print)
         self.transport.current = actor.strip().lower()
         self.last_request: str | None = None
+        self._waiting: asyncio.Task[None] | None = None
+        self._main: asyncio.Task[None] | None = None
 
     def print(self, text: str) -> None:
-        self.stdout.write(text + "\n")
-        self.stdout.flush()
+        out = self._stdout or sys.stdout
+        out.write(text + "\n")
+        out.flush()
         for found in _REQUEST_ID.findall(text):
             self.last_request = found
 
@@ -100,50 +79,157 @@ class Console:
         elif word == "wait":
             await self._wait(rest.strip())
         else:
-            if self.last_request:
-                text = re.sub(r"\$last\b", self.last_request, text, flags=re.IGNORECASE)
-            try:
-                view = await run_text(self.runtime.uow, self.runtime.clock,
-                                      commands=self.runtime.commands, actor=self.actor,
-                                      text=text)
-            except Exception as err:  # the console's one central handler: keep the session
-                logger.exception("console command failed: %s", text)
-                self.print(render(Reply(
-                    text=f"Something went wrong ({type(err).__name__}); nothing was changed.",
-                    ok=False)))
-                return True
-            self.print(render(view))
-            if word == "help" and not rest.strip():
-                self.print(_CONSOLE_HELP)
-            self.runtime.poke()
-            await asyncio.sleep(0.05)  # let the notifications this caused print in order
+            await self._command(text, show_console_help=word == "help" and not rest.strip())
         return True
+
+    async def _command(self, text: str, *, show_console_help: bool) -> None:
+        if self.last_request:
+            text = re.sub(r"\$last\b", self.last_request, text, flags=re.IGNORECASE)
+        try:
+            view = await run_text(self.runtime.uow, self.runtime.clock,
+                                  commands=self.runtime.commands, actor=self.actor, text=text)
+        except Exception as err:  # the console's one central handler: keep the session
+            logger.exception("console command failed: %s", text)
+            self.print(render(Reply(
+                text=f"Something went wrong ({type(err).__name__}); nothing was changed.",
+                ok=False)))
+            return
+        self._remember_answer(view)
+        self.print(render(view))
+        if show_console_help:
+            self.print(_CONSOLE_HELP)
+        self.runtime.poke()
+        await self.settle()
+
+    def _remember_answer(self, view: View) -> None:
+        if isinstance(view, Reply) and view.ok:
+            self.transport.answered(email=self.actor, text=view.text, request=view.request)
+
+    async def settle(self) -> None:
+        """Deliver what is due now (the notices a command caused), before going on."""
+        sweeper = self.runtime.sweeper
+        if sweeper is None:
+            return
+        for _ in range(_SETTLE_ROUNDS):
+            await sweeper.tick()
+            async with self.runtime.uow.read() as s:
+                timer = await next_timer_due(s)
+                outbox = await next_outbox_due(s, transports=[self.transport.name])
+            now = self.runtime.clock.now()
+            if (timer is None or timer > now) and (outbox is None or outbox > now):
+                return
+            await asyncio.sleep(0.02)
 
     async def _switch(self, email: str) -> None:
         if "@" not in email:
             self.print(render(Reply(text="Say who: as EMAIL", ok=False)))
             return
-        waiting = self.transport.switch(email.lower())
+        self.transport.current = email.lower()
         self.print(f"You are now {email.lower()}.")
-        for text in waiting:
-            self.print(text)
+        await release(self.runtime.uow, email=email.lower(), now=self.runtime.clock.now())
+        self.runtime.poke()
+        await self.settle()
 
     async def _wait(self, raw: str) -> None:
+        if not raw:
+            self.print(render(Reply(text="Say how long: wait DURATION", ok=False,
+                                    usage=_WAIT_USAGE)))
+            return
         try:
-            delay = parse_duration(raw or "1s")
+            delay = parse_duration(raw)
         except DurationError as err:
             self.print(render(Reply(text=str(err), ok=False, usage="wait DURATION")))
             return
-        await asyncio.sleep(min(delay.total_seconds(), 3600))
+        self._waiting = asyncio.create_task(self._pass_time(delay))
+        try:
+            await self._waiting
+        except asyncio.CancelledError:
+            if not self._waiting.cancelled():
+                raise  # the console itself is being stopped
+            self.print(f"Wait canceled; it is {when(self.runtime.clock.now().isoformat())}.")
+        finally:
+            self._waiting = None
+
+    async def _pass_time(self, delay: timedelta) -> None:
+        clock = self.runtime.clock
+        if not isinstance(clock, ShiftedClock):  # a real clock: really wait
+            await asyncio.sleep(delay.total_seconds())
+            await self.settle()
+            return
+        target = clock.now() + delay
+        # Timer by timer, so a warning comes before the expiry it announces, each on time.
+        while True:
+            async with self.runtime.uow.read() as s:
+                due = await next_timer_due(s)
+            if due is None or due > target:
+                break
+            clock.move_to(due)
+            await self.settle()
+        clock.move_to(target)
+        await self.settle()
+
+    def interrupt(self) -> None:
+        """Ctrl-C: cancel a wait in progress; with nothing to cancel, leave (a script) or
+        just show the prompt again (a terminal)."""
+        if self._waiting is not None and not self._waiting.done():
+            self._waiting.cancel()
+        elif self._main is not None and not sys.stdin.isatty():
+            self._main.cancel()
+        else:  # the terminal dropped the typed line; show a fresh prompt
+            out = self._stdout or sys.stdout
+            out.write(f"\n{self.actor}> ")
+            out.flush()
 
     async def run(self, stdin: TextIO) -> None:
+        self._main = asyncio.current_task()  # type: ignore[assignment]
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGINT, self.interrupt)
+        try:
+            if stdin.isatty() and sys.stdout.isatty() and self._stdout is None:
+                await self._run_prompt()
+            else:
+                await self._run_lines(stdin)
+        finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signal.SIGINT)
+
+    async def _sit_down(self) -> None:
+        """Whatever waited for this person, from this run or an earlier one, is due now."""
+        await release(self.runtime.uow, email=self.actor, now=self.runtime.clock.now())
+        await self.settle()
+
+    async def _run_prompt(self) -> None:
+        """A terminal: prompt_toolkit keeps the prompt at the bottom and prints every notice
+        above it; Ctrl-C there clears the line, Ctrl-D leaves."""
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.patch_stdout import patch_stdout
+
+        session: PromptSession[str] = PromptSession()
+        with patch_stdout(raw=True):
+            self.print(f"pim-bot console as {self.actor}. Type `help`, `as EMAIL`, `quit`.")
+            await self._sit_down()
+            while True:
+                try:
+                    line = await session.prompt_async(f"{self.actor}> ")
+                except KeyboardInterrupt:
+                    continue
+                except EOFError:
+                    break
+                if not await self.handle(line):
+                    break
+
+    async def _run_lines(self, stdin: TextIO) -> None:
+        """A script (or a terminal we cannot draw on): one line at a time, each echoed with
+        who ran it when piped; what it caused is on screen before the next is read."""
         interactive = stdin.isatty()
         if interactive:
             self.print(f"pim-bot console as {self.actor}. Type `help`, `as EMAIL`, `quit`.")
+        await self._sit_down()
         while True:
             if interactive:
-                self.stdout.write(f"{self.actor}> ")
-                self.stdout.flush()
+                (self._stdout or sys.stdout).write(f"{self.actor}> ")
+                (self._stdout or sys.stdout).flush()
             line = await asyncio.to_thread(stdin.readline)
             if not line:
                 break
@@ -151,5 +237,4 @@ class Console:
                 self.print(f"{self.actor}> {line.rstrip()}")
             if not await self.handle(line):
                 break
-        # Let what the last command caused reach the screen before leaving.
-        await asyncio.sleep(0.3)
+        await self.settle()

@@ -35,6 +35,11 @@ def render(view: object) -> str:
 
 @render.register
 def _reply(view: Reply) -> str:
+    req = view.request
+    if view.ok and req is not None and req.pending:
+        # The one notice a requester gets on asking: what to do next, and until when.
+        until = f" (approvers can decide until {when(req.deadline)})" if req.deadline else ""
+        return f"{view.text}\n  → cancel {req.id}{until}"
     if view.ok:
         return view.text
     line = f"✗ {view.text}"

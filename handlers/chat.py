@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
+from cards import views as v
 from cards.views import Reply, RequestView, View
 from handlers import commands as c
 from handlers.activation import ActivationAsk, cancel_request, deactivate, request_activation
@@ -32,7 +34,9 @@ def activation_headline(view: RequestView) -> str:
         return f"Request {view.id} for {view.role.name} is waiting for approval."
     if view.status == Status.GRANTED:
         return f"{view.role.name} is scheduled; request {view.id}."
-    return f"{view.role.name} is active now. Request {view.id}."
+    end = v.when((datetime.fromisoformat(view.start_at)
+                  + timedelta(seconds=view.duration_seconds or 0)).isoformat())
+    return f"{view.role.name} is active now. Request {view.id}, until {end}."
 
 
 async def _activate(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Activate) -> View:

@@ -29,3 +29,17 @@ class FixedClock:
 
     def set(self, at: datetime) -> None:
         self._at = at
+
+
+class ShiftedClock:
+    """Wall time plus an offset that only grows: the console's `wait 1d` lets a day pass
+    without anyone waiting a day, while the rest of the time still runs as usual."""
+
+    def __init__(self) -> None:
+        self._offset = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._offset
+
+    def move_to(self, at: datetime) -> None:
+        self._offset += max(timedelta(), at - self.now())

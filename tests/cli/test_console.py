@@ -101,11 +101,11 @@ def test_ask_approve_active_expire(run_pim: Run, db_url: str) -> None:
                       asked.text)
     assert found, asked.text
     rid = found.group(1)
-    # The "submitted" notification, with its Cancel, arrives on its own (by the next prompt
-    # or during the `wait`).
-    submitted = asked.text + "\n" + only(blocks, "wait 1s", who="bob@contoso.com").text
-    assert f"🔔 Request {rid} for Demo Short Role is waiting for approval (until" in submitted
-    assert f"→ cancel {rid}" in submitted
+    # One notice, not two: the answer itself says how to cancel and until when approvers
+    # can decide; no "submitted" notification repeats it.
+    assert f"→ cancel {rid} (approvers can decide until" in asked.text
+    assert f"🔔 Request {rid}" not in result.stdout
+    assert result.stdout.count(f"Request {rid} for Demo Short Role is waiting") == 1
 
     # Carol had nothing on screen; switching to her shows the approval card that was waiting.
     switched = only(blocks, "as carol@contoso.com")
