@@ -51,7 +51,7 @@ def test_an_inbox_outlives_the_run(run_pim: Run, sqlite_url: str) -> None:
     assert rid.startswith("R-")
     later = ran(console(run_pim, sqlite_url, "whoami\n", actor="carol@contoso.com"))
     # Carol was never at the console while Bob asked: her card waited in the database.
-    assert f"🔔 Bob Builder asks for Demo Short Role for 1m." in later[0].text
+    assert "🔔 Bob Builder asks for Demo Short Role for 1m." in later[0].text
     assert f"→ approve {rid}" in later[0].text
 
 
