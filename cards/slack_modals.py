@@ -204,6 +204,11 @@ def activation_modal(form: FormView, *, selected_role: str | None = None,
     select: Block = {"type": "static_select", "action_id": ROLE_ACTION,
                      "placeholder": plain("Choose a role", 150), "options": options}
     chosen = [o for o in options if o["value"] == selected_role]
+    # Slack checks a non-optional input itself: required when the chosen role (or, with no
+    # role chosen, every role) requires it. The engine checks again on submit.
+    lines = [line for line in form.roles if line.role.id == selected_role] or list(form.roles)
+    needs_why = all(line.requires_justification for line in lines)
+    needs_ticket = all(line.requires_ticket for line in lines)
     if chosen:
         select["initial_option"] = chosen[0]
     blocks = [
@@ -213,9 +218,9 @@ def activation_modal(form: FormView, *, selected_role: str | None = None,
         _input(JUSTIFICATION_BLOCK, "Justification",
                _text_input(JUSTIFICATION_ACTION, "Why do you need this role now?",
                            multiline=True, max_length=MAX_JUSTIFICATION),
-               optional=True, hint="Most roles require one; approvers will read it."),
+               optional=not needs_why, hint="Most roles require one; approvers will read it."),
         _input(TICKET_BLOCK, "Ticket", _text_input(TICKET_ACTION, "INC0012345 or jira:OPS-12"),
-               optional=True),
+               optional=not needs_ticket),
     ]
     return _modal(ACTIVATION_MODAL, "Activate a role", blocks, submit="Request",
                   private_metadata=private_metadata)

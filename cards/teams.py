@@ -71,8 +71,9 @@ from vocab.states import MemberType
 
 __all__ = [
     "DURATION_INPUT", "JUSTIFICATION_INPUT", "REASON_INPUT", "ROLE_INPUT", "SUBMIT_ACTIVATION",
-    "TICKET_INPUT", "activation_form", "alert_card", "digest_card", "escape",
-    "notification_card", "reply_card", "request_update_card",
+    "SHOWN_INPUT", "TICKET_INPUT", "activation_form", "alert_card", "approval_card",
+    "digest_card", "escape", "notification_card", "reply_card", "request_list_card",
+    "request_update_card",
 ]
 
 _KIND_EMOJI = v.KIND_EMOJI
@@ -120,12 +121,23 @@ def request_update_card(note: Notification) -> Element:
 
 
 def _pending_card(note: Notification, req: RequestView) -> Element:
+    return approval_card(req, note.headline)
+
+
+def approval_card(req: RequestView, headline: str, *, error: str | None = None) -> Element:
+    """The approver's card; `error` (an empty reason, say) shows under the reason box."""
     label = "Reason (required)" if req.needs_approver_justification \
         else "Reason (required to deny)"
+    # Required for both buttons only when approving needs a reason too; Deny without one
+    # is answered on the card (error) rather than by the client.
+    required = "Give a reason; the requester will see it." \
+        if req.needs_approver_justification else None
     body = [heading(f"{_KIND_EMOJI[v.APPROVAL_NEEDED]} Approval needed"),
-            literal(note.headline), *request_elements(req),
+            literal(headline), *request_elements(req),
             text_input(REASON_INPUT, label, f"{req.requester.name} will see this reason.",
-                       multiline=True, max_length=MAX_JUSTIFICATION)]
+                       multiline=True, max_length=MAX_JUSTIFICATION, required=required)]
+    if error:
+        body.append(literal(error, 500, color="attention", size="small"))
     return card(body, [execute("Approve", v.APPROVE, _request(req), style="positive"),
                        execute("Deny", v.DENY, _request(req), style="destructive")])
 
@@ -201,6 +213,17 @@ def _roles(view: RolesView) -> Element:
 
 @_card.register
 def _requests(view: RequestListView) -> Element:
+    return request_list_card(view)
+
+
+# Data key of the request ids an approvals card shows, so a click redraws that same list.
+SHOWN_INPUT = "shown"
+_SHOWN_MAX = 10  # rows a click redraws; on a longer list it answers with that one request
+
+
+def request_list_card(view: RequestListView, *, error: str | None = None) -> Element:
+    """`requests` or `approvals`. An approvals card's buttons carry the ids it lists, so
+    deciding one redraws its row and keeps the others in place."""
     if not view.requests:
         return card([literal(view.empty_text)])
     top = [literal(view.title, 500, weight="bolder", size="medium")]
@@ -208,7 +231,11 @@ def _requests(view: RequestListView) -> Element:
         top.append(text_input(REASON_INPUT, "Reason (required to deny; some roles require "
                               "it to approve)", "Requesters will see this reason.",
                               multiline=True, max_length=MAX_JUSTIFICATION))
-    body, left = fit(top, [_request_item(req, view.for_approver) for req in view.requests])
+    if error:
+        top.append(literal(error, 500, color="attention", size="small"))
+    shown = ",".join(r.id for r in view.requests) if len(view.requests) <= _SHOWN_MAX else ""
+    body, left = fit(top, [_request_item(req, view.for_approver, shown)
+                           for req in view.requests])
     if left:
         body.append(hint(f"{left} more requests not shown."))
     return card(body)
@@ -272,7 +299,7 @@ def _role_button(line: RoleLine) -> Element | None:
     return execute("Activate", v.ACTIVATE, _role(line.role.id), style="positive")
 
 
-def _request_item(req: RequestView, for_approver: bool) -> Element:
+def _request_item(req: RequestView, for_approver: bool, shown: str = "") -> Element:
     first = rich(run(req.id, 100, weight="bolder", fontType="monospace"), run(" · "),
                  run(req.role.name, FACT_MAX, weight="bolder"),
                  run(f" · {compact_duration(req.duration_seconds)} from {when(req.start_at)}"))
@@ -286,8 +313,9 @@ def _request_item(req: RequestView, for_approver: bool) -> Element:
     if not req.pending:
         items.append(literal(f"{_outcome(req)[0]} {req.outcome_line()}", spacing="small"))
     elif for_approver:
-        items.append(action_set(execute("Approve", v.APPROVE, _request(req), style="positive"),
-                                execute("Deny", v.DENY, _request(req), style="destructive")))
+        data = _request(req) | ({SHOWN_INPUT: shown} if shown else {})
+        items.append(action_set(execute("Approve", v.APPROVE, data, style="positive"),
+                                execute("Deny", v.DENY, data, style="destructive")))
     else:
         items.append(action_set(execute("Cancel", v.CANCEL, _request(req))))
     return {"type": "Container", "separator": True, "items": items}

@@ -153,9 +153,13 @@ def action_set(*actions: Element, **props: Any) -> Element:
 
 
 def text_input(input_id: str, label: str, placeholder: str, *, multiline: bool = False,
-               max_length: int | None = None, value: str | None = None) -> Element:
+               max_length: int | None = None, value: str | None = None,
+               required: str | None = None) -> Element:
+    """`required`: the message Teams shows, without a round trip, when it is left empty."""
     element: Element = {"type": "Input.Text", "id": input_id, "label": label,
                         "placeholder": placeholder}
+    if required:
+        element |= {"isRequired": True, "errorMessage": required}
     if multiline:
         element["isMultiline"] = True
     if max_length:
@@ -247,6 +251,11 @@ def activation_form(form: FormView, *, selected_role: str | None = None,
     typed = values or {}
     choices = [role_choice(line) for line in form.roles[:CHOICES_MAX]]
     chosen = typed.get(ROLE_INPUT) or selected_role
+    # Required when the chosen role requires it, or when every role does (the engine checks
+    # again on submit: a card cannot know which role will be picked).
+    lines = [line for line in form.roles if line.role.id == chosen] or list(form.roles)
+    needs_why = all(line.requires_justification for line in lines)
+    needs_ticket = all(line.requires_ticket for line in lines)
     select: Element = {"type": "Input.ChoiceSet", "id": ROLE_INPUT, "label": "Role",
                        "style": "compact", "placeholder": "Choose a role", "choices": choices}
     if chosen in {c["value"] for c in choices}:
@@ -258,10 +267,14 @@ def activation_form(form: FormView, *, selected_role: str | None = None,
                     value=typed.get(DURATION_INPUT)),
          "Leave empty for the role's default duration."),
         (text_input(JUSTIFICATION_INPUT, "Justification", "Why do you need this role now?",
-                    multiline=True, max_length=MAX_JUSTIFICATION, value=typed.get(JUSTIFICATION_INPUT)),
+                    multiline=True, max_length=MAX_JUSTIFICATION,
+                    value=typed.get(JUSTIFICATION_INPUT),
+                    required="Say why you need this role." if needs_why else None),
          "Most roles require one; approvers will read it."),
         (text_input(TICKET_INPUT, "Ticket", "INC0012345 or jira:OPS-12",
-                    value=typed.get(TICKET_INPUT)), None),
+                    value=typed.get(TICKET_INPUT),
+                    required="This role needs a ticket, e.g. INC-123." if needs_ticket else None),
+         None),
     ]
     body = [heading("Activate a role")]
     body += [_error(msg) for key, msg in problems.items() if key not in FORM_INPUTS]

@@ -254,6 +254,8 @@ class RoleLine:
     active_since: str | None = None
     member_type: MemberType | None = None  # set when active
     pending_request: str | None = None
+    requires_justification: bool = False  # the form marks those inputs required
+    requires_ticket: bool = False
 
 
 @dataclass(frozen=True, slots=True)

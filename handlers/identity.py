@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cards.views import ALERT, Notification
 from handlers.clock import Clock
 from handlers.directory import admins, principal_by_email
+from handlers.posted_cards import queue_missed_approval_cards
 from handlers.records import SYSTEM_ACTOR, audit, notify
 from storage.models import AuditEvent, ConversationRef, Principal
 from storage.uow import UnitOfWork
@@ -121,6 +122,9 @@ async def remember_conversation(
         if row is None:
             s.add(ConversationRef(transport=platform, key=key, principal_id=principal_id,
                                   ref=ref, updated_at=now))
+            if principal_id is not None:  # first contact: the approval cards they missed
+                await queue_missed_approval_cards(s, principal_id=principal_id,
+                                                  transport=platform, now=now)
         else:
             row.ref, row.updated_at = ref, now
             row.principal_id = principal_id or row.principal_id

@@ -71,7 +71,7 @@ def _role_lines(conn: Connection, me: int) -> tuple[RoleLine, ...]:
         row = elig or active
         if row is None:
             continue
-        max_seconds, requires_approval = _limits(row.settings)
+        max_seconds, requires_approval, needs_why, needs_ticket = _limits(row.settings)
         lines.append(RoleLine(
             role=RoleRef(id=role_id, name=row.display_name),
             max_duration_seconds=max_seconds,
@@ -82,16 +82,18 @@ def _role_lines(conn: Connection, me: int) -> tuple[RoleLine, ...]:
             active_since=active.start_at.isoformat() if active else None,
             member_type=active.member_type if active else None,
             pending_request=row.pending,
+            requires_justification=needs_why, requires_ticket=needs_ticket,
         ))
     return tuple(lines)
 
 
 @lru_cache(maxsize=1024)
-def _limits(settings_json: str) -> tuple[int, bool]:
+def _limits(settings_json: str) -> tuple[int, bool, bool, bool]:
     """What a roles line shows of a role's settings, parsed once per distinct settings text
     (parsing them is a tenth of a `/pim roles`)."""
     settings = RoleSettings.from_mapping(json.loads(settings_json))
-    return int(settings.max_duration.total_seconds()), settings.require_approval
+    return (int(settings.max_duration.total_seconds()), settings.require_approval,
+            settings.require_justification, settings.require_ticket)
 
 
 def _roles_view(conn: Connection, actor: str) -> RolesView:
@@ -150,8 +152,24 @@ async def my_approvals(uow: UnitOfWork, *, actor: str) -> RequestListView:
                                            requester_id=r.principal_id)
             if any(p.id == me.id for p in deciders):
                 views.append(await request_view(s, r))
-        return RequestListView(title="Requests you can decide", requests=tuple(views),
+        return RequestListView(title=APPROVALS_TITLE, requests=tuple(views),
                                for_approver=True, empty_text="Nothing is waiting for you.")
+
+
+APPROVALS_TITLE = "Requests you can decide"
+
+
+async def approvals_as_shown(uow: UnitOfWork, *, actor: str,
+                             request_ids: list[str]) -> RequestListView:
+    """The `approvals` list a person had on screen, each request as it is now: one just
+    decided shows its outcome in its row, and the others keep theirs."""
+    async with uow.read() as s:
+        await require_principal(s, actor)
+        rows = {r.short_id: r for r in (await s.scalars(select(ScheduleRequest).where(
+            ScheduleRequest.short_id.in_(request_ids[:100])))).unique()}
+        views = [await request_view(s, rows[rid]) for rid in request_ids if rid in rows]
+    return RequestListView(title=APPROVALS_TITLE, requests=tuple(views), for_approver=True,
+                           empty_text="Nothing is waiting for you.")
 
 
 async def audit_trail(

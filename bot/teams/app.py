@@ -36,7 +36,7 @@ def build_teams(settings: Settings, chat: Chat) -> Teams:
     adapter.on_turn_error = on_error
     return Teams(adapter=adapter, bot=bot,
                  transport=TeamsTransport(adapter, chat.delivery_uow,
-                                          settings.microsoft_app_id or ""),
+                                          settings.microsoft_app_id or "", clock=chat.clock),
                  gate=TenantGate.from_settings(settings, bot=bot))
 
 

@@ -14,7 +14,7 @@ from botbuilder.core import ActivityHandler, CardFactory, MessageFactory, TurnCo
 from botbuilder.schema import Activity, InvokeResponse
 
 from bot.runtime import Chat
-from bot.teams.people import identify, remember
+from bot.teams.people import identify, reference_of, remember
 from cards import teams as cards
 from cards import text as text_cards
 from cards import views as v
@@ -24,10 +24,11 @@ from handlers.activation import cancel_request, deactivate
 from handlers.approval import decide
 from handlers.busy import chat_budget, chat_deadline
 from handlers.chat import activation_headline, run_command
-from handlers.errors import Busy, NotSetUp, PimError
+from handlers.errors import Busy, JustificationRequired, NotSetUp, PimError
 from handlers.forms import submit_activation_form
 from handlers.grammar import CommandError, parse_command
-from handlers.queries import activation_form
+from handlers.posted_cards import remember_answer_card
+from handlers.queries import activation_form, approvals_as_shown, request_details
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ CARD_TYPE = "application/vnd.microsoft.card.adaptive"
 NOT_SET_UP = NotSetUp().message
 # turn_state keys: when this turn must be done with the database; whether it found it busy
 _DEADLINE, _BUSY = "pim_deadline", "pim_busy"
+_TRACK = "pim_track"  # (request id, requester): this turn's answer is the request's card
 T = TypeVar("T")
 
 
@@ -56,6 +58,12 @@ def _message_response(text: str) -> InvokeResponse:
 
 def _reply_activity(view: object) -> Activity:
     return card_activity(cards.reply_card(view), text_cards.render(view))
+
+
+def _submitted(view: v.RequestView) -> v.Notification:
+    """The requester's one card for a request: waiting (with Cancel), later its outcome."""
+    return v.Notification(kind=v.SUBMITTED if view.pending else v.ACTIVATED, request=view,
+                          role=view.role, headline=activation_headline(view))
 
 
 def _update_card(view: v.RequestView) -> InvokeResponse:
@@ -110,11 +118,22 @@ class PimTeamsBot(ActivityHandler):
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:
         text = _MENTION.sub("", turn_context.activity.text or "").strip()
-        answer = await self._engine(turn_context, lambda who: self._command(who, text),
+        answer = await self._engine(turn_context,
+                                    lambda who: self._command(turn_context, who, text),
                                     refuse=MessageFactory.text)
-        await turn_context.send_activity(answer)
+        sent = await turn_context.send_activity(answer)
+        if (tracked := turn_context.turn_state.get(_TRACK)) and sent is not None:
+            await self._remember_card(turn_context, tracked, sent.id)
 
-    async def _command(self, who: str, text: str) -> Activity:
+    async def _remember_card(self, turn_context: TurnContext, tracked: tuple[str, str],
+                             activity_id: str) -> None:
+        """The answer is the request's card: redraw it in place after the decision."""
+        request_id, who = tracked
+        await remember_answer_card(
+            self.chat.uow, self.chat.clock, request_id=request_id, transport="teams",
+            email=who, ref={"reference": reference_of(turn_context), "activity_id": activity_id})
+
+    async def _command(self, turn_context: TurnContext, who: str, text: str) -> Activity:
         try:
             cmd = parse_command(text)
         except CommandError as err:
@@ -122,8 +141,14 @@ class PimTeamsBot(ActivityHandler):
         if isinstance(cmd, c.Activate) and cmd.role is None:
             form = await activation_form(self.chat.uow, actor=who)
             return card_activity(cards.activation_form(form), "Activate a role")
-        return _reply_activity(await run_command(
-            self.chat.uow, self.chat.clock, commands=self.chat.commands, actor=who, cmd=cmd))
+        view = await run_command(self.chat.uow, self.chat.clock, commands=self.chat.commands,
+                                 actor=who, cmd=cmd)
+        if isinstance(view, Reply) and view.ok and view.request is not None \
+                and view.request.pending and view.request.requester.email == who:
+            turn_context.turn_state[_TRACK] = (view.request.id, who)
+            return card_activity(cards.notification_card(_submitted(view.request)),
+                                 text_cards.render(view))
+        return _reply_activity(view)
 
     async def on_installation_update(self, turn_context: TurnContext) -> None:
         # The reference was saved in on_turn; greet so people know what to type.
@@ -140,13 +165,35 @@ class PimTeamsBot(ActivityHandler):
         if verb is None:
             return _message_response("This button is not known to pim-bot.")
         data = action.get("data") if isinstance(action.get("data"), dict) else {}
-        return await self._engine(turn_context, lambda who: verb(who, data),
-                                  refuse=_message_response)
+        who: list[str] = []
+        answer = await self._engine(turn_context, lambda me: who.append(me) or verb(me, data),
+                                    refuse=_message_response)
+        # A submitted form turned into the request's card, in place: remember where it is.
+        if who and action.get("verb") == cards.SUBMIT_ACTIVATION and activity.reply_to_id \
+                and (request_id := _cancel_target(answer)):
+            await self._remember_card(turn_context, (request_id, who[0]), activity.reply_to_id)
+        return answer
 
     async def _decide(self, who: str, data: dict[str, Any], *, approve: bool) -> InvokeResponse:
-        return _update_card(await decide(
-            self.chat.uow, self.chat.clock, actor=who, request_id=_text(data, "request"),
-            approve=approve, justification=_text(data, cards.REASON_INPUT) or None))
+        request_id = _text(data, "request")
+        shown = [i for i in _text(data, cards.SHOWN_INPUT).split(",") if i]
+        try:
+            view = await decide(
+                self.chat.uow, self.chat.clock, actor=who, request_id=request_id,
+                approve=approve, justification=_text(data, cards.REASON_INPUT) or None)
+        except JustificationRequired as err:
+            # Asked on the card it came from, not in text-command syntax.
+            why = err.message.split(":")[0].rstrip(".")
+            error = f"{why}. Give a reason in the box above, then click again."
+            if shown:
+                return _card_response(cards.request_list_card(await approvals_as_shown(
+                    self.chat.uow, actor=who, request_ids=shown), error=error))
+            req = await request_details(self.chat.uow, request_id=request_id)
+            return _card_response(cards.approval_card(req, _asks(req), error=error))
+        if shown:  # from the approvals list: redraw that row, keep the others
+            return _card_response(cards.request_list_card(await approvals_as_shown(
+                self.chat.uow, actor=who, request_ids=shown)))
+        return _update_card(view)
 
     async def _cancel(self, who: str, data: dict[str, Any]) -> InvokeResponse:
         return _update_card(await cancel_request(self.chat.uow, self.chat.clock, actor=who,
@@ -174,9 +221,22 @@ class PimTeamsBot(ActivityHandler):
             return _card_response(cards.activation_form(
                 form, selected_role=values[cards.ROLE_INPUT] or None, errors=outcome.errors,
                 values=values))
-        return _card_response(cards.notification_card(v.Notification(
-            kind=v.SUBMITTED if view.pending else v.ACTIVATED, request=view, role=view.role,
-            headline=activation_headline(view))))
+        return _card_response(cards.notification_card(_submitted(view)))
+
+
+def _asks(req: v.RequestView) -> str:
+    return f"{req.requester.name} asks for {req.role.name} for " \
+        f"{v.compact_duration(req.duration_seconds)}."
+
+
+def _cancel_target(answer: InvokeResponse) -> str | None:
+    """The request a card's Cancel button is for (a submitted request's card), if any."""
+    body = answer.body if isinstance(answer.body, dict) else {}
+    card = body.get("value") if isinstance(body.get("value"), dict) else {}
+    for action in card.get("actions") or []:
+        if isinstance(action, dict) and action.get("verb") == v.CANCEL:
+            return str((action.get("data") or {}).get("request") or "") or None
+    return None
 
 
 def _text(data: dict[str, Any], key: str) -> str:

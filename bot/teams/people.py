@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from botbuilder.core import TurnContext
 from botbuilder.core.teams import TeamsInfo
@@ -49,14 +50,20 @@ async def identify(uow: UnitOfWork, clock: Clock, turn_context: TurnContext) -> 
     return email
 
 
+def reference_of(turn_context: TurnContext) -> dict[str, Any]:
+    """This turn's conversation reference, as stored for proactive messages."""
+    ref: dict[str, Any] = TurnContext.get_conversation_reference(turn_context.activity).serialize()
+    if tenant := tenant_of(turn_context):
+        ref.setdefault("conversation", {})["tenantId"] = tenant
+    return ref
+
+
 async def remember(uow: UnitOfWork, clock: Clock, turn_context: TurnContext) -> None:
     """Save the conversation reference on every turn (and on install)."""
     activity = turn_context.activity
     if activity.conversation is None:
         return
-    ref = TurnContext.get_conversation_reference(activity).serialize()
-    if tenant := tenant_of(turn_context):
-        ref.setdefault("conversation", {})["tenantId"] = tenant
+    ref = reference_of(turn_context)
     personal = (activity.conversation.conversation_type or "personal") == "personal"
     aad = _aad_id(turn_context)
     if personal and aad:

@@ -15,7 +15,10 @@ from bot.teams.adapter import PimCloudAdapter
 from bot.teams.bot import card_activity
 from cards import teams as cards
 from cards import text as text_cards
+from cards import views as v
+from handlers.clock import Clock, SystemClock
 from handlers.identity import conversation_of
+from handlers.posted_cards import answer_card_state
 from storage.uow import UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -24,8 +27,10 @@ logger = logging.getLogger(__name__)
 class TeamsTransport:
     name = "teams"
 
-    def __init__(self, adapter: PimCloudAdapter, uow: UnitOfWork, app_id: str) -> None:
+    def __init__(self, adapter: PimCloudAdapter, uow: UnitOfWork, app_id: str,
+                 clock: Clock | None = None) -> None:
         self.adapter, self.uow, self.app_id = adapter, uow, app_id
+        self.clock = clock or SystemClock()
 
     def reaches(self, recipient: Recipient | None, channel: dict[str, str] | None) -> bool:
         if channel is not None:
@@ -42,6 +47,17 @@ class TeamsTransport:
                                         principal_id=delivery.recipient.id)
         if raw is None:
             raise Undeliverable("no Teams conversation with this person or channel yet")
+        if delivery.kind == v.SUBMITTED and delivery.recipient is not None \
+                and delivery.request_id is not None:
+            state = await answer_card_state(
+                self.uow, request_id=delivery.request_id, transport=self.name,
+                recipient_id=delivery.recipient.id, now=self.clock.now())
+            if state == "answered":
+                return None  # their chat answer is this card, and is redrawn in place
+            if state == "soon":  # the turn that answered may not have noted it yet
+                raise RetryLater(1.0, "the requester's answer card may still be noted",
+                                 sent_nothing=True)
+
         card = cards.notification_card(delivery.note)
         activity = card_activity(card, text_cards.render(delivery.note))
         sent: dict[str, str] = {}

@@ -386,3 +386,21 @@ def test_snapshot(name: str) -> None:
     assert path.exists(), f"missing snapshot {path.name}; run with UPDATE_SNAPSHOTS=1"
     assert current == path.read_text(encoding="utf-8"), \
         f"{path.name} changed; review, then run with UPDATE_SNAPSHOTS=1"
+
+
+def test_activation_modal_requires_what_the_chosen_role_requires():
+    from cards.views import RoleLine, RoleRef
+    strict = RoleLine(role=RoleRef("ga", "Global Administrator"), max_duration_seconds=3600,
+                      requires_approval=True, requires_justification=True,
+                      requires_ticket=True)
+    lax = RoleLine(role=RoleRef("quick", "Quick Role"), max_duration_seconds=3600,
+                   requires_approval=False)
+    form = FormView(person=BOB, roles=(strict, lax))
+
+    def optional(view: dict) -> dict[str, bool]:
+        return {b["block_id"]: b["optional"] for b in view["blocks"] if b["type"] == "input"}
+
+    assert optional(slack.activation_modal(form, selected_role="ga")) == {
+        "role": False, "duration": True, "justification": False, "ticket": False}
+    assert optional(slack.activation_modal(form, selected_role="quick"))["justification"]
+    assert optional(slack.activation_modal(form))["justification"]  # quick needs none
