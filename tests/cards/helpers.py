@@ -207,7 +207,11 @@ def _action(action: dict[str, Any], walk: Walk) -> None:
     verb, data = action["verb"], action["data"]
     assert isinstance(data, dict) and all(isinstance(x, str) and x for x in data.values())
     if verb in REQUEST_VERBS:
-        assert set(data) == {"request"}, action
+        # approve/deny on an approvals list also carry the ids it shows, to redraw it
+        assert set(data) in ({"request"}, {"request", "shown"}), action
+        if "shown" in data:
+            assert verb in ("pim_approve", "pim_deny"), action
+            assert data["request"] in data["shown"].split(","), action
     elif verb in ROLE_VERBS:
         assert set(data) == {"role"}, action
     else:

@@ -311,11 +311,15 @@ def test_request_lists_have_cancel_or_approve_and_deny_with_one_reason_input() -
     other = replace(PENDING, id="R-8XYZ", requester=CAROL)
     approvals = replace(mine, requests=(PENDING, other), for_approver=True)
     card = check_card(teams.reply_card(approvals))
-    assert executes(card) == [(v.APPROVE, {"request": "R-7K2Q"}), (v.DENY, {"request": "R-7K2Q"}),
-                              (v.APPROVE, {"request": "R-8XYZ"}), (v.DENY, {"request": "R-8XYZ"})]
+    # Each button also names the list it is on, so a click redraws that list in place.
+    listed = {"shown": "R-7K2Q,R-8XYZ"}
+    assert executes(card) == [(v.APPROVE, {"request": "R-7K2Q", **listed}),
+                              (v.DENY, {"request": "R-7K2Q", **listed}),
+                              (v.APPROVE, {"request": "R-8XYZ", **listed}),
+                              (v.DENY, {"request": "R-8XYZ", **listed})]
     assert [i["id"] for i in walk_of(card).inputs] == [teams.REASON_INPUT]
-    assert click(card, v.DENY, {"reason": "no"}, {"request": "R-8XYZ"})["data"] == \
-        {"request": "R-8XYZ", "reason": "no"}
+    assert click(card, v.DENY, {"reason": "no"}, {"request": "R-8XYZ", **listed})["data"] == \
+        {"request": "R-8XYZ", "reason": "no", **listed}
     empty = check_card(teams.reply_card(replace(mine, requests=())))
     assert shown(empty).endswith("You have no pending requests.")
 
