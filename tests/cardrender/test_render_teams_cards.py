@@ -201,6 +201,17 @@ CASES: dict[str, Callable[[], Card]] = {
                 "_": f"Something else: {HOSTILE}"},
         values=TYPED),
     "form-no-roles": lambda: teams.activation_form(FormView(person=BOB, roles=())),
+    # issue 12: inputs the client checks, questions asked on the card, lists redrawn in place
+    "form-required": lambda: teams.activation_form(replace(FORM, roles=(
+        replace(FORM.roles[0], requires_justification=True, requires_ticket=True),
+        *FORM.roles[1:])), selected_role="global-admin"),
+    "approval-asked-on-the-card": lambda: teams.approval_card(
+        STRICT, "Bob Builder asks for Global Administrator for 2h.",
+        error="Secret Administrator asks approvers for a reason. Give a reason in the box "
+              "above, then click again."),
+    "requests-for-approver-redrawn": lambda: teams.request_list_card(
+        replace(FOR_ME, requests=(APPROVED, replace(PENDING, id="R-8XYZ", requester=CAROL))),
+        error="Say why you deny it. Give a reason in the box above, then click again."),
     "form-huge": lambda: teams.activation_form(
         FormView(person=BOB, roles=tuple(role_line(i) for i in range(150)))),
 }
@@ -303,19 +314,44 @@ def test_approve_and_deny_carry_the_request_and_the_reason(
             "verb": v.APPROVE, "data": {"request": "R-7K2Q", "reason": "ok"}}
         assert executed(card_renderer, card, "Deny", {teams.REASON_INPUT: "not today"}) == {
             "verb": v.DENY, "data": {"request": "R-7K2Q", "reason": "not today"}}
-        # An empty input is left out of data (the handler reads the reason with .get()).
-        assert executed(card_renderer, card, "Approve") == {
-            "verb": v.APPROVE, "data": {"request": "R-7K2Q"}}
+        # An empty input is left out of data (the handler reads the reason with .get()),
+        # unless the role asks approvers for a reason: then the client stops the click.
+        if name.endswith("strict"):
+            assert card_renderer.click(card, "Approve")["executed"] is None
+        else:
+            assert executed(card_renderer, card, "Approve") == {
+                "verb": v.APPROVE, "data": {"request": "R-7K2Q"}}
 
 
 def test_approver_list_buttons_share_the_one_reason_input(
         card_renderer: SyncCardRenderer) -> None:
     card = CASES["requests-for-approver"]()
+    listed = {"shown": "R-7K2Q,R-8XYZ,R-7K2Q"}  # the ids the list shows, to redraw it
     assert executed(card_renderer, card, "Deny", {"reason": "no"}, match={"request": "R-8XYZ"}) \
-        == {"verb": v.DENY, "data": {"request": "R-8XYZ", "reason": "no"}}
+        == {"verb": v.DENY, "data": {"request": "R-8XYZ", "reason": "no", **listed}}
     assert executed(card_renderer, card, "Approve", {"reason": "fine"},
                     match={"request": "R-7K2Q"}) == \
-        {"verb": v.APPROVE, "data": {"request": "R-7K2Q", "reason": "fine"}}
+        {"verb": v.APPROVE, "data": {"request": "R-7K2Q", "reason": "fine", **listed}}
+
+
+def test_required_inputs_are_checked_by_the_renderer(card_renderer: SyncCardRenderer) -> None:
+    """isRequired inputs: an empty one stops the click in the client, with its message."""
+    strict = CASES["note-approval_needed-strict"]()
+    assert card_renderer.click(strict, "Approve")["executed"] is None
+    assert executed(card_renderer, strict, "Approve", {teams.REASON_INPUT: "ok"})["data"] == \
+        {"request": "R-7K2Q", "reason": "ok"}
+    form = CASES["form-required"]()
+    assert card_renderer.click(form, "Request", {teams.DURATION_INPUT: "1h"})["executed"] is None
+    sent = executed(card_renderer, form, "Request", {
+        teams.JUSTIFICATION_INPUT: "keys", teams.TICKET_INPUT: "INC-1"})
+    assert sent["data"][teams.JUSTIFICATION_INPUT] == "keys"
+
+
+def test_a_redrawn_approvals_list_keeps_its_pending_row(card_renderer: SyncCardRenderer) -> None:
+    card = CASES["requests-for-approver-redrawn"]()
+    assert executed(card_renderer, card, "Approve", {"reason": "fine"}) == {
+        "verb": v.APPROVE, "data": {"request": "R-8XYZ", "reason": "fine",
+                                    "shown": "R-7K2Q,R-8XYZ"}}
 
 
 def test_requester_buttons(card_renderer: SyncCardRenderer) -> None:
