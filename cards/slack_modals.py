@@ -166,9 +166,11 @@ def _input(block_id: str, label: str, element: Block, *, optional: bool,
 
 
 def _text_input(action_id: str, placeholder: str, *, multiline: bool = False,
-                max_length: int | None = None) -> Block:
+                max_length: int | None = None, initial: str | None = None) -> Block:
     element: Block = {"type": "plain_text_input", "action_id": action_id,
                       "placeholder": plain(placeholder, 150)}
+    if initial:
+        element["initial_value"] = initial[: max_length or 3000]
     if multiline:
         element["multiline"] = True
     if max_length:
@@ -193,7 +195,7 @@ def role_option(line: RoleLine) -> Block:
 
 
 def activation_modal(form: FormView, *, selected_role: str | None = None,
-                     private_metadata: str = "") -> Block:
+                     private_metadata: str = "", justification: str | None = None) -> Block:
     """The `/pim activate` form. Which fields a role requires is checked by the engine on
     submit; its refusals come back inline through `modal_errors`."""
     if not form.roles:
@@ -217,7 +219,8 @@ def activation_modal(form: FormView, *, selected_role: str | None = None,
                optional=True, hint="Leave empty for the role's default duration."),
         _input(JUSTIFICATION_BLOCK, "Justification",
                _text_input(JUSTIFICATION_ACTION, "Why do you need this role now?",
-                           multiline=True, max_length=MAX_JUSTIFICATION),
+                           multiline=True, max_length=MAX_JUSTIFICATION,
+                           initial=justification),
                optional=not needs_why, hint="Most roles require one; approvers will read it."),
         _input(TICKET_BLOCK, "Ticket", _text_input(TICKET_ACTION, "INC0012345 or jira:OPS-12"),
                optional=not needs_ticket),

@@ -10,6 +10,7 @@ from cards.views import (
     ALERT,
     APPROVAL_NEEDED,
     DIGEST,
+    EXPIRED,
     EXPIRING,
     SUBMITTED,
     AuditView,
@@ -85,6 +86,8 @@ def _notification(view: Notification) -> str:
     elif view.kind == SUBMITTED and req is not None:
         lines.append(f"  → cancel {req.id}")
     elif view.kind == EXPIRING and view.role is not None:
+        lines.append(f"  → more time: extend {view.role.id} [DURATION]")
+    elif view.kind == EXPIRED and view.role is not None and view.request is None:
         lines.append(f"  → request again: activate {view.role.id}")
     lines.extend(f"  {d}" for d in view.details)
     return "\n".join(lines)

@@ -19,6 +19,7 @@ CANCEL = "pim_cancel"
 REQUEST_AGAIN = "pim_request_again"
 ACTIVATE = "pim_activate"
 DEACTIVATE = "pim_deactivate"
+EXTEND = "pim_extend"  # more time on an activation about to end (selfExtend)
 
 # Notification kinds (outbox rows and the messages people get).
 APPROVAL_NEEDED = "approval_needed"  # the approver's card

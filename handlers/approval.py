@@ -21,6 +21,7 @@ from handlers.errors import (
     SelfApprovalForbidden,
     UnknownRequest,
 )
+from handlers.extend import apply_extension
 from handlers.lifecycle import START, TIMEOUT, provision
 from handlers.present import person, request_view, role_ref
 from handlers.records import add_timer, audit, audit_all, cancel_timers, notify, update_cards
@@ -29,7 +30,7 @@ from storage.audit import NewEvent
 from storage.models import ApprovalStep, Principal, ScheduleRequest
 from storage.uow import UnitOfWork
 from vocab.limits import MAX_JUSTIFICATION
-from vocab.states import ReviewResult, Status
+from vocab.states import Action, ReviewResult, Status
 
 
 async def decide(
@@ -119,6 +120,10 @@ async def _record_decision(
     decision = Decision(by=person(me), outcome=outcome, at=now.isoformat(), reason=justification)
     view = await request_view(s, req, decision=decision)
     _tell_decision(s, req=req, me=me, view=view, approve=approve, now=now)
+    if approve and req.action == Action.SELF_EXTEND:  # more time on a running activation
+        done = replace(decision, outcome=Status.PROVISIONED)
+        await apply_extension(s, req=req, now=now, earlier=[decided], decision=done)
+        return await request_view(s, req, decision=done)
     if approve and req.start_at <= now:
         # What the stored approval step would say, without reading it back.
         done = replace(decision, outcome=Status.PROVISIONED)

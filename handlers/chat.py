@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from types import MappingProxyType
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from cards import views as v
 from cards.views import Reply, RequestView, View
@@ -17,6 +18,7 @@ from handlers.clock import Clock
 from handlers.digest.report import DigestOptions
 from handlers.digest.send import preview_digest
 from handlers.errors import InvalidInput, PimError
+from handlers.extend import request_extension
 from handlers.grammar import USAGE, CommandError, help_text, parse_command
 from handlers.linking import link_account
 from handlers.queries import activation_form, audit_trail, my_approvals, my_requests, my_roles
@@ -33,22 +35,51 @@ def activation_headline(view: RequestView) -> str:
     if view.status == Status.PENDING_APPROVAL:
         return f"Request {view.id} for {view.role.name} is waiting for approval."
     if view.status == Status.GRANTED:
-        return f"{view.role.name} is scheduled; request {view.id}."
+        return f"{view.role.name} is scheduled; request {view.id} starts at " \
+            f"{v.when(view.start_at)}."
     end = v.when((datetime.fromisoformat(view.start_at)
                   + timedelta(seconds=view.duration_seconds or 0)).isoformat())
     return f"{view.role.name} is active now. Request {view.id}, until {end}."
 
 
-async def _activate(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Activate) -> View:
-    if cmd.role is None:
-        return await activation_form(uow, actor=actor)
-    view = await request_activation(
-        uow, clock, actor=actor,
-        ask=ActivationAsk(role=cmd.role, duration=cmd.duration,
-                          justification=cmd.justification, ticket=cmd.ticket,
-                          duration_text=cmd.duration_text),
-    )
-    return Reply(text=activation_headline(view), request=view)
+def activate_command(timezone: str) -> Runner:
+    """`activate`, with a later start (`at 14:00`) read in the installation's time zone."""
+
+    async def activate(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Activate) -> View:
+        if cmd.role is None:
+            return await activation_form(uow, actor=actor)
+        start = local_start(cmd.start, now=clock.now(), timezone=timezone) if cmd.start else None
+        view = await request_activation(
+            uow, clock, actor=actor,
+            ask=ActivationAsk(role=cmd.role, duration=cmd.duration,
+                              justification=cmd.justification, ticket=cmd.ticket,
+                              duration_text=cmd.duration_text, start_at=start),
+        )
+        return Reply(text=activation_headline(view), request=view)
+
+    return activate
+
+
+def local_start(at: c.StartTime, *, now: datetime, timezone: str) -> datetime:
+    """The instant of `at HH:MM` (the next one) or `at tomorrow HH:MM`, in `timezone`."""
+    local = now.astimezone(ZoneInfo(timezone))
+    day = local.date() + timedelta(days=1 if at.tomorrow else 0)
+    when_ = datetime.combine(day, time(at.hour, at.minute), tzinfo=ZoneInfo(timezone))
+    if not at.tomorrow and when_ <= local:
+        when_ += timedelta(days=1)
+    return when_.astimezone(UTC)
+
+
+async def _extend(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Extend) -> View:
+    view = await request_extension(uow, clock, actor=actor, role=cmd.role,
+                                   duration=cmd.duration, justification=cmd.justification,
+                                   duration_text=cmd.duration_text)
+    if view.pending:
+        return Reply(text=f"Request {view.id} to extend {view.role.name} is waiting for "
+                     "approval.", request=view)
+    end = v.when((datetime.fromisoformat(view.start_at)
+                  + timedelta(seconds=view.duration_seconds or 0)).isoformat())
+    return Reply(text=f"{view.role.name} is extended until {end}. Request {view.id}.")
 
 
 async def _cancel(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Cancel) -> View:
@@ -114,7 +145,7 @@ def command_table(*, digest: DigestOptions) -> Commands:
         c.Roles: lambda uow, clock, actor, cmd: my_roles(uow, actor=actor),
         c.Requests: lambda uow, clock, actor, cmd: my_requests(uow, actor=actor),
         c.Approvals: lambda uow, clock, actor, cmd: my_approvals(uow, actor=actor),
-        c.Activate: _activate,
+        c.Activate: activate_command(digest.timezone),
         c.Cancel: _cancel,
         c.Approve: _approve,
         c.Deny: _deny,
@@ -124,6 +155,7 @@ def command_table(*, digest: DigestOptions) -> Commands:
         c.Audit: _audit,
         c.Digest: digest_command(digest),
         c.Link: _link,
+        c.Extend: _extend,
     })
 
 

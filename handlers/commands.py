@@ -25,11 +25,13 @@ __all__ = [
     "Deactivate",
     "Deny",
     "Digest",
+    "Extend",
     "Help",
     "Link",
     "Remove",
     "Requests",
     "Roles",
+    "StartTime",
     "Ticket",
     "UserRef",
 ]
@@ -73,6 +75,27 @@ class Activate:
     ticket: Ticket | None = None
     justification: str | None = None
     # as typed ("99h"), echoed back in refusals; not part of what the command means
+    duration_text: str | None = field(default=None, compare=False)
+    start: StartTime | None = None  # `at 14:00`, `at tomorrow 09:00`: a later start
+
+
+@dataclass(frozen=True, slots=True)
+class StartTime:
+    """A local wall-clock start (PIM_TIMEZONE): `tomorrow` set, that day; else the next
+    time the clock shows hour:minute."""
+
+    hour: int
+    minute: int
+    tomorrow: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Extend:
+    """More time on a running activation (Entra's selfExtend); no duration: the default."""
+
+    role: str
+    duration: timedelta | None = None
+    justification: str | None = None
     duration_text: str | None = field(default=None, compare=False)
 
 
@@ -177,4 +200,5 @@ Command: TypeAlias = (
     | Audit
     | Digest
     | Link
+    | Extend
 )

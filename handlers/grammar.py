@@ -39,12 +39,14 @@ USAGE: dict[str, str] = {
     "audit": "audit [USER|ROLE] [since DURATION]",
     "digest": "digest",
     "link": "link USER slack:U…|teams:…",
+    "extend": "extend ROLE [DURATION] [JUSTIFICATION…]",
 }
 
 _SUMMARY: dict[str, str] = {
     "help": "this list, or how to write one command",
     "roles": "my eligible and active roles",
-    "activate": "turn on a role for a while; with no ROLE, open the form",
+    "activate": "turn on a role for a while (start later: add at 14:00 or at tomorrow "
+                "09:00 after the duration); with no ROLE, open the form",
     "requests": "my pending requests",
     "cancel": "withdraw one of my pending requests",
     "approvals": "requests I can decide",
@@ -56,6 +58,7 @@ _SUMMARY: dict[str, str] = {
     "audit": "recent activity, optionally for one user or role (admins)",
     "digest": "preview the periodic digest (admins)",
     "link": "say which Slack or Teams account is this person's (admins)",
+    "extend": "more time on a role that is active now (within its maximum)",
 }
 
 _ANY_COMMAND = "one of " + ", ".join(USAGE)
@@ -130,15 +133,51 @@ def _activate(cur: Cursor) -> commands.Command:
     ticket: commands.Ticket | None = None
     # Duration and ticket may come in either order; anything else starts the justification.
     typed: str | None = None
+    start: commands.StartTime | None = None
     while (word := cur.peek_word()) is not None:
         if duration is None and looks_like_duration(word):
             duration, typed = _duration(cur, word), word
         elif ticket is None and word[:7].lower() == "ticket:":
             ticket = _ticket(cur, word[7:])
+        elif start is None and word.lower() == "at" and (start := _start(cur)) is not None:
+            continue  # _start read its words
         else:
             break
         cur.word()
-    return commands.Activate(role, duration, ticket, _justification(cur), typed)
+    return commands.Activate(role, duration, ticket, _justification(cur), typed, start)
+
+
+_CLOCK = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])", _FLAGS)
+
+
+def _start(cur: Cursor) -> commands.StartTime | None:
+    """`at HH:MM` or `at tomorrow HH:MM`; None (nothing read) when the words after `at`
+    are no time, so "at the office" stays the justification."""
+    saved = cur.pos
+    cur.word()  # "at"
+    tomorrow = (cur.peek_word() or "").lower() == "tomorrow"
+    if tomorrow:
+        cur.word()
+    word = cur.peek_word() or ""
+    if (found := _CLOCK.fullmatch(word)) is None:
+        if tomorrow:
+            raise cur.fail(f"{shown(word)} is not a time; write e.g. at tomorrow 09:00")
+        cur.pos = saved
+        return None
+    cur.word()
+    return commands.StartTime(int(found.group(1)), int(found.group(2)), tomorrow)
+
+
+def _extend(cur: Cursor) -> commands.Command:
+    role = _role(cur)
+    duration: timedelta | None = None
+    typed = cur.peek_word()
+    if typed is not None and looks_like_duration(typed):
+        duration = _duration(cur, typed)
+        cur.word()
+    else:
+        typed = None
+    return commands.Extend(role, duration, _justification(cur), typed)
 
 
 def _approve(cur: Cursor) -> commands.Command:
@@ -283,6 +322,7 @@ _PARSERS: dict[str, Callable[[Cursor], commands.Command]] = {
     "audit": _audit,
     "digest": _bare(commands.Digest),
     "link": _link,
+    "extend": _extend,
 }
 
 

@@ -19,6 +19,7 @@ from bot.slack.payloads import metadata
 from bot.slack.refusals import ACTOR, CHAT, DEADLINE, private, told_by_response_url
 from cards import slack as cards
 from cards import views as v
+from cards.text import render as render_text
 from cards.views import Reply
 from handlers import commands as c
 from handlers.activation import cancel_request, deactivate
@@ -26,6 +27,7 @@ from handlers.approval import decide
 from handlers.busy import chat_budget
 from handlers.chat import run_command
 from handlers.errors import NotSetUp
+from handlers.extend import last_justification
 from handlers.forms import submit_activation_form
 from handlers.grammar import CommandError, parse_command
 from handlers.queries import activation_form, home
@@ -126,11 +128,20 @@ def _answered_click(work: Callable[[Chat, str, str], Awaitable[str]]) -> Callabl
 async def open_form(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext,
                     client: AsyncWebClient) -> None:
     chat, actor = _chat(context)
+    role = body["actions"][0].get("value")
     async with chat_budget(context[DEADLINE]):
         form = await activation_form(chat.uow, actor=actor)
+        # "Request again" after access ended: the last justification, ready to send again.
+        why = await last_justification(chat.uow, actor=actor, role=role) if role else None
     await client.views_open(trigger_id=body["trigger_id"], view=cards.activation_modal(
-        form, selected_role=body["actions"][0].get("value")))
+        form, selected_role=role, justification=why))
     await ack()
+
+
+async def _extend(chat: Chat, actor: str, role: str) -> str:
+    view = await run_command(chat.uow, chat.clock, commands=chat.commands, actor=actor,
+                             cmd=c.Extend(role))
+    return render_text(view)
 
 
 async def activation_submitted(ack: AsyncAck, view: dict[str, Any],
@@ -172,6 +183,7 @@ LISTENERS: tuple[tuple[str, str, Callable[..., Any]], ...] = (
     ("action", v.DEACTIVATE, _answered_click(_deactivate)),
     ("action", v.ACTIVATE, open_form),
     ("action", v.REQUEST_AGAIN, open_form),
+    ("action", v.EXTEND, _answered_click(_extend)),
     ("view", cards.DECISION_MODAL, decision_submitted),
     ("view", cards.ACTIVATION_MODAL, activation_submitted),
     ("event", "app_home_opened", home_opened),

@@ -25,6 +25,7 @@ from handlers.approval import decide
 from handlers.busy import chat_budget, chat_deadline
 from handlers.chat import activation_headline, run_command
 from handlers.errors import Busy, JustificationRequired, NotSetUp, PimError
+from handlers.extend import last_justification
 from handlers.forms import submit_activation_form
 from handlers.grammar import CommandError, parse_command
 from handlers.posted_cards import remember_answer_card
@@ -85,6 +86,7 @@ class PimTeamsBot(ActivityHandler):
             v.DEACTIVATE: self._deactivate,
             v.ACTIVATE: self._open_form,
             v.REQUEST_AGAIN: self._open_form,
+            v.EXTEND: self._extend,
             cards.SUBMIT_ACTIVATION: self._submit_activation,
         }
 
@@ -204,9 +206,17 @@ class PimTeamsBot(ActivityHandler):
                                                   role=_text(data, "role")))
 
     async def _open_form(self, who: str, data: dict[str, Any]) -> InvokeResponse:
+        role = _text(data, "role") or None
         form = await activation_form(self.chat.uow, actor=who)
-        return _card_response(cards.activation_form(form, selected_role=_text(data, "role")
-                                                     or None))
+        # "Request again" after access ended: the last justification, ready to send again.
+        why = await last_justification(self.chat.uow, actor=who, role=role) if role else None
+        return _card_response(cards.activation_form(
+            form, selected_role=role, values={cards.JUSTIFICATION_INPUT: why} if why else None))
+
+    async def _extend(self, who: str, data: dict[str, Any]) -> InvokeResponse:
+        view = await run_command(self.chat.uow, self.chat.clock, commands=self.chat.commands,
+                                 actor=who, cmd=c.Extend(_text(data, "role")))
+        return _message_response(text_cards.render(view))
 
     async def _submit_activation(self, who: str, data: dict[str, Any]) -> InvokeResponse:
         values = {k: _text(data, k) for k in (cards.ROLE_INPUT, cards.DURATION_INPUT,

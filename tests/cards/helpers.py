@@ -132,7 +132,7 @@ ENUMS = {
 }
 ACTION_STYLES = {"default", "positive", "destructive"}
 REQUEST_VERBS = {v.APPROVE, v.DENY, v.CANCEL}
-ROLE_VERBS = {v.ACTIVATE, v.DEACTIVATE, v.REQUEST_AGAIN}
+ROLE_VERBS = {v.ACTIVATE, v.DEACTIVATE, v.REQUEST_AGAIN, v.EXTEND}
 MARKUP = re.compile(r"<(a|em|strong|code|img|h\d|ul|ol|li|blockquote|del|s|table|hr|pre|b)\b")
 TEAMS_LIMIT = 28_000
 

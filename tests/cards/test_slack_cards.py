@@ -142,12 +142,15 @@ def test_submitted_message_has_a_cancel_button() -> None:
     assert "Cancel request" in shown(message)
 
 
-def test_expiring_message_offers_request_again_for_the_role() -> None:
+def test_expiring_message_offers_extend_and_the_ended_one_request_again() -> None:
     message = check_message(slack.notification_message(note(v.EXPIRING, request=None,
                                                             end_at=DEADLINE)))
     assert [(b["action_id"], b["value"]) for b in actions_of(message)] == \
-        [(v.REQUEST_AGAIN, "global-admin")]
+        [(v.EXTEND, "global-admin")]
     assert "ends" in shown(message)
+    ended = check_message(slack.notification_message(note(v.EXPIRED, request=None)))
+    assert [(b["action_id"], b["value"]) for b in actions_of(ended)] == \
+        [(v.REQUEST_AGAIN, "global-admin")]
 
 
 def test_denied_message_to_the_requester_carries_the_reason() -> None:

@@ -225,10 +225,12 @@ def test_submitted_card_has_a_cancel_button() -> None:
     assert card["actions"][0]["title"] == "Cancel request"
 
 
-def test_expiring_card_offers_request_again_for_the_role() -> None:
+def test_expiring_card_offers_extend_and_the_ended_one_request_again() -> None:
     card = check_card(teams.notification_card(note(v.EXPIRING, request=None, end_at=DEADLINE)))
-    assert executes(card) == [(v.REQUEST_AGAIN, {"role": "global-admin"})]
+    assert executes(card) == [(v.EXTEND, {"role": "global-admin"})]
     assert "ends 2026-03-03 09:00 UTC" in shown(card)
+    ended = check_card(teams.notification_card(note(v.EXPIRED, request=None)))
+    assert executes(ended) == [(v.REQUEST_AGAIN, {"role": "global-admin"})]
 
 
 def test_denied_message_to_the_requester_carries_the_reason() -> None:

@@ -67,10 +67,29 @@ async def test_request_without_approval_answers_at_once_then_expires(slack: Slac
     warned = await slack.fake.wait_for(
         "chat.postMessage", timeout=6,
         where=lambda c: c.args["channel"] == "U0BOB" and "ends in" in texts(c.args))
-    assert buttons(warned[0].args) == [(v.REQUEST_AGAIN, "quick")]
-    await slack.fake.wait_for(
+    # The warning offers more time; the end offers to ask again.
+    assert buttons(warned[0].args) == [(v.EXTEND, "quick")]
+    (ended,) = await slack.fake.wait_for(
         "chat.postMessage", timeout=6,
         where=lambda c: c.args["channel"] == "U0BOB" and "access has ended" in texts(c.args))
+    assert buttons(ended.args) == [(v.REQUEST_AGAIN, "quick")]
+
+
+async def test_extend_from_the_warning_and_request_again_prefilled(slack: SlackBot):
+    answer = await ask(slack, "activate quick 4s printer queue stuck")
+    assert answer.startswith("Quick Role is active now.")
+    await slack.fake.wait_for(
+        "chat.postMessage", timeout=6,
+        where=lambda c: c.args["channel"] == "U0BOB" and "ends in" in texts(c.args))
+    resp = await slack.click("U0BOB", v.EXTEND, "quick", token="extend")
+    assert resp.status == 200
+    (said,) = await slack.replies("extend")
+    assert "Quick Role is extended until" in texts(said), said
+    await slack.click("U0BOB", v.REQUEST_AGAIN, "quick", token="again")
+    (opened,) = await slack.fake.wait_for("views.open")
+    block = next(b for b in opened.args["view"]["blocks"]
+                 if b.get("block_id") == cards.JUSTIFICATION_BLOCK)
+    assert block["element"]["initial_value"] == "printer queue stuck"
 
 
 async def test_double_click_race_decides_once(slack: SlackBot):
