@@ -85,7 +85,7 @@ class PimTeamsBot(ActivityHandler):
             v.CANCEL: self._cancel,
             v.DEACTIVATE: self._deactivate,
             v.ACTIVATE: self._open_form,
-            v.REQUEST_AGAIN: self._open_form,
+            v.REQUEST_AGAIN: self._request_again,
             v.EXTEND: self._extend,
             cards.SUBMIT_ACTIVATION: self._submit_activation,
         }
@@ -206,12 +206,18 @@ class PimTeamsBot(ActivityHandler):
                                                   role=_text(data, "role")))
 
     async def _open_form(self, who: str, data: dict[str, Any]) -> InvokeResponse:
-        role = _text(data, "role") or None
         form = await activation_form(self.chat.uow, actor=who)
-        # "Request again" after access ended: the last justification, ready to send again.
+        return _card_response(cards.activation_form(form, selected_role=_text(data, "role")
+                                                     or None))
+
+    async def _request_again(self, who: str, data: dict[str, Any]) -> InvokeResponse:
+        """After access ended: the form, with the role and its last justification."""
+        role = _text(data, "role")
+        form = await activation_form(self.chat.uow, actor=who)
         why = await last_justification(self.chat.uow, actor=who, role=role) if role else None
         return _card_response(cards.activation_form(
-            form, selected_role=role, values={cards.JUSTIFICATION_INPUT: why} if why else None))
+            form, selected_role=role or None,
+            values={cards.JUSTIFICATION_INPUT: why} if why else None))
 
     async def _extend(self, who: str, data: dict[str, Any]) -> InvokeResponse:
         view = await run_command(self.chat.uow, self.chat.clock, commands=self.chat.commands,

@@ -359,7 +359,10 @@ def test_requester_buttons(card_renderer: SyncCardRenderer) -> None:
         "verb": v.CANCEL, "data": {"request": "R-7K2Q"}}
     assert executed(card_renderer, CASES["note-submitted-pending"](), "Cancel request") == {
         "verb": v.CANCEL, "data": {"request": "R-7K2Q"}}
-    assert executed(card_renderer, CASES["note-expiring-bare"](), "Request again") == {
+    # the warning offers more time; the end offers to ask again
+    assert executed(card_renderer, CASES["note-expiring-bare"](), "Extend") == {
+        "verb": v.EXTEND, "data": {"role": "global-admin"}}
+    assert executed(card_renderer, CASES["note-expired-bare"](), "Request again") == {
         "verb": v.REQUEST_AGAIN, "data": {"role": "global-admin"}}
 
 
