@@ -14,6 +14,7 @@ from bot.providers.entra_role import send_schedule_request
 from bot.providers.graph import GraphClient
 from bot.providers.schedule import justification, odata_quote, principal_of, schedule_info
 from handlers.grants.provider import GrantJob, ProviderError, Target
+from vocab.states import Action
 
 REQUESTS = "/v1.0/identityGovernance/privilegedAccess/group/assignmentScheduleRequests"
 INSTANCES = "/v1.0/identityGovernance/privilegedAccess/group/assignmentScheduleInstances"
@@ -36,10 +37,10 @@ class EntraGroupProvider:
         await self.graph.close()  # shared with the other Microsoft providers; closes once
 
     async def grant(self, job: GrantJob) -> None:
-        await self._request(job, {"action": "adminAssign", "scheduleInfo": schedule_info(job)})
+        await self._request(job, {"action": Action.ADMIN_ASSIGN.value, "scheduleInfo": schedule_info(job)})
 
     async def revoke(self, job: GrantJob) -> None:
-        await self._request(job, {"action": "adminRemove"})
+        await self._request(job, {"action": Action.ADMIN_REMOVE.value})
 
     async def _request(self, job: GrantJob, body: dict[str, Any]) -> None:
         body |= {"accessId": access_of(job.target), "principalId": principal_of(job),

@@ -15,6 +15,7 @@ from typing import Any
 from bot.providers.graph import ApiError, GraphClient
 from bot.providers.schedule import justification, odata_quote, principal_of, schedule_info
 from handlers.grants.provider import GrantJob, Target
+from vocab.states import Action
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +35,10 @@ class EntraRoleProvider:
         await self.graph.close()  # shared with the other Microsoft providers; closes once
 
     async def grant(self, job: GrantJob) -> None:
-        await self._request(job, {"action": "adminAssign", "scheduleInfo": schedule_info(job)})
+        await self._request(job, {"action": Action.ADMIN_ASSIGN.value, "scheduleInfo": schedule_info(job)})
 
     async def revoke(self, job: GrantJob) -> None:
-        await self._request(job, {"action": "adminRemove"})
+        await self._request(job, {"action": Action.ADMIN_REMOVE.value})
 
     async def _request(self, job: GrantJob, body: dict[str, Any]) -> None:
         body |= {"principalId": principal_of(job), "roleDefinitionId": job.target.ref,

@@ -10,8 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from handlers.grants.provider import GrantJob, ProviderError
-
-MAX_JUSTIFICATION = 500
+from vocab.limits import MAX_JUSTIFICATION  # Graph's own cap is 500 characters too
 
 
 def aware(when: datetime) -> datetime:
