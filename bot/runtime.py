@@ -20,6 +20,8 @@ from handlers.chat import Commands, command_table
 from handlers.clock import Clock, SystemClock
 from handlers.digest.send import DIGEST_TIMER, digest_timer_action
 from handlers.policy import apply_policy, read_policy_file
+from handlers.reviews.apply import RemovalHook
+from handlers.reviews.timers import review_actions
 from handlers.timers import TimerActions, lifecycle_actions, one_by_one
 from storage.audit import AuditKey, check_key
 from storage.db import make_engine, normalize_url
@@ -87,6 +89,9 @@ class Runtime:
     sweeper: Sweeper | None = None
     # What each kind of durable timer does when it falls due: access's own, and the digest.
     timer_actions: TimerActions = field(default_factory=lifecycle_actions)
+    # Revokes the real access behind assignments a review removed; None until a grant
+    # engine is wired (handlers.reviews.apply.RemovalHook).
+    review_removal_hook: RemovalHook | None = None
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -96,7 +101,9 @@ class Runtime:
         return cls(settings=settings, uow=uow, clock=clock or SystemClock(),
                    commands=command_table(digest=options),
                    timer_actions={**lifecycle_actions(),
-                                  DIGEST_TIMER: one_by_one(digest_timer_action(options))})
+                                  DIGEST_TIMER: one_by_one(digest_timer_action(options)),
+                                  # no grant engine yet: removals end the assignment only
+                                  **review_actions(on_removed=None)})
 
     def chat(self, transport: str = "slack") -> Chat:
         """What a chat transport needs, with its own engine of short database waits."""

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from cards.views import Reply, RequestView, View
+from cards.views import REVIEW_WORDS, Reply, RequestView, View
 from handlers import commands as c
 from handlers.activation import ActivationAsk, cancel_request, deactivate, request_activation
 from handlers.approval import decide
@@ -18,6 +18,8 @@ from handlers.errors import InvalidInput, PimError
 from handlers.grammar import USAGE, CommandError, help_text, parse_command
 from handlers.linking import link_account
 from handlers.queries import activation_form, audit_trail, my_approvals, my_requests, my_roles
+from handlers.reviews.decide import decide_item
+from handlers.reviews.progress import my_reviews
 from storage.uow import UnitOfWork
 from vocab.states import Status
 
@@ -86,6 +88,13 @@ async def _link(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Link) -> View:
                                          account=cmd.account))
 
 
+async def _review(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Review) -> View:
+    card = await decide_item(uow, clock, actor=actor, item_id=cmd.item_id,
+                             decision=cmd.decision, reason=cmd.reason)
+    return Reply(text=f"Recorded: item {cmd.item_id} {REVIEW_WORDS[cmd.decision].lower()}. "
+                      f"{card.name}: {card.progress_line()}.")
+
+
 async def _audit(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Audit) -> View:
     return await audit_trail(uow, clock, actor=actor, subject=cmd.subject, since=cmd.since)
 
@@ -118,6 +127,8 @@ def command_table(*, digest: DigestOptions) -> Commands:
         c.Audit: _audit,
         c.Digest: digest_command(digest),
         c.Link: _link,
+        c.Reviews: lambda uow, clock, actor, cmd: my_reviews(uow, actor=actor),
+        c.Review: _review,
     })
 
 

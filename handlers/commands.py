@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, TypeAlias
 
-from vocab.states import ScheduleKind
+from vocab.states import ReviewDecision, ScheduleKind
 
 __all__ = [
     "Activate",
@@ -29,6 +29,8 @@ __all__ = [
     "Link",
     "Remove",
     "Requests",
+    "Review",
+    "Reviews",
     "Roles",
     "Ticket",
     "UserRef",
@@ -158,6 +160,20 @@ class Link:
     account: ChatAccount
 
 
+@dataclass(frozen=True, slots=True)
+class Reviews:
+    """My open access review items."""
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """Decide one access review item."""
+
+    item_id: int
+    decision: ReviewDecision
+    reason: str | None = None
+
+
 Command: TypeAlias = (
     Help
     | Roles
@@ -173,4 +189,6 @@ Command: TypeAlias = (
     | Audit
     | Digest
     | Link
+    | Reviews
+    | Review
 )
