@@ -28,6 +28,8 @@ from handlers.errors import Busy, NotSetUp, PimError
 from handlers.forms import submit_activation_form
 from handlers.grammar import CommandError, parse_command
 from handlers.queries import activation_form
+from handlers.reviews.decide import decide_item
+from vocab.states import ReviewDecision
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ NOT_SET_UP = NotSetUp().message
 # turn_state keys: when this turn must be done with the database; whether it found it busy
 _DEADLINE, _BUSY = "pim_deadline", "pim_busy"
 T = TypeVar("T")
+_REVIEW_VERBS = {v.REVIEW_APPROVE: ReviewDecision.APPROVE, v.REVIEW_DENY: ReviewDecision.DENY,
+                 v.REVIEW_DONT_KNOW: ReviewDecision.DONT_KNOW}
 
 
 def card_activity(card: dict[str, Any], fallback: str) -> Activity:
@@ -78,6 +82,7 @@ class PimTeamsBot(ActivityHandler):
             v.ACTIVATE: self._open_form,
             v.REQUEST_AGAIN: self._open_form,
             cards.SUBMIT_ACTIVATION: self._submit_activation,
+            **{verb: self._review(decision) for verb, decision in _REVIEW_VERBS.items()},
         }
 
     async def on_turn(self, turn_context: TurnContext) -> None:
@@ -147,6 +152,19 @@ class PimTeamsBot(ActivityHandler):
         return _update_card(await decide(
             self.chat.uow, self.chat.clock, actor=who, request_id=_text(data, "request"),
             approve=approve, justification=_text(data, cards.REASON_INPUT) or None))
+
+    def _review(self, decision: ReviewDecision) -> Verb:
+        async def review(who: str, data: dict[str, Any]) -> InvokeResponse:
+            item = _text(data, "item")
+            if not item.isascii() or not item.isdigit() or len(item) > 12:
+                return _message_response("This review button is not known to pim-bot.")
+            card = await decide_item(
+                self.chat.uow, self.chat.clock, actor=who, item_id=int(item), decision=decision,
+                reason=_text(data, cards.review_reason_input(item)) or None)
+            return _card_response(cards.notification_card(v.Notification(
+                kind=v.REVIEW_UPDATE, headline=card.progress_line(), review=card)))
+
+        return review
 
     async def _cancel(self, who: str, data: dict[str, Any]) -> InvokeResponse:
         return _update_card(await cancel_request(self.chat.uow, self.chat.clock, actor=who,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, case, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -175,7 +176,7 @@ async def _remove(s: AsyncSession, *, spec: ReviewSpec, instance: ReviewInstance
     return removed
 
 
-def _why(spec: ReviewSpec, row: object) -> str:
+def _why(spec: ReviewSpec, row: Any) -> str:
     decision = row.decision
     if decision == ReviewDecision.DENY:
         reason = row.reason
