@@ -99,5 +99,5 @@ class ReviewDecision(StrEnum):
 class ReviewOutcome(StrEnum):
     """What the end of a review does with an item's assignment."""
 
-    KEEP = "keep"
-    REMOVE = "remove"
+    KEEP = "Keep"
+    REMOVE = "Remove"

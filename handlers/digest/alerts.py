@@ -153,7 +153,7 @@ async def reviews_by_role(s: AsyncSession) -> dict[str, str]:
     for definition in await s.scalars(select(ReviewDefinition).where(
             ReviewDefinition.active.is_(True)).order_by(ReviewDefinition.id)):
         spec = ReviewSpec.from_mapping(definition.spec)
-        if spec.assignments == "active":
+        if spec.assignments == ScheduleKind.ACTIVE:
             continue
         for role_id in spec.roles if spec.roles is not None else roles:
             out.setdefault(role_id, spec.id)

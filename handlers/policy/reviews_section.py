@@ -65,7 +65,7 @@ def _review(check: Checker, item: LineMap, path: str, *, roles: set[str],
     role_ids: tuple[str, ...] | None = None
     if scope != "all":
         role_ids = _names(check, item, path, "roles", roles, "roles", required=True)
-    kind = _word(check, item, path, "assignments", SCOPES, default="eligible")
+    kind = _word(check, item, path, "assignments", SCOPES, default=SCOPES[0])
     reviewers: str | tuple[str, ...] | None = _word(check, item, path, "reviewers", None)
     if reviewers is None or not isinstance(item.get("reviewers"), str):
         reviewers = _names(check, item, path, "reviewers", emails, "principals",
@@ -76,7 +76,7 @@ def _review(check: Checker, item: LineMap, path: str, *, roles: set[str],
     recurrence = _word(check, item, path, "recurrence", tuple(RECURRENCES), default="once")
     start = _start(check, item, path)
     duration = _duration(check, item, path)
-    on_no = _word(check, item, path, "on_no_response", ON_NO_RESPONSE, default="keep")
+    on_no = _word(check, item, path, "on_no_response", ON_NO_RESPONSE, default=ON_NO_RESPONSE[0])
     flags = {key: _flag(check, item, path, key, default)
              for key, default in (("auto_apply", True), ("require_reason", False))}
     if len(check.errors) > errors or review_id is None or name is None or start is None \

@@ -117,9 +117,9 @@ async def _snapshot(s: AsyncSession, *, spec: ReviewSpec, instance_id: int,
     recommend = case((and_(eligible, n == 0), literal(ReviewDecision.DENY.value)),
                      (n > 0, literal(ReviewDecision.APPROVE.value)), else_=None)
     scope = [Schedule.state == ScheduleState.ACTIVE]
-    if spec.assignments == "eligible":
+    if spec.assignments == ScheduleKind.ELIGIBLE:
         scope.append(eligible)
-    elif spec.assignments == "active":
+    elif spec.assignments == ScheduleKind.ACTIVE:
         scope.append(Schedule.member_type == MemberType.ASSIGNED)
     else:  # activations come and go on their own; the assignments behind them are reviewed
         scope.append(eligible | (Schedule.member_type == MemberType.ASSIGNED))

@@ -20,6 +20,8 @@ from handlers.commands import (
     Link,
     Remove,
     Requests,
+    Review,
+    Reviews,
     Roles,
     Ticket,
     UserRef,
@@ -222,7 +224,7 @@ ASSIGN = "Usage: assign USER ROLE eligible|active [DURATION|until DATE] [JUSTIFI
         (
             "xyz",
             "unknown command 'xyz'. Usage: one of help, roles, activate, requests, cancel, "
-            "approvals, approve, deny, deactivate, assign, remove, audit, digest, link",
+            "approvals, approve, deny, deactivate, assign, remove, audit, digest, link, reviews, review",
         ),
         ("/pimroles", "unknown command '/pimroles'. Usage: one of " + ", ".join(USAGE)),
         ("roles mine", "roles takes nothing after it (got 'mine'). Usage: roles"),
@@ -433,7 +435,7 @@ def test_usage_lines_match_the_design() -> None:
     assert USAGE["deny"] == "deny REQUEST_ID JUSTIFICATION…"
     assert list(USAGE) == [
         "help", "roles", "activate", "requests", "cancel", "approvals", "approve",
-        "deny", "deactivate", "assign", "remove", "audit", "digest", "link",
+        "deny", "deactivate", "assign", "remove", "audit", "digest", "link", "reviews", "review",
     ]  # fmt: skip
 
 
@@ -448,7 +450,7 @@ def test_help_text_lists_every_usage_once() -> None:
 
 COMMAND_CLASSES = (
     Help, Roles, Activate, Requests, Cancel, Approvals, Approve, Deny, Deactivate, Assign, Remove,
-    Audit, Digest, Link,
+    Audit, Digest, Link, Reviews, Review,
 )  # fmt: skip
 
 # Plain st.text() rarely gets past the command word, so also build text from the grammar's own

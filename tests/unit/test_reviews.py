@@ -259,7 +259,7 @@ async def test_review_end_closes_now_and_export_has_the_evidence(db_url):
         (denied,) = [r for r in rows if r["principal"] == "dave@contoso.com"]
         assert denied["reviewer"] == ERIN and denied["decision"] == "Deny"
         assert denied["reason"] == "moved, to sales" and denied["time"]
-        assert denied["outcome"] == "remove" and denied["applied"] == ""
+        assert denied["outcome"] == "Remove" and denied["applied"] == ""
         (bob,) = [r for r in rows if r["principal"] == BOB]
         assert bob["reviewer"] == f"{CAROL};{ERIN}" and bob["decision"] == "NotReviewed"
         assert bob["recommendation"] == "Deny (no activation in 30 days)"

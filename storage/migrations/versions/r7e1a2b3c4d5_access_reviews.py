@@ -56,7 +56,7 @@ def upgrade() -> None:
     sa.Column('reason', sa.Text(), nullable=True),
     sa.Column('decided_by_id', sa.Integer(), nullable=True),
     sa.Column('decided_at', storage.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('outcome', sa.Enum('keep', 'remove', name='reviewoutcome', native_enum=False, length=16), nullable=True),
+    sa.Column('outcome', sa.Enum('Keep', 'Remove', name='reviewoutcome', native_enum=False, length=16), nullable=True),
     sa.Column('applied_at', storage.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['decided_by_id'], ['principals.id'], ),
     sa.ForeignKeyConstraint(['instance_id'], ['review_instances.id'], ),
