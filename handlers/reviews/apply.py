@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, select, update
+from sqlalchemy import case, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -124,18 +124,24 @@ async def _outcomes(s: AsyncSession, *, spec: ReviewSpec, instance_id: int) -> N
 
 async def _remove(s: AsyncSession, *, spec: ReviewSpec, instance: ReviewInstance,
                   now: datetime, on_removed: RemovalHook | None) -> int:
-    doomed = select(ReviewItem.schedule_id).where(ReviewItem.instance_id == instance.id,
-                                                  ReviewItem.outcome == ReviewOutcome.REMOVE)
+    mine = (ReviewItem.instance_id == instance.id)
     # Still-active ones only: an assignment that ended meanwhile has nothing left to remove.
-    await s.execute(update(Schedule).where(Schedule.id.in_(doomed),
-                                           Schedule.state == ScheduleState.ACTIVE)
+    # Marking the items first lets every later step find them without joining schedules.
+    await s.execute(update(ReviewItem).where(
+        mine, ReviewItem.outcome == ReviewOutcome.REMOVE,
+        ReviewItem.schedule_id.in_(select(Schedule.id).where(
+            Schedule.state == ScheduleState.ACTIVE)))
+        .values(applied_at=now).execution_options(synchronize_session=False))
+    doomed = select(ReviewItem.schedule_id).where(
+        mine, ReviewItem.outcome == ReviewOutcome.REMOVE, ReviewItem.applied_at == now)
+    await s.execute(update(Schedule).where(Schedule.id.in_(doomed))
                     .values(state=ScheduleState.REMOVED, ended_at=now)
                     .execution_options(synchronize_session=False))
     await s.execute(update(Timer).where(Timer.subject_id.in_(doomed), Timer.kind.in_([EXPIRE, WARN]),
                                         Timer.status == TimerStatus.PENDING)
                     .values(status=TimerStatus.CANCELED, done_at=now)
                     .execution_options(synchronize_session=False))
-    await s.execute(update(ReviewItem).where(ReviewItem.instance_id == instance.id)
+    await s.execute(update(ReviewItem).where(mine, ReviewItem.outcome == ReviewOutcome.KEEP)
                     .values(applied_at=now).execution_options(synchronize_session=False))
     decider = aliased(Principal)
     query = (select(ReviewItem.id, ReviewItem.schedule_id, ReviewItem.kind,
@@ -143,14 +149,11 @@ async def _remove(s: AsyncSession, *, spec: ReviewSpec, instance: ReviewInstance
                     ReviewItem.activations, ReviewItem.principal_id, Principal.email,
                     Role.id.label("role_id"), Role.display_name,
                     decider.display_name.label("by"))
-             .join(Schedule, and_(Schedule.id == ReviewItem.schedule_id,
-                                  Schedule.state == ScheduleState.REMOVED,
-                                  Schedule.ended_at == now))
              .join(Principal, Principal.id == ReviewItem.principal_id)
              .join(Role, Role.id == ReviewItem.role_id)
              .outerjoin(decider, decider.id == ReviewItem.decided_by_id)
-             .where(ReviewItem.instance_id == instance.id,
-                    ReviewItem.outcome == ReviewOutcome.REMOVE)
+             .where(mine, ReviewItem.outcome == ReviewOutcome.REMOVE,
+                    ReviewItem.applied_at == now)
              .order_by(ReviewItem.id).limit(CHUNK))
     last, removed = 0, 0
     while rows := (await s.execute(query.where(ReviewItem.id > last))).all():

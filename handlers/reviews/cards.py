@@ -87,15 +87,17 @@ async def reviewer_cards(
     for rid in ids:
         mine = items_query().join(ReviewReviewer, ReviewReviewer.item_id == ReviewItem.id).where(
             ReviewReviewer.reviewer_id == rid, ReviewReviewer.instance_id == instance.id)
-        todo = await s.execute(mine.where(undecided).order_by(ReviewItem.id).limit(PAGE))
-        done = await s.execute(mine.where(~undecided).order_by(ReviewItem.decided_at.desc(),
-                                                               ReviewItem.id.desc()).limit(RECENT))
         total, decided = progress.get(rid, (0, 0))
+        todo = (await s.execute(mine.where(undecided).order_by(ReviewItem.id).limit(PAGE))).all() \
+            if decided != total else []
+        done = (await s.execute(mine.where(~undecided).order_by(
+            ReviewItem.decided_at.desc(), ReviewItem.id.desc()).limit(RECENT))).all() \
+            if decided else []
         out[rid] = ReviewCardView(
             card=card_key(instance.id, rid), review_id=spec.id, name=spec.name,
             number=instance.number, ends_at=instance.ends_at.isoformat(),
             require_reason=spec.require_reason,
-            items=tuple(item_view(r) for r in [*reversed(done.all()), *todo.all()]),
+            items=tuple(item_view(r) for r in [*reversed(done), *todo]),
             total=int(total or 0), decided=int(decided or 0),
             open=instance.status == ReviewStatus.IN_PROGRESS)
     return out

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, case, exists, func, insert, literal, select
+from sqlalchemy import and_, case, exists, func, insert, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cards import views as v
@@ -35,6 +36,7 @@ from storage.uow import UnitOfWork
 from vocab.states import MemberType, ReviewDecision, ReviewStatus, ScheduleKind, ScheduleState
 
 logger = logging.getLogger(__name__)
+PAIRS = 200  # (role, approver) pairs per statement: within SQLite's compound-select limit
 
 
 async def start_review(uow: UnitOfWork, clock: Clock, *, actor: str, review_id: str) -> str:
@@ -146,12 +148,7 @@ async def _pair_reviewers(s: AsyncSession, *, spec: ReviewSpec, instance_id: int
             items.c.id, items.c.principal_id, literal(instance_id))))
         return
     if spec.reviewers == "approvers":
-        roles = select(ReviewItem.role_id).where(ReviewItem.instance_id == instance_id).distinct()
-        for role in await s.scalars(select(Role).where(Role.id.in_(roles))):
-            emails = [e.lower() for e in (role.settings or {}).get("approvers") or []]
-            if emails:
-                await _pair(s, items, instance_id, func.lower(Principal.email).in_(emails),
-                            role_id=role.id)
+        await _pair_approvers(s, items, instance_id)
     elif spec.reviewers == "admins":
         await _pair(s, items, instance_id, Principal.admin.is_(True))
     else:
@@ -159,17 +156,40 @@ async def _pair_reviewers(s: AsyncSession, *, spec: ReviewSpec, instance_id: int
     await _pair(s, items, instance_id, Principal.admin.is_(True), orphans_only=True)
 
 
-async def _pair(s: AsyncSession, items: object, instance_id: int, who: object, *,
-                role_id: str | None = None, orphans_only: bool = False) -> None:
-    it = items  # an aliased subquery of this instance's items
-    query = (select(it.c.id, Principal.id, literal(instance_id))  # type: ignore[attr-defined]
-             .join(Principal, Principal.id != it.c.principal_id)  # type: ignore[attr-defined]
-             .where(who))  # type: ignore[arg-type]
-    if role_id is not None:
-        query = query.where(it.c.role_id == role_id)  # type: ignore[attr-defined]
+async def _pair_approvers(s: AsyncSession, items: Any, instance_id: int) -> None:
+    """Each role's named approvers, as (role, reviewer) pairs joined to the items in one
+    statement per PAIRS of them, not one statement per role."""
+    roles = select(ReviewItem.role_id).where(ReviewItem.instance_id == instance_id).distinct()
+    wanted: dict[str, list[str]] = {}
+    for role in await s.scalars(select(Role).where(Role.id.in_(roles))):
+        for email in (role.settings or {}).get("approvers") or []:
+            wanted.setdefault(email.lower(), []).append(role.id)
+    ids: dict[str, int] = {}
+    if wanted:
+        for email, pid in await s.execute(select(func.lower(Principal.email), Principal.id)
+                                          .where(func.lower(Principal.email).in_(list(wanted)))):
+            ids[email] = pid
+    pairs = [(role_id, ids[email]) for email, role_ids in wanted.items() if email in ids
+             for role_id in role_ids]
+    for start in range(0, len(pairs), PAIRS):
+        chunk = union_all(*(select(literal(role_id).label("role_id"),
+                                   literal(reviewer).label("reviewer_id"))
+                            for role_id, reviewer in pairs[start:start + PAIRS])).subquery()
+        await s.execute(insert(ReviewReviewer).from_select(
+            ["item_id", "reviewer_id", "instance_id"],
+            select(items.c.id, chunk.c.reviewer_id, literal(instance_id))
+            .join(chunk, chunk.c.role_id == items.c.role_id)
+            .where(chunk.c.reviewer_id != items.c.principal_id)))
+
+
+async def _pair(s: AsyncSession, items: Any, instance_id: int, who: Any, *,
+                orphans_only: bool = False) -> None:
+    """Pair this instance's items (`items`, a subquery) with the people `who` selects,
+    never with the item's own person."""
+    query = (select(items.c.id, Principal.id, literal(instance_id))
+             .join(Principal, Principal.id != items.c.principal_id).where(who))
     if orphans_only:
-        query = query.where(~exists().where(
-            ReviewReviewer.item_id == it.c.id))  # type: ignore[attr-defined]
+        query = query.where(~exists().where(ReviewReviewer.item_id == items.c.id))
     await s.execute(insert(ReviewReviewer).from_select(
         ["item_id", "reviewer_id", "instance_id"], query))
 
