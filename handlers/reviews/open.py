@@ -71,6 +71,14 @@ async def open_due(s: AsyncSession, timer: Timer, now: datetime) -> bool:
         return False  # the definition changed since the timer was set
     taken = await s.scalar(select(exists().where(ReviewInstance.definition_id == review_id,
                                                  ReviewInstance.scheduled_for == start)))
+    if start + spec.duration <= now:
+        # Down for the whole instance: opening it now would close it at once and apply
+        # on_no_response to items nobody ever saw. It is skipped, and said so.
+        logger.warning("review %s #%s was due %s and is already over; not opened", review_id,
+                       number, start.isoformat())
+        await audit(s, at=now, actor=SYSTEM_ACTOR, action="review.skipped",
+                    target=f"{review_id}#{number}", due=start.isoformat())
+        taken = True
     if not taken:
         await open_instance(s, spec=spec, now=now, actor=SYSTEM_ACTOR, scheduled_for=start,
                             starts_at=start, number=number)

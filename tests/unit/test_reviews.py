@@ -267,3 +267,17 @@ async def test_review_end_closes_now_and_export_has_the_evidence(db_url):
             [r async for r in export_review(o.uow, review_id="q-admins", number=7)]
         with pytest.raises(PimError, match="There is no review 'nope'"):
             await start_review(o.uow, o.clock, actor="cli:ops", review_id="nope")
+
+
+async def test_an_instance_missed_entirely_while_down_is_skipped_not_opened_and_closed(db_url):
+    async with org(db_url, policy("remove")) as o:
+        o.clock.set(T0 + timedelta(days=20))  # the whole first instance passed while down
+        await o.run_timers()
+        assert await o.instances() == []
+        assert await o.state_of(BOB, "global-admin", "eligible") == ScheduleState.ACTIVE
+        (skipped,) = await actions(o.uow, "review.skipped")
+        assert skipped.target == "q-admins#1"
+        async with o.uow.read() as s:
+            waiting = list(await s.scalars(select(Timer.due_at).where(
+                Timer.kind == "review_open", Timer.status == TimerStatus.PENDING)))
+        assert waiting == [T0.replace(month=4)]
