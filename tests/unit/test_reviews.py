@@ -281,3 +281,25 @@ async def test_an_instance_missed_entirely_while_down_is_skipped_not_opened_and_
             waiting = list(await s.scalars(select(Timer.due_at).where(
                 Timer.kind == "review_open", Timer.status == TimerStatus.PENDING)))
         assert waiting == [T0.replace(month=4)]
+
+
+async def test_the_removal_hook_gets_every_removed_assignment_in_the_same_transaction(db_url):
+    from handlers.reviews.timers import review_actions
+    from handlers.timers import lifecycle_actions, run_due_timers
+    from storage.models import Schedule
+
+    seen: list[tuple[list[int], list[ScheduleState]]] = []
+
+    async def revoke(s, schedule_ids, now):
+        states = list(await s.scalars(select(Schedule.state).where(
+            Schedule.id.in_(schedule_ids))))
+        seen.append((list(schedule_ids), states))
+
+    async with org(db_url, policy("remove")) as o:
+        o.clock.set(T0)
+        await o.run_timers()
+        o.clock.set(T0 + timedelta(days=14))
+        await run_due_timers(o.uow, o.clock, worker="w", actions={
+            **lifecycle_actions(), **review_actions(on_removed=revoke)})
+        (ids, states), = seen
+        assert len(ids) == 3 and states == [ScheduleState.REMOVED] * 3
