@@ -55,8 +55,8 @@ class ConsoleTransport:
         return {"email": delivery.recipient.email}
 
     async def update(self, delivery: Delivery) -> None:
-        req = delivery.note.request
-        label = req.id if req else "a request"
+        req, review = delivery.note.request, delivery.note.review
+        label = req.id if req else f"“{review.name}”" if review else "a request"
         for ref in delivery.posted:
             self._deliver_text(ref["email"], f"🔄 Card {label} updated: {delivery.note.headline}")
 
