@@ -1,4 +1,4 @@
-"""`pim-bot`: serve, console, policy, db, audit, digest, teams, people."""
+"""`pim-bot`: serve, console, policy, db, audit, digest, review, teams, people."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from bot.cli_audit import AuditUsageError, add_audit_parser, check_arguments, run_audit
+from bot.cli_review import add_review_parser, run_review
 from bot.config import ConfigError, Settings
 from bot.console import Console
 from bot.digest_schedule import digest_options
@@ -70,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     db.add_parser("upgrade", help="migrate the schema to the newest version")
 
     add_audit_parser(sub)
+    add_review_parser(sub)
 
     digest = sub.add_parser("digest", help="the admins' periodic digest").add_subparsers(
         dest="digest_command", required=True, metavar="preview|send")
@@ -330,6 +332,11 @@ async def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
     return await _with_runtime(settings, body, prepare=False)
 
 
+async def cmd_review(args: argparse.Namespace, settings: Settings) -> int:
+    return await _with_runtime(settings, lambda runtime: run_review(args, runtime, _operator()),
+                               prepare=False)
+
+
 async def cmd_teams(args: argparse.Namespace, settings: Settings) -> int:
     from bot.teams.package import PackageError, build_package
 
@@ -371,6 +378,7 @@ def _operator() -> str:
 _COMMANDS: dict[str, Command] = {
     "serve": cmd_serve, "console": cmd_console, "policy": cmd_policy, "db": cmd_db,
     "audit": cmd_audit, "digest": cmd_digest, "teams": cmd_teams, "people": cmd_people,
+    "review": cmd_review,
 }
 
 

@@ -67,8 +67,8 @@ class ConsoleTransport:
         return note.kind in answered and req is not None and req.id in self.answered_requests
 
     async def update(self, delivery: Delivery) -> None:
-        req = delivery.note.request
-        label = req.id if req else "a request"
+        req, review = delivery.note.request, delivery.note.review
+        label = req.id if req else f"“{review.name}”" if review else "a request"
         decider = req.decision.by.email if req and req.decision and req.decision.by else None
         absent = False
         for ref in delivery.posted:

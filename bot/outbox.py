@@ -36,7 +36,9 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 12
 LEASE = timedelta(seconds=60)
 # Cards that are redrawn later, so where they were posted is remembered.
-TRACKED_KINDS = {v.APPROVAL_NEEDED, v.SUBMITTED}
+TRACKED_KINDS = {v.APPROVAL_NEEDED, v.SUBMITTED, v.REVIEW_CARD}
+# Redraws of every posted copy of a card: by request, or by the card's own name.
+UPDATE_KINDS = {v.REQUEST_UPDATE, v.REVIEW_UPDATE}
 
 
 class RetryLater(Exception):
@@ -72,8 +74,9 @@ class Delivery:
     request_id: int | None
     recipient: Recipient | None
     channel: dict[str, str] | None
-    # for REQUEST_UPDATE: every place this transport posted the request's cards
+    # for REQUEST_UPDATE / REVIEW_UPDATE: every place this transport posted those cards
     posted: tuple[dict[str, Any], ...] = ()
+    card: str | None = None  # the name of a card redrawn by name (a reviewer's card)
     # set when an earlier attempt (since this time) may have posted it: a crash mid-send, or
     # a failure that left it unknown. A transport that can, looks before posting again.
     resumed_since: datetime | None = None
@@ -183,7 +186,7 @@ class OutboxWorker:
                        if broadcast or t.reaches(recipient, m.channel)]
             copies += [{"created_at": now, "transport": t.name, "parent_id": m.id,
                         "recipient_id": m.recipient_id, "channel": m.channel, "kind": m.kind,
-                        "request_id": m.request_id, "payload": m.payload,
+                        "request_id": m.request_id, "card": m.card, "payload": m.payload,
                         "status": OutboxStatus.PENDING,
                         "attempts": 0, "next_attempt_at": now} for t in targets]
             (fanned if targets else unreachable).append(m.id)
@@ -192,26 +195,28 @@ class OutboxWorker:
     async def _prepare(
         self, s: AsyncSession, m: OutboxMessage, now: datetime, recipient: Recipient | None
     ) -> tuple[str, Delivery] | None:
-        if m.kind == v.REQUEST_UPDATE and m.request_id is not None:
-            if await _cards_in_flight(s, m.request_id, m.transport, m.parent_id or m.id):
+        posted: tuple[dict[str, Any], ...] = ()
+        if m.kind in UPDATE_KINDS and (m.request_id is not None or m.card is not None):
+            if await _cards_in_flight(s, m, m.parent_id or m.id):
                 m.status, m.next_attempt_at = OutboxStatus.PENDING, now + timedelta(seconds=1)
                 return None
+            same = (PostedMessage.card == m.card) if m.card is not None \
+                else (PostedMessage.request_id == m.request_id)
             posted = tuple((await s.scalars(select(PostedMessage.ref).where(
-                PostedMessage.request_id == m.request_id, PostedMessage.transport == m.transport,
+                same, PostedMessage.transport == m.transport,
             ).order_by(PostedMessage.id))).all())
-        else:
-            posted = ()
         return m.transport, Delivery(
             id=m.id, kind=m.kind, note=Notification.from_dict(m.payload),
             request_id=m.request_id, recipient=recipient, channel=m.channel, posted=posted,
             resumed_since=m.attempted_at,  # as it was before this claim (mark_attempted)
+            card=m.card,
         )
 
     async def _deliver(self, transport_name: str, delivery: Delivery) -> _Outcome:
         transport = self.transports[transport_name]
         outcome = _Outcome(transport_name, delivery)
         try:
-            if delivery.kind == v.REQUEST_UPDATE:
+            if delivery.kind in UPDATE_KINDS:
                 await transport.update(delivery)
             else:
                 outcome.ref = await transport.send(delivery)
@@ -236,7 +241,7 @@ class OutboxWorker:
                 if o.ref is not None and o.delivery.kind in TRACKED_KINDS:
                     recipient = o.delivery.recipient
                     s.add(PostedMessage(
-                        request_id=o.delivery.request_id, outbox_id=m.id,
+                        request_id=o.delivery.request_id, card=o.delivery.card, outbox_id=m.id,
                         transport=o.transport, kind=o.delivery.kind, ref=o.ref, created_at=now,
                         recipient_id=recipient.id if recipient else None,
                     ))
@@ -275,14 +280,16 @@ async def _recipients(s: AsyncSession, rows: list[OutboxMessage]) -> dict[int, R
                             teams_id=p.teams_id) for p in people}
 
 
-async def _cards_in_flight(s: AsyncSession, request_id: int, transport: str, before: int) -> bool:
+async def _cards_in_flight(s: AsyncSession, m: OutboxMessage, before: int) -> bool:
     # An update that overtakes the card it redraws would find nothing to redraw.
     # `before` is the id of the update's original ('*') row. Compare original rows, not the
     # fanned-out copies: two workers fanning out concurrently (PostgreSQL) can give a card's
     # copy a higher id than the update's copy.
+    same = (OutboxMessage.card == m.card) if m.card is not None \
+        else (OutboxMessage.request_id == m.request_id)
     count = await s.scalar(select(func.count(OutboxMessage.id)).where(
-        OutboxMessage.request_id == request_id,
-        OutboxMessage.transport.in_([transport, "*"]),
+        same,
+        OutboxMessage.transport.in_([m.transport, "*"]),
         OutboxMessage.kind.in_(list(TRACKED_KINDS)),
         OutboxMessage.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
         func.coalesce(OutboxMessage.parent_id, OutboxMessage.id) < before,

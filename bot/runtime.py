@@ -20,6 +20,8 @@ from handlers.chat import Commands, command_table
 from handlers.clock import Clock, SystemClock
 from handlers.digest.send import DIGEST_TIMER, digest_timer_action
 from handlers.policy import apply_policy, read_policy_file
+from handlers.reviews.apply import RemovalHook
+from handlers.reviews.timers import review_actions
 from handlers.timers import TimerActions, lifecycle_actions, one_by_one
 from storage.audit import AuditKey, check_key
 from storage.db import make_engine, normalize_url
@@ -87,16 +89,24 @@ class Runtime:
     sweeper: Sweeper | None = None
     # What each kind of durable timer does when it falls due: access's own, and the digest.
     timer_actions: TimerActions = field(default_factory=lifecycle_actions)
+    # Revokes the real access behind assignments a review removed (see build()).
+    review_removal_hook: RemovalHook | None = None
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
         # The digest (sent by the sweeper, previewed with `digest`) in PIM_TIMEZONE.
         options = digest_options(settings)
         uow = UnitOfWork(make_engine(settings.database_url), audit_key=_audit_key(settings))
+        # Where a grant engine revokes the real access behind assignments an access review
+        # removed (the scheduled end and `pim-bot review end` alike). None: no grant engine
+        # yet, so a removal ends the assignment in pim-bot only.
+        removal_hook: RemovalHook | None = None
         return cls(settings=settings, uow=uow, clock=clock or SystemClock(),
                    commands=command_table(digest=options),
                    timer_actions={**lifecycle_actions(),
-                                  DIGEST_TIMER: one_by_one(digest_timer_action(options))})
+                                  DIGEST_TIMER: one_by_one(digest_timer_action(options)),
+                                  **review_actions(on_removed=removal_hook)},
+                   review_removal_hook=removal_hook)
 
     def chat(self, transport: str = "slack") -> Chat:
         """What a chat transport needs, with its own engine of short database waits."""

@@ -62,6 +62,15 @@ from cards.slack_modals import (
     section,
     slack_date,
 )
+from cards.slack_reviews import (
+    DECISION_OF,
+    REVIEW_MODAL,
+    REVIEW_REASON_ACTION,
+    REVIEW_REASON_BLOCK,
+    review_blocks,
+    review_message,
+    review_modal,
+)
 from cards.views import (
     AuditView,
     FormView,
@@ -69,6 +78,7 @@ from cards.views import (
     Reply,
     RequestListView,
     RequestView,
+    ReviewsView,
     RoleLine,
     RolesView,
     compact_duration,
@@ -79,6 +89,7 @@ from vocab.states import MemberType
 __all__ = [
     "ACTIVATION_MODAL", "DECISION_MODAL", "DURATION_ACTION", "DURATION_BLOCK",
     "JUSTIFICATION_ACTION", "JUSTIFICATION_BLOCK", "REASON_ACTION", "REASON_BLOCK",
+    "DECISION_OF", "REVIEW_MODAL", "REVIEW_REASON_ACTION", "REVIEW_REASON_BLOCK", "review_modal",
     "ROLE_ACTION", "ROLE_BLOCK", "TICKET_ACTION", "TICKET_BLOCK", "activation_modal",
     "alert_message", "decision_modal", "digest_message", "escape", "home_view",
     "modal_errors", "notification_message",
@@ -97,6 +108,8 @@ def notification_message(note: Notification) -> Block:
         return digest_message(note.digest, note.headline)
     if note.kind == v.ALERT:
         return alert_message(note)
+    if note.review is not None:
+        return review_message(note.review, note.headline)
     req = note.request
     if req is not None and (note.kind == v.REQUEST_UPDATE or (
             note.kind in (v.APPROVAL_NEEDED, v.SUBMITTED) and not req.pending)):
@@ -198,6 +211,20 @@ def _requests(view: RequestListView) -> list[Block]:
         return [section(esc(view.empty_text))]
     return [section(f"*{esc(view.title, 500)}*"),
             *request_list_blocks(view, room=MESSAGE_BLOCKS - 1)]
+
+
+@_blocks.register
+def _reviews(view: ReviewsView) -> list[Block]:
+    if not view.cards:
+        return [section(esc(view.empty_text))]
+    blocks: list[Block] = []
+    for index, card in enumerate(view.cards):
+        room = MESSAGE_BLOCKS - len(blocks) - 1
+        if room < 4:
+            blocks.append(context(f"{len(view.cards) - index} more reviews not shown."))
+            break
+        blocks += review_blocks(card, room=room, prefix=f"{index}_")
+    return blocks
 
 
 @_blocks.register

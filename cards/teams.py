@@ -54,6 +54,7 @@ from cards.teams_forms import (
     text_block,
     text_input,
 )
+from cards.teams_reviews import review_card, review_reason_input, reviews_card
 from cards.views import (
     AuditView,
     FormView,
@@ -73,7 +74,7 @@ __all__ = [
     "DURATION_INPUT", "JUSTIFICATION_INPUT", "REASON_INPUT", "ROLE_INPUT", "SUBMIT_ACTIVATION",
     "SHOWN_INPUT", "TICKET_INPUT", "activation_form", "alert_card", "approval_card",
     "digest_card", "escape", "notification_card", "reply_card", "request_list_card",
-    "request_update_card",
+    "request_update_card", "review_reason_input",
 ]
 
 _KIND_EMOJI = v.KIND_EMOJI
@@ -96,6 +97,8 @@ def notification_card(note: Notification) -> Element:
         return digest_card(note.digest, note.headline)
     if note.kind == v.ALERT:
         return alert_card(note)
+    if note.review is not None:
+        return review_card(note.review, note.headline)
     req = note.request
     if req is not None and (note.kind == v.REQUEST_UPDATE or (
             note.kind in (v.APPROVAL_NEEDED, v.SUBMITTED) and not req.pending)):
@@ -180,6 +183,7 @@ def reply_card(view: object) -> Element:
 
 _card.register(Notification, notification_card)
 _card.register(v.DigestView, digest_card)
+_card.register(v.ReviewsView, reviews_card)
 
 
 @_card.register

@@ -6,6 +6,7 @@ from datetime import datetime
 from functools import singledispatch
 from zoneinfo import ZoneInfo
 
+from cards.review_text import review_card_text, reviews_text
 from cards.views import (
     ALERT,
     APPROVAL_NEEDED,
@@ -22,6 +23,7 @@ from cards.views import (
     Reply,
     RequestListView,
     RequestView,
+    ReviewsView,
     RolesView,
     compact_duration,
     when,
@@ -78,6 +80,8 @@ def _notification(view: Notification) -> str:
         return digest_text(view.digest, view.headline)
     if view.kind == ALERT:
         return alert_text(view)
+    if view.review is not None:
+        return review_card_text(view.review, view.headline)
     lines = [f"🔔 {view.headline}"]
     req = view.request
     if view.kind == APPROVAL_NEEDED and req is not None:
@@ -238,6 +242,7 @@ DIGEST_LISTS = (  # (attribute of DigestView, title)
     ("longest_activations", "Longest activations"),
     ("slowest_approvers", "Slowest approvers"),
     ("ending_soon", "Ending soon"),
+    ("reviews", "Open access reviews"),
 )
 
 
@@ -288,6 +293,7 @@ def checkpoint_note(view: DigestView) -> str:
 
 
 render.register(DigestView, digest_text)
+render.register(ReviewsView, reviews_text)
 
 
 def alert_text(note: Notification) -> str:

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from vocab.states import Action, MemberType, Status
+from vocab.states import Action, MemberType, ReviewDecision, Status
 
 # Action ids (Slack) and verbs (Teams Action.Execute). One list, shared by every renderer.
 APPROVE = "pim_approve"
@@ -20,6 +20,11 @@ REQUEST_AGAIN = "pim_request_again"
 ACTIVATE = "pim_activate"
 DEACTIVATE = "pim_deactivate"
 EXTEND = "pim_extend"  # more time on an activation about to end (selfExtend)
+# Access review buttons: the value (Slack) or data["item"] (Teams) is the review item's id.
+REVIEW_APPROVE = "pim_review_approve"
+REVIEW_DENY = "pim_review_deny"
+REVIEW_DONT_KNOW = "pim_review_dont_know"
+REVIEW_VERBS = (REVIEW_APPROVE, REVIEW_DENY, REVIEW_DONT_KNOW)
 
 # Notification kinds (outbox rows and the messages people get).
 APPROVAL_NEEDED = "approval_needed"  # the approver's card
@@ -35,6 +40,9 @@ EXPIRED = "expired"
 DEACTIVATED = "deactivated"
 ASSIGNED = "assigned"
 REMOVED = "removed"
+REVIEW_CARD = "review_card"  # a reviewer's card: their items, each with Approve / Deny / …
+REVIEW_UPDATE = "review_update"  # every posted copy of a reviewer's card is redrawn
+REVIEW_SUMMARY = "review_summary"  # to admins when an instance ends
 
 
 # The same emoji and words on every platform.
@@ -42,6 +50,7 @@ KIND_EMOJI = {
     APPROVAL_NEEDED: "🔐", SUBMITTED: "📨", APPROVED: "✅", DENIED: "⛔",
     TIMED_OUT: "⌛", CANCELED: "🚫", ACTIVATED: "🟢", EXPIRING: "⏳",
     EXPIRED: "🔒", DEACTIVATED: "🔒", ASSIGNED: "➕", REMOVED: "➖",
+    REVIEW_CARD: "📋", REVIEW_UPDATE: "📋", REVIEW_SUMMARY: "📋",
 }
 OUTCOME = {  # decision outcome or request status -> (emoji, word)
     Status.GRANTED: ("✅", "approved"), Status.PROVISIONED: ("✅", "approved"),
@@ -175,6 +184,8 @@ class DigestView:
     # The audit chain's head when the digest was made (`audit-checkpoint seq=… hash=…`), so
     # admins hold a copy outside the database for `pim-bot audit verify --checkpoint`.
     checkpoint: str = ""
+    # Open access reviews and their progress ("40 of 120 decided · ends …").
+    reviews: tuple[Ranked, ...] = ()
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> DigestView:
@@ -197,7 +208,72 @@ class DigestView:
             ending_soon=ranked("ending_soon"),
             alerts=tuple(AlertLine(**a) for a in raw.get("alerts") or ()),
             checkpoint=raw.get("checkpoint") or "",
+            reviews=ranked("reviews"),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewItemView:
+    """One assignment under review, as its reviewers see it."""
+
+    id: int
+    person: Person
+    role: RoleRef
+    kind: str  # eligible / active
+    recommendation: ReviewDecision | None = None
+    recommendation_reason: str | None = None
+    decision: ReviewDecision = ReviewDecision.NOT_REVIEWED
+    decided_by: Person | None = None
+    decided_at: str | None = None
+    reason: str | None = None
+
+    @property
+    def decided(self) -> bool:
+        return self.decision != ReviewDecision.NOT_REVIEWED
+
+    def outcome_line(self) -> str:
+        word = REVIEW_WORDS.get(self.decision, self.decision)
+        who = f" by {self.decided_by.name}" if self.decided_by else ""
+        line = f"{word}{who} at {when(self.decided_at)}"
+        return line + (f": {self.reason}" if self.reason else "")
+
+
+REVIEW_WORDS = {ReviewDecision.APPROVE: "Approved", ReviewDecision.DENY: "Denied",
+                ReviewDecision.DONT_KNOW: "Don't know", ReviewDecision.NOT_REVIEWED: "Not reviewed"}
+REVIEW_EMOJI = {ReviewDecision.APPROVE: "✅", ReviewDecision.DENY: "⛔",
+                ReviewDecision.DONT_KNOW: "❔", ReviewDecision.NOT_REVIEWED: "⏳"}
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewCardView:
+    """A reviewer's card for one review instance: a page of their items and their progress."""
+
+    card: str  # the name every posted copy is redrawn by
+    review_id: str
+    name: str
+    number: int
+    ends_at: str
+    require_reason: bool
+    items: tuple[ReviewItemView, ...]
+    total: int  # the reviewer's items in this instance
+    decided: int
+    open: bool = True
+
+    @property
+    def left(self) -> int:
+        return self.total - self.decided
+
+    def progress_line(self) -> str:
+        state = f"ends {when(self.ends_at)}" if self.open else "closed"
+        return f"{self.decided} of {self.total} decided · {state}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewsView:
+    """`reviews`: every open review with items for me."""
+
+    cards: tuple[ReviewCardView, ...]
+    empty_text: str = "No access reviews are waiting for you."
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +287,7 @@ class Notification:
     end_at: str | None = None
     details: tuple[str, ...] = ()
     digest: DigestView | None = None
+    review: ReviewCardView | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -227,7 +304,21 @@ class Notification:
             end_at=raw.get("end_at"),
             details=tuple(raw.get("details") or ()),
             digest=DigestView.from_dict(raw["digest"]) if raw.get("digest") else None,
+            review=_review_from_dict(raw["review"]) if raw.get("review") else None,
         )
+
+
+def _review_from_dict(raw: dict[str, Any]) -> ReviewCardView:
+    items = []
+    for item in raw["items"]:
+        data = dict(item)
+        data["person"], data["role"] = Person(**data["person"]), RoleRef(**data["role"])
+        data["decided_by"] = Person(**data["decided_by"]) if data.get("decided_by") else None
+        data["decision"] = ReviewDecision(data["decision"])
+        rec = data.get("recommendation")
+        data["recommendation"] = ReviewDecision(rec) if rec else None
+        items.append(ReviewItemView(**data))
+    return ReviewCardView(**{**raw, "items": tuple(items)})
 
 
 def _request_from_dict(raw: dict[str, Any]) -> RequestView:
@@ -310,4 +401,5 @@ class FormView:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-View = Reply | RolesView | RequestListView | AuditView | FormView | Notification | DigestView
+View = (Reply | RolesView | RequestListView | AuditView | FormView | Notification | DigestView
+        | ReviewsView)

@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from cards import views as v
-from cards.views import Reply, RequestView, View
+from cards.views import REVIEW_WORDS, Reply, RequestView, View
 from handlers import commands as c
 from handlers.activation import ActivationAsk, cancel_request, deactivate, request_activation
 from handlers.approval import decide
@@ -22,6 +22,8 @@ from handlers.extend import request_extension
 from handlers.grammar import USAGE, CommandError, help_text, parse_command
 from handlers.linking import link_account
 from handlers.queries import activation_form, audit_trail, my_approvals, my_requests, my_roles
+from handlers.reviews.decide import decide_item
+from handlers.reviews.progress import my_reviews
 from storage.uow import UnitOfWork
 from vocab.states import Status
 
@@ -122,6 +124,13 @@ async def _link(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Link) -> View:
                                          account=cmd.account))
 
 
+async def _review(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Review) -> View:
+    card = await decide_item(uow, clock, actor=actor, item_id=cmd.item_id,
+                             decision=cmd.decision, reason=cmd.reason)
+    return Reply(text=f"Recorded: item {cmd.item_id} {REVIEW_WORDS[cmd.decision].lower()}. "
+                      f"{card.name}: {card.progress_line()}.")
+
+
 async def _audit(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Audit) -> View:
     return await audit_trail(uow, clock, actor=actor, subject=cmd.subject, since=cmd.since,
                              since_text=cmd.since_text)
@@ -156,6 +165,8 @@ def command_table(*, digest: DigestOptions) -> Commands:
         c.Digest: digest_command(digest),
         c.Link: _link,
         c.Extend: _extend,
+        c.Reviews: lambda uow, clock, actor, cmd: my_reviews(uow, actor=actor),
+        c.Review: _review,
     })
 
 

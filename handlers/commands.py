@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, TypeAlias
 
-from vocab.states import ScheduleKind
+from vocab.states import ReviewDecision, ScheduleKind
 
 __all__ = [
     "Activate",
@@ -30,6 +30,8 @@ __all__ = [
     "Link",
     "Remove",
     "Requests",
+    "Review",
+    "Reviews",
     "Roles",
     "StartTime",
     "Ticket",
@@ -185,6 +187,20 @@ class Link:
     account: ChatAccount
 
 
+@dataclass(frozen=True, slots=True)
+class Reviews:
+    """My open access review items."""
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """Decide one access review item."""
+
+    item_id: int
+    decision: ReviewDecision
+    reason: str | None = None
+
+
 Command: TypeAlias = (
     Help
     | Roles
@@ -201,4 +217,6 @@ Command: TypeAlias = (
     | Digest
     | Link
     | Extend
+    | Reviews
+    | Review
 )

@@ -16,7 +16,7 @@ from handlers.durations import DurationError, looks_like_duration, parse_duratio
 from handlers.grammar_cursor import Cursor, shown
 from handlers.user_text import control_character, refusal
 from vocab.limits import MAX_JUSTIFICATION
-from vocab.states import ScheduleKind
+from vocab.states import ReviewDecision, ScheduleKind
 
 __all__ = [
     "MAX_JUSTIFICATION", "USAGE", "CommandError", "help_text", "parse_account", "parse_command",
@@ -40,6 +40,8 @@ USAGE: dict[str, str] = {
     "digest": "digest",
     "link": "link USER slack:U…|teams:…",
     "extend": "extend ROLE [DURATION] [JUSTIFICATION…]",
+    "reviews": "reviews",
+    "review": "review ITEM approve|deny|dontknow [REASON…]",
 }
 
 _SUMMARY: dict[str, str] = {
@@ -59,6 +61,8 @@ _SUMMARY: dict[str, str] = {
     "digest": "preview the periodic digest (admins)",
     "link": "say which Slack or Teams account is this person's (admins)",
     "extend": "more time on a role that is active now (within its maximum)",
+    "reviews": "access review items waiting for me",
+    "review": "decide one access review item (deny needs a reason)",
 }
 
 _ANY_COMMAND = "one of " + ", ".join(USAGE)
@@ -292,6 +296,25 @@ def parse_account(text: str) -> commands.ChatAccount:
                        "teams:<Entra object id>", USAGE["link"])
 
 
+_REVIEW_DECISIONS = {"approve": ReviewDecision.APPROVE, "deny": ReviewDecision.DENY,
+                     "dontknow": ReviewDecision.DONT_KNOW, "don't-know": ReviewDecision.DONT_KNOW}
+
+
+def _review(cur: Cursor) -> commands.Command:
+    word = cur.word()
+    if word is None:
+        raise cur.fail("review needs an item number (from `reviews`)")
+    number = word.lstrip("#")
+    if not number.isascii() or not number.isdigit() or len(number) > 12:
+        raise cur.fail(f"{shown(word)} is not a review item number (they look like 12)")
+    said = cur.word()
+    decision = _REVIEW_DECISIONS.get(said.lower()) if said is not None else None
+    if decision is None:
+        got = f", got {shown(said)}" if said is not None else ""
+        raise cur.fail(f"expected approve, deny or dontknow after the item{got}")
+    return commands.Review(int(number), decision, _justification(cur))
+
+
 def _help(cur: Cursor) -> commands.Command:
     topic = cur.operand()
     cur.done()
@@ -323,6 +346,8 @@ _PARSERS: dict[str, Callable[[Cursor], commands.Command]] = {
     "digest": _bare(commands.Digest),
     "link": _link,
     "extend": _extend,
+    "reviews": _bare(commands.Reviews),
+    "review": _review,
 }
 
 

@@ -25,7 +25,10 @@ from vocab.states import (
     Action,
     MemberType,
     OutboxStatus,
+    ReviewDecision,
+    ReviewOutcome,
     ReviewResult,
+    ReviewStatus,
     ScheduleKind,
     ScheduleState,
     Status,
@@ -182,6 +185,8 @@ class OutboxMessage(Base):
     channel: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     kind: Mapped[str] = mapped_column(String(40))
     request_id: Mapped[int | None] = mapped_column(ForeignKey("schedule_requests.id"))
+    # a card redrawn by name rather than by request, e.g. a reviewer's review card
+    card: Mapped[str | None] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[OutboxStatus] = mapped_column(state_type(OutboxStatus, length=16),
                                                  default=OutboxStatus.PENDING)
@@ -207,6 +212,7 @@ class PostedMessage(Base):
     transport: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(40))
     recipient_id: Mapped[int | None] = mapped_column(ForeignKey("principals.id"))
+    card: Mapped[str | None] = mapped_column(String(64), index=True)
     ref: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime]
 
@@ -254,3 +260,74 @@ class SeenRequest(Base):
 
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class ReviewDefinition(Base):
+    """A recurring access review, as the policy file's `reviews:` section defines it."""
+
+    __tablename__ = "review_definitions"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # Stored as the policy file spells it (handlers.reviews.definitions owns the meaning).
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ReviewInstance(Base):
+    """One run of a review: the assignments in scope were snapshotted when it opened."""
+
+    __tablename__ = "review_instances"
+    __table_args__ = (
+        UniqueConstraint("definition_id", "number"),
+        # a scheduled instance opens once, however many replicas try (manual ones: NULL)
+        UniqueConstraint("definition_id", "scheduled_for"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    definition_id: Mapped[str] = mapped_column(ForeignKey("review_definitions.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    scheduled_for: Mapped[datetime | None]
+    status: Mapped[ReviewStatus] = mapped_column(state_type(ReviewStatus, length=16))
+    opened_by: Mapped[str] = mapped_column(String(320))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+
+
+class ReviewItem(Base):
+    """One assignment under review, and its decision (the first reviewer to answer wins)."""
+
+    __tablename__ = "review_items"
+    __table_args__ = (Index("ix_review_items_instance", "instance_id", "decision"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("review_instances.id"))
+    schedule_id: Mapped[int] = mapped_column(ForeignKey("schedules.id"))
+    principal_id: Mapped[int] = mapped_column(ForeignKey("principals.id"))
+    role_id: Mapped[str] = mapped_column(ForeignKey("roles.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    # pim-bot's own history: activations of this role by this person in the look-back window
+    activations: Mapped[int] = mapped_column(Integer, default=0)
+    recommendation: Mapped[ReviewDecision | None] = mapped_column(
+        state_type(ReviewDecision, length=16))
+    decision: Mapped[ReviewDecision] = mapped_column(state_type(ReviewDecision, length=16),
+                                                     default=ReviewDecision.NOT_REVIEWED)
+    reason: Mapped[str | None] = mapped_column(Text)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("principals.id"))
+    decided_at: Mapped[datetime | None]
+    outcome: Mapped[ReviewOutcome | None] = mapped_column(state_type(ReviewOutcome, length=16))
+    applied_at: Mapped[datetime | None]
+
+
+class ReviewReviewer(Base):
+    """Who reviews an item: one row per (item, reviewer) pair."""
+
+    __tablename__ = "review_reviewers"
+    __table_args__ = (Index("ix_review_reviewers_reviewer", "reviewer_id", "instance_id"),)
+
+    item_id: Mapped[int] = mapped_column(ForeignKey("review_items.id"), primary_key=True)
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("principals.id"), primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("review_instances.id"))

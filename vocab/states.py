@@ -77,3 +77,27 @@ class TimerStatus(StrEnum):
     RUNNING = "running"  # claimed by a worker
     DONE = "done"
     CANCELED = "canceled"  # the work it stood for no longer applies
+
+
+class ReviewStatus(StrEnum):
+    """Where an access review instance stands (Graph's accessReviewInstance status)."""
+
+    IN_PROGRESS = "InProgress"
+    COMPLETED = "Completed"  # ended; results recorded but not applied (auto_apply off)
+    APPLIED = "Applied"  # ended and its results carried out
+
+
+class ReviewDecision(StrEnum):
+    """A reviewer's answer on one item (Graph's accessReviewInstanceDecisionItem decision)."""
+
+    APPROVE = "Approve"
+    DENY = "Deny"
+    DONT_KNOW = "DontKnow"
+    NOT_REVIEWED = "NotReviewed"
+
+
+class ReviewOutcome(StrEnum):
+    """What the end of a review does with an item's assignment."""
+
+    KEEP = "Keep"
+    REMOVE = "Remove"

@@ -15,12 +15,12 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.runtime import Chat
-from bot.slack.payloads import metadata
+from bot.slack.payloads import Malformed, metadata
 from bot.slack.refusals import ACTOR, CHAT, DEADLINE, private, told_by_response_url
 from cards import slack as cards
 from cards import views as v
 from cards.text import render as render_text
-from cards.views import Reply
+from cards.views import REVIEW_WORDS, Reply
 from handlers import commands as c
 from handlers.activation import cancel_request, deactivate
 from handlers.approval import decide
@@ -31,6 +31,8 @@ from handlers.extend import last_justification
 from handlers.forms import submit_activation_form
 from handlers.grammar import CommandError, parse_command
 from handlers.queries import activation_form, home
+from handlers.reviews.decide import decide_item
+from vocab.states import ReviewDecision
 
 
 def _chat(context: AsyncBoltContext) -> tuple[Chat, str]:
@@ -100,6 +102,61 @@ async def decision_submitted(ack: AsyncAck, view: dict[str, Any],
                      justification=_value(view, cards.REASON_BLOCK, cards.REASON_ACTION))
     await ack()
     chat.poke()
+
+
+def _review_click(action: str) -> Callable[..., Any]:
+    """Approve / Deny / Don't know on a review item: a reason is asked for in a modal when
+    the review requires one, and always for Deny."""
+    decision = cards.DECISION_OF[action]
+
+    async def on_click(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond,
+                       context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        chat, actor = _chat(context)
+        item_id = _item_id(body["actions"][0]["value"])
+        async with chat_budget(context[DEADLINE]):
+            card = await decide_item(chat.uow, chat.clock, actor=actor, item_id=item_id,
+                                     decision=decision, check_only=True)
+            ask_reason = card.require_reason or decision == ReviewDecision.DENY
+            if not ask_reason:
+                card = await decide_item(chat.uow, chat.clock, actor=actor, item_id=item_id,
+                                         decision=decision)
+        if ask_reason:
+            title = next((f"{i.person.name} · {i.role.name} ({i.kind})" for i in card.items
+                          if i.id == item_id), f"item {item_id}")
+            await client.views_open(trigger_id=body["trigger_id"], view=cards.review_modal(
+                item_id, decision, title=title, require_reason=card.require_reason))
+            await ack()
+        else:
+            await _button_answer(ack, respond, body, Reply(
+                text=f"Recorded: item {item_id} {REVIEW_WORDS[decision].lower()}. "
+                     f"{card.name}: {card.progress_line()}."))
+        chat.poke()
+
+    on_click.__name__ = action
+    return on_click
+
+
+async def review_submitted(ack: AsyncAck, view: dict[str, Any],
+                           context: AsyncBoltContext) -> None:
+    chat, actor = _chat(context)
+    meta = metadata(view)
+    try:
+        decision = ReviewDecision(str(meta.get("decision")))
+    except ValueError:
+        raise Malformed("a review modal without a decision") from None
+    async with chat_budget(context[DEADLINE]):
+        await decide_item(chat.uow, chat.clock, actor=actor, item_id=_item_id(meta.get("item")),
+                          decision=decision, reason=_value(
+                              view, cards.REVIEW_REASON_BLOCK, cards.REVIEW_REASON_ACTION))
+    await ack()
+    chat.poke()
+
+
+def _item_id(raw: object) -> int:
+    text = str(raw)
+    if not text.isascii() or not text.isdigit() or len(text) > 12:
+        raise Malformed("a review item id that is not a number")
+    return int(text)
 
 
 async def _cancel(chat: Chat, actor: str, request_id: str) -> str:
@@ -186,6 +243,8 @@ LISTENERS: tuple[tuple[str, str, Callable[..., Any]], ...] = (
     ("action", v.EXTEND, _answered_click(_extend)),
     ("view", cards.DECISION_MODAL, decision_submitted),
     ("view", cards.ACTIVATION_MODAL, activation_submitted),
+    *(("action", action, _review_click(action)) for action in v.REVIEW_VERBS),
+    ("view", cards.REVIEW_MODAL, review_submitted),
     ("event", "app_home_opened", home_opened),
 )
 

@@ -30,7 +30,8 @@ CHAT, ACTOR, DEADLINE = "pim_chat", "pim_actor", "pim_deadline"
 Middleware = Callable[..., Awaitable[None]]
 
 # Where a refusal shows in each modal (block ids); other refusals answer privately.
-_MODAL_FIELD = {cards.ACTIVATION_MODAL: cards.ROLE_BLOCK, cards.DECISION_MODAL: cards.REASON_BLOCK}
+_MODAL_FIELD = {cards.ACTIVATION_MODAL: cards.ROLE_BLOCK, cards.DECISION_MODAL: cards.REASON_BLOCK,
+                cards.REVIEW_MODAL: cards.REVIEW_REASON_BLOCK}
 
 
 def private(view: object) -> dict[str, Any]:

@@ -30,6 +30,8 @@ from handlers.forms import submit_activation_form
 from handlers.grammar import CommandError, parse_command
 from handlers.posted_cards import remember_answer_card
 from handlers.queries import activation_form, approvals_as_shown, request_details
+from handlers.reviews.decide import decide_item
+from vocab.states import ReviewDecision
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,8 @@ NOT_SET_UP = NotSetUp().message
 _DEADLINE, _BUSY = "pim_deadline", "pim_busy"
 _TRACK = "pim_track"  # (request id, requester): this turn's answer is the request's card
 T = TypeVar("T")
+_REVIEW_VERBS = {v.REVIEW_APPROVE: ReviewDecision.APPROVE, v.REVIEW_DENY: ReviewDecision.DENY,
+                 v.REVIEW_DONT_KNOW: ReviewDecision.DONT_KNOW}
 
 
 def card_activity(card: dict[str, Any], fallback: str) -> Activity:
@@ -88,6 +92,7 @@ class PimTeamsBot(ActivityHandler):
             v.REQUEST_AGAIN: self._request_again,
             v.EXTEND: self._extend,
             cards.SUBMIT_ACTIVATION: self._submit_activation,
+            **{verb: self._review(decision) for verb, decision in _REVIEW_VERBS.items()},
         }
 
     async def on_turn(self, turn_context: TurnContext) -> None:
@@ -196,6 +201,19 @@ class PimTeamsBot(ActivityHandler):
             return _card_response(cards.request_list_card(await approvals_as_shown(
                 self.chat.uow, actor=who, request_ids=shown)))
         return _update_card(view)
+
+    def _review(self, decision: ReviewDecision) -> Verb:
+        async def review(who: str, data: dict[str, Any]) -> InvokeResponse:
+            item = _text(data, "item")
+            if not item.isascii() or not item.isdigit() or len(item) > 12:
+                return _message_response("This review button is not known to pim-bot.")
+            card = await decide_item(
+                self.chat.uow, self.chat.clock, actor=who, item_id=int(item), decision=decision,
+                reason=_text(data, cards.review_reason_input(item)) or None)
+            return _card_response(cards.notification_card(v.Notification(
+                kind=v.REVIEW_UPDATE, headline=card.progress_line(), review=card)))
+
+        return review
 
     async def _cancel(self, who: str, data: dict[str, Any]) -> InvokeResponse:
         return _update_card(await cancel_request(self.chat.uow, self.chat.clock, actor=who,

@@ -16,8 +16,9 @@ from sqlalchemy.orm import aliased
 
 from cards.views import AlertLine
 from handlers.digest import queries as q
+from handlers.reviews.definitions import ReviewSpec
 from handlers.settings import RoleSettings, SettingsError
-from storage.models import Principal, Role, Schedule
+from storage.models import Principal, ReviewDefinition, Role, Schedule
 from storage.uow import UnitOfWork
 from vocab.states import MemberType, ScheduleKind
 
@@ -122,6 +123,7 @@ async def frequent_activation(
 
 async def stale_eligibility(s: AsyncSession, *, now: datetime, days: int) -> list[AlertLine]:
     since = now - timedelta(days=days)
+    reviews = await reviews_by_role(s)
     used = aliased(Schedule)
     stale = and_(
         q.holding_at(now), Schedule.kind == ScheduleKind.ELIGIBLE, Schedule.start_at <= since,
@@ -134,11 +136,28 @@ async def stale_eligibility(s: AsyncSession, *, now: datetime, days: int) -> lis
             code=f"stale_eligibility:{role_id}", severity=LOW,
             text=(f"{n} {'person' if n == 1 else 'people'} eligible for {role} "
                   f"{'has' if n == 1 else 'have'} not activated it in {days} days: "
-                  f"{_people(names, n)}. Remove eligibility nobody uses."),
+                  f"{_people(names, n)}. Remove eligibility nobody uses."
+                  + (f" Review it: pim-bot review start {reviews[role_id]}"
+                     if role_id in reviews else "")),
         )
         for role_id, role, n, names in await q.people_per_role(
             s, stale, more_than=0, names=NAMES_SHOWN)
     ]
+
+
+async def reviews_by_role(s: AsyncSession) -> dict[str, str]:
+    """The access review that covers each role (its eligible assignments), for the alert
+    "admins aren't using their privileged roles" to point at."""
+    out: dict[str, str] = {}
+    roles = list(await s.scalars(select(Role.id)))
+    for definition in await s.scalars(select(ReviewDefinition).where(
+            ReviewDefinition.active.is_(True)).order_by(ReviewDefinition.id)):
+        spec = ReviewSpec.from_mapping(definition.spec)
+        if spec.assignments == ScheduleKind.ACTIVE:
+            continue
+        for role_id in spec.roles if spec.roles is not None else roles:
+            out.setdefault(role_id, spec.id)
+    return out
 
 
 async def unchecked_roles(s: AsyncSession) -> list[AlertLine]:

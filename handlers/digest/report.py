@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from cards.views import DigestView, Figure, Ranked
 from handlers.digest import queries as q
 from handlers.digest.alerts import AlertThresholds, compute_alerts
+from handlers.reviews.progress import open_reviews
 from storage.audit_checkpoint import current_checkpoint
 from storage.uow import UnitOfWork
 from vocab.states import ScheduleKind
@@ -159,6 +160,7 @@ async def compute_digest(
                                      top=top, activations_until=cur.end + timedelta(hours=1))
         alerts = await compute_alerts(s, now=cur.end, thresholds=options.alert_thresholds)
         checkpoint = await current_checkpoint(s)
+        reviews = await open_reviews(s)
 
     prev_days = len(prev.bounds) - 1
     daily = [0] * (len(cur.bounds) - 1)
@@ -201,4 +203,5 @@ async def compute_digest(
                           for who, role, kind, until in ending),
         alerts=alerts,
         checkpoint=checkpoint.line(),
+        reviews=reviews,
     )

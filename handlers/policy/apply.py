@@ -34,6 +34,7 @@ from handlers.policy.plan import (
     plan_roles,
 )
 from handlers.policy.plan_assignments import plan_assignments
+from handlers.policy.reviews_section import export_reviews, plan_reviews
 from handlers.policy.yaml_lines import dump_yaml
 from handlers.settings import RoleSettings
 from storage.models import Principal, Role, Schedule
@@ -68,6 +69,7 @@ async def apply_policy(
         await plan_principals(s, doc, draft)
         await plan_roles(s, doc, draft)
         await plan_assignments(s, doc, draft, prune=prune)
+        await plan_reviews(s, doc.reviews, draft, prune=prune)
         if draft.errors:
             raise policy_failure(source, draft.errors)
         if not dry_run:
@@ -87,6 +89,7 @@ async def export_policy(uow: UnitOfWork) -> str:
         schedules = list(await s.scalars(select(Schedule).where(
             Schedule.state == ScheduleState.ACTIVE,
             Schedule.member_type == MemberType.ASSIGNED)))
+        reviews = await export_reviews(s)
     doc: dict[str, Any] = {"admins": [p.email for p in people if p.admin], "principals": []}
     for p in people:
         entry = {"email": p.email, "name": p.display_name or p.email}
@@ -109,4 +112,6 @@ async def export_policy(uow: UnitOfWork) -> str:
             # As text: PyYAML would tag a timestamp inside {...} with !!timestamp.
             item["end"] = end_text(sched.end_at)
         doc["assignments"].append(item)
+    if reviews:
+        doc["reviews"] = reviews
     return "# pim-bot policy, exported: `pim-bot policy apply FILE` recreates it\n" + dump_yaml(doc)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.assignment import NewAssignment, end_schedule, record_assignments
 from handlers.policy.plan import PAST, PlanDraft, chunked
+from handlers.policy.reviews_section import carry_reviews
 from handlers.records import Audited, audit_many
 from storage.models import Principal, Role, Schedule
 
@@ -31,6 +32,7 @@ async def carry_out(s: AsyncSession, draft: PlanDraft) -> None:
                     details=c.details) for c in chunk])
     await _end_schedules(s, draft)
     await _grants(s, draft)
+    await carry_reviews(s, draft)
 
 
 async def _principals(s: AsyncSession, draft: PlanDraft) -> None:

@@ -8,7 +8,7 @@ collects them).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -17,11 +17,13 @@ import yaml
 from handlers.errors import PolicyError
 from handlers.policy.checker import Checker, shown
 from handlers.policy.limits import DEFAULT_MAX_BYTES, first_excess, too_big
+from handlers.policy.reviews_section import check_reviews
 from handlers.policy.yaml_lines import LineList, LineMap, load_with_lines
+from handlers.reviews.definitions import ReviewSpec
 from handlers.settings import RoleSettings, SettingsError
 from vocab.states import ScheduleKind
 
-TOP_LEVEL = ("admins", "principals", "roles", "assignments")
+TOP_LEVEL = ("admins", "principals", "roles", "assignments", "reviews")
 _PRINCIPAL_KEYS = ("email", "name", "slack_id", "teams_id")
 _ROLE_KEYS = ("id", "name", "description", "settings")
 _ASSIGNMENT_KEYS = ("principal", "role", "type", "end")
@@ -68,6 +70,7 @@ class PolicyDoc:
     principals: list[PrincipalSpec]
     roles: list[RoleSpec]
     assignments: list[AssignmentSpec]
+    reviews: list[ReviewSpec] = field(default_factory=list)
 
 
 def policy_failure(source: str, errors: list[tuple[int, str]]) -> PolicyError:
@@ -118,9 +121,11 @@ def parse_policy(
     principals = _principals(check, root)
     roles = _roles(check, root, {p.email for p in principals})
     assignments = _assignments(check, root, {p.email for p in principals}, roles, now)
+    reviews = check_reviews(check, root, roles=set(roles), emails={p.email for p in principals})
     if check.errors:
         raise policy_failure(source, check.errors)
-    return PolicyDoc(principals, [r for r in roles.values() if r is not None], assignments)
+    return PolicyDoc(principals, [r for r in roles.values() if r is not None], assignments,
+                     reviews)
 
 
 def _not_yaml(err: yaml.YAMLError, text: str) -> tuple[int, str]:

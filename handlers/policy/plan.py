@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.durations import format_duration
 from handlers.policy.file import AssignmentSpec, PolicyDoc, PrincipalSpec, RoleSpec
+from handlers.reviews.definitions import ReviewSpec
 from handlers.settings import RoleSettings, SettingsError
 from storage.models import Principal, Role
 
@@ -38,7 +39,7 @@ def chunked(items: Sequence[T], size: int = BATCH) -> Iterator[Sequence[T]]:
 @dataclass(frozen=True, slots=True)
 class Change:
     op: str  # create / update / remove
-    kind: str  # principal / admin / role / assignment
+    kind: str  # principal / admin / role / assignment / review
     key: str  # email, role id, or email/role/type
     line: str  # what a person reads, e.g. "~ role helpdesk-admin: max_duration 8h -> 4h"
     details: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -67,6 +68,8 @@ class Work:
     role_updates: list[RoleSpec] = field(default_factory=list)
     ends: list[tuple[int, bool]] = field(default_factory=list)  # schedule id, tell the person
     grants: list[AssignmentSpec] = field(default_factory=list)
+    reviews: list[ReviewSpec] = field(default_factory=list)  # created or changed
+    retired_reviews: list[str] = field(default_factory=list)
 
 
 @dataclass

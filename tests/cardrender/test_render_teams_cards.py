@@ -44,6 +44,7 @@ from cards.views import (
 from handlers import forms
 from handlers.errors import PimError
 from tests.cardrender.browser import SyncCardRenderer
+from tests.cards import review_samples as reviews
 
 Card = dict[str, Any]
 
@@ -214,6 +215,11 @@ CASES: dict[str, Callable[[], Card]] = {
         error="Say why you deny it. Give a reason in the box above, then click again."),
     "form-huge": lambda: teams.activation_form(
         FormView(person=BOB, roles=tuple(role_line(i) for i in range(150)))),
+    **{f"review-{name}": partial(teams.notification_card, Notification(
+        kind=v.REVIEW_CARD, headline=f"Please review access {HOSTILE}", review=card))
+       for name, card in reviews.CARDS.items()},
+    "reviews": lambda: teams.reply_card(reviews.LIST),
+    "reviews-empty": lambda: teams.reply_card(reviews.EMPTY),
 }
 
 
@@ -267,7 +273,7 @@ def test_every_notification_kind_and_view_is_covered() -> None:
     views = {view.__name__ for view in get_args(v.View)}
     tested = {"Reply": "reply-ok", "RolesView": "roles", "RequestListView": "requests-mine",
               "AuditView": "audit", "FormView": "form-reply", "Notification": "note-denied-bare",
-              "DigestView": "reply-digest"}
+              "DigestView": "reply-digest", "ReviewsView": "reviews"}
     assert views <= set(tested), f"no render case for {sorted(views - set(tested))}"
 
 
@@ -459,3 +465,14 @@ async def test_rendered_clicks_reach_the_engine_call_they_mean(
     assert (ask.role, ask.duration, ask.justification) == \
         ("global-admin", timedelta(hours=2), "INC-1 outage")
     assert ask.ticket is not None and "INC0012345" in repr(ask.ticket)
+
+
+def test_review_decide_sends_the_item_and_only_its_own_reason(
+        card_renderer: SyncCardRenderer) -> None:
+    card = CASES["review-open"]()
+    assert executed(card_renderer, card, "Deny", {"reason-12": "left the team"},
+                    via=("Decide",), match={"item": "12"}) == {
+        "verb": v.REVIEW_DENY, "data": {"item": "12", "reason-12": "left the team"}}
+    strict = CASES["review-strict"]()
+    refused = card_renderer.click(strict, "Approve", {}, via=("Decide",), match={"item": "12"})
+    assert refused["executed"] is None  # the required reason stops the click

@@ -133,6 +133,7 @@ ENUMS = {
 ACTION_STYLES = {"default", "positive", "destructive"}
 REQUEST_VERBS = {v.APPROVE, v.DENY, v.CANCEL}
 ROLE_VERBS = {v.ACTIVATE, v.DEACTIVATE, v.REQUEST_AGAIN, v.EXTEND}
+REVIEW_VERBS = set(v.REVIEW_VERBS)
 MARKUP = re.compile(r"<(a|em|strong|code|img|h\d|ul|ol|li|blockquote|del|s|table|hr|pre|b)\b")
 TEAMS_LIMIT = 28_000
 
@@ -214,6 +215,8 @@ def _action(action: dict[str, Any], walk: Walk) -> None:
             assert data["request"] in data["shown"].split(","), action
     elif verb in ROLE_VERBS:
         assert set(data) == {"role"}, action
+    elif verb in REVIEW_VERBS:
+        assert set(data) == {"item"} and data["item"].isdigit(), action
     else:
         assert verb == teams.SUBMIT_ACTIVATION and data == {}, action
 

@@ -21,6 +21,8 @@ from handlers.commands import (
     Link,
     Remove,
     Requests,
+    Review,
+    Reviews,
     Roles,
     Ticket,
     UserRef,
@@ -223,7 +225,8 @@ ASSIGN = "Usage: assign USER ROLE eligible|active [DURATION|until DATE] [JUSTIFI
         (
             "xyz",
             "unknown command 'xyz'. Usage: one of help, roles, activate, requests, cancel, "
-            "approvals, approve, deny, deactivate, assign, remove, audit, digest, link, extend",
+            "approvals, approve, deny, deactivate, assign, remove, audit, digest, link, extend, "
+            "reviews, review",
         ),
         ("/pimroles", "unknown command '/pimroles'. Usage: one of " + ", ".join(USAGE)),
         ("roles mine", "roles takes nothing after it (got 'mine'). Usage: roles"),
@@ -435,6 +438,7 @@ def test_usage_lines_match_the_design() -> None:
     assert list(USAGE) == [
         "help", "roles", "activate", "requests", "cancel", "approvals", "approve",
         "deny", "deactivate", "assign", "remove", "audit", "digest", "link", "extend",
+        "reviews", "review",
     ]  # fmt: skip
 
 
@@ -449,7 +453,7 @@ def test_help_text_lists_every_usage_once() -> None:
 
 COMMAND_CLASSES = (
     Help, Roles, Activate, Requests, Cancel, Approvals, Approve, Deny, Deactivate, Assign, Remove,
-    Audit, Digest, Link, Extend,
+    Audit, Digest, Link, Extend, Reviews, Review,
 )  # fmt: skip
 
 # Plain st.text() rarely gets past the command word, so also build text from the grammar's own
