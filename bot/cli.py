@@ -121,7 +121,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # in half the time.
     from aiohttp import web
 
-    from bot.server import make_app
+    from bot.server import AccessLog, make_app
     from bot.slack.app import build_slack, log_workspace, mount, slack_missing
     from bot.teams.adapter import teams_missing
     from bot.teams.app import build_teams
@@ -153,7 +153,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         if slack is not None and slack.socket_mode is not None:
             await slack.socket_mode.connect_async()
             logger.info("Slack: Socket Mode connected")
-        runner = web.AppRunner(web_app)
+        runner = web.AppRunner(web_app, access_log_class=AccessLog)
         await runner.setup()
         await web.TCPSite(runner, args.host, port).start()
         logger.info("pim-bot listening on http://%s:%s (database: %s)", args.host, port,

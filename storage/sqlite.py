@@ -10,6 +10,12 @@ waits for the other. Such a read takes microseconds, far less than aiosqlite's h
 every call (cursor, execute, fetch, close, commit) to the connection's thread and back,
 which under load waits for the GIL each time; so a read transaction's calls run right on
 the event loop. Writes stay on the thread: BEGIN IMMEDIATE may wait for the lock.
+
+The plain lookups every chat request makes (UnitOfWork.run_read) go one step further: they
+run on a synchronous pysqlite engine of their own (`reader`), opened `query_only`, so a
+lookup is a few sqlite3 calls with none of the async adapter's hand-offs around each one.
+Small writes that may skip the fsync (the replay guard's) do the same when the write lock is
+free (`light_writer`), and otherwise go the usual way.
 """
 
 from __future__ import annotations
@@ -17,13 +23,70 @@ from __future__ import annotations
 import sqlite3
 from functools import partial
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import aiosqlite
-from sqlalchemy import event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 # Execution option of a transaction that only reads (see UnitOfWork.read).
 READ_ONLY = "pim_read_only"
+
+# Beside each SQLite file engine: its synchronous read-only engine, and its light writer.
+_readers: WeakKeyDictionary[Engine, Engine] = WeakKeyDictionary()
+_light_writers: WeakKeyDictionary[Engine, Engine] = WeakKeyDictionary()
+
+
+def reader(engine: AsyncEngine) -> Engine | None:
+    """The synchronous read-only engine beside a SQLite file engine (None otherwise)."""
+    return _readers.get(engine.sync_engine)
+
+
+def light_writer(engine: AsyncEngine) -> Engine | None:
+    """The synchronous engine for light writes (UnitOfWork.run_light_write) beside a SQLite
+    file engine (None otherwise). It never waits for the write lock: held by anyone else,
+    BEGIN IMMEDIATE fails at once ("database is locked") and the caller goes the usual way.
+    Its commits skip the fsync (synchronous=NORMAL): in WAL mode the next durable commit,
+    on any connection, makes them durable with it, and a crash of the process loses none."""
+    return _light_writers.get(engine.sync_engine)
+
+
+def configure(engine: AsyncEngine) -> None:
+    _configure_writer(engine)
+    database = engine.url.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        # The loop's thread runs these one at a time, without yielding in between.
+        _readers[engine.sync_engine] = _side_engine(
+            engine, begin="BEGIN DEFERRED",  # one snapshot for the whole lookup
+            pragmas=("query_only=ON", "busy_timeout=30000"))  # a write here is a bug
+        _light_writers[engine.sync_engine] = _side_engine(
+            engine, begin="BEGIN IMMEDIATE",
+            # The other connections checkpoint: a checkpoint waits for the disk.
+            pragmas=("foreign_keys=ON", "busy_timeout=0", "synchronous=NORMAL",
+                     "wal_autocheckpoint=0"))
+
+
+def _side_engine(engine: AsyncEngine, *, begin: str, pragmas: tuple[str, ...]) -> Engine:
+    """A synchronous pysqlite engine on the same file, for calls made on the loop's thread:
+    one connection serves them all; overflow only for another thread's loop (tests)."""
+    side = create_engine(engine.url.set(drivername="sqlite+pysqlite"), pool_size=1,
+                         max_overflow=10, connect_args={"check_same_thread": False})
+
+    @event.listens_for(side, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        for pragma in pragmas:
+            dbapi_connection.execute(f"PRAGMA {pragma}")
+
+    @event.listens_for(side, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(begin)
+
+    @event.listens_for(engine.sync_engine, "engine_disposed")
+    def _on_disposed(_engine: Any) -> None:
+        side.dispose()
+
+    return side
 
 
 class _Connection(aiosqlite.Connection):
@@ -46,7 +109,7 @@ def _connect(database: Any, **kwargs: Any) -> _Connection:
     return conn
 
 
-def configure(engine: AsyncEngine) -> None:
+def _configure_writer(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "do_connect")
     def _on_do_connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
         return dialect.dbapi.connect(*cargs, async_creator_fn=_connect, **cparams)

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 from sqlalchemy.util import greenlet_spawn
@@ -15,7 +16,7 @@ from storage.audit import AUDIT_KEY_INFO
 from storage.audit_hash import AuditKey
 from storage.db import make_session_factory
 from storage.models import OutboxMessage, Timer
-from storage.sqlite import READ_ONLY
+from storage.sqlite import READ_ONLY, light_writer, reader
 
 _QUEUED = "pim_queued"
 T = TypeVar("T")
@@ -47,6 +48,7 @@ class UnitOfWork:
             self._read_engine, sync_session_class=_Session,
             info={READ_ONLY: True, AUDIT_KEY_INFO: audit_key})
         self.queued = 0
+        self._reader, self._light_writer = reader(engine), light_writer(engine)
 
     @property
     def dialect(self) -> str:
@@ -70,11 +72,45 @@ class UnitOfWork:
     async def run_read(self, fn: Callable[[Connection], T]) -> T:
         """Run fn(connection) in a read() transaction, without the ORM, in one go: SQLAlchemy
         runs the plain (sync) Connection API on the async driver, as AsyncConnection.run_sync
-        does. A third of a session's cost, for the lookups every chat request makes."""
+        does. A third of a session's cost, for the lookups every chat request makes. On a
+        SQLite file it runs right here on SQLite's synchronous read-only engine
+        (storage.sqlite.reader): a WAL read never waits for a writer, so it never blocks."""
+        if self._reader is not None:
+            with self._reader.connect() as conn, conn.begin():
+                return fn(conn)
         return await greenlet_spawn(self._run_read, fn)
 
     def _run_read(self, fn: Callable[[Connection], T]) -> T:
         with self._read_engine.sync_engine.connect() as conn, conn.begin():
+            return fn(conn)
+
+    async def run_light_write(self, fn: Callable[[Connection], T]) -> T:
+        """Run fn(connection) in a write transaction of its own, without the ORM, for small
+        writes whose commit need not wait for the disk: one that protects later work, which
+        commits durably after it (the replay guard's seen signatures). fn writes no audit
+        event and no outbox row. On a SQLite file whose write lock is free it runs right
+        here (storage.sqlite.light_writer); otherwise as any transaction does."""
+        done, value = self.light_write_now(fn)
+        if done:
+            return value  # type: ignore[return-value]
+        return await greenlet_spawn(self._run_write, fn)
+
+    def light_write_now(self, fn: Callable[[Connection], T]) -> tuple[bool, T | None]:
+        """run_light_write without yielding to the loop: (True, what fn returned), or
+        (False, None) when it cannot be done right now (another writer holds SQLite's lock,
+        or the database is PostgreSQL, where every statement is a round trip)."""
+        if self._light_writer is None:
+            return False, None
+        try:
+            with self._light_writer.begin() as conn:
+                return True, fn(conn)
+        except OperationalError as err:
+            if "locked" in str(err.orig):  # "database is locked": a writer is busy
+                return False, None
+            raise
+
+    def _run_write(self, fn: Callable[[Connection], T]) -> T:
+        with self.engine.sync_engine.begin() as conn:
             return fn(conn)
 
 

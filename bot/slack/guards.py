@@ -29,10 +29,11 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
+from sqlalchemy import Connection
 
 from handlers.busy import chat_budget
 from handlers.clock import Clock
-from storage.replay import first_sightings, purge_seen
+from storage.replay import first_sightings_now, purge_seen_now
 from storage.uow import UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -132,12 +133,20 @@ class SeenBatches:
                 fresh.discard(key)  # the same request twice in one batch: only one runs
 
     async def _insert(self, keys: dict[str, datetime]) -> set[str]:
+        # A light write: the work a sighting lets through commits durably after it, and
+        # that commit carries the sighting to the disk with it.
+        return await self.uow.run_light_write(self._writer(keys))
+
+    def _writer(self, keys: dict[str, datetime]) -> Callable[[Connection], set[str]]:
         now = self.clock.now()
-        async with self.uow.transaction() as s:
-            if time.monotonic() >= self._next_purge:
+
+        def insert(conn: Connection) -> set[str]:
+            if time.monotonic() >= self._next_purge:  # decided here: fn runs once begun
                 self._next_purge = time.monotonic() + _PURGE_EVERY
-                await purge_seen(s, now=now)
-            return await first_sightings(s, keys=keys, now=now)
+                purge_seen_now(conn, now=now)
+            return first_sightings_now(conn, keys=keys, now=now)
+
+        return insert
 
 
 def _keys(req: AsyncBoltRequest, body: dict[str, Any]
