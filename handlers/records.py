@@ -15,7 +15,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cards.views import Notification
-from storage.audit import NewEvent, append_event, append_events
+from storage.audit import NewEvent, append_event, append_events, append_many_events
 from storage.models import OutboxMessage, Principal, ScheduleRequest, Timer
 from vocab.states import TimerStatus
 
@@ -43,7 +43,7 @@ class Audited:
 
 async def audit_many(session: AsyncSession, *, at: datetime, events: Sequence[Audited]) -> None:
     """Append events in order, for changes made in batches (policy apply)."""
-    await append_events(session, [
+    await append_many_events(session, [
         NewEvent(at=at, actor=e.actor, action=e.action, target=e.target, details=e.details)
         for e in events])
 

@@ -3,7 +3,7 @@ mistake can be reported as `policy.yaml:14: ...`, and dumping that a person can 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from enum import StrEnum
 from typing import Any
 
@@ -55,6 +55,17 @@ class _Loader(ParserBase):  # type: ignore[misc]
         self.duplicates: list[tuple[int, str]] = []
 
 
+_STR = "tag:yaml.org,2002:str"
+
+
+def _value(loader: _Loader, node: yaml.Node) -> Any:
+    # Most of a policy is plain text: its value is the node's, without PyYAML's dispatch
+    # (a large file has a million of them).
+    if node.tag == _STR and isinstance(node, yaml.ScalarNode):
+        return node.value
+    return loader.construct_object(node)
+
+
 def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[LineMap]:
     data = LineMap()
     data.line = node.start_mark.line + 1
@@ -69,16 +80,23 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[LineMap]
             loader.duplicates.append((line, f"{key_node.value!r} appears twice in one mapping"
                                       + (f" (first at line {first})" if first != line else "")))
         seen.setdefault(key_node.value, line)
-    data.update(loader.construct_mapping(node))
-    for key_node, _ in node.value:
-        data.lines[loader.construct_object(key_node)] = key_node.start_mark.line + 1
+    loader.flatten_mapping(node)  # merge keys (<<: *defaults), as SafeLoader does
+    lines = data.lines
+    for key_node, value_node in node.value:
+        key = _value(loader, key_node)
+        if not isinstance(key, Hashable):
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark, "found unhashable key",
+                key_node.start_mark)
+        data[key] = _value(loader, value_node)
+        lines[key] = key_node.start_mark.line + 1
 
 
 def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> Iterator[LineList]:
     data = LineList()
     data.line = node.start_mark.line + 1
     yield data
-    data.extend(loader.construct_sequence(node))
+    data.extend([_value(loader, item) for item in node.value])
     data.lines = [item.start_mark.line + 1 for item in node.value]
 
 
