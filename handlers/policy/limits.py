@@ -60,33 +60,41 @@ def first_excess(text: str) -> tuple[int, str] | None:
         parser.dispose()
 
 
+# Event classes by kind, for dispatch on type(event): a large file has millions of events.
+_STARTS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_ENDS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+
+
 def _scan(parser: Any) -> tuple[int, str] | None:
     stack: list[_Open] = []
     sizes: dict[str, int | None] = {}  # anchor -> expanded size; None while still open
     expanded = 0
-    while not parser.check_event(yaml.StreamEndEvent):
-        event = parser.get_event()
-        line = event.start_mark.line + 1
-        if isinstance(event, yaml.CollectionStartEvent):
+    get_event, scalar, alias = parser.get_event, yaml.ScalarEvent, yaml.AliasEvent
+    while (event := get_event()) is not None:
+        kind = type(event)
+        if kind is scalar:
+            if (problem := _scalar_problem(event.value, key=_next_is_key(stack))) is not None:
+                return event.start_mark.line + 1, problem
+            if event.anchor:
+                sizes[event.anchor] = 1
+            if stack:
+                stack[-1].size += 1
+        elif kind in _STARTS:
             if len(stack) >= MAX_DEPTH:
-                return line, f"values are nested more than {MAX_DEPTH} levels deep"
+                return (event.start_mark.line + 1,
+                        f"values are nested more than {MAX_DEPTH} levels deep")
             _next_is_key(stack)
-            stack.append(_Open(event.anchor, mapping=isinstance(event, yaml.MappingStartEvent)))
+            stack.append(_Open(event.anchor, mapping=kind is yaml.MappingStartEvent))
             if event.anchor:
                 sizes[event.anchor] = None
-        elif isinstance(event, yaml.CollectionEndEvent):
+        elif kind in _ENDS:
             done = stack.pop()
             if done.anchor:
                 sizes[done.anchor] = done.size
             _grow(stack, done.size)
-        elif isinstance(event, yaml.ScalarEvent):
-            if (problem := _scalar_problem(event.value, key=_next_is_key(stack))) is not None:
-                return line, problem
-            if event.anchor:
-                sizes[event.anchor] = 1
-            _grow(stack, 1)
-        elif isinstance(event, yaml.AliasEvent) and event.anchor in sizes:
+        elif kind is alias and event.anchor in sizes:
             size = sizes[event.anchor]
+            line = event.start_mark.line + 1
             if size is None:
                 return line, f"the alias *{event.anchor} refers to a value that contains it"
             expanded += size
@@ -95,6 +103,8 @@ def _scan(parser: Any) -> tuple[int, str] | None:
                               "values; write the values out instead")
             _next_is_key(stack)
             _grow(stack, size)
+        elif kind is yaml.StreamEndEvent:
+            break
     return None
 
 
@@ -102,7 +112,8 @@ def _scalar_problem(value: str, *, key: bool) -> str | None:
     limit, what = (MAX_KEY, "key") if key else (MAX_VALUE, "value")
     if len(value) > limit:
         return f"a {what} is too long ({len(value)} characters; at most {limit})"
-    if (code := control_character(value)) is not None:
+    # isprintable() is False for every control character: most values need no search.
+    if not value.isprintable() and (code := control_character(value)) is not None:
         return f"a {what} contains a control character ({code}); remove it"
     return None
 
