@@ -38,6 +38,11 @@ def require_person(conn: Connection, email: str) -> Row[int, str, str]:
     return row
 
 
+def unknown_person(email: str) -> UnknownPrincipal:
+    """What someone not in the directory is told."""
+    return _unknown(email)
+
+
 def _unknown(email: str) -> UnknownPrincipal:
     return UnknownPrincipal(
         f"{email} is not known to pim-bot; an admin must add you to the policy first.")

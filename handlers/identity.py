@@ -44,7 +44,7 @@ _EMAIL_FOR = {platform: select(Principal.email).where(_column(platform) == bindp
 
 async def email_for(uow: UnitOfWork, *, platform: Platform, user_id: str) -> str | None:
     statement = _EMAIL_FOR[platform]
-    return await uow.run_read(lambda conn: conn.scalar(statement, {"user": user_id}))
+    return await uow.run_lookup(lambda conn: conn.scalar(statement, {"user": user_id}))
 
 
 async def link_by_email(

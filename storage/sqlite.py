@@ -58,7 +58,7 @@ def configure(engine: AsyncEngine) -> None:
         # The loop's thread runs these one at a time, without yielding in between.
         _readers[engine.sync_engine] = _side_engine(
             engine, begin="BEGIN DEFERRED",  # one snapshot for the whole lookup
-            pragmas=("query_only=ON", "busy_timeout=30000"))  # a write here is a bug
+            pragmas=("query_only=ON", "busy_timeout=1000"))  # a write here is a bug
         _light_writers[engine.sync_engine] = _side_engine(
             engine, begin="BEGIN IMMEDIATE",
             # The other connections checkpoint: a checkpoint waits for the disk.

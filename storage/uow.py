@@ -49,6 +49,10 @@ class UnitOfWork:
             info={READ_ONLY: True, AUDIT_KEY_INFO: audit_key})
         self.queued = 0
         self._reader, self._light_writer = reader(engine), light_writer(engine)
+        # On PostgreSQL a single statement is a transaction and a snapshot of its own: sent
+        # without BEGIN and COMMIT around it, it costs one round trip instead of three.
+        self._single = (engine.execution_options(isolation_level="AUTOCOMMIT")
+                        if self.dialect == "postgresql" else None)
 
     @property
     def dialect(self) -> str:
@@ -84,16 +88,32 @@ class UnitOfWork:
         with self._read_engine.sync_engine.connect() as conn, conn.begin():
             return fn(conn)
 
+    async def run_lookup(self, fn: Callable[[Connection], T]) -> T:
+        """run_read for an fn that runs ONE statement (it reads one snapshot whatever the
+        database): on PostgreSQL without BEGIN and COMMIT, one round trip."""
+        if self._reader is None and self._single is not None:
+            return await greenlet_spawn(self._run_single, fn)
+        return await self.run_read(fn)
+
     async def run_light_write(self, fn: Callable[[Connection], T]) -> T:
-        """Run fn(connection) in a write transaction of its own, without the ORM, for small
-        writes whose commit need not wait for the disk: one that protects later work, which
-        commits durably after it (the replay guard's seen signatures). fn writes no audit
-        event and no outbox row. On a SQLite file whose write lock is free it runs right
-        here (storage.sqlite.light_writer); otherwise as any transaction does."""
+        """Run fn(connection), without the ORM, for small writes whose commit need not wait
+        for the disk: one that protects later work, which commits durably after it (the
+        replay guard's seen signatures). fn writes no audit event and no outbox row, and
+        each of its statements must stand on its own: on PostgreSQL each is sent alone
+        and is its own transaction (one round trip each). On a SQLite file whose write
+        lock is free it runs right here (storage.sqlite.light_writer); otherwise in a
+        transaction, as any write does."""
+        if self._single is not None:
+            return await greenlet_spawn(self._run_single, fn)
         done, value = self.light_write_now(fn)
         if done:
             return value  # type: ignore[return-value]
         return await greenlet_spawn(self._run_write, fn)
+
+    def _run_single(self, fn: Callable[[Connection], T]) -> T:
+        assert self._single is not None
+        with self._single.sync_engine.connect() as conn:
+            return fn(conn)
 
     def light_write_now(self, fn: Callable[[Connection], T]) -> tuple[bool, T | None]:
         """run_light_write without yielding to the loop: (True, what fn returned), or
