@@ -16,9 +16,10 @@ import yaml
 
 from handlers.errors import PolicyError
 from handlers.policy.checker import Checker, shown
-from handlers.policy.limits import DEFAULT_MAX_BYTES, first_excess, too_big
+from handlers.policy.limits import DEFAULT_MAX_BYTES, too_big
 from handlers.policy.reviews_section import check_reviews
-from handlers.policy.yaml_lines import LineList, LineMap, load_with_lines
+from handlers.policy.yaml_lines import LineList, LineMap
+from handlers.policy.yaml_stream import LimitExceeded, load_checked
 from handlers.reviews.definitions import ReviewSpec
 from handlers.settings import RoleSettings, SettingsError
 from vocab.states import ScheduleKind
@@ -103,10 +104,9 @@ def parse_policy(
     if len(text) > max_bytes or len(text.encode()) > max_bytes:
         raise policy_failure(source, [(1, too_big(max_bytes))])
     try:
-        excess = first_excess(text)
-        if excess is not None:
-            raise policy_failure(source, [excess])
-        root, duplicates = load_with_lines(text)
+        root, duplicates = load_checked(text)  # the limits first, on the same pass
+    except LimitExceeded as excess:
+        raise policy_failure(source, [(excess.line, excess.message)]) from None
     except yaml.YAMLError as err:
         raise policy_failure(source, [_not_yaml(err, text)]) from None
     check = Checker(list(duplicates))

@@ -17,7 +17,7 @@ import yaml
 
 from handlers.user_text import control_character
 
-__all__ = ["DEFAULT_MAX_BYTES", "ParserBase", "first_excess", "too_big"]
+__all__ = ["DEFAULT_MAX_BYTES", "Budget", "ParserBase", "first_excess", "too_big"]
 
 DEFAULT_MAX_BYTES = 5_000_000
 MAX_DEPTH = 20
@@ -66,13 +66,28 @@ _ENDS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
 
 def _scan(parser: Any) -> tuple[int, str] | None:
-    stack: list[_Open] = []
-    sizes: dict[str, int | None] = {}  # anchor -> expanded size; None while still open
-    expanded = 0
-    get_event, scalar, alias = parser.get_event, yaml.ScalarEvent, yaml.AliasEvent
-    while (event := get_event()) is not None:
-        kind = type(event)
-        if kind is scalar:
+    budget, get_event = Budget(), parser.get_event
+    while (event := get_event()) is not None and type(event) is not yaml.StreamEndEvent:
+        if (excess := budget.see(event)) is not None:
+            return excess
+    return None
+
+
+class Budget:
+    """The limits, checked one event at a time: see() gives (line, message) for the first
+    event that crosses one. handlers.policy.yaml_stream builds the document from the same
+    events as it checks them."""
+
+    __slots__ = ("expanded", "sizes", "stack")
+
+    def __init__(self) -> None:
+        self.stack: list[_Open] = []
+        self.sizes: dict[str, int | None] = {}  # anchor -> expanded size; None while open
+        self.expanded = 0
+
+    def see(self, event: Any) -> tuple[int, str] | None:
+        stack, sizes, kind = self.stack, self.sizes, type(event)
+        if kind is yaml.ScalarEvent:
             if (problem := _scalar_problem(event.value, key=_next_is_key(stack))) is not None:
                 return event.start_mark.line + 1, problem
             if event.anchor:
@@ -92,20 +107,22 @@ def _scan(parser: Any) -> tuple[int, str] | None:
             if done.anchor:
                 sizes[done.anchor] = done.size
             _grow(stack, done.size)
-        elif kind is alias and event.anchor in sizes:
-            size = sizes[event.anchor]
-            line = event.start_mark.line + 1
-            if size is None:
-                return line, f"the alias *{event.anchor} refers to a value that contains it"
-            expanded += size
-            if expanded > ALIAS_BUDGET:
-                return line, (f"the aliases in this file expand to more than {ALIAS_BUDGET} "
-                              "values; write the values out instead")
-            _next_is_key(stack)
-            _grow(stack, size)
-        elif kind is yaml.StreamEndEvent:
-            break
-    return None
+        elif kind is yaml.AliasEvent and event.anchor in sizes:
+            return self._alias(event)
+        return None
+
+    def _alias(self, event: Any) -> tuple[int, str] | None:
+        size = self.sizes[event.anchor]
+        line = event.start_mark.line + 1
+        if size is None:
+            return line, f"the alias *{event.anchor} refers to a value that contains it"
+        self.expanded += size
+        if self.expanded > ALIAS_BUDGET:
+            return line, (f"the aliases in this file expand to more than {ALIAS_BUDGET} "
+                          "values; write the values out instead")
+        _next_is_key(self.stack)
+        _grow(self.stack, size)
+        return None
 
 
 def _scalar_problem(value: str, *, key: bool) -> str | None:
