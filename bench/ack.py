@@ -265,6 +265,7 @@ async def run(args: argparse.Namespace) -> None:
     load = dict(seconds=args.seconds, connections=args.connections, threads=args.threads,
                 users=args.principals, rate_guess=args.rate_guess)
     lines, summary = [], []
+    load_before = os.getloadavg()[0]
     async with AsyncExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ack-bench-")))
         fake = await stack.enter_async_context(FakeSlackAPI())
@@ -298,7 +299,9 @@ async def run(args: argparse.Namespace) -> None:
                 summary.append(f"{label}: ratio A/B {statistics.mean(ratios):.2f} "
                                f"(min {min(ratios):.2f}), pim-bot p99 worst {max(p99s):.1f} ms")
     print(f"/pim roles, {args.connections} connections, {args.threads} wrk threads, "
-          f"{args.seconds:g}s per run, A B x{args.rounds}, {args.principals} principals\n")
+          f"{args.seconds:g}s per run, A B x{args.rounds}, {args.principals} principals; "
+          f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, "
+          f"{os.cpu_count()} CPUs\n")
     print("| app | database | requests/s | p50 ms | p99 ms | ratio A/B | CPU ms/request | errors "
           "| reused |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")

@@ -61,9 +61,7 @@ def configure(engine: AsyncEngine) -> None:
             pragmas=("query_only=ON", "busy_timeout=1000"))  # a write here is a bug
         _light_writers[engine.sync_engine] = _side_engine(
             engine, begin="BEGIN IMMEDIATE",
-            # The other connections checkpoint: a checkpoint waits for the disk.
-            pragmas=("foreign_keys=ON", "busy_timeout=0", "synchronous=NORMAL",
-                     "wal_autocheckpoint=0"))
+            pragmas=("foreign_keys=ON", "busy_timeout=0", "synchronous=NORMAL"))
 
 
 def _side_engine(engine: AsyncEngine, *, begin: str, pragmas: tuple[str, ...]) -> Engine:

@@ -65,38 +65,41 @@ class SlackGuards:
         self.seen = SeenBatches(uow=uow, clock=clock)
 
     def register(self, app: AsyncApp) -> None:
-        app.middleware(self.workspace)  # first: refusing a stranger costs no database write
-        app.middleware(self.once)
+        # One middleware, not two: Bolt works out each middleware's arguments per request.
+        app.middleware(self.check)
 
-    async def workspace(self, resp: BoltResponse, context: AsyncBoltContext,
-                        body: dict[str, Any], next: Next) -> BoltResponse:
+    async def check(self, req: AsyncBoltRequest, resp: BoltResponse,
+                    context: AsyncBoltContext, body: dict[str, Any], next: Next) -> BoltResponse:
+        # The workspace first: refusing a stranger costs no database write.
         expected = self.team_id or (context.authorize_result.team_id
                                     if context.authorize_result else None)
         teams = _team_ids(body)
-        if expected is not None and teams and teams <= {expected}:
-            _installed_team.set(expected)
-            await next()
-            return resp
-        logger.info("Slack request from team(s) %s refused: pim-bot serves %s",
-                    sorted(teams) or "none", expected)
-        return await _refuse(body, context)
+        if expected is None or not teams or not teams <= {expected}:
+            logger.info("Slack request from team(s) %s refused: pim-bot serves %s",
+                        sorted(teams) or "none", expected)
+            return await _refuse(body, context)
+        _installed_team.set(expected)
+        if (seen := await self._seen_before(req, body)) is not None:
+            return seen
+        await next()
+        return resp
 
-    async def once(self, req: AsyncBoltRequest, resp: BoltResponse, body: dict[str, Any],
-                   next: Next) -> BoltResponse:
+    async def _seen_before(self, req: AsyncBoltRequest,
+                           body: dict[str, Any]) -> BoltResponse | None:
+        """The answer to a request already received, or None to run it."""
         keys = _keys(req, body)
         if not keys:  # Socket Mode: no signature, and not an event
-            await next()
-            return resp
+            return None
         now = self.seen.clock.now()
         # A locked or unreachable database answers "busy, nothing changed" like any command.
         async with chat_budget():
-            fresh = await asyncio.gather(*(self.seen.first(key, expires_at(now))
-                                           for _, key, expires_at in keys))
+            # One after the other: an event's two keys are rare, and gather() would make a
+            # task (a turn of the loop) for the one key of every other request.
+            fresh = [await self.seen.first(key, expires_at(now)) for _, key, expires_at in keys]
         for (kind, key, _), first in zip(keys, fresh, strict=True):
             if not first:
                 return _seen(kind, key)
-        await next()
-        return resp
+        return None
 
 
 class SeenBatches:
