@@ -291,7 +291,7 @@ async def run(args: argparse.Namespace) -> None:
                     spy = await asyncio.create_subprocess_exec(
                         str(Path(sys.executable).with_name("py-spy")), "record", "--pid",
                         str(app.pid), "--duration", str(args.seconds - 1), "--rate", "200",
-                        "--idle", "--threads", "--format", "raw", "-o", os.environ["SPY_OUT"], "--nonblocking",
+                        "--format", "raw", "-o", os.environ["SPY_OUT"], "--nonblocking",
                         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
                     a = await wrk(app, a_port, **load, tmp=tmp, fake=fake)
                     await spy.wait()
