@@ -66,3 +66,25 @@ async def test_group_commit_keeps_first_wins_within_and_across_batches(db_url: s
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_a_sighting_waits_for_a_writer_holding_sqlites_lock(sqlite_url: str):
+    """The guard's insert runs inline only when SQLite's write lock is free; while another
+    writer holds it, the insert waits its turn like any write (and still counts once)."""
+    from bot.slack.guards import SeenBatches
+    from handlers.clock import FixedClock
+
+    engine = make_engine(sqlite_url)
+    try:
+        uow = UnitOfWork(engine)
+        seen = SeenBatches(uow=uow, clock=FixedClock(T0))
+        async with uow.transaction() as s:  # BEGIN IMMEDIATE: the write lock is held
+            await first_sighting(s, key="v0=held", expires_at=LATER, now=T0)
+            waiting = asyncio.ensure_future(seen.first("v0=x", LATER))
+            await asyncio.sleep(0.3)
+            assert not waiting.done()  # neither refused nor run before the writer is done
+        assert await waiting is True
+        assert await seen.first("v0=x", LATER) is False  # a replay is still refused
+        assert await seen.first("v0=held", LATER) is False
+    finally:
+        await engine.dispose()
