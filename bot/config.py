@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,6 +42,8 @@ class Settings:
     log_level: str = "INFO"
     # Keys the audit hash chain (HMAC-SHA256). A secret: never logged, never stored.
     audit_key: str | None = field(default=None, repr=False)
+    # Signs grant webhooks (Standard Webhooks, `whsec_…`). A secret: never logged.
+    webhook_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -89,6 +93,7 @@ class Settings:
             port=int(_positive_float(get("PORT"), "PORT", 3000)),
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
             audit_key=_audit_key(get("PIM_AUDIT_KEY")),
+            webhook_secret=_webhook_secret(get("PIM_WEBHOOK_SECRET")),
         )
 
 
@@ -100,6 +105,19 @@ def _audit_key(raw: str | None) -> str | None:
     if raw is not None and len(raw) < MIN_AUDIT_KEY:
         raise ConfigError(f"PIM_AUDIT_KEY must be at least {MIN_AUDIT_KEY} characters "
                           "(e.g. the output of `openssl rand -hex 32`)")
+    return raw
+
+
+def _webhook_secret(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    try:
+        key = base64.b64decode(raw.removeprefix("whsec_") + "==", validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if not raw.startswith("whsec_") or len(key) < 16:
+        raise ConfigError("PIM_WEBHOOK_SECRET must be whsec_ followed by at least 16 bytes in "
+                          "base64 (e.g. whsec_$(openssl rand -base64 32))")
     return raw
 
 

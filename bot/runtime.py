@@ -14,11 +14,14 @@ from sqlalchemy.engine import make_url
 
 from bot.config import Settings
 from bot.digest_schedule import DigestSchedule, digest_options, digest_trigger
+from bot.grant_providers import close_providers, providers_from
+from bot.grants_worker import GrantsWorker
 from bot.outbox import OutboxWorker, Transport
 from bot.scheduler import Sweeper
 from handlers.chat import Commands, command_table
 from handlers.clock import Clock, SystemClock
 from handlers.digest.send import DIGEST_TIMER, digest_timer_action
+from handlers.grants.provider import Provider
 from handlers.policy import apply_policy, read_policy_file
 from handlers.reviews.apply import RemovalHook
 from handlers.reviews.timers import review_actions
@@ -91,6 +94,9 @@ class Runtime:
     timer_actions: TimerActions = field(default_factory=lifecycle_actions)
     # Revokes the real access behind assignments a review removed (see build()).
     review_removal_hook: RemovalHook | None = None
+    # One provider per grant target kind (bot.grant_providers); tests put in their own.
+    providers: dict[str, Provider] = field(default_factory=dict)
+    grants: GrantsWorker | None = None
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -102,7 +108,7 @@ class Runtime:
         # yet, so a removal ends the assignment in pim-bot only.
         removal_hook: RemovalHook | None = None
         return cls(settings=settings, uow=uow, clock=clock or SystemClock(),
-                   commands=command_table(digest=options),
+                   commands=command_table(digest=options), providers=providers_from(settings),
                    timer_actions={**lifecycle_actions(),
                                   DIGEST_TIMER: one_by_one(digest_timer_action(options)),
                                   **review_actions(on_removed=removal_hook)},
@@ -140,14 +146,21 @@ class Runtime:
                                sweep_seconds=self.settings.sweep_seconds, digest=digest,
                                timer_actions=self.timer_actions)
         self.sweeper.start()
+        self.grants = GrantsWorker(self.uow, self.clock, self.providers, worker=name)
+        self.grants.start(poll_seconds=min(self.settings.sweep_seconds, 2.0))
 
     def poke(self) -> None:
         if self.sweeper is not None:
             self.sweeper.poke()
+        if self.grants is not None:
+            self.grants.poke()
 
     async def close(self) -> None:
         if self.sweeper is not None:
             await self.sweeper.stop()
+        if self.grants is not None:
+            await self.grants.stop()
+        await close_providers(self.providers)
         for chat_uow in self.chat_uows.values():
             await chat_uow.engine.dispose()
         await self.uow.engine.dispose()

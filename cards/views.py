@@ -43,6 +43,8 @@ REMOVED = "removed"
 REVIEW_CARD = "review_card"  # a reviewer's card: their items, each with Approve / Deny / …
 REVIEW_UPDATE = "review_update"  # every posted copy of a reviewer's card is redrawn
 REVIEW_SUMMARY = "review_summary"  # to admins when an instance ends
+GRANT_STATUS = "grant_status"  # a grant took effect (or was taken back) in another system
+GRANT_FAILED = "grant_failed"  # a grant or revoke gave up: to the requester and the admins
 
 
 # The same emoji and words on every platform.
@@ -51,6 +53,7 @@ KIND_EMOJI = {
     TIMED_OUT: "⌛", CANCELED: "🚫", ACTIVATED: "🟢", EXPIRING: "⏳",
     EXPIRED: "🔒", DEACTIVATED: "🔒", ASSIGNED: "➕", REMOVED: "➖",
     REVIEW_CARD: "📋", REVIEW_UPDATE: "📋", REVIEW_SUMMARY: "📋",
+    GRANT_STATUS: "🟢", GRANT_FAILED: "⚠️",
 }
 OUTCOME = {  # decision outcome or request status -> (emoji, word)
     Status.GRANTED: ("✅", "approved"), Status.PROVISIONED: ("✅", "approved"),

@@ -23,6 +23,7 @@ from handlers.errors import (
     TooSoonToDeactivate,
     UnknownRequest,
 )
+from handlers.grants.state import revoke_grants, revoke_request_grants
 from handlers.lifecycle import EXPIRE, START, TIMEOUT, WARN, provision
 from handlers.present import person, request_view, role_ref
 from handlers.records import (
@@ -207,6 +208,7 @@ async def cancel_request(
             raise AlreadyDecided(f"{request_id} can no longer be canceled (it is {req.status}).")
         await s.refresh(req)
         await cancel_timers(s, subject_id=req.id, kinds=[TIMEOUT, START], now=now)
+        await revoke_request_grants(s, request_id=req.id, now=now)
         await audit(s, at=now, actor=me, action="request.canceled",
                     target=f"{req.principal.email}/{req.role_id}", request=req.short_id)
         by = None if me.id == req.principal_id else me
@@ -250,6 +252,7 @@ async def deactivate(uow: UnitOfWork, clock: Clock, *, actor: str, role: str) ->
             )
         schedule.state, schedule.ended_at = ScheduleState.REMOVED, now
         await cancel_timers(s, subject_id=schedule.id, kinds=[EXPIRE, WARN], now=now)
+        await revoke_grants(s, schedule_ids=[schedule.id], now=now)
         req = ScheduleRequest(
             short_id=await new_request_id(s), action=Action.SELF_DEACTIVATE,
             status=Status.REVOKED, kind=ScheduleKind.ACTIVE, principal_id=me.id, role_id=r.id,

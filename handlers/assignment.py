@@ -17,6 +17,7 @@ from handlers.commands import UserRef
 from handlers.directory import find_role, require_principal, resolve_user, settings_of
 from handlers.durations import MAX_DURATION
 from handlers.errors import AlreadyActive, Forbidden, InvalidInput, NotActive
+from handlers.grants.state import revoke_grants
 from handlers.lifecycle import EXPIRE, WARN, end_timers
 from handlers.present import role_ref
 from handlers.records import (
@@ -216,6 +217,7 @@ async def end_schedule(
     change of end date), so the person gets one message, not "removed" then "assigned"."""
     schedule.state, schedule.ended_at = ScheduleState.REMOVED, now
     await cancel_timers(s, subject_id=schedule.id, kinds=[EXPIRE, WARN], now=now)
+    await revoke_grants(s, schedule_ids=[schedule.id], now=now)
     creator_id = actor.id if isinstance(actor, Principal) else schedule.principal_id
     req = ScheduleRequest(
         short_id=await new_request_id(s), action=Action.ADMIN_REMOVE, status=Status.REVOKED,

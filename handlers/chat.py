@@ -20,6 +20,7 @@ from handlers.digest.send import preview_digest
 from handlers.errors import InvalidInput, PimError
 from handlers.extend import request_extension
 from handlers.grammar import USAGE, CommandError, help_text, parse_command
+from handlers.grants.admin import grants_reply
 from handlers.linking import link_account
 from handlers.queries import activation_form, audit_trail, my_approvals, my_requests, my_roles
 from handlers.reviews.decide import decide_item
@@ -167,6 +168,8 @@ def command_table(*, digest: DigestOptions) -> Commands:
         c.Extend: _extend,
         c.Reviews: lambda uow, clock, actor, cmd: my_reviews(uow, actor=actor),
         c.Review: _review,
+        c.Grants: lambda uow, clock, actor, cmd: grants_reply(
+            uow, actor=actor, failed_only=cmd.failed),
     })
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "Deny",
     "Digest",
     "Extend",
+    "Grants",
     "Help",
     "Link",
     "Remove",
@@ -172,6 +173,13 @@ class Digest:
 
 
 @dataclass(frozen=True, slots=True)
+class Grants:
+    """`grants [failed]`: where activations stand in the systems that hold the access."""
+
+    failed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ChatAccount:
     """``slack:U0123ABCD`` or ``teams:<Entra object id>``: one person's account on a platform."""
 
@@ -219,4 +227,5 @@ Command: TypeAlias = (
     | Extend
     | Reviews
     | Review
+    | Grants
 )

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cards import views as v
 from cards.views import Decision, Notification, RoleRef
+from handlers.grants.state import revoke_grants
 from handlers.lifecycle import WARN
 from handlers.present import request_view, role_ref
 from handlers.records import SYSTEM_ACTOR, audit_all, message_row, notify_all
@@ -54,6 +55,7 @@ async def expire_due(session: AsyncSession, timers: Sequence[Timer], now: dateti
     ))
     if not ended:
         return
+    await revoke_grants(session, schedule_ids=ended, now=now)
     await session.execute(
         update(Timer)
         .where(Timer.subject_id.in_(ended), Timer.kind == WARN,

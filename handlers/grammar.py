@@ -42,6 +42,7 @@ USAGE: dict[str, str] = {
     "extend": "extend ROLE [DURATION] [JUSTIFICATION…]",
     "reviews": "reviews",
     "review": "review ITEM approve|deny|dontknow [REASON…]",
+    "grants": "grants [failed]",
 }
 
 _SUMMARY: dict[str, str] = {
@@ -63,6 +64,7 @@ _SUMMARY: dict[str, str] = {
     "extend": "more time on a role that is active now (within its maximum)",
     "reviews": "access review items waiting for me",
     "review": "decide one access review item (deny needs a reason)",
+    "grants": "grants in Entra, Azure, Slack and webhooks, or only the failed ones (admins)",
 }
 
 _ANY_COMMAND = "one of " + ", ".join(USAGE)
@@ -243,6 +245,14 @@ def _remove(cur: Cursor) -> commands.Command:
     return commands.Remove(user, role, kind)
 
 
+def _grants(cur: Cursor) -> commands.Command:
+    word = cur.word()
+    if word is not None and word.lower() != "failed":
+        raise cur.fail(f"grants takes only the word failed, not {word!r}")
+    cur.done()
+    return commands.Grants(failed=word is not None)
+
+
 def _audit(cur: Cursor) -> commands.Command:
     subject: str | None = None
     word = cur.peek_word()
@@ -348,6 +358,7 @@ _PARSERS: dict[str, Callable[[Cursor], commands.Command]] = {
     "extend": _extend,
     "reviews": _bare(commands.Reviews),
     "review": _review,
+    "grants": _grants,
 }
 
 

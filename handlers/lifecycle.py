@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cards import views as v
 from cards.views import Decision, Notification
 from handlers.directory import settings_of
+from handlers.grants.state import open_grants
 from handlers.present import request_view, role_ref
 from handlers.records import SYSTEM_ACTOR, add_timer, audit_all, notify
 from storage.audit import NewEvent
@@ -36,6 +37,7 @@ async def provision(
     req.status = Status.PROVISIONED
     req.completed_at = now
     await session.flush()
+    grant_lines = await open_grants(session, schedule=schedule, role=req.role, now=now)
     schedule_end_timers(session, schedule=schedule, now=now,
                         warning=settings_of(req.role).expiry_warning)
     await audit_all(session, [*earlier, NewEvent(
@@ -49,6 +51,7 @@ async def provision(
         note=Notification(
             kind=v.ACTIVATED, request=view, role=role_ref(req.role), end_at=end.isoformat(),
             headline=f"{req.role.display_name} is active until {v.when(end.isoformat())}.",
+            details=tuple(grant_lines),
         ),
     )
     return schedule

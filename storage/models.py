@@ -23,6 +23,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from storage.types import UTCDateTime, state_type
 from vocab.states import (
     Action,
+    GrantStatus,
     MemberType,
     OutboxStatus,
     ReviewDecision,
@@ -65,6 +66,8 @@ class Role(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     from_policy: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
+    # The policy's `grant:` targets, as handlers.grants.targets writes them; NULL: none.
+    grant_targets: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
 
 _ACTIVATED = text(f"kind = '{ScheduleKind.ACTIVE}' AND member_type = '{MemberType.ACTIVATED}'")
@@ -331,3 +334,37 @@ class ReviewReviewer(Base):
     item_id: Mapped[int] = mapped_column(ForeignKey("review_items.id"), primary_key=True)
     reviewer_id: Mapped[int] = mapped_column(ForeignKey("principals.id"), primary_key=True)
     instance_id: Mapped[int] = mapped_column(ForeignKey("review_instances.id"))
+
+
+class Grant(Base):
+    """One target of one activation in the system that holds the real access: a durable job,
+    claimed like the outbox (storage.grant_claims), granted once and revoked once."""
+
+    __tablename__ = "grants"
+    __table_args__ = (
+        Index("ix_grants_due", "status", "next_attempt_at", "id"),
+        Index("ix_grants_schedule", "schedule_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Stable across retries and replicas: the providers' idempotency key.
+    grant_id: Mapped[str] = mapped_column(String(40), unique=True)
+    schedule_id: Mapped[int] = mapped_column(ForeignKey("schedules.id"))
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("schedule_requests.id"))
+    principal_id: Mapped[int] = mapped_column(ForeignKey("principals.id"))
+    role_id: Mapped[str] = mapped_column(ForeignKey("roles.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    target: Mapped[dict[str, Any]] = mapped_column(JSON)
+    phase: Mapped[str] = mapped_column(String(8), default="grant")  # grant / revoke
+    status: Mapped[GrantStatus] = mapped_column(state_type(GrantStatus, length=24))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When due; while claimed, the end of the claim's lease.
+    next_attempt_at: Mapped[datetime]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None]
+    # Set once a grant call may have reached the provider: a revoke is then needed.
+    attempted_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    provisioned_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]

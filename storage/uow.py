@@ -144,3 +144,8 @@ def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
         raise ReadOnlyViolation("a read-only unit of work tried to write")
     if any(isinstance(obj, OutboxMessage | Timer) for obj in session.new):
         session.info[_QUEUED] = True
+
+
+def note_queued(session: AsyncSession) -> None:
+    """Work for the sweeper written without the ORM (bulk INSERT/UPDATE, e.g. grant rows)."""
+    session.info[_QUEUED] = True

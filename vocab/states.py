@@ -101,3 +101,15 @@ class ReviewOutcome(StrEnum):
 
     KEEP = "Keep"
     REMOVE = "Remove"
+
+
+class GrantStatus(StrEnum):
+    """Where one target of one activation stands in the system that holds the real access
+    (Graph's words where it has them). A revoke moves a row on from Provisioned."""
+
+    PENDING_PROVISIONING = "PendingProvisioning"
+    PROVISIONED = "Provisioned"
+    FAILED = "Failed"  # gave up: a permanent error, or too many attempts (see `phase`)
+    PENDING_REVOKE = "PendingRevoke"
+    REVOKED = "Revoked"
+    CANCELED = "Canceled"  # ended before the grant was ever tried: nothing to take back

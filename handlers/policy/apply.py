@@ -128,6 +128,8 @@ async def export_policy(uow: UnitOfWork) -> str:
         settings = RoleSettings.from_mapping(r.settings).to_policy()
         if settings:
             role["settings"] = settings
+        if r.grant_targets:
+            role["grant"] = r.grant_targets
         doc["roles"].append(role)
     doc["assignments"] = []
     for sched in sorted(schedules, key=lambda x: (x.principal.email, x.role_id, x.kind)):

@@ -13,6 +13,7 @@ from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.assignment import NewAssignment, end_schedule, record_assignments
+from handlers.policy.grants import stored as stored_grants
 from handlers.policy.plan import PAST, PlanDraft, chunked
 from handlers.policy.reviews_section import carry_reviews
 from handlers.records import Audited, audit_many
@@ -65,12 +66,14 @@ async def _roles(s: AsyncSession, draft: PlanDraft) -> None:
     for specs in chunked(work.new_roles):
         await s.execute(insert(Role), [
             {"id": r.id, "display_name": r.name, "description": r.description,
-             "settings": r.settings.to_mapping(), "from_policy": True, "created_at": now}
+             "settings": r.settings.to_mapping(), "from_policy": True, "created_at": now,
+             "grant_targets": stored_grants(r.grants)}
             for r in specs])
     for specs in chunked(work.role_updates):
         await s.execute(update(Role), [
             {"id": r.id, "display_name": r.name, "description": r.description,
-             "settings": r.settings.to_mapping()} for r in specs])
+             "settings": r.settings.to_mapping(), "grant_targets": stored_grants(r.grants)}
+            for r in specs])
 
 
 async def _end_schedules(s: AsyncSession, draft: PlanDraft) -> None:

@@ -15,7 +15,9 @@ from typing import Any
 import yaml
 
 from handlers.errors import PolicyError
+from handlers.grants.provider import Target
 from handlers.policy.checker import Checker, shown
+from handlers.policy.grants import check_grants
 from handlers.policy.limits import DEFAULT_MAX_BYTES, too_big
 from handlers.policy.reviews_section import check_reviews
 from handlers.policy.yaml_lines import LineList, LineMap
@@ -26,7 +28,7 @@ from vocab.states import ScheduleKind
 
 TOP_LEVEL = ("admins", "principals", "roles", "assignments", "reviews")
 _PRINCIPAL_KEYS = ("email", "name", "slack_id", "teams_id")
-_ROLE_KEYS = ("id", "name", "description", "settings")
+_ROLE_KEYS = ("id", "name", "description", "settings", "grant")
 _ASSIGNMENT_KEYS = ("principal", "role", "type", "end")
 _KINDS = (ScheduleKind.ELIGIBLE.value, ScheduleKind.ACTIVE.value)
 _ROLE_ID = re.compile(r"[a-z0-9][a-z0-9\-_.]*")
@@ -50,6 +52,7 @@ class RoleSpec:
     description: str
     settings: RoleSettings
     line: int
+    grants: tuple[Target, ...] = ()  # handlers.policy.grants
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,9 +205,11 @@ def _roles(check: Checker, root: LineMap, emails: set[str]) -> dict[str, RoleSpe
         description = check.text(item, "description", path, required=False,
                                  multiline=True) or ""
         settings = _settings(check, item, path, emails)
+        grants = check_grants(check, item, path)
         if role_id is not None:
-            out[role_id] = (RoleSpec(role_id, name, description, settings, item.line)
-                            if name is not None and settings is not None else None)
+            out[role_id] = (RoleSpec(role_id, name, description, settings, item.line, grants)
+                            if name is not None and settings is not None
+                            and grants is not None else None)
     return out
 
 

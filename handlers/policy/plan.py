@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.durations import format_duration
 from handlers.policy.file import AssignmentSpec, PolicyDoc, PrincipalSpec, RoleSpec
+from handlers.policy.grants import stored as stored_grants
 from handlers.reviews.definitions import ReviewSpec
 from handlers.settings import RoleSettings, SettingsError
 from storage.models import Principal, Role
@@ -163,18 +164,25 @@ async def plan_roles(s: AsyncSession, doc: PolicyDoc, draft: PlanDraft) -> None:
         current = existing.get(spec.id)
         if current is None:
             draft.add(CREATE, "role", spec.id, f"{spec.id} ({spec.name})", name=spec.name,
-                      description=spec.description, settings=spec.settings.to_policy())
+                      description=spec.description, settings=spec.settings.to_policy(),
+                      **_grant_detail(spec))
             draft.work.new_roles.append(spec)
             continue
         diff = _diff({"name": (current.display_name, spec.name),
                       "description": (current.description, spec.description)})
         diff.update(_settings_diff(current.settings, spec.settings))
+        diff.update(_diff({"grant": (current.grant_targets, stored_grants(spec.grants))}))
         if not diff:
             continue
         if current.display_name != spec.name:
             draft.work.release_roles.append(spec.id)
         draft.add(UPDATE, "role", spec.id, f"{spec.id}: {_describe(diff)}", **_audited(diff))
         draft.work.role_updates.append(spec)
+
+
+def _grant_detail(spec: RoleSpec) -> dict[str, Any]:
+    """A new role's targets, in the plan's details (and so in its audit event)."""
+    return {"grant": stored_grants(spec.grants)} if spec.grants else {}
 
 
 def _settings_diff(stored: dict[str, Any], new: RoleSettings) -> dict[str, tuple[Any, Any]]:
