@@ -17,7 +17,7 @@ from handlers.commands import UserRef
 from handlers.directory import find_role, require_principal, resolve_user, settings_of
 from handlers.durations import MAX_DURATION
 from handlers.errors import AlreadyActive, Forbidden, InvalidInput, NotActive
-from handlers.grants.state import revoke_grants
+from handlers.grants.state import Holding, open_many, revoke_grants
 from handlers.lifecycle import EXPIRE, WARN, end_timers
 from handlers.present import role_ref
 from handlers.records import (
@@ -182,6 +182,9 @@ async def record_assignments(
                                    request_id=request_id, payload=payload))
     if timers:
         await s.execute(insert(Timer), timers)
+    await open_many(s, now=now, items=[
+        Holding(schedule_id, request_id, g.principal.id, g.role) for g, request_id, schedule_id
+        in zip(grants, request_ids, schedule_ids, strict=True) if g.kind == ScheduleKind.ACTIVE])
     await audit_many(s, at=now, events=events)
     await s.execute(insert(OutboxMessage), messages)
     return schedule_ids

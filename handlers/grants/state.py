@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, insert, or_, select, update
@@ -32,17 +33,32 @@ async def open_grants(
 ) -> list[str]:
     """Queue the grants of an activation that takes effect now; return the lines its card
     shows ("Entra: provisioning…"). A role without `grant:` queues nothing."""
-    targets = targets_of(role.grant_targets)
-    if not targets:
-        return []
-    await session.execute(insert(Grant), [{
-        "grant_id": uuid.uuid4().hex, "schedule_id": schedule.id,
-        "request_id": schedule.request_id, "principal_id": schedule.principal_id,
-        "role_id": role.id, "kind": t.kind, "target": to_json(t), "phase": GRANT,
-        "status": GrantStatus.PENDING_PROVISIONING, "attempts": 0, "next_attempt_at": now,
-        "created_at": now} for t in targets])
-    note_queued(session)
-    return [f"{PLACE[t.kind]}: provisioning…" for t in targets]
+    await open_many(session, items=[Holding(schedule.id, schedule.request_id,
+                                            schedule.principal_id, role)], now=now)
+    return [f"{PLACE[t.kind]}: provisioning…" for t in targets_of(role.grant_targets)]
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """An active schedule about to take effect: what its grant rows are made of."""
+
+    schedule_id: int
+    request_id: int | None
+    principal_id: int
+    role: Role
+
+
+async def open_many(session: AsyncSession, *, items: Sequence[Holding], now: datetime) -> None:
+    """Queue the grants of many active schedules in one INSERT (admin and policy assignments)."""
+    rows = [{"grant_id": uuid.uuid4().hex, "schedule_id": h.schedule_id,
+             "request_id": h.request_id, "principal_id": h.principal_id, "role_id": h.role.id,
+             "kind": t.kind, "target": to_json(t), "phase": GRANT,
+             "status": GrantStatus.PENDING_PROVISIONING, "attempts": 0,
+             "next_attempt_at": now, "created_at": now}
+            for h in items for t in targets_of(h.role.grant_targets)]
+    if rows:
+        await session.execute(insert(Grant), rows)
+        note_queued(session)
 
 
 async def revoke_grants(
