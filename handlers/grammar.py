@@ -245,9 +245,12 @@ def _remove(cur: Cursor) -> commands.Command:
     return commands.Remove(user, role, kind)
 
 
+_GRANTS_FILTER = "failed"  # a word of the grammar, not a stored state
+
+
 def _grants(cur: Cursor) -> commands.Command:
     word = cur.word()
-    if word is not None and word.lower() != "failed":
+    if word is not None and word.lower() != _GRANTS_FILTER:
         raise cur.fail(f"grants takes only the word failed, not {word!r}")
     cur.done()
     return commands.Grants(failed=word is not None)

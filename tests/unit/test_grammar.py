@@ -17,6 +17,7 @@ from handlers.commands import (
     Deny,
     Digest,
     Extend,
+    Grants,
     Help,
     Link,
     Remove,
@@ -226,7 +227,7 @@ ASSIGN = "Usage: assign USER ROLE eligible|active [DURATION|until DATE] [JUSTIFI
             "xyz",
             "unknown command 'xyz'. Usage: one of help, roles, activate, requests, cancel, "
             "approvals, approve, deny, deactivate, assign, remove, audit, digest, link, extend, "
-            "reviews, review",
+            "reviews, review, grants",
         ),
         ("/pimroles", "unknown command '/pimroles'. Usage: one of " + ", ".join(USAGE)),
         ("roles mine", "roles takes nothing after it (got 'mine'). Usage: roles"),
@@ -438,7 +439,7 @@ def test_usage_lines_match_the_design() -> None:
     assert list(USAGE) == [
         "help", "roles", "activate", "requests", "cancel", "approvals", "approve",
         "deny", "deactivate", "assign", "remove", "audit", "digest", "link", "extend",
-        "reviews", "review",
+        "reviews", "review", "grants",
     ]  # fmt: skip
 
 
@@ -453,7 +454,7 @@ def test_help_text_lists_every_usage_once() -> None:
 
 COMMAND_CLASSES = (
     Help, Roles, Activate, Requests, Cancel, Approvals, Approve, Deny, Deactivate, Assign, Remove,
-    Audit, Digest, Link, Extend, Reviews, Review,
+    Audit, Digest, Link, Extend, Reviews, Review, Grants,
 )  # fmt: skip
 
 # Plain st.text() rarely gets past the command word, so also build text from the grammar's own
