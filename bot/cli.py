@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from bot.cli_audit import AuditUsageError, add_audit_parser, check_arguments, run_audit
+from bot.cli_grants import add_grants_parser, cmd_grants
 from bot.cli_review import add_review_parser, run_review
 from bot.config import ConfigError, Settings
 from bot.console import Console
@@ -72,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_audit_parser(sub)
     add_review_parser(sub)
+    add_grants_parser(sub)
 
     digest = sub.add_parser("digest", help="the admins' periodic digest").add_subparsers(
         dest="digest_command", required=True, metavar="preview|send")
@@ -367,6 +369,11 @@ async def cmd_people(args: argparse.Namespace, settings: Settings) -> int:
     return await _with_runtime(settings, body, prepare=False)
 
 
+async def cmd_grants_table(args: argparse.Namespace, settings: Settings) -> int:
+    return await _with_runtime(settings, lambda runtime: cmd_grants(args, settings, runtime),
+                               prepare=False)
+
+
 def _operator() -> str:
     """Who ran the CLI, for the audit log (whoever can run it holds the database anyway)."""
     try:
@@ -379,6 +386,7 @@ _COMMANDS: dict[str, Command] = {
     "serve": cmd_serve, "console": cmd_console, "policy": cmd_policy, "db": cmd_db,
     "audit": cmd_audit, "digest": cmd_digest, "teams": cmd_teams, "people": cmd_people,
     "review": cmd_review,
+    "grants": cmd_grants_table,
 }
 
 

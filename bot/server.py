@@ -12,6 +12,7 @@ from aiohttp.web_response import StreamResponse
 from sqlalchemy import text
 
 from bot.runtime import Runtime
+from storage.grant_claims import grants_failed
 from storage.migrate import revision_status
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ async def healthz(request: web.Request) -> web.Response:
         async with runtime.uow.read() as s:  # a health probe never waits for the write lock
             await s.execute(text("SELECT 1"))
         current, head = await revision_status(runtime.uow.engine)
+        failed = await _grants_failed(runtime) if current == head else None
     except Exception as err:  # health must answer, whatever is broken
         logger.warning("health check: database unreachable: %s", err)
         return web.json_response(
@@ -58,9 +60,14 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(
         {"status": "ok" if ok else "degraded", "database": runtime.uow.dialect,
          "schema": current, "schema_head": head,
-         "transports": [t.name for t in runtime.transports]},
+         "transports": [t.name for t in runtime.transports], "grants_failed": failed},
         status=200 if ok else 503,
     )
+
+
+async def _grants_failed(runtime: Runtime) -> int:
+    async with runtime.uow.read() as s:
+        return await grants_failed(s)
 
 
 def make_app(runtime: Runtime) -> web.Application:

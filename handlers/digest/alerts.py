@@ -16,6 +16,7 @@ from sqlalchemy.orm import aliased
 
 from cards.views import AlertLine
 from handlers.digest import queries as q
+from handlers.grants.health import failed_grants_alert
 from handlers.reviews.definitions import ReviewSpec
 from handlers.settings import RoleSettings, SettingsError
 from storage.models import Principal, ReviewDefinition, Role, Schedule
@@ -56,6 +57,7 @@ async def compute_alerts(
         *await frequent_activation(s, now=now, thresholds=thresholds),
         *await stale_eligibility(s, now=now, days=thresholds.stale_eligibility_days),
         *await unchecked_roles(s),
+        *await failed_grants_alert(s),
     ]
     return tuple(sorted(lines, key=lambda a: (_ORDER[a.severity], a.code)))
 

@@ -16,7 +16,7 @@ import re
 from urllib.parse import urlsplit
 
 from handlers.grants.provider import TARGET_KINDS, Target
-from handlers.grants.targets import describe, to_json
+from handlers.grants.targets import describe, from_json, to_json
 from handlers.policy.checker import Checker, shown
 from handlers.policy.yaml_lines import LineList, LineMap
 
@@ -129,3 +129,13 @@ def _https(url: str) -> bool:
 def stored(targets: tuple[Target, ...]) -> list[dict[str, str]] | None:
     """What the role row keeps (None: no `grant:`), in the file's own spelling."""
     return [to_json(t) for t in targets] or None
+
+
+def shown_grants(raw: list[dict[str, str]] | None) -> tuple[str, ...]:
+    """A role's targets as the plan shows them, e.g. ("webhook https://…",)."""
+    return tuple(describe(from_json(t)) for t in raw or ())
+
+
+def granted(targets: tuple[Target, ...]) -> str:
+    """The tail of a new role's plan line: where its activations take effect."""
+    return "; grant: " + ", ".join(describe(t) for t in targets) if targets else ""

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.durations import format_duration
 from handlers.policy.file import AssignmentSpec, PolicyDoc, PrincipalSpec, RoleSpec
+from handlers.policy.grants import granted, shown_grants
 from handlers.policy.grants import stored as stored_grants
 from handlers.reviews.definitions import ReviewSpec
 from handlers.settings import RoleSettings, SettingsError
@@ -163,7 +164,8 @@ async def plan_roles(s: AsyncSession, doc: PolicyDoc, draft: PlanDraft) -> None:
     for spec in doc.roles:
         current = existing.get(spec.id)
         if current is None:
-            draft.add(CREATE, "role", spec.id, f"{spec.id} ({spec.name})", name=spec.name,
+            draft.add(CREATE, "role", spec.id, f"{spec.id} ({spec.name}){granted(spec.grants)}",
+                      name=spec.name,
                       description=spec.description, settings=spec.settings.to_policy(),
                       **_grant_detail(spec))
             draft.work.new_roles.append(spec)
@@ -171,7 +173,8 @@ async def plan_roles(s: AsyncSession, doc: PolicyDoc, draft: PlanDraft) -> None:
         diff = _diff({"name": (current.display_name, spec.name),
                       "description": (current.description, spec.description)})
         diff.update(_settings_diff(current.settings, spec.settings))
-        diff.update(_diff({"grant": (current.grant_targets, stored_grants(spec.grants))}))
+        diff.update(_diff({"grant": (shown_grants(current.grant_targets), shown_grants(
+            stored_grants(spec.grants)))}))
         if not diff:
             continue
         if current.display_name != spec.name:
