@@ -44,6 +44,9 @@ class Settings:
     audit_key: str | None = field(default=None, repr=False)
     # Signs grant webhooks (Standard Webhooks, `whsec_…`). A secret: never logged.
     webhook_secret: str | None = field(default=None, repr=False)
+    # How long a claimed grant call may take before another worker may retry it (a worker
+    # that died mid-call is noticed after this). Longer than any provider's timeout.
+    grant_lease_seconds: float = 120.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -94,6 +97,8 @@ class Settings:
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
             audit_key=_audit_key(get("PIM_AUDIT_KEY")),
             webhook_secret=_webhook_secret(get("PIM_WEBHOOK_SECRET")),
+            grant_lease_seconds=_positive_float(get("PIM_GRANT_LEASE_SECONDS"),
+                                                "PIM_GRANT_LEASE_SECONDS", 120.0),
         )
 
 
@@ -112,7 +117,8 @@ def _webhook_secret(raw: str | None) -> str | None:
     if raw is None:
         return None
     try:
-        key = base64.b64decode(raw.removeprefix("whsec_") + "==", validate=True)
+        body = raw.removeprefix("whsec_")
+        key = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
     except (binascii.Error, ValueError):
         key = b""
     if not raw.startswith("whsec_") or len(key) < 16:

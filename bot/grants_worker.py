@@ -33,7 +33,9 @@ class GrantsWorker:
     def __init__(
         self, uow: UnitOfWork, clock: Clock, providers: Mapping[str, Provider], *, worker: str,
         batch: int = 50, concurrency: int = 16, max_seconds: float = 5.0,
+        lease: timedelta = LEASE,
     ) -> None:
+        self.lease = lease
         self.uow, self.clock, self.worker = uow, clock, worker
         self.providers = dict(providers)
         self.batch, self.max_seconds = batch, max_seconds
@@ -61,7 +63,7 @@ class GrantsWorker:
     async def _claim(self) -> list[tuple[Grant, GrantJob]]:
         async with self.uow.transaction() as s:
             now = self.clock.now()
-            rows = await claim_grants(s, now=now, worker=self.worker, lease_until=now + LEASE,
+            rows = await claim_grants(s, now=now, worker=self.worker, lease_until=now + self.lease,
                                       limit=self.batch, kinds=list(self.providers))
             jobs = {j.grant_id: j for j in await jobs_for(s, rows)}
         return [(g, jobs[g.grant_id]) for g in rows if g.grant_id in jobs]

@@ -7,6 +7,7 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import event
@@ -146,7 +147,8 @@ class Runtime:
                                sweep_seconds=self.settings.sweep_seconds, digest=digest,
                                timer_actions=self.timer_actions)
         self.sweeper.start()
-        self.grants = GrantsWorker(self.uow, self.clock, self.providers, worker=name)
+        self.grants = GrantsWorker(self.uow, self.clock, self.providers, worker=name,
+                                   lease=timedelta(seconds=self.settings.grant_lease_seconds))
         self.grants.start(poll_seconds=min(self.settings.sweep_seconds, 2.0))
 
     def poke(self) -> None:

@@ -2,7 +2,7 @@
 
 Every request is verified with `standardwebhooks` (a bad signature gets 401 and is counted).
 What it answers is scripted: `script` is a queue of behaviours for the next requests
-("429", "503", "500", "400", "hang"), then 200; `per_second` throttles like Graph (429 with
+("429", "503", "500", "400", "hang"), then 200 (after `delay`); `per_second` throttles like Graph (429 with
 Retry-After); `reject` names grant ids always refused with 400. `deliveries` lists every
 event it accepted; a receiver acts on a `webhook-id` once, so `effects` counts distinct ids.
 """
@@ -38,6 +38,7 @@ class WebhookReceiver:
     per_second: float | None = None
     reject: set[str] = field(default_factory=set)
     hang_seconds: float = 30.0
+    delay: float = 0.0  # after acting on an event, before answering: calls stay in flight
     deliveries: list[Delivery] = field(default_factory=list)
     answers: Counter[str] = field(default_factory=Counter)
     bad_signatures: int = 0
@@ -95,6 +96,8 @@ class WebhookReceiver:
             return self._answer(behaviour, web.Response(status=int(behaviour), text="no"))
         self.deliveries.append(Delivery(request.headers["webhook-id"], body["type"],
                                         body["data"]["grant_id"], body))
+        if self.delay:
+            await asyncio.sleep(self.delay)
         return self._answer("200", web.json_response({"ok": True}))
 
     def _throttle(self) -> int | None:
