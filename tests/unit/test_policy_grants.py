@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import pytest
 from sqlalchemy import select
 
+from handlers.clock import FixedClock
 from handlers.policy import export_policy
+from storage.db import make_engine
 from storage.models import Role
-from tests.unit.test_policy import Db, db  # noqa: F401  (the fixture)
+from storage.uow import UnitOfWork
+from tests.unit.test_policy import T0, Db
 
 HEAD = """\
 admins: [alice@contoso.com]
@@ -33,6 +39,15 @@ GOOD = HEAD + """\
   - id: plain
     name: Plain Role
 """
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Db]:
+    engine = make_engine(db_url)
+    try:
+        yield Db(UnitOfWork(engine), FixedClock(T0))
+    finally:
+        await engine.dispose()
 
 
 async def test_grant_targets_are_planned_applied_and_exported(db: Db):
