@@ -74,8 +74,10 @@ class GrantsWorker:
             try:
                 await (provider.grant(job) if job.action == "grant" else provider.revoke(job))
             except ProviderError as err:
-                logger.warning("%s %s (%s) failed: %s", job.action, job.grant_id,
-                               job.target.kind, err)
+                # Being told to wait (429) is the remote pacing us, not a failure.
+                level = logging.INFO if err.retry_after is not None else logging.WARNING
+                logger.log(level, "%s %s (%s) failed: %s", job.action, job.grant_id,
+                           job.target.kind, err)
                 return Outcome(row, job, err)
             except Exception as err:  # the network edge: anything else is retried
                 logger.warning("%s %s (%s) failed: %r", job.action, job.grant_id,

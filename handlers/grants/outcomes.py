@@ -49,15 +49,16 @@ async def _done(session: AsyncSession, o: Outcome, *, worker: str, now: datetime
     values = ({"status": GrantStatus.PROVISIONED, "provisioned_at": now, "last_error": None}
               if granted else {"status": GrantStatus.REVOKED, "revoked_at": now,
                                "last_error": None})
-    if not await settle(session, grant_id=row.id, worker=worker, status=_expected(job),
-                        values=values):
+    settled = await settle(session, grant_id=row.id, worker=worker, status=_expected(job),
+                           values=values)
+    if not settled:
         # A revoke came in while the grant call was out: it runs next, now.
         await release(session, grant_id=row.id, worker=worker, now=now)
     await audit(session, at=now, actor=SYSTEM_ACTOR,
                 action="grant.provisioned" if granted else "grant.revoked",
                 target=f"{job.person.email}/{job.role_id}", grant=job.grant_id,
                 request=job.request_id, kind=job.target.kind, target_ref=describe(job.target))
-    if granted:
+    if granted and settled:  # not "active in …" for access that is being taken back
         notify(session, now=now, recipients=[await _person(session, row)],
                request_id=row.request_id, note=Notification(
                    kind=v.GRANT_STATUS, role=RoleRef(id=job.role_id, name=job.role_name),

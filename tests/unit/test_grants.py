@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 
 from bot.grants_worker import GrantsWorker
 from bot.providers.webhook import WebhookProvider
+from handlers.digest.alerts import compute_alerts
 from handlers.grants.admin import grant_lines
 from handlers.timers import lifecycle_actions, run_due_timers
 from storage.audit import verify_chain
@@ -172,6 +173,9 @@ async def test_permanent_refusal_fails_alerts_and_is_listed(eng):
         assert "Failed · bob@contoso.com · global-admin · webhook" in answer.text
         refused = await say(eng, BOB, "grants")
         assert not refused.ok and "Only admins" in refused.text
+        alerts = await compute_alerts(eng.uow, now=eng.clock.now())
+        (stuck,) = [a for a in alerts if a.code == "grants_failed"]
+        assert stuck.severity == "high" and stuck.text.startswith("1 grant is stuck in Failed")
         await close(w)
     async with eng.uow.read() as s:
         assert (await verify_chain(s)).ok
