@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 
 from bot.config import Settings
-from bot.providers.webhook import WebhookProvider
 from handlers.grants.provider import Provider
 
 logger = logging.getLogger(__name__)
@@ -16,6 +15,9 @@ logger = logging.getLogger(__name__)
 def providers_from(settings: Settings) -> dict[str, Provider]:
     providers: dict[str, Provider] = {}
     if settings.webhook_secret:
+        # aiohttp's client loads only when a provider needs it (the CLI stays quick).
+        from bot.providers.webhook import WebhookProvider
+
         providers["webhook"] = WebhookProvider(secret=settings.webhook_secret)
     return providers
 

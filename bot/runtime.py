@@ -23,6 +23,7 @@ from handlers.chat import Commands, command_table
 from handlers.clock import Clock, SystemClock
 from handlers.digest.send import DIGEST_TIMER, digest_timer_action
 from handlers.grants.provider import Provider
+from handlers.grants.state import revoke_removed
 from handlers.policy import apply_policy, read_policy_file
 from handlers.reviews.apply import RemovalHook
 from handlers.reviews.timers import review_actions
@@ -95,7 +96,8 @@ class Runtime:
     timer_actions: TimerActions = field(default_factory=lifecycle_actions)
     # Revokes the real access behind assignments a review removed (see build()).
     review_removal_hook: RemovalHook | None = None
-    # One provider per grant target kind (bot.grant_providers); tests put in their own.
+    # One provider per grant target kind (bot.grant_providers, at start_background);
+    # tests put in their own.
     providers: dict[str, Provider] = field(default_factory=dict)
     grants: GrantsWorker | None = None
 
@@ -104,12 +106,11 @@ class Runtime:
         # The digest (sent by the sweeper, previewed with `digest`) in PIM_TIMEZONE.
         options = digest_options(settings)
         uow = UnitOfWork(make_engine(settings.database_url), audit_key=_audit_key(settings))
-        # Where a grant engine revokes the real access behind assignments an access review
-        # removed (the scheduled end and `pim-bot review end` alike). None: no grant engine
-        # yet, so a removal ends the assignment in pim-bot only.
-        removal_hook: RemovalHook | None = None
+        # The grant engine revokes the real access behind assignments an access review
+        # removed (the scheduled end and `pim-bot review end` alike), in the same transaction.
+        removal_hook: RemovalHook | None = revoke_removed
         return cls(settings=settings, uow=uow, clock=clock or SystemClock(),
-                   commands=command_table(digest=options), providers=providers_from(settings),
+                   commands=command_table(digest=options),
                    timer_actions={**lifecycle_actions(),
                                   DIGEST_TIMER: one_by_one(digest_timer_action(options)),
                                   **review_actions(on_removed=removal_hook)},
@@ -147,6 +148,8 @@ class Runtime:
                                sweep_seconds=self.settings.sweep_seconds, digest=digest,
                                timer_actions=self.timer_actions)
         self.sweeper.start()
+        # Built here, not in build(): only serve calls the providers (and loads aiohttp).
+        self.providers = self.providers or providers_from(self.settings)
         self.grants = GrantsWorker(self.uow, self.clock, self.providers, worker=name,
                                    lease=timedelta(seconds=self.settings.grant_lease_seconds))
         self.grants.start(poll_seconds=min(self.settings.sweep_seconds, 2.0))

@@ -95,3 +95,8 @@ async def revoke_request_grants(session: AsyncSession, *, request_id: int, now: 
     """Cancel after grant: whatever the request's activation was granted is taken back."""
     ids = list(await session.scalars(select(Schedule.id).where(Schedule.request_id == request_id)))
     await revoke_grants(session, schedule_ids=ids, now=now)
+
+
+async def revoke_removed(session: AsyncSession, schedule_ids: Sequence[int], now: datetime) -> None:
+    """The access reviews' removal hook: a review that removes assignments revokes them."""
+    await revoke_grants(session, schedule_ids=schedule_ids, now=now)
