@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 
 from handlers.clock import Clock
@@ -33,9 +33,11 @@ class GrantsWorker:
     def __init__(
         self, uow: UnitOfWork, clock: Clock, providers: Mapping[str, Provider], *, worker: str,
         batch: int = 50, concurrency: int = 16, max_seconds: float = 5.0,
-        lease: timedelta = LEASE,
+        lease: timedelta = LEASE, poke: Callable[[], None] | None = None,
     ) -> None:
         self.lease = lease
+        # Wakes the outbox after a round wrote notices ("active in Entra", "failed: …").
+        self.poke_outbox = poke
         self.uow, self.clock, self.worker = uow, clock, worker
         self.providers = dict(providers)
         self.batch, self.max_seconds = batch, max_seconds
@@ -57,6 +59,8 @@ class GrantsWorker:
                 now = self.clock.now()
                 for outcome in outcomes:
                     await record(s, outcome, worker=self.worker, now=now)
+            if self.poke_outbox is not None:
+                self.poke_outbox()
             done += sum(1 for o in outcomes if o.error is None)
         return done
 

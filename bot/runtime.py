@@ -151,7 +151,8 @@ class Runtime:
         # Built here, not in build(): only serve calls the providers (and loads aiohttp).
         self.providers = self.providers or providers_from(self.settings)
         self.grants = GrantsWorker(self.uow, self.clock, self.providers, worker=name,
-                                   lease=timedelta(seconds=self.settings.grant_lease_seconds))
+                                   lease=timedelta(seconds=self.settings.grant_lease_seconds),
+                                   poke=self.sweeper.poke)
         self.grants.start(poll_seconds=min(self.settings.sweep_seconds, 2.0))
 
     def poke(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import math
+import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -117,3 +118,23 @@ class WebhookReceiver:
         self.answers[key] += 1
         return response
 
+
+
+class ThreadedReceiver:
+    """A WebhookReceiver on its own event loop in a thread, for tests that block on a
+    subprocess (`run_pim`) while the receiver answers it."""
+
+    def __init__(self, **options: Any) -> None:
+        self.receiver = WebhookReceiver(**options)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def __enter__(self) -> WebhookReceiver:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.receiver.__aenter__(), self._loop).result(10)
+        return self.receiver
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.receiver.__aexit__(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
