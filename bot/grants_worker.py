@@ -14,19 +14,21 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 from handlers.clock import Clock
 from handlers.grants.jobs import jobs_for
 from handlers.grants.outcomes import Outcome, record
-from handlers.grants.provider import GrantJob, Provider, ProviderError
+from handlers.grants.provider import GrantJob, Provider, ProviderError, Target
 from storage.grant_claims import claim_grants, next_grant_due
 from storage.models import Grant
 from storage.uow import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=120)  # longer than any provider's own timeout
+LEASE = timedelta(seconds=120)
+_NEVER = datetime.min.replace(tzinfo=UTC)  # longer than any provider's own timeout
 
 
 class GrantsWorker:
@@ -45,6 +47,7 @@ class GrantsWorker:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._quiet_until: dict[str, datetime] = {}  # pace key -> until when
 
     async def run_once(self) -> int:
         """Work off what is due now, a claimed batch at a time; return how many calls
@@ -74,12 +77,23 @@ class GrantsWorker:
 
     async def _call(self, row: Grant, job: GrantJob) -> Outcome:
         provider = self.providers[job.target.kind]
+        key = _pace_key(job.target)
         async with self._slots:
+            # Once a remote said "slow down", its other calls wait out the same Retry-After
+            # without being sent (and without using an attempt).
+            quiet = (self._quiet_until.get(key, _NEVER) - self.clock.now()).total_seconds()
+            if quiet > 0:
+                return Outcome(row, job, ProviderError("paced: the remote asked us to wait",
+                                                       retry_after=quiet))
             try:
                 await (provider.grant(job) if job.action == "grant" else provider.revoke(job))
             except ProviderError as err:
                 # Being told to wait (429) is the remote pacing us, not a failure.
                 level = logging.INFO if err.retry_after is not None else logging.WARNING
+                if err.retry_after is not None:
+                    self._quiet_until[key] = max(
+                        self._quiet_until.get(key, _NEVER),
+                        self.clock.now() + timedelta(seconds=err.retry_after))
                 logger.log(level, "%s %s (%s) failed: %s", job.action, job.grant_id,
                            job.target.kind, err)
                 return Outcome(row, job, err)
@@ -133,3 +147,11 @@ class GrantsWorker:
         if due is None:
             return poll_seconds
         return min(poll_seconds, max(0.0, (due - self.clock.now()).total_seconds()))
+
+
+def _pace_key(target: Target) -> str:
+    """What one Retry-After applies to: a webhook's host, or a whole provider (Graph, ARM and
+    Slack limit per application)."""
+    if target.kind == "webhook":
+        return f"webhook:{urlsplit(target.ref).netloc}"
+    return target.kind

@@ -221,3 +221,21 @@ def test_a_bad_webhook_secret_is_refused_at_start(secret):
         return
     with pytest.raises(ConfigError, match="PIM_WEBHOOK_SECRET must be whsec_"):
         Settings.from_env({"PIM_WEBHOOK_SECRET": secret})
+
+
+async def test_a_retry_after_paces_the_other_calls_to_that_receiver(eng):
+    async with WebhookReceiver(script=["429"]) as hook:
+        await with_webhook(eng, hook.url)
+        await approve_bob(eng)
+        rid = (await say(eng, CAROL, "activate global-admin 1h rotate keys")).request.id
+        await say(eng, ALICE, f"approve {rid} ok")
+        w = GrantsWorker(eng.uow, eng.clock, {"webhook": WebhookProvider(secret=SECRET)},
+                         worker="w1", concurrency=1)
+        assert await w.run_once() == 0
+        assert sum(hook.answers.values()) == 1  # the second call waited instead of bouncing
+        assert {(g.status, g.attempts) for g in await rows(eng)} == {
+            (GrantStatus.PENDING_PROVISIONING, 0)}
+        eng.clock.advance(timedelta(seconds=1))
+        assert await w.run_once() == 2
+        assert hook.answers == {"429": 1, "200": 2}
+        await close(w)
