@@ -25,6 +25,7 @@ from bot.cli_review import add_review_parser, run_review
 from bot.config import ConfigError, Settings
 from bot.console import Console
 from bot.digest_schedule import digest_options
+from bot.grant_providers import providers_from
 from bot.outbox import Transport
 from bot.runtime import Runtime
 from cards.text import render
@@ -151,6 +152,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             transports.append(teams.transport)
             mount_teams(web_app, teams)
             logger.info("Teams: Bot Framework on POST /api/messages")
+        runtime.providers = providers_from(settings)
         runtime.start_background(transports)
         if slack is not None and slack.socket_mode is not None:
             await slack.socket_mode.connect_async()
@@ -192,6 +194,7 @@ async def cmd_console(args: argparse.Namespace, settings: Settings) -> int:
 
     async def body(runtime: Runtime) -> int:
         console = Console(runtime, actor=args.actor)
+        runtime.providers = providers_from(settings)
         runtime.start_background([console.transport])
         await console.run(sys.stdin)
         return 0
@@ -410,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         # stdout at nothing so the interpreter's final flush does not complain either.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (PimError, OSError, AuditUsageError, AuditKeyError) as err:
+    except (PimError, OSError, AuditUsageError, AuditKeyError, ConfigError) as err:
         print(f"pim-bot: {err}", file=sys.stderr)
         return 2
     except UnicodeDecodeError as err:

@@ -15,7 +15,6 @@ from sqlalchemy.engine import make_url
 
 from bot.config import Settings
 from bot.digest_schedule import DigestSchedule, digest_options, digest_trigger
-from bot.grant_providers import close_providers, providers_from
 from bot.grants_worker import GrantsWorker
 from bot.outbox import OutboxWorker, Transport
 from bot.scheduler import Sweeper
@@ -96,8 +95,9 @@ class Runtime:
     timer_actions: TimerActions = field(default_factory=lifecycle_actions)
     # Revokes the real access behind assignments a review removed (see build()).
     review_removal_hook: RemovalHook | None = None
-    # One provider per grant target kind (bot.grant_providers, at start_background);
-    # tests put in their own.
+    # One provider per grant target kind: `serve` and `console` put in those of
+    # bot.grant_providers (not here: bot.teams imports this module, and the Slack user group
+    # provider lives in bot.slack); tests put in their own.
     providers: dict[str, Provider] = field(default_factory=dict)
     grants: GrantsWorker | None = None
 
@@ -148,8 +148,6 @@ class Runtime:
                                sweep_seconds=self.settings.sweep_seconds, digest=digest,
                                timer_actions=self.timer_actions)
         self.sweeper.start()
-        # Built here, not in build(): only serve calls the providers (and loads aiohttp).
-        self.providers = self.providers or providers_from(self.settings)
         self.grants = GrantsWorker(self.uow, self.clock, self.providers, worker=name,
                                    lease=timedelta(seconds=self.settings.grant_lease_seconds),
                                    poke=self.sweeper.poke)
@@ -166,7 +164,10 @@ class Runtime:
             await self.sweeper.stop()
         if self.grants is not None:
             await self.grants.stop()
-        await close_providers(self.providers)
+        for provider in self.providers.values():  # each closes its HTTP session
+            close = getattr(provider, "close", None)
+            if close is not None:
+                await close()
         for chat_uow in self.chat_uows.values():
             await chat_uow.engine.dispose()
         await self.uow.engine.dispose()
