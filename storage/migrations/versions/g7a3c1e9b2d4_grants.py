@@ -1,7 +1,7 @@
 """grants: a role's grant targets, and one durable grant row per target of an activation
 
 Revision ID: g7a3c1e9b2d4
-Revises: o1a2b3c4d5e6
+Revises: r7e1a2b3c4d5
 Create Date: 2026-11-30 13:50:00
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import storage.types
 
 revision = 'g7a3c1e9b2d4'
-down_revision = 'o1a2b3c4d5e6'
+down_revision = 'r7e1a2b3c4d5'
 branch_labels = None
 depends_on = None
 
