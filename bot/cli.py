@@ -126,6 +126,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from bot.server import AccessLog, make_app
     from bot.slack.app import build_slack, log_workspace, mount, slack_missing
+    from bot.slack.workspace_source import workspace_source
     from bot.teams.adapter import teams_missing
     from bot.teams.app import build_teams
     from bot.teams.app import mount as mount_teams
@@ -140,6 +141,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             logger.info("Slack is not started: %s", why)
         else:
             slack = build_slack(settings, runtime.chat())
+            runtime.slack_people = workspace_source(settings)  # `directory: [{slack: …}]`
             await log_workspace(settings, slack.app)
             transports.append(slack.transport)
             if settings.slack_signing_secret:

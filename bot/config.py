@@ -7,10 +7,12 @@ import binascii
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
 
+from handlers.durations import DurationError, parse_duration
 from storage.db import DatabaseUrlError, normalize_url
 
 
@@ -40,6 +42,8 @@ class Settings:
     outbox_concurrency: int = 16
     port: int = 3000
     log_level: str = "INFO"
+    reconcile_interval: timedelta = timedelta(minutes=15)  # PIM_RECONCILE_INTERVAL
+    directory_sync_interval: timedelta = timedelta(hours=1)  # PIM_DIRECTORY_SYNC_INTERVAL
     # Keys the audit hash chain (HMAC-SHA256). A secret: never logged, never stored.
     audit_key: str | None = field(default=None, repr=False)
     # Signs grant webhooks (Standard Webhooks, `whsec_…`). A secret: never logged.
@@ -99,6 +103,10 @@ class Settings:
             webhook_secret=_webhook_secret(get("PIM_WEBHOOK_SECRET")),
             grant_lease_seconds=_positive_float(get("PIM_GRANT_LEASE_SECONDS"),
                                                 "PIM_GRANT_LEASE_SECONDS", 120.0),
+            reconcile_interval=_interval(get("PIM_RECONCILE_INTERVAL"), "PIM_RECONCILE_INTERVAL",
+                                         timedelta(minutes=15)),
+            directory_sync_interval=_interval(get("PIM_DIRECTORY_SYNC_INTERVAL"),
+                                              "PIM_DIRECTORY_SYNC_INTERVAL", timedelta(hours=1)),
         )
 
 
@@ -125,6 +133,18 @@ def _webhook_secret(raw: str | None) -> str | None:
         raise ConfigError("PIM_WEBHOOK_SECRET must be whsec_ followed by at least 16 bytes in "
                           "base64 (e.g. whsec_$(openssl rand -base64 32))")
     return raw
+
+
+def _interval(raw: str | None, name: str, default: timedelta) -> timedelta:
+    if raw is None:
+        return default
+    try:
+        value = parse_duration(raw)
+    except DurationError as err:
+        raise ConfigError(f"{name}: {err}") from None
+    if value < timedelta(seconds=1):
+        raise ConfigError(f"{name} must be at least 1s")
+    return value
 
 
 def _positive_float(raw: str | None, name: str, default: float) -> float:

@@ -15,14 +15,26 @@ from sqlalchemy.engine import make_url
 
 from bot.config import Settings
 from bot.digest_schedule import DigestSchedule, digest_options, digest_trigger
+from bot.directory_wiring import (
+    EntraGroupSource,
+    EntraMembership,
+    Microsoft,
+    directory_readers,
+    has_azure_credentials,
+)
 from bot.grants_worker import GrantsWorker
 from bot.outbox import OutboxWorker, Transport
+from bot.periodic import PeriodicJob
 from bot.scheduler import Sweeper
 from handlers.chat import Commands, command_table
 from handlers.clock import Clock, SystemClock
 from handlers.digest.send import DIGEST_TIMER, digest_timer_action
+from handlers.directory_sync import DirectoryReaders, PeopleSource, sync_directory
 from handlers.grants.provider import Provider
+from handlers.grants.reconcile import GrantBook, reconcile
+from handlers.grants.reconcile_book import SqlGrantBook
 from handlers.grants.state import revoke_removed
+from handlers.group_eligibility import GroupMembership
 from handlers.policy import apply_policy, read_policy_file
 from handlers.reviews.apply import RemovalHook
 from handlers.reviews.timers import review_actions
@@ -49,6 +61,7 @@ class Chat:
     commands: Commands
     delivery_uow: UnitOfWork  # for the transport's outbox deliveries: the usual long waits
     budget: float  # seconds an interaction may take before it answers busy or slow
+    groups: GroupMembership | None = None  # Entra group membership, when a directory is wired
 
 
 # How patient each transport can be: (one database wait, the whole interaction), in seconds.
@@ -100,6 +113,13 @@ class Runtime:
     # provider lives in bot.slack); tests put in their own.
     providers: dict[str, Provider] = field(default_factory=dict)
     grants: GrantsWorker | None = None
+    groups: GroupMembership | None = None  # eligibility through Entra groups (None: off)
+    # The directory's readers (the policy's `directory:`), and what reconciliation reads: the
+    # grant table and a provider per target kind. Left empty, those jobs do not run.
+    directory: DirectoryReaders | None = None
+    grant_book: GrantBook | None = None
+    microsoft: Microsoft | None = None  # the directory's Graph client, made at first use
+    slack_people: PeopleSource | None = None  # the Slack workspace, set where Slack starts
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -109,8 +129,13 @@ class Runtime:
         # The grant engine revokes the real access behind assignments an access review
         # removed (the scheduled end and `pim-bot review end` alike), in the same transaction.
         removal_hook: RemovalHook | None = revoke_removed
+        # The directory (people, and eligibility through Entra groups) and reconciliation.
+        microsoft = Microsoft()
+        groups = (GroupMembership(EntraMembership(lambda g: EntraGroupSource(microsoft, g)))
+                  if has_azure_credentials() else None)
         return cls(settings=settings, uow=uow, clock=clock or SystemClock(),
-                   commands=command_table(digest=options),
+                   commands=command_table(digest=options, groups=groups), groups=groups,
+                   microsoft=microsoft, grant_book=SqlGrantBook(),
                    timer_actions={**lifecycle_actions(),
                                   DIGEST_TIMER: one_by_one(digest_timer_action(options)),
                                   **review_actions(on_removed=removal_hook)},
@@ -122,7 +147,8 @@ class Runtime:
         if transport not in self.chat_uows:
             self.chat_uows[transport] = _chat_uow(self.settings, wait)
         return Chat(uow=self.chat_uows[transport], clock=self.clock, poke=self.poke,
-                    commands=self.commands, delivery_uow=self.uow, budget=budget)
+                    commands=self.commands, delivery_uow=self.uow, budget=budget,
+                    groups=self.groups)
 
     async def prepare(self) -> None:
         """Bring the schema up to date and apply PIM_POLICY, before anything is served."""
@@ -146,12 +172,32 @@ class Runtime:
         digest = DigestSchedule(self.uow, self.clock, trigger=digest_trigger(self.settings))
         self.sweeper = Sweeper(self.uow, self.clock, self.outbox, worker=name,
                                sweep_seconds=self.settings.sweep_seconds, digest=digest,
-                               timer_actions=self.timer_actions)
+                               timer_actions=self.timer_actions,
+                               periodic=self.periodic_jobs(name))
         self.sweeper.start()
         self.grants = GrantsWorker(self.uow, self.clock, self.providers, worker=name,
                                    lease=timedelta(seconds=self.settings.grant_lease_seconds),
                                    poke=self.sweeper.poke)
         self.grants.start(poll_seconds=min(self.settings.sweep_seconds, 2.0))
+
+    def periodic_jobs(self, worker: str) -> tuple[PeriodicJob, ...]:
+        """The directory sync and reconciliation, for what this installation has wired."""
+        jobs = []
+        readers, book = self.directory, self.grant_book
+        if readers is None and self.microsoft is not None:
+            readers = directory_readers(self.microsoft, slack=self.slack_people)
+        if readers is not None:
+            jobs.append(PeriodicJob(
+                self.uow, self.clock, kind="directory_sync", worker=worker,
+                interval=self.settings.directory_sync_interval,
+                work=lambda: sync_directory(self.uow, self.clock, readers=readers)))
+        if book is not None and self.providers:
+            jobs.append(PeriodicJob(
+                self.uow, self.clock, kind="reconcile", worker=worker,
+                interval=self.settings.reconcile_interval,
+                work=lambda: reconcile(self.uow, self.clock, book=book,
+                                       providers=self.providers)))
+        return tuple(jobs)
 
     def poke(self) -> None:
         if self.sweeper is not None:
@@ -168,6 +214,8 @@ class Runtime:
             close = getattr(provider, "close", None)
             if close is not None:
                 await close()
+        if self.microsoft is not None:
+            await self.microsoft.close()
         for chat_uow in self.chat_uows.values():
             await chat_uow.engine.dispose()
         await self.uow.engine.dispose()

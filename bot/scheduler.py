@@ -17,6 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.digest_schedule import DigestSchedule
 from bot.outbox import OutboxWorker
+from bot.periodic import PeriodicJob
 from handlers.clock import Clock
 from handlers.timers import TimerActions, run_due_timers
 from storage.claims import next_outbox_due, next_timer_due
@@ -29,11 +30,13 @@ class Sweeper:
     def __init__(
         self, uow: UnitOfWork, clock: Clock, outbox: OutboxWorker, *, worker: str,
         sweep_seconds: float, timer_actions: TimerActions, digest: DigestSchedule | None = None,
+        periodic: tuple[PeriodicJob, ...] = (),
     ) -> None:
         self.uow, self.clock, self.outbox, self.worker = uow, clock, outbox, worker
         self.timer_actions = timer_actions
         self.sweep_seconds = sweep_seconds
         self.digest = digest
+        self.periodic = periodic  # directory sync, reconciliation: one replica per period
         # The first sweep schedules a digest missed while we were down (and a failed
         # cron run asks the next sweep to do the same).
         self._digest_catch_up = digest is not None
@@ -60,6 +63,10 @@ class Sweeper:
         )
         if self.digest is not None:
             self.scheduler.add_job(self._digest_due, self.digest.trigger, id="digest")
+        for job in self.periodic:
+            # From start-up on: a period nobody ran while everything was down runs now.
+            self.scheduler.add_job(job.fire, "interval", seconds=job.interval.total_seconds(),
+                                   id=f"periodic-{job.kind}", next_run_time=datetime.now(UTC))
         self.scheduler.start()
 
     async def stop(self) -> None:

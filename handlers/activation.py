@@ -24,6 +24,7 @@ from handlers.errors import (
     UnknownRequest,
 )
 from handlers.grants.state import revoke_grants, revoke_request_grants
+from handlers.group_eligibility import GroupMembership, GroupWindow
 from handlers.lifecycle import EXPIRE, START, TIMEOUT, WARN, provision
 from handlers.present import person, request_view, role_ref
 from handlers.records import (
@@ -45,8 +46,11 @@ __all__ = ["ActivationAsk", "cancel_request", "deactivate", "request_activation"
 
 
 async def request_activation(
-    uow: UnitOfWork, clock: Clock, *, actor: str, ask: ActivationAsk
+    uow: UnitOfWork, clock: Clock, *, actor: str, ask: ActivationAsk,
+    groups: GroupMembership | None = None,
 ) -> RequestView:
+    # Asked before the transaction: a directory lookup must not hold the database.
+    via = await groups.windows(uow, actor=actor, role=ask.role) if groups else []
     now = clock.now()
     async with uow.transaction() as s:
         me = await require_principal(s, actor)
@@ -54,7 +58,8 @@ async def request_activation(
         settings = settings_of(role)
         checked = check_ask(ask, role_id=role.id, role_name=role.display_name,
                             settings=settings, now=now)
-        await _check_free(s, me=me, role=role, start=checked.start, end=checked.end)
+        group = await _check_free(s, me=me, role=role, start=checked.start, end=checked.end,
+                                  via=via)
         approvers = await _approvers(s, me=me, role=role, settings=settings)
         req = await _new_request(s, me=me, role=role, ask=checked, now=now,
                                  deadline=now + settings.approval_timeout if approvers else None)
@@ -63,7 +68,7 @@ async def request_activation(
             details={"request": req.short_id, "duration": int(checked.duration.total_seconds()),
                      "justification": checked.justification,
                      "ticket": checked.ticket.number if checked.ticket else None,
-                     "approval": settings.require_approval},
+                     "approval": settings.require_approval, **({"group": group} if group else {})},
         )
         if approvers:
             await audit_all(s, [created])
@@ -77,9 +82,11 @@ async def request_activation(
 
 
 async def _check_free(
-    s: AsyncSession, *, me: Principal, role: Role, start: datetime, end: datetime
-) -> None:
-    """Eligible for the whole time, not active already, not asked already."""
+    s: AsyncSession, *, me: Principal, role: Role, start: datetime, end: datetime,
+    via: list[GroupWindow],
+) -> str | None:
+    """Eligible for the whole time, not active already, not asked already. Returns the
+    group that makes `me` eligible when no eligibility of their own does."""
     # One query for both the eligibility and an active assignment: a person holds few.
     held = (await s.scalars(
         select(Schedule).where(
@@ -87,10 +94,12 @@ async def _check_free(
             Schedule.state == ScheduleState.ACTIVE,
         )
     )).unique().all()
-    eligible = sorted(
-        (h for h in held if h.kind == ScheduleKind.ELIGIBLE and h.start_at <= start),
-        key=lambda h: (h.end_at is None, h.end_at or h.start_at), reverse=True,
-    )
+    own: list[Schedule | GroupWindow] = [
+        h for h in held if h.kind == ScheduleKind.ELIGIBLE and h.start_at <= start]
+    groups = [w for w in via if w.role_id == role.id and w.start_at <= start]
+    # The one lasting longest; on a tie the person's own, so a group is named only when needed.
+    eligible = sorted([*own, *groups], reverse=True, key=lambda h: (
+        h.end_at is None, h.end_at or start, not isinstance(h, GroupWindow)))
     if not eligible:
         raise NotEligible(
             f"You are not eligible for {role.display_name}. Ask an admin to assign it.")
@@ -118,6 +127,8 @@ async def _check_free(
             f"You already asked for {role.display_name}: {pending.short_id} is {state}. "
             f"Cancel it with: cancel {pending.short_id}"
         )
+    best = eligible[0]
+    return best.group_id if isinstance(best, GroupWindow) else None
 
 
 async def _approvers(

@@ -21,6 +21,7 @@ from handlers.errors import InvalidInput, PimError
 from handlers.extend import request_extension
 from handlers.grammar import USAGE, CommandError, help_text, parse_command
 from handlers.grants.admin import grants_reply
+from handlers.group_eligibility import GroupMembership
 from handlers.linking import link_account
 from handlers.queries import activation_form, audit_trail, my_approvals, my_requests, my_roles
 from handlers.reviews.decide import decide_item
@@ -45,15 +46,16 @@ def activation_headline(view: RequestView) -> str:
     return f"{view.role.name} is active now. Request {view.id}, until {end}."
 
 
-def activate_command(timezone: str) -> Runner:
-    """`activate`, with a later start (`at 14:00`) read in the installation's time zone."""
+def activate_command(timezone: str, groups: GroupMembership | None = None) -> Runner:
+    """`activate`, with a later start (`at 14:00`) read in the installation's time zone;
+    `groups` (None: no directory) makes members of an eligible Entra group eligible."""
 
     async def activate(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Activate) -> View:
         if cmd.role is None:
-            return await activation_form(uow, actor=actor)
+            return await activation_form(uow, actor=actor, groups=groups)
         start = local_start(cmd.start, now=clock.now(), timezone=timezone) if cmd.start else None
         view = await request_activation(
-            uow, clock, actor=actor,
+            uow, clock, actor=actor, groups=groups,
             ask=ActivationAsk(role=cmd.role, duration=cmd.duration,
                               justification=cmd.justification, ticket=cmd.ticket,
                               duration_text=cmd.duration_text, start_at=start),
@@ -147,15 +149,15 @@ def digest_command(options: DigestOptions) -> Runner:
     return preview
 
 
-def command_table(*, digest: DigestOptions) -> Commands:
+def command_table(*, digest: DigestOptions, groups: GroupMembership | None = None) -> Commands:
     """Every chat command's runner. The composition root builds one and hands it to each
     transport; to add a command, give it a parser in handlers.grammar and a runner here."""
     return MappingProxyType({
         c.Help: lambda uow, clock, actor, cmd: _reply(help_text(cmd.topic)),
-        c.Roles: lambda uow, clock, actor, cmd: my_roles(uow, actor=actor),
+        c.Roles: lambda uow, clock, actor, cmd: my_roles(uow, actor=actor, groups=groups),
         c.Requests: lambda uow, clock, actor, cmd: my_requests(uow, actor=actor),
         c.Approvals: lambda uow, clock, actor, cmd: my_approvals(uow, actor=actor),
-        c.Activate: activate_command(digest.timezone),
+        c.Activate: activate_command(digest.timezone, groups),
         c.Cancel: _cancel,
         c.Approve: _approve,
         c.Deny: _deny,

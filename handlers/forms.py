@@ -13,6 +13,7 @@ from handlers.clock import Clock
 from handlers.commands import Ticket
 from handlers.durations import DurationError, parse_duration
 from handlers.errors import DurationOutOfRange, JustificationRequired, PimError, TicketRequired
+from handlers.group_eligibility import GroupMembership
 from handlers.user_text import control_character, refusal
 from storage.uow import UnitOfWork
 
@@ -67,7 +68,7 @@ class FormOutcome:
 
 async def submit_activation_form(
     uow: UnitOfWork, clock: Clock, *, actor: str, role: str | None, duration: str | None,
-    justification: str | None, ticket: str | None,
+    justification: str | None, ticket: str | None, groups: GroupMembership | None = None,
 ) -> FormOutcome:
     """Read the form and ask for the activation; a refusal lands under the field it is about."""
     errors, ask = read_activation_form(role=role, duration=duration,
@@ -75,6 +76,7 @@ async def submit_activation_form(
     if ask is None:
         return FormOutcome(errors=errors)
     try:
-        return FormOutcome(request=await request_activation(uow, clock, actor=actor, ask=ask))
+        return FormOutcome(request=await request_activation(uow, clock, actor=actor, ask=ask,
+                                                            groups=groups))
     except PimError as err:
         return FormOutcome(errors={field_of(err): err.message})  # field names = input ids

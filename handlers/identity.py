@@ -64,8 +64,8 @@ async def link_by_email(
             return person.email
         holder = await s.scalar(select(Principal).where(_column(platform) == user_id))
         if bound is not None or (holder is not None and holder.id != person.id):
-            await _refuse(s, now=now, person=person, platform=platform, user_id=user_id,
-                          bound=bound, holder=holder)
+            await refuse_link(s, now=now, person=person, platform=platform, user_id=user_id,
+                              bound=bound, holder=holder)
             return None
         setattr(person, column, user_id)
         await audit(s, at=now, actor=SYSTEM_ACTOR, action=f"principal.{column}_linked",
@@ -73,10 +73,12 @@ async def link_by_email(
         return person.email
 
 
-async def _refuse(
+async def refuse_link(
     s: AsyncSession, *, now: datetime, person: Principal, platform: Platform, user_id: str,
     bound: str | None, holder: Principal | None,
 ) -> None:
+    """Record a link that would replace a binding (chat's email lookup, the directory sync)
+    and tell the admins, at most once a day per account and person."""
     details: dict[str, Any] = {"platform": platform, "presented_id": user_id, "bound_id": bound}
     if holder is not None and holder.id != person.id:
         details["held_by"] = holder.email

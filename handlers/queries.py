@@ -34,6 +34,8 @@ from handlers.directory import (
 )
 from handlers.durations import format_duration
 from handlers.errors import Forbidden, UnknownPrincipal, UnknownRequest
+from handlers.group_eligibility import GroupMembership
+from handlers.group_roles import form_with_group_roles, with_group_roles
 from handlers.present import request_view
 from handlers.settings import RoleSettings
 from storage.models import AuditEvent, Principal, Role, Schedule, ScheduleRequest
@@ -125,8 +127,10 @@ def _roles_view(conn: Connection, actor: str) -> RolesView:
     return RolesView(person=Person(email=me.me_email, name=me.me_name), roles=_lines(mine))
 
 
-async def my_roles(uow: UnitOfWork, *, actor: str) -> RolesView:
-    return await uow.run_lookup(lambda conn: _roles_view(conn, actor))
+async def my_roles(uow: UnitOfWork, *, actor: str, groups: GroupMembership | None = None
+                   ) -> RolesView:
+    view = await uow.run_lookup(lambda conn: _roles_view(conn, actor))
+    return view if groups is None else (await with_group_roles(uow, groups, view))[0]
 
 
 _ELIGIBLE_IDS = select(Schedule.role_id).where(
@@ -142,8 +146,18 @@ def _form_view(conn: Connection, actor: str) -> FormView:
                                 if line.role.id in eligible_ids))
 
 
-async def activation_form(uow: UnitOfWork, *, actor: str) -> FormView:
-    return await uow.run_read(lambda conn: _form_view(conn, actor))
+async def activation_form(uow: UnitOfWork, *, actor: str, groups: GroupMembership | None = None
+                          ) -> FormView:
+    form = await uow.run_read(lambda conn: _form_view(conn, actor))
+    if groups is None:
+        return form
+    view, group_roles = await with_group_roles(
+        uow, groups, RolesView(person=form.person, roles=await _all_lines(uow, actor)))
+    return form_with_group_roles(form, view, group_roles)
+
+
+async def _all_lines(uow: UnitOfWork, actor: str) -> tuple[RoleLine, ...]:
+    return (await my_roles(uow, actor=actor)).roles
 
 
 async def my_requests(uow: UnitOfWork, *, actor: str) -> RequestListView:
@@ -262,8 +276,8 @@ async def request_details(uow: UnitOfWork, *, request_id: str) -> RequestView:
         return await request_view(s, req)
 
 
-async def home(uow: UnitOfWork, *, actor: str) -> tuple[RolesView, RequestListView,
-                                                         RequestListView]:
+async def home(uow: UnitOfWork, *, actor: str, groups: GroupMembership | None = None
+               ) -> tuple[RolesView, RequestListView, RequestListView]:
     """Everything the Slack App Home shows, for one person."""
-    return (await my_roles(uow, actor=actor), await my_requests(uow, actor=actor),
+    return (await my_roles(uow, actor=actor, groups=groups), await my_requests(uow, actor=actor),
             await my_approvals(uow, actor=actor))

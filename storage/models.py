@@ -368,3 +368,44 @@ class Grant(Base):
     created_at: Mapped[datetime]
     provisioned_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class DirectorySource(Base):
+    """Where people come from (the policy's `directory:`): an Entra group, or the Slack
+    workspace. The sync reads each and upserts principals (handlers.directory_sync)."""
+
+    __tablename__ = "directory_sources"
+    __table_args__ = (UniqueConstraint("kind", "ref"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # entra_group / slack
+    ref: Mapped[str] = mapped_column(String(64))  # the group's object id, or "workspace"
+    created_at: Mapped[datetime]
+
+
+class DirectoryPerson(Base):
+    """A principal the directory sync has seen: when last, and when they left every source.
+    Leaving keeps the principal (history, bindings); it ends what the directory gave them."""
+
+    __tablename__ = "directory_people"
+
+    principal_id: Mapped[int] = mapped_column(ForeignKey("principals.id"), primary_key=True)
+    sources: Mapped[list[str]] = mapped_column(JSON, default=list)  # e.g. ["entra_group:…"]
+    seen_at: Mapped[datetime]
+    left_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class GroupAssignment(Base):
+    """An eligibility given to an Entra group rather than to a person: its members are
+    eligible while they are members (checked at request time, handlers.group_eligibility)."""
+
+    __tablename__ = "group_assignments"
+    __table_args__ = (UniqueConstraint("group_id", "role_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_id: Mapped[str] = mapped_column(String(64), index=True)
+    role_id: Mapped[str] = mapped_column(ForeignKey("roles.id"), index=True)
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime | None]
+    from_policy: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]

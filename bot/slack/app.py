@@ -90,7 +90,8 @@ def build_slack(settings: Settings, chat: Chat) -> Slack:
     register(app)
     socket = (AsyncSocketModeHandler(app, settings.slack_app_token)
               if settings.slack_app_token else None)
-    return Slack(app=app, transport=SlackTransport(client, chat.delivery_uow, chat.clock),
+    return Slack(app=app, transport=SlackTransport(client, chat.delivery_uow, chat.clock,
+                                                   groups=chat.groups),
                  socket_mode=socket)
 
 

@@ -49,7 +49,7 @@ async def pim(ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext,
         return
     if isinstance(cmd, c.Activate) and cmd.role is None:
         async with chat_budget(context[DEADLINE]):
-            form = await activation_form(chat.uow, actor=actor)
+            form = await activation_form(chat.uow, actor=actor, groups=chat.groups)
         await client.views_open(trigger_id=command["trigger_id"],
                                 view=cards.activation_modal(form))
         await ack()
@@ -187,7 +187,7 @@ async def open_form(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltConte
     chat, actor = _chat(context)
     role = body["actions"][0].get("value")
     async with chat_budget(context[DEADLINE]):
-        form = await activation_form(chat.uow, actor=actor)
+        form = await activation_form(chat.uow, actor=actor, groups=chat.groups)
         # "Request again" after access ended: the last justification, ready to send again.
         why = await last_justification(chat.uow, actor=actor, role=role) if role else None
     await client.views_open(trigger_id=body["trigger_id"], view=cards.activation_modal(
@@ -210,7 +210,7 @@ async def activation_submitted(ack: AsyncAck, view: dict[str, Any],
             role=_value(view, cards.ROLE_BLOCK, cards.ROLE_ACTION),
             duration=_value(view, cards.DURATION_BLOCK, cards.DURATION_ACTION),
             justification=_value(view, cards.JUSTIFICATION_BLOCK, cards.JUSTIFICATION_ACTION),
-            ticket=_value(view, cards.TICKET_BLOCK, cards.TICKET_ACTION))
+            ticket=_value(view, cards.TICKET_BLOCK, cards.TICKET_ACTION), groups=chat.groups)
     if outcome.errors:
         await ack(**cards.modal_errors(outcome.errors))  # block ids are the field names
         return
@@ -227,7 +227,7 @@ async def home_opened(event: dict[str, Any], context: AsyncBoltContext,
         view = cards.home_view(*_empty_home())
     else:
         async with chat_budget(context[DEADLINE]):
-            view = cards.home_view(*await home(chat.uow, actor=actor))
+            view = cards.home_view(*await home(chat.uow, actor=actor, groups=chat.groups))
     await client.views_publish(user_id=event["user"], view=view)
 
 

@@ -18,6 +18,7 @@ from bot.outbox import Delivery, Recipient, RetryLater, Undeliverable
 from bot.slack.pacing import Pacer
 from cards import slack as cards
 from handlers.clock import Clock
+from handlers.group_eligibility import GroupMembership
 from handlers.identity import email_for, link_by_email
 from handlers.queries import home
 from storage.uow import UnitOfWork
@@ -41,8 +42,10 @@ HOME_INLINE = 2  # App Home redraws run beside message sends; more wait in the b
 class SlackTransport:
     name = "slack"
 
-    def __init__(self, client: AsyncWebClient, uow: UnitOfWork, clock: Clock) -> None:
+    def __init__(self, client: AsyncWebClient, uow: UnitOfWork, clock: Clock,
+                 groups: GroupMembership | None = None) -> None:
         self.client, self.uow, self.clock = client, uow, clock
+        self.groups = groups  # roles eligible through an Entra group, on the App Home
         self.pacer = Pacer()
         # A Home is redrawn right after the message, unless HOME_INLINE redraws are already
         # running: then it joins these (user id -> email if known), which one background task
@@ -143,7 +146,7 @@ class SlackTransport:
             email = email or await email_for(self.uow, platform="slack", user_id=user_id)
             if email is None:
                 return
-            roles, mine, approvals = await home(self.uow, actor=email)
+            roles, mine, approvals = await home(self.uow, actor=email, groups=self.groups)
             await self.client.views_publish(user_id=user_id,
                                             view=cards.home_view(roles, mine, approvals))
         except SlackApiError as err:

@@ -146,7 +146,7 @@ class PimTeamsBot(ActivityHandler):
         except CommandError as err:
             return _reply_activity(Reply(text=err.reason, ok=False, usage=err.usage))
         if isinstance(cmd, c.Activate) and cmd.role is None:
-            form = await activation_form(self.chat.uow, actor=who)
+            form = await activation_form(self.chat.uow, actor=who, groups=self.chat.groups)
             return card_activity(cards.activation_form(form), "Activate a role")
         view = await run_command(self.chat.uow, self.chat.clock, commands=self.chat.commands,
                                  actor=who, cmd=cmd)
@@ -224,7 +224,7 @@ class PimTeamsBot(ActivityHandler):
                                                   role=_text(data, "role")))
 
     async def _open_form(self, who: str, data: dict[str, Any]) -> InvokeResponse:
-        form = await activation_form(self.chat.uow, actor=who)
+        form = await activation_form(self.chat.uow, actor=who, groups=self.chat.groups)
         return _card_response(cards.activation_form(form, selected_role=_text(data, "role")
                                                      or None))
 
@@ -248,10 +248,11 @@ class PimTeamsBot(ActivityHandler):
         outcome = await submit_activation_form(
             self.chat.uow, self.chat.clock, actor=who, role=values[cards.ROLE_INPUT],
             duration=values[cards.DURATION_INPUT],
-            justification=values[cards.JUSTIFICATION_INPUT], ticket=values[cards.TICKET_INPUT])
+            justification=values[cards.JUSTIFICATION_INPUT], ticket=values[cards.TICKET_INPUT],
+            groups=self.chat.groups)
         view = outcome.request
         if view is None:
-            form = await activation_form(self.chat.uow, actor=who)
+            form = await activation_form(self.chat.uow, actor=who, groups=self.chat.groups)
             return _card_response(cards.activation_form(
                 form, selected_role=values[cards.ROLE_INPUT] or None, errors=outcome.errors,
                 values=values))

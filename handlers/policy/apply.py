@@ -26,6 +26,7 @@ from sqlalchemy import text as sql_text
 
 from handlers.clock import Clock
 from handlers.policy.carry import carry_out
+from handlers.policy.directory import carry_directory, export_directory, plan_directory
 from handlers.policy.file import parse_policy, policy_failure
 from handlers.policy.limits import DEFAULT_MAX_BYTES
 from handlers.policy.plan import (
@@ -95,10 +96,13 @@ async def _apply(uow: UnitOfWork, clock: Clock, *, text: str, source: str, dry_r
         await plan_roles(s, doc, draft)
         await plan_assignments(s, doc, draft, prune=prune)
         await plan_reviews(s, doc.reviews, draft, prune=prune)
+        await plan_directory(s, sources=doc.directory, groups=doc.group_assignments,
+                             draft=draft, prune=prune)
         if draft.errors:
             raise policy_failure(source, draft.errors)
         if not dry_run:
             await carry_out(s, draft)
+            await carry_directory(s, changes=draft.changes, now=now)
     logger.info("policy %s: %d change(s)%s", source, len(draft.changes),
                 " (dry run)" if dry_run else "")
     return PolicyPlan(draft.changes, applied=not dry_run)
@@ -115,6 +119,7 @@ async def export_policy(uow: UnitOfWork) -> str:
             Schedule.state == ScheduleState.ACTIVE,
             Schedule.member_type == MemberType.ASSIGNED)))
         reviews = await export_reviews(s)
+        sources, groups = await export_directory(s)
     doc: dict[str, Any] = {"admins": [p.email for p in people if p.admin], "principals": []}
     for p in people:
         entry = {"email": p.email, "name": p.display_name or p.email}
@@ -139,6 +144,9 @@ async def export_policy(uow: UnitOfWork) -> str:
             # As text: PyYAML would tag a timestamp inside {...} with !!timestamp.
             item["end"] = end_text(sched.end_at)
         doc["assignments"].append(item)
+    doc["assignments"] += groups
+    if sources:
+        doc["directory"] = sources
     if reviews:
         doc["reviews"] = reviews
     return "# pim-bot policy, exported: `pim-bot policy apply FILE` recreates it\n" + dump_yaml(doc)

@@ -17,6 +17,13 @@ import yaml
 from handlers.errors import PolicyError
 from handlers.grants.provider import Target
 from handlers.policy.checker import Checker, shown
+from handlers.policy.directory import (
+    DirectorySpec,
+    GroupAssignmentSpec,
+    group_assignment,
+    parse_directory,
+    unique_groups,
+)
 from handlers.policy.grants import check_grants
 from handlers.policy.limits import DEFAULT_MAX_BYTES, too_big
 from handlers.policy.reviews_section import check_reviews
@@ -26,7 +33,7 @@ from handlers.reviews.definitions import ReviewSpec
 from handlers.settings import RoleSettings, SettingsError
 from vocab.states import ScheduleKind
 
-TOP_LEVEL = ("admins", "principals", "roles", "assignments", "reviews")
+TOP_LEVEL = ("admins", "principals", "roles", "assignments", "reviews", "directory")
 _PRINCIPAL_KEYS = ("email", "name", "slack_id", "teams_id")
 _ROLE_KEYS = ("id", "name", "description", "settings", "grant")
 _ASSIGNMENT_KEYS = ("principal", "role", "type", "end")
@@ -75,6 +82,8 @@ class PolicyDoc:
     roles: list[RoleSpec]
     assignments: list[AssignmentSpec]
     reviews: list[ReviewSpec] = field(default_factory=list)
+    directory: list[DirectorySpec] | None = None  # None: the file leaves the sources alone
+    group_assignments: list[GroupAssignmentSpec] = field(default_factory=list)
 
 
 def policy_failure(source: str, errors: list[tuple[int, str]]) -> PolicyError:
@@ -123,12 +132,15 @@ def parse_policy(
     check.keys(root, "", TOP_LEVEL)
     principals = _principals(check, root)
     roles = _roles(check, root, {p.email for p in principals})
-    assignments = _assignments(check, root, {p.email for p in principals}, roles, now)
+    groups: list[GroupAssignmentSpec] = []
+    assignments = _assignments(check, root, {p.email for p in principals}, roles, now, groups)
     reviews = check_reviews(check, root, roles=set(roles), emails={p.email for p in principals})
+    directory = parse_directory(check, root)
+    groups = unique_groups(check, groups)
     if check.errors:
         raise policy_failure(source, check.errors)
     return PolicyDoc(principals, [r for r in roles.values() if r is not None], assignments,
-                     reviews)
+                     reviews, directory, groups)
 
 
 def _not_yaml(err: yaml.YAMLError, text: str) -> tuple[int, str]:
@@ -259,11 +271,16 @@ def _blame(message: str, raw: dict[Any, Any]) -> tuple[Any, str]:
 
 def _assignments(
     check: Checker, root: LineMap, emails: set[str], roles: dict[str, RoleSpec | None],
-    now: datetime,
+    now: datetime, groups: list[GroupAssignmentSpec],
 ) -> list[AssignmentSpec]:
     out: list[AssignmentSpec] = []
     seen: dict[tuple[str, str, str], int] = {}
     for path, item in check.items(root, "assignments"):
+        if "group" in item and "principal" not in item:  # handlers.policy.directory
+            end, end_ok = _end(check, item, path, now)
+            group = group_assignment(check, item, path, roles=roles, end=end, end_ok=end_ok)
+            groups += [group] if group is not None else []
+            continue
         check.keys(item, path, _ASSIGNMENT_KEYS)
         email = check.text(item, "principal", path)
         email = email.lower() if email else None

@@ -172,7 +172,7 @@ policy.yaml:12: assignments[0].type: must be eligible or active, not 'eligble'
 policy.yaml:13: assignments[1].role: billing-admin is not listed under roles (assignments may \
 only name roles in this file)
 policy.yaml:13: assignments[1].end: 2026-01-01T00:00:00Z is in the past
-policy.yaml:14: colour: unknown key (expected one of: admins, principals, roles, assignments, reviews)"""
+policy.yaml:14: colour: unknown key (expected one of: admins, principals, roles, assignments, reviews, directory)"""
     assert await db.counts() == before
 
 
