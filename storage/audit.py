@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.audit_hash import GENESIS, AuditKey, event_hash
@@ -83,23 +83,22 @@ async def append_events(session: AsyncSession, items: Sequence[NewEvent]) -> lis
         # Appending unkeyed (or under another key) would break the chain for good.
         raise AuditKeyError(logged=head[2], held=key.key_id if key else None)
     next_id, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
-    rows = []
+    values = []
     for item in items:
         # JSON round trip now, so the hash is computed over exactly what the database returns.
         clean = json.loads(json.dumps(item.details, default=str))
-        row = AuditEvent(
-            id=next_id, at=item.at, actor=item.actor, action=item.action, target=item.target,
-            details=clean, prev_hash=prev, key_id=key.key_id if key else None,
-        )
-        row.hash = event_hash(
+        digest = event_hash(
             id=next_id, at=item.at, actor=item.actor, action=item.action, target=item.target,
             details=clean, prev_hash=prev, key=key,
         )
-        rows.append(row)
-        next_id, prev = next_id + 1, row.hash
-    session.add_all(rows)
-    await session.flush()
-    return rows
+        values.append({"id": next_id, "at": item.at, "actor": item.actor,
+                       "action": item.action, "target": item.target, "details": clean,
+                       "prev_hash": prev, "hash": digest,
+                       "key_id": key.key_id if key else None})
+        next_id, prev = next_id + 1, digest
+    # One plain INSERT (the ids are ours), not a unit of work: the rows need no reading back.
+    await session.execute(insert(AuditEvent), values)
+    return [AuditEvent(**v) for v in values]
 
 
 async def check_key(session: AsyncSession) -> None:

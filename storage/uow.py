@@ -78,6 +78,12 @@ class UnitOfWork:
             return fn(conn)
 
 
+def note_queued(session: AsyncSession) -> None:
+    """Say that this transaction left work for the sweeper: for rows written with a plain
+    INSERT, which no flush sees."""
+    session.info[_QUEUED] = True
+
+
 class _Session(Session):
     """Our sessions: they refuse writes in read() and note work queued for the sweeper."""
 
