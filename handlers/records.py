@@ -9,9 +9,9 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cards.views import Notification
@@ -21,6 +21,10 @@ from storage.uow import note_queued
 from vocab.states import TimerStatus
 
 SYSTEM_ACTOR = "pim-bot"
+# The table, not the class: an ORM bulk INSERT leaves out None values, so a card redraw
+# (no recipient) would be a statement of its own. (A channel is still left out when there
+# is none: JSON would store None as 'null', not NULL.)
+_OUTBOX = cast(Table, OutboxMessage.__table__)
 _ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O or 1/I to misread
 
 
@@ -102,7 +106,7 @@ async def queue_messages(session: AsyncSession, rows: Sequence[dict[str, Any]]) 
     start = 0
     for i in range(1, len(rows) + 1):
         if i == len(rows) or rows[i].keys() != rows[start].keys():
-            await session.execute(insert(OutboxMessage), list(rows[start:i]))
+            await session.execute(insert(_OUTBOX), list(rows[start:i]))
             start = i
     if rows:
         note_queued(session)
