@@ -35,6 +35,7 @@ from handlers.records import (
     new_request_id,
     notify,
     queue_messages,
+    table_of,
     update_cards,
 )
 from handlers.settings import RoleSettings
@@ -44,6 +45,8 @@ from storage.uow import UnitOfWork
 from vocab.states import Action, MemberType, ScheduleKind, ScheduleState, Status
 
 __all__ = ["ActivationAsk", "cancel_request", "deactivate", "request_activation"]
+
+_INSERT_REQUEST = insert(table_of(ScheduleRequest)).returning(table_of(ScheduleRequest).c.id)
 
 
 async def request_activation(
@@ -142,8 +145,7 @@ async def _new_request(
     }
     # A plain INSERT, not a unit of work; the object is what the rest of the use case (and
     # its views) read, with the relations we already hold, so nothing is read back.
-    req = ScheduleRequest(id=await s.scalar(
-        insert(ScheduleRequest).values(values).returning(ScheduleRequest.id)), **values)
+    req = ScheduleRequest(id=await s.scalar(_INSERT_REQUEST, values), **values)
     req.principal, req.created_by, req.role = me, me, role
     return req
 

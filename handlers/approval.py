@@ -34,6 +34,7 @@ from handlers.records import (
     card_update_row,
     message_rows,
     queue_messages,
+    table_of,
 )
 from handlers.user_text import user_text
 from storage.audit import NewEvent
@@ -113,6 +114,7 @@ async def _decider_and_request(
     return row[0], row[1]
 
 
+_INSERT_STEP = insert(table_of(ApprovalStep))
 _DECIDER_AND_REQUEST = (
     select(Principal, ScheduleRequest)
     .outerjoin(ScheduleRequest, ScheduleRequest.short_id == bindparam("request"))
@@ -145,10 +147,10 @@ async def _record_decision(
     for name, value in (("status", outcome), ("decided_at", now),
                         ("completed_at", None if approve else now)):
         set_committed_value(req, name, value)
-    await s.execute(insert(ApprovalStep).values(
-        request_id=req.id, reviewer_id=me.id,
-        decision=ReviewResult.APPROVE if approve else ReviewResult.DENY,
-        justification=justification, decided_at=now))
+    await s.execute(_INSERT_STEP, {
+        "request_id": req.id, "reviewer_id": me.id,
+        "decision": ReviewResult.APPROVE if approve else ReviewResult.DENY,
+        "justification": justification, "decided_at": now})
     await cancel_timers(s, subject_id=req.id, kinds=[TIMEOUT], now=now)
     decided = NewEvent(
         at=now, actor=me.email, action="request.approved" if approve else "request.denied",

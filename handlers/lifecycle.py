@@ -21,12 +21,14 @@ from handlers.records import (
     audit_all,
     message_rows,
     queue_messages,
+    table_of,
 )
 from storage.audit import NewEvent
 from storage.models import Schedule, ScheduleRequest
 from vocab.states import MemberType, ScheduleKind, ScheduleState, Status
 
 EXPIRE, WARN, TIMEOUT, START = "expire", "warn", "timeout", "start"
+_INSERT_SCHEDULE = insert(table_of(Schedule)).returning(table_of(Schedule).c.id)
 
 
 async def provision(
@@ -46,8 +48,7 @@ async def provision(
               "state": ScheduleState.ACTIVE, "start_at": now, "end_at": end,
               "request_id": req.id, "created_at": now}
     # A plain INSERT: the ORM's unit of work would cost more than everything else here.
-    schedule = Schedule(id=await session.scalar(
-        insert(Schedule).values(values).returning(Schedule.id)), **values)
+    schedule = Schedule(id=await session.scalar(_INSERT_SCHEDULE, values), **values)
     if stored:
         set_committed_value(req, "status", Status.PROVISIONED)
         set_committed_value(req, "completed_at", now)

@@ -21,10 +21,18 @@ from storage.uow import note_queued
 from vocab.states import TimerStatus
 
 SYSTEM_ACTOR = "pim-bot"
-# The table, not the class: an ORM bulk INSERT leaves out None values, so a card redraw
-# (no recipient) would be a statement of its own. (A channel is still left out when there
-# is none: JSON would store None as 'null', not NULL.)
-_OUTBOX = cast(Table, OutboxMessage.__table__)
+
+
+def table_of(model: type[Any]) -> Table:
+    """A model's table, for plain INSERTs built once: no ORM bulk machinery per call, and
+    None is written as NULL (the ORM's bulk INSERT leaves None values out, so a card
+    redraw, which has no recipient, would be a statement of its own)."""
+    return cast(Table, model.__table__)
+
+
+# (A channel is still left out when there is none: JSON would store None as 'null'.)
+_OUTBOX = insert(table_of(OutboxMessage))
+_TIMERS = insert(table_of(Timer))
 _ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O or 1/I to misread
 
 
@@ -106,7 +114,7 @@ async def queue_messages(session: AsyncSession, rows: Sequence[dict[str, Any]]) 
     start = 0
     for i in range(1, len(rows) + 1):
         if i == len(rows) or rows[i].keys() != rows[start].keys():
-            await session.execute(insert(_OUTBOX), list(rows[start:i]))
+            await session.execute(_OUTBOX, list(rows[start:i]))
             start = i
     if rows:
         note_queued(session)
@@ -117,8 +125,9 @@ async def add_timers(
 ) -> None:
     """add_timer for several (kind, due) of one subject, in one INSERT."""
     if timers:
-        await session.execute(insert(Timer), [
-            {"kind": kind, "due_at": due_at, "subject_id": subject_id} for kind, due_at in timers])
+        await session.execute(_TIMERS, [
+            {"kind": kind, "due_at": due_at, "subject_id": subject_id, "key": None}
+            for kind, due_at in timers])
         note_queued(session)
 
 

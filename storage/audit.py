@@ -27,6 +27,8 @@ __all__ = [
 AUDIT_KEY_INFO = "pim_audit_key"
 # Any constant works; it only has to be the same in every process sharing the database.
 _AUDIT_LOCK_KEY = 7_244_613
+# The table's INSERT, built once: events need no unit of work nor reading back.
+_INSERT = insert(AuditEvent.__table__)  # type: ignore[arg-type]
 
 
 class AuditKeyError(ValueError):
@@ -97,7 +99,7 @@ async def append_events(session: AsyncSession, items: Sequence[NewEvent]) -> lis
                        "key_id": key.key_id if key else None})
         next_id, prev = next_id + 1, digest
     # One plain INSERT (the ids are ours), not a unit of work: the rows need no reading back.
-    await session.execute(insert(AuditEvent), values)
+    await session.execute(_INSERT, values)
     return [AuditEvent(**v) for v in values]
 
 
