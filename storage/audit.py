@@ -98,6 +98,9 @@ async def append_events(session: AsyncSession, items: Sequence[NewEvent]) -> lis
                        "prev_hash": prev, "hash": digest,
                        "key_id": key.key_id if key else None})
         next_id, prev = next_id + 1, digest
+    if session.new or session.dirty or session.deleted:
+        # What the caller added goes first, as the ORM's INSERT of these rows would flush it.
+        await session.flush()
     # One plain INSERT (the ids are ours), not a unit of work: the rows need no reading back.
     await session.execute(_INSERT, values)
     return [AuditEvent(**v) for v in values]
