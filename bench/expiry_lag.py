@@ -8,14 +8,22 @@
    pim-bot Runtime (APScheduler sweeper, durable timers, outbox worker without transports)
    on the wall clock, watched from this process.
 
+The replicas deliver the outbox through the real Slack transport to the Slack fake
+(tests/slackfake), run by this process with Slack's posting limit: 1 message per second per
+channel, bursts of 3 (`--post-rate`, `--post-burst`; `--workspace-rate` adds a limit on all
+posts). Each person is a DM channel of their own, so the per-channel limit does not bind;
+the worker's concurrency (`--outbox-concurrency`, PIM_OUTBOX_CONCURRENCY) and the
+transport's pacing do.
+
 Reported per scenario: the lag from each end to (a) the expiry time its batch recorded and
 (b) the moment this process first saw it committed (polled every 25 ms); when all were
-committed; that each was expired exactly once with its "access ended" outbox row; the
+committed; that each was expired exactly once with its "access ended" outbox row; the lag
+from each end to its "access ended" DM reaching the fake, and when the last one did; the
 latency of a user command (`roles`, which takes SQLite's write lock like any command) run
 every 250 ms during the sweep; and the largest peak RSS among the replicas.
 
-    python bench/expiry_lag.py -n 10000 --scenarios even:1,instant:1           # SQLite
-    python bench/expiry_lag.py -n 10000 --postgres --scenarios even:1,even:2,instant:1
+    python bench/expiry_lag.py -n 10000 --scenarios even:1,even:2,instant:1,instant:2
+    python bench/expiry_lag.py -n 10000 --postgres --scenarios even:1,even:2,instant:1,instant:2
 """
 
 from __future__ import annotations
@@ -33,12 +41,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from aiohttp import ClientSession
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.config import Settings
 from bot.runtime import Runtime
+from bot.slack.transport import SlackTransport
 from handlers.activation import ActivationAsk, request_activation
 from handlers.chat import run_text
 from handlers.clock import SystemClock
@@ -47,6 +58,9 @@ from storage.db import normalize_url
 from storage.models import AuditEvent, OutboxMessage, Principal, Role, Schedule, Timer
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # for tests.slackfake
+from tests.slackfake import FakeSlackAPI, dm_id  # noqa: E402
+
 DURATION = timedelta(hours=1)
 WARNING = timedelta(seconds=1)
 PROBE = "probe@bench.test"
@@ -64,8 +78,8 @@ async def setup(runtime: Runtime, n: int) -> None:
     async with runtime.uow.transaction() as s:
         s.add(Role(id="bench", display_name="Bench Role", created_at=now, settings=settings))
         await s.execute(insert(Principal), [
-            {"email": f"u{i}@bench.test", "display_name": f"User {i}", "created_at": now}
-            for i in range(n)] + [{"email": PROBE, "display_name": "Probe", "created_at": now}])
+            {"email": f"u{i}@bench.test", "display_name": f"User {i}", "slack_id": f"U{i:06d}",
+             "created_at": now} for i in range(n)] + [{"email": PROBE, "display_name": "Probe", "created_at": now}])
         ids = (await s.scalars(select(Principal.id))).all()
         await s.execute(insert(Schedule), [
             {"principal_id": pid, "role_id": "bench", "kind": "eligible",
@@ -73,12 +87,14 @@ async def setup(runtime: Runtime, n: int) -> None:
             for pid in ids])
 
 
-async def build(runtime: Runtime, n: int) -> float:
-    clock, t = SystemClock(), time.perf_counter()
+async def build(runtime: Runtime, n: int) -> tuple[float, float]:
+    """Seconds of wall clock and of this process's CPU (SQLite's included, PostgreSQL's
+    server not) to ask for n activations one after another."""
+    clock, t, cpu = SystemClock(), time.perf_counter(), time.process_time()
     for i in range(n):
         await request_activation(runtime.uow, clock, actor=f"u{i}@bench.test",
                                  ask=ActivationAsk(role="bench", duration=DURATION))
-    return time.perf_counter() - t
+    return time.perf_counter() - t, time.process_time() - cpu
 
 
 async def place_ends(runtime: Runtime, ends: list[datetime]) -> dict[int, datetime]:
@@ -94,6 +110,10 @@ async def place_ends(runtime: Runtime, ends: list[datetime]) -> dict[int, dateti
         await s.execute(update(Timer), [
             {"id": tid, "due_at": end_of[sid] - (WARNING if kind == "warn" else timedelta(0))}
             for tid, sid, kind in timers])
+        # The build's "is active" DMs went out long ago: only what the sweep queues is sent.
+        await s.execute(update(OutboxMessage).where(OutboxMessage.status == "pending")
+                        .values(status="sent", sent_at=datetime.now(UTC))
+                        .execution_options(synchronize_session=False))
     return end_of
 
 
@@ -134,11 +154,16 @@ async def watch(runtime: Runtime, end_of: dict[int, datetime], deadline: datetim
     return seen
 
 
-async def spawn(url: str, sweep: float, replicas: int) -> list[asyncio.subprocess.Process]:
+async def spawn(url: str, args: argparse.Namespace, slack_url: str,
+                replicas: int) -> list[asyncio.subprocess.Process]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if args.outbox_concurrency:
+        env["PIM_OUTBOX_CONCURRENCY"] = str(args.outbox_concurrency)
+    extra = ["--keep-alive"] if args.keep_alive else []
     procs = [await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--worker", "--database-url", url, "--sweep-seconds",
-        str(sweep), stdout=asyncio.subprocess.PIPE, env=env) for _ in range(replicas)]
+        str(args.sweep_seconds), "--slack-url", slack_url, *extra,
+        stdout=asyncio.subprocess.PIPE, env=env) for _ in range(replicas)]
     for p in procs:
         assert p.stdout is not None
         await p.stdout.readline()  # "ready"
@@ -153,22 +178,48 @@ async def stop(procs: list[asyncio.subprocess.Process]) -> float:
     return max(float(out.split()[-1]) for out, _ in outs) / 1024
 
 
-async def worker(url: str, sweep: float) -> None:
+async def worker(url: str, sweep: float, slack_url: str, keep_alive: bool) -> None:
+    """A replica: sweeper and outbox worker, delivering through the real Slack transport as
+    `serve` builds it (bot.slack.app), to the fake at slack_url."""
     runtime = Runtime.build(_settings(url, sweep))
-    runtime.start_background([])
+    session = ClientSession() if keep_alive else None
+    client = AsyncWebClient(token="xoxb-bench", base_url=slack_url, session=session)
+    runtime.start_background([SlackTransport(client, runtime.uow, runtime.clock)])
     done = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, done.set)
     print("ready", flush=True)
     await done.wait()
     await runtime.close()
+    if session is not None:
+        await session.close()
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)
+
+
+async def delivered(fake: FakeSlackAPI, channel_of: dict[int, str], end_of: dict[int, datetime],
+                    deadline: datetime) -> dict[int, datetime]:
+    """When each "access ended" DM reached the fake (wall clock), waiting up to deadline."""
+    by_channel = {ch: sid for sid, ch in channel_of.items()}
+    got: dict[int, datetime] = {}
+    seen_calls = 0
+    while True:
+        calls = fake.calls("chat.postMessage")
+        wall, mono = datetime.now(UTC), time.monotonic()
+        for call in calls[seen_calls:]:
+            if call.ok and "has ended" in str(call.args.get("text", "")):
+                sid = by_channel.get(dm_id(str(call.args.get("channel", ""))))
+                if sid is not None:
+                    got.setdefault(sid, wall - timedelta(seconds=mono - call.at))
+        seen_calls = len(calls)
+        if len(got) >= len(end_of) or datetime.now(UTC) >= deadline:
+            return got
+        await asyncio.sleep(0.25)
 
 
 def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(p * len(values)))] if values else float("nan")
 
 
-async def build_base(url: str, n: int) -> float:
+async def build_base(url: str, n: int) -> tuple[float, float]:
     runtime = Runtime.build(_settings(url, 15))
     await runtime.prepare()
     await setup(runtime, n)
@@ -177,17 +228,26 @@ async def build_base(url: str, n: int) -> float:
     return built
 
 
-async def measure(url: str, n: int, same_instant: bool, sweep: float, replicas: int,
-                  lead: float) -> str:
-    runtime = Runtime.build(_settings(url, sweep))
-    first = datetime.now(UTC) + timedelta(seconds=lead)
+async def measure(url: str, n: int, same_instant: bool, replicas: int,
+                  args: argparse.Namespace) -> str:
+    runtime = Runtime.build(_settings(url, args.sweep_seconds))
+    first = datetime.now(UTC) + timedelta(seconds=args.lead)
     ends = [first + (timedelta(0) if same_instant else timedelta(seconds=60 * i / n))
             for i in range(n)]
     end_of = await place_ends(runtime, ends)
-    procs = await spawn(url, sweep, replicas)
-    probes: list[tuple[datetime, float]] = []
-    seen = await watch(runtime, end_of, max(ends) + timedelta(seconds=180), probes)
-    rss_mb = await stop(procs)
+    async with runtime.uow.transaction() as s:
+        channel_of = {sid: dm_id(slack) for sid, slack in (await s.execute(
+            select(Schedule.id, Principal.slack_id).join(Principal).where(
+                Schedule.kind == "active"))).all()}
+    async with FakeSlackAPI(post_rate=args.post_rate, post_burst=args.post_burst,
+                            workspace_rate=args.workspace_rate) as fake:
+        procs = await spawn(url, args, fake.base_url, replicas)
+        probes: list[tuple[datetime, float]] = []
+        seen = await watch(runtime, end_of, max(ends) + timedelta(seconds=180), probes)
+        got = await delivered(fake, channel_of, end_of,
+                              max(ends) + timedelta(seconds=args.delivery_timeout))
+        rss_mb = await stop(procs)
+        limited = fake.rate_limited()
     async with runtime.uow.transaction() as s:
         recorded = (await s.execute(select(Schedule.end_at, Schedule.ended_at).where(
             Schedule.kind == "active", Schedule.ended_at.is_not(None)))).all()
@@ -197,7 +257,9 @@ async def measure(url: str, n: int, same_instant: bool, sweep: float, replicas: 
     await runtime.close()
     rec = sorted((ended - end).total_seconds() for end, ended in recorded)
     vis = sorted((seen[sid] - end_of[sid]).total_seconds() for sid in seen)
+    dlv = sorted((got[sid] - end_of[sid]).total_seconds() for sid in got)
     last_seen = max(seen.values(), default=first)
+    last_dlv = max(got.values(), default=first)
     window = sorted(lat for at, lat in probes if first <= at <= last_seen)
     failed = sum(1 for at, lat in probes if first <= at <= last_seen and lat < 0)
     return (
@@ -207,6 +269,9 @@ async def measure(url: str, n: int, same_instant: bool, sweep: float, replicas: 
         f"{rec[-1] if rec else float('nan'):.3f}s | {pct(vis, .99):.3f}s / "
         f"{vis[-1] if vis else float('nan'):.3f}s | "
         f"{(last_seen - max(ends)).total_seconds():.2f}s | "
+        f"{len(dlv)}/{n}: {pct(dlv, .5):.1f}s / {pct(dlv, .95):.1f}s / {pct(dlv, .99):.1f}s / "
+        f"{dlv[-1] if dlv else float('nan'):.1f}s | "
+        f"{(last_dlv - max(ends)).total_seconds():.1f}s | {limited} | "
         f"{pct(window, .99):.3f}s / {max(window, default=float('nan')):.3f}s"
         f"{f' ({failed} failed)' if failed else ''} | {rss_mb:.0f} MB |"
     )
@@ -214,20 +279,24 @@ async def measure(url: str, n: int, same_instant: bool, sweep: float, replicas: 
 
 HEADER = (
     "| db | replicas | ends | expired once / outbox rows | lag p50 | p95 | p99 | max "
-    "| committed lag p99 / max | all committed after last end | command p99 / max "
-    "during sweep | peak RSS per replica |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "| committed lag p99 / max | all committed after last end "
+    "| delivered: n, lag p50 / p95 / p99 / max | all delivered after last end | 429s "
+    "| command p99 / max during sweep | peak RSS per replica |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
-async def run(fresh: Callable[[str], str], n: int, scenarios: list[tuple[bool, int]],
-              sweep: float, lead: float) -> None:
+async def run(fresh: Callable[[str], str], scenarios: list[tuple[bool, int]],
+              args: argparse.Namespace) -> None:
     """Build once; measure each scenario on its own copy of the built database."""
-    built = await build_base(fresh(""), n)
+    n = args.n
+    built, cpu = await build_base(fresh(""), n)
     print(f"built {n} activations through request_activation in {built:.1f}s "
-          f"({1000 * built / n:.1f} ms each); ends are placed after the build", flush=True)
+          f"({1000 * built / n:.1f} ms each, {1000 * cpu / n:.1f} ms of CPU in this process); "
+          "ends are placed after the build", flush=True)
     lines = []
     for i, (same_instant, replicas) in enumerate(scenarios):
-        lines.append(await measure(fresh(f"s{i}"), n, same_instant, sweep, replicas, lead))
+        lines.append(await measure(fresh(f"s{i}"), n, same_instant, replicas, args))
         print("\n".join([HEADER, *lines]), flush=True)
 
 
@@ -264,25 +333,37 @@ def main() -> None:
     ap.add_argument("--lead", type=float, default=10.0,
                     help="seconds from placing the ends to the first end")
     ap.add_argument("--sweep-seconds", type=float, default=15.0)
+    ap.add_argument("--post-rate", type=float, default=1.0,
+                    help="the fake's chat.postMessage limit per channel, per second")
+    ap.add_argument("--post-burst", type=float, default=3.0)
+    ap.add_argument("--workspace-rate", type=float, default=None,
+                    help="also a limit on all posts, per second (default none)")
+    ap.add_argument("--outbox-concurrency", type=int, default=None,
+                    help="PIM_OUTBOX_CONCURRENCY for the replicas (default: its default)")
+    ap.add_argument("--keep-alive", action="store_true",
+                    help="one aiohttp session per replica for all Slack calls")
+    ap.add_argument("--delivery-timeout", type=float, default=600.0,
+                    help="seconds after the last end to wait for the DMs")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--database-url", help=argparse.SUPPRESS)
+    ap.add_argument("--slack-url", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        asyncio.run(worker(args.database_url, args.sweep_seconds))
+        asyncio.run(worker(args.database_url, args.sweep_seconds, args.slack_url,
+                           args.keep_alive))
         return
     scenarios = parse_scenarios(args.scenarios)
     if args.postgres:
-        sys.path.insert(0, str(ROOT))
         from tests.pgserver import PostgresServer
 
         with PostgresServer() as pg:
             def fresh(name: str) -> str:
                 return pg.create_database(name or "base", template="base" if name else None)
 
-            asyncio.run(run(fresh, args.n, scenarios, args.sweep_seconds, args.lead))
+            asyncio.run(run(fresh, scenarios, args))
         return
     fresh = sqlite_copies(Path(tempfile.mkdtemp()) / "base.db")
-    asyncio.run(run(fresh, args.n, scenarios, args.sweep_seconds, args.lead))
+    asyncio.run(run(fresh, scenarios, args))
 
 
 if __name__ == "__main__":

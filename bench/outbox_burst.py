@@ -138,7 +138,7 @@ if __name__ == "__main__":
     ap.add_argument("--database-url", default=None)
     ap.add_argument("-n", type=int, default=10_000, help="people, one DM channel each")
     ap.add_argument("--per-person", type=int, default=1, help="messages to each person")
-    ap.add_argument("--concurrency", type=int, nargs="+", default=[16])
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[64])
     ap.add_argument("--post-rate", type=float, default=1.0)
     ap.add_argument("--post-burst", type=float, default=3.0)
     ap.add_argument("--workspace-rate", type=float, default=None)

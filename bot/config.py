@@ -39,7 +39,7 @@ class Settings:
     digest_cron: str = "0 9 * * mon"
     timezone: str = "UTC"
     sweep_seconds: float = 15.0
-    outbox_concurrency: int = 16
+    outbox_concurrency: int = 64
     port: int = 3000
     log_level: str = "INFO"
     reconcile_interval: timedelta = timedelta(minutes=15)  # PIM_RECONCILE_INTERVAL
@@ -96,7 +96,7 @@ class Settings:
             timezone=timezone,
             sweep_seconds=_positive_float(get("PIM_SWEEP_SECONDS"), "PIM_SWEEP_SECONDS", 15.0),
             outbox_concurrency=int(_positive_float(get("PIM_OUTBOX_CONCURRENCY"),
-                                                   "PIM_OUTBOX_CONCURRENCY", 16)),
+                                                   "PIM_OUTBOX_CONCURRENCY", 64)),
             port=int(_positive_float(get("PORT"), "PORT", 3000)),
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
             audit_key=_audit_key(get("PIM_AUDIT_KEY")),

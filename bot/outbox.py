@@ -109,7 +109,7 @@ class _Outcome:
 class OutboxWorker:
     def __init__(
         self, uow: UnitOfWork, clock: Clock, transports: list[Transport], *, worker: str,
-        batch: int = 100, concurrency: int = 16, max_seconds: float = 5.0,
+        batch: int = 100, concurrency: int = 64, max_seconds: float = 5.0,
     ) -> None:
         self.uow, self.clock, self.worker, self.batch = uow, clock, worker, batch
         self.transports = {t.name: t for t in transports}

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cards import views as v
 from cards.views import Decision, Notification, RequestView
+from handlers.activation_lookup import AskLookup, Held, look_up_ask
 from handlers.activation_rules import ActivationAsk, CheckedAsk, check_ask
 from handlers.clock import Clock
 from handlers.directory import approvers_for, find_role, require_principal, settings_of
@@ -28,12 +29,15 @@ from handlers.group_eligibility import GroupMembership, GroupWindow
 from handlers.lifecycle import EXPIRE, START, TIMEOUT, WARN, provision
 from handlers.present import person, request_view, role_ref
 from handlers.records import (
-    add_timer,
+    add_timers,
     audit,
     audit_all,
     cancel_timers,
+    message_rows,
     new_request_id,
     notify,
+    queue_messages,
+    table_of,
     update_cards,
 )
 from handlers.settings import RoleSettings
@@ -44,6 +48,8 @@ from vocab.states import Action, MemberType, ScheduleKind, ScheduleState, Status
 
 __all__ = ["ActivationAsk", "cancel_request", "deactivate", "request_activation"]
 
+_INSERT_REQUEST = insert(table_of(ScheduleRequest)).returning(table_of(ScheduleRequest).c.id)
+
 
 async def request_activation(
     uow: UnitOfWork, clock: Clock, *, actor: str, ask: ActivationAsk,
@@ -53,15 +59,15 @@ async def request_activation(
     via = await groups.windows(uow, actor=actor, role=ask.role) if groups else []
     now = clock.now()
     async with uow.transaction() as s:
-        me = await require_principal(s, actor)
-        role = await find_role(s, ask.role, usable_by=me.id)
+        found = await look_up_ask(s, actor=actor, role=ask.role)
+        me, role = found.me, found.role
         settings = settings_of(role)
         checked = check_ask(ask, role_id=role.id, role_name=role.display_name,
                             settings=settings, now=now)
-        group = await _check_free(s, me=me, role=role, start=checked.start, end=checked.end,
-                                  via=via)
+        group = _check_free(found, role=role, start=checked.start, end=checked.end, via=via)
         approvers = await _approvers(s, me=me, role=role, settings=settings)
-        req = await _new_request(s, me=me, role=role, ask=checked, now=now,
+        short_id = found.free_id or await new_request_id(s)
+        req = await _new_request(s, me=me, role=role, ask=checked, now=now, short_id=short_id,
                                  deadline=now + settings.approval_timeout if approvers else None)
         created = NewEvent(
             at=now, actor=me.email, action="request.created", target=f"{me.email}/{role.id}",
@@ -74,28 +80,20 @@ async def request_activation(
             await audit_all(s, [created])
             return await _ask_approvers(s, req=req, me=me, approvers=approvers, now=now)
         if checked.start <= now:
-            await provision(s, req=req, now=now, earlier=[created])
+            await provision(s, req=req, now=now, earlier=[created], stored=True)
         else:
             await audit_all(s, [created])
-            add_timer(s, kind=START, due_at=checked.start, subject_id=req.id)
+            await add_timers(s, [(START, checked.start)], subject_id=req.id)
         return await request_view(s, req)
 
 
-async def _check_free(
-    s: AsyncSession, *, me: Principal, role: Role, start: datetime, end: datetime,
-    via: list[GroupWindow],
+def _check_free(
+    found: AskLookup, *, role: Role, start: datetime, end: datetime, via: list[GroupWindow],
 ) -> str | None:
     """Eligible for the whole time, not active already, not asked already. Returns the
-    group that makes `me` eligible when no eligibility of their own does."""
-    # One query for both the eligibility and an active assignment: a person holds few.
-    held = (await s.scalars(
-        select(Schedule).where(
-            Schedule.principal_id == me.id, Schedule.role_id == role.id,
-            Schedule.state == ScheduleState.ACTIVE,
-        )
-    )).unique().all()
-    own: list[Schedule | GroupWindow] = [
-        h for h in held if h.kind == ScheduleKind.ELIGIBLE and h.start_at <= start]
+    group that makes the person eligible when no eligibility of their own does."""
+    own: list[Held | GroupWindow] = [
+        h for h in found.held if h.kind == ScheduleKind.ELIGIBLE and h.start_at <= start]
     groups = [w for w in via if w.role_id == role.id and w.start_at <= start]
     # The one lasting longest; on a tie the person's own, so a group is named only when needed.
     eligible = sorted([*own, *groups], reverse=True, key=lambda h: (
@@ -109,17 +107,11 @@ async def _check_free(
             f"{v.when(eligible[0].end_at.isoformat())}, before the activation would end; "
             "ask for a shorter time."
         )
-    active = next((h for h in held if h.kind == ScheduleKind.ACTIVE), None)
+    active = next((h for h in found.held if h.kind == ScheduleKind.ACTIVE), None)
     if active is not None:
         until = v.when(active.end_at.isoformat()) if active.end_at else "removed"
         raise AlreadyActive(f"{role.display_name} is already active for you until {until}.")
-    pending = await s.scalar(
-        select(ScheduleRequest).where(
-            ScheduleRequest.principal_id == me.id, ScheduleRequest.role_id == role.id,
-            ScheduleRequest.action == Action.SELF_ACTIVATE,
-            ScheduleRequest.status.in_([Status.PENDING_APPROVAL, Status.GRANTED]),
-        ).limit(1)
-    )
+    pending = found.pending
     if pending is not None:
         state = "waiting for approval" if pending.status == Status.PENDING_APPROVAL else (
             f"scheduled to start at {v.when(pending.start_at.isoformat())}")
@@ -146,27 +138,27 @@ async def _approvers(
 
 async def _new_request(
     s: AsyncSession, *, me: Principal, role: Role, ask: CheckedAsk, now: datetime,
-    deadline: datetime | None,
+    short_id: str, deadline: datetime | None,
 ) -> ScheduleRequest:
     # Inserted as it ends up (provisioned at once, when nobody need approve and it starts
     # now), so provisioning does not UPDATE the row it just wrote.
     at_once = deadline is None and ask.start <= now
-    req = ScheduleRequest(
-        short_id=await new_request_id(s), action=Action.SELF_ACTIVATE,
-        status=Status.PENDING_APPROVAL if deadline else (
+    values = {
+        "short_id": short_id, "action": Action.SELF_ACTIVATE,
+        "status": Status.PENDING_APPROVAL if deadline else (
             Status.PROVISIONED if at_once else Status.GRANTED),
-        completed_at=now if at_once else None,
-        kind=ScheduleKind.ACTIVE, principal_id=me.id, role_id=role.id, created_by_id=me.id,
-        justification=ask.justification,
-        ticket_system=ask.ticket.system if ask.ticket else None,
-        ticket_number=ask.ticket.number if ask.ticket else None,
-        start_at=ask.start, duration_seconds=int(ask.duration.total_seconds()),
-        created_at=now, approval_deadline=deadline,
-    )
-    # Set the relations we already hold, so nothing is read back after the INSERT.
+        "completed_at": now if at_once else None,
+        "kind": ScheduleKind.ACTIVE, "principal_id": me.id, "role_id": role.id,
+        "created_by_id": me.id, "justification": ask.justification,
+        "ticket_system": ask.ticket.system if ask.ticket else None,
+        "ticket_number": ask.ticket.number if ask.ticket else None,
+        "start_at": ask.start, "duration_seconds": int(ask.duration.total_seconds()),
+        "created_at": now, "approval_deadline": deadline,
+    }
+    # A plain INSERT, not a unit of work; the object is what the rest of the use case (and
+    # its views) read, with the relations we already hold, so nothing is read back.
+    req = ScheduleRequest(id=await s.scalar(_INSERT_REQUEST, values), **values)
     req.principal, req.created_by, req.role = me, me, role
-    s.add(req)
-    await s.flush()
     return req
 
 
@@ -176,7 +168,7 @@ async def _ask_approvers(
 ) -> RequestView:
     """The approvers get a card to decide on; the requester hears it is waiting."""
     assert req.approval_deadline is not None and req.duration_seconds is not None
-    add_timer(s, kind=TIMEOUT, due_at=req.approval_deadline, subject_id=req.id)
+    await add_timers(s, [(TIMEOUT, req.approval_deadline)], subject_id=req.id)
     view = await request_view(s, req)
     role, channel = req.role, settings_of(req.role).approval_channel
     ask = Notification(
@@ -189,9 +181,10 @@ async def _ask_approvers(
         headline=f"Request {req.short_id} for {role.display_name} is waiting for "
         f"approval (until {v.when(view.deadline)}).",
     )
-    notify(s, now=now, recipients=approvers, channel=channel or None, request_id=req.id,
-           note=ask)
-    notify(s, now=now, recipients=[me], request_id=req.id, note=told)
+    await queue_messages(s, [
+        *message_rows(now=now, recipients=approvers, channel=channel or None,
+                      request_id=req.id, note=ask),
+        *message_rows(now=now, recipients=[me], request_id=req.id, note=told)])
     return view
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from cards import views as v
 from cards.views import Decision, Notification, RequestView
@@ -24,7 +26,16 @@ from handlers.errors import (
 from handlers.extend import apply_extension
 from handlers.lifecycle import START, TIMEOUT, provision
 from handlers.present import person, request_view, role_ref
-from handlers.records import add_timer, audit, audit_all, cancel_timers, notify, update_cards
+from handlers.records import (
+    add_timers,
+    audit,
+    audit_all,
+    cancel_timers,
+    card_update_row,
+    message_rows,
+    queue_messages,
+    table_of,
+)
 from handlers.user_text import user_text
 from storage.audit import NewEvent
 from storage.models import ApprovalStep, Principal, ScheduleRequest
@@ -46,8 +57,7 @@ async def decide(
     if justification and len(justification) > MAX_JUSTIFICATION:
         raise InvalidInput(f"The justification is too long (at most {MAX_JUSTIFICATION}).")
     async with uow.transaction() as s:
-        me = await require_principal(s, actor)
-        req = await s.scalar(select(ScheduleRequest).where(ScheduleRequest.short_id == request_id))
+        me, req = await _decider_and_request(s, actor=actor, request_id=request_id)
         if req is None:
             raise UnknownRequest(f"There is no request {request_id}.")
         settings = settings_of(req.role)
@@ -91,26 +101,56 @@ async def _refusal(
     return None
 
 
+async def _decider_and_request(
+    s: AsyncSession, *, actor: str, request_id: str
+) -> tuple[Principal, ScheduleRequest | None]:
+    """Who clicks and what they click on, in one statement (the request with its people and
+    role, joined)."""
+    row = (await s.execute(_DECIDER_AND_REQUEST, {
+        "email": actor.strip().lower(), "request": request_id})).first()
+    if row is None:
+        await require_principal(s, actor)  # raises, with its message
+        raise AssertionError("unreachable")
+    return row[0], row[1]
+
+
+_INSERT_STEP = insert(table_of(ApprovalStep))
+_DECIDER_AND_REQUEST = (
+    select(Principal, ScheduleRequest)
+    .outerjoin(ScheduleRequest, ScheduleRequest.short_id == bindparam("request"))
+    .where(func.lower(Principal.email) == bindparam("email"))
+)
+
+
 async def _record_decision(
     s: AsyncSession, *, req: ScheduleRequest, me: Principal, approve: bool,
     justification: str | None, now: datetime,
 ) -> RequestView:
     outcome = Status.GRANTED if approve else Status.DENIED
+    # (An extension changes the running activation instead: apply_extension.)
+    at_once = approve and req.action != Action.SELF_EXTEND and req.start_at <= now
     # The guard on status is what makes concurrent clicks safe: only one UPDATE matches.
-    # ("evaluate" also updates `req` in memory, so nothing is read back.)
+    # An approval that takes effect now is written as it ends up (provisioned), so
+    # provisioning does not UPDATE the row again.
     result = await s.execute(
         update(ScheduleRequest)
         .where(ScheduleRequest.id == req.id, ScheduleRequest.status == Status.PENDING_APPROVAL)
-        .values(status=outcome, decided_at=now,
-                completed_at=None if approve else now)
-        .execution_options(synchronize_session="evaluate")
+        .values(status=Status.PROVISIONED if at_once else outcome, decided_at=now,
+                completed_at=now if at_once or not approve else None)
+        .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         await s.refresh(req)
         raise AlreadyDecided(await _already(s, req))
-    s.add(ApprovalStep(request_id=req.id, reviewer_id=me.id,
-                       decision=ReviewResult.APPROVE if approve else ReviewResult.DENY,
-                       justification=justification, decided_at=now))
+    # In memory, the request is decided (not yet provisioned): what the requester is told
+    # first. Committed values, so the unit of work writes nothing more for it.
+    for name, value in (("status", outcome), ("decided_at", now),
+                        ("completed_at", None if approve else now)):
+        set_committed_value(req, name, value)
+    await s.execute(_INSERT_STEP, {
+        "request_id": req.id, "reviewer_id": me.id,
+        "decision": ReviewResult.APPROVE if approve else ReviewResult.DENY,
+        "justification": justification, "decided_at": now})
     await cancel_timers(s, subject_id=req.id, kinds=[TIMEOUT], now=now)
     decided = NewEvent(
         at=now, actor=me.email, action="request.approved" if approve else "request.denied",
@@ -119,26 +159,28 @@ async def _record_decision(
     )
     decision = Decision(by=person(me), outcome=outcome, at=now.isoformat(), reason=justification)
     view = await request_view(s, req, decision=decision)
-    _tell_decision(s, req=req, me=me, view=view, approve=approve, now=now)
+    told = _tell_decision(req=req, me=me, view=view, approve=approve, now=now)
     if approve and req.action == Action.SELF_EXTEND:  # more time on a running activation
+        await queue_messages(s, told)
         done = replace(decision, outcome=Status.PROVISIONED)
         await apply_extension(s, req=req, now=now, earlier=[decided], decision=done)
         return await request_view(s, req, decision=done)
-    if approve and req.start_at <= now:
+    if at_once:
         # What the stored approval step would say, without reading it back.
         done = replace(decision, outcome=Status.PROVISIONED)
-        await provision(s, req=req, now=now, earlier=[decided], decision=done)
+        await provision(s, req=req, now=now, earlier=[decided], decision=done, told=told,
+                        stored=True)
         return await request_view(s, req, decision=done)
     await audit_all(s, [decided])
+    await queue_messages(s, told)
     if approve:
-        add_timer(s, kind=START, due_at=req.start_at, subject_id=req.id)
+        await add_timers(s, [(START, req.start_at)], subject_id=req.id)
     return view
 
 
 def _tell_decision(
-    s: AsyncSession, *, req: ScheduleRequest, me: Principal, view: RequestView, approve: bool,
-    now: datetime,
-) -> None:
+    *, req: ScheduleRequest, me: Principal, view: RequestView, approve: bool, now: datetime,
+) -> list[dict[str, Any]]:
     """The requester hears the outcome; every posted copy of the card shows it."""
     role = req.role.display_name
     if approve:
@@ -147,12 +189,15 @@ def _tell_decision(
         headline = f"{me.display_name} denied your request {req.short_id} for {role}."
         if view.decision and view.decision.reason:
             headline += f" Reason: {view.decision.reason}"
-    notify(s, now=now, recipients=[req.principal], request_id=req.id,
-           note=Notification(kind=v.APPROVED if approve else v.DENIED, request=view,
-                             role=role_ref(req.role), headline=headline))
-    update_cards(s, now=now, request_id=req.id,
-                 note=Notification(kind=v.REQUEST_UPDATE, request=view,
-                                   headline=view.outcome_line()))
+    return [
+        *message_rows(now=now, recipients=[req.principal], request_id=req.id,
+                      note=Notification(kind=v.APPROVED if approve else v.DENIED,
+                                        request=view, role=role_ref(req.role),
+                                        headline=headline)),
+        card_update_row(now=now, request_id=req.id,
+                        note=Notification(kind=v.REQUEST_UPDATE, request=view,
+                                          headline=view.outcome_line())),
+    ]
 
 
 async def _already(s: AsyncSession, req: ScheduleRequest) -> str:

@@ -56,10 +56,16 @@ async def expire_due(session: AsyncSession, timers: Sequence[Timer], now: dateti
     if not ended:
         return
     await revoke_grants(session, schedule_ids=ended, now=now)
+    # Skip warnings another replica has claimed in its own (uncommitted) batch: waiting for
+    # it while holding these schedules, when it holds the audit chain's lock and waits for
+    # ours, is a deadlock. Its warn_due sees the end and says nothing, or warns just before.
+    warnings = (select(Timer.id)
+                .where(Timer.subject_id.in_(ended), Timer.kind == WARN,
+                       Timer.status == TimerStatus.PENDING)
+                .with_for_update(skip_locked=True))
     await session.execute(
         update(Timer)
-        .where(Timer.subject_id.in_(ended), Timer.kind == WARN,
-               Timer.status == TimerStatus.PENDING)
+        .where(Timer.id.in_(warnings.scalar_subquery()))
         .values(status=TimerStatus.CANCELED, done_at=now)
         .execution_options(synchronize_session=False)
     )

@@ -4,56 +4,76 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from cards import views as v
 from cards.views import Decision, Notification
 from handlers.directory import settings_of
 from handlers.grants.state import open_grants
 from handlers.present import request_view, role_ref
-from handlers.records import SYSTEM_ACTOR, add_timer, audit_all, notify
+from handlers.records import (
+    SYSTEM_ACTOR,
+    add_timer,
+    add_timers,
+    audit_all,
+    message_rows,
+    queue_messages,
+    table_of,
+)
 from storage.audit import NewEvent
 from storage.models import Schedule, ScheduleRequest
 from vocab.states import MemberType, ScheduleKind, ScheduleState, Status
 
 EXPIRE, WARN, TIMEOUT, START = "expire", "warn", "timeout", "start"
+_INSERT_SCHEDULE = insert(table_of(Schedule)).returning(table_of(Schedule).c.id)
 
 
 async def provision(
     session: AsyncSession, *, req: ScheduleRequest, now: datetime,
     earlier: Sequence[NewEvent] = (), decision: Decision | None = None,
+    told: Sequence[dict[str, Any]] = (), stored: bool = False,
 ) -> Schedule:
     """Make an approved (or approval-free) activation take effect now. `earlier`: audit
-    events of the same transaction that come first (written with this one, in one append)."""
+    events of the same transaction that come first (written with this one, in one append);
+    `told`: outbox rows (records.message_rows) that come before "it is active", likewise.
+    `stored`: the caller already wrote the request as provisioned (in its INSERT or its
+    guarded UPDATE), so it is not written again."""
     assert req.duration_seconds is not None
     end = now + timedelta(seconds=req.duration_seconds)
-    schedule = Schedule(
-        principal_id=req.principal_id, role_id=req.role_id, kind=ScheduleKind.ACTIVE,
-        member_type=MemberType.ACTIVATED, state=ScheduleState.ACTIVE, start_at=now, end_at=end,
-        request_id=req.id, created_at=now,
-    )
-    session.add(schedule)
-    req.status = Status.PROVISIONED
-    req.completed_at = now
-    await session.flush()
+    values = {"principal_id": req.principal_id, "role_id": req.role_id,
+              "kind": ScheduleKind.ACTIVE, "member_type": MemberType.ACTIVATED,
+              "state": ScheduleState.ACTIVE, "start_at": now, "end_at": end,
+              "request_id": req.id, "created_at": now}
+    # A plain INSERT: the ORM's unit of work would cost more than everything else here.
+    schedule = Schedule(id=await session.scalar(_INSERT_SCHEDULE, values), **values)
+    if stored:
+        set_committed_value(req, "status", Status.PROVISIONED)
+        set_committed_value(req, "completed_at", now)
+    else:
+        req.status = Status.PROVISIONED
+        req.completed_at = now
+    await add_timers(session, end_timers(start=now, end=end,
+                                         warning=settings_of(req.role).expiry_warning),
+                     subject_id=schedule.id)
     grant_lines = await open_grants(session, schedule=schedule, role=req.role, now=now)
-    schedule_end_timers(session, schedule=schedule, now=now,
-                        warning=settings_of(req.role).expiry_warning)
     await audit_all(session, [*earlier, NewEvent(
         at=now, actor=SYSTEM_ACTOR, action="role.activated",
         target=f"{req.principal.email}/{req.role_id}",
         details={"request": req.short_id, "end": end.isoformat()},
     )])
     view = await request_view(session, req, decision=decision)
-    notify(
-        session, now=now, recipients=[req.principal], request_id=req.id,
+    await queue_messages(session, [*told, *message_rows(
+        now=now, recipients=[req.principal], request_id=req.id,
         note=Notification(
             kind=v.ACTIVATED, request=view, role=role_ref(req.role), end_at=end.isoformat(),
             headline=f"{req.role.display_name} is active until {v.when(end.isoformat())}.",
             details=tuple(grant_lines),
         ),
-    )
+    )])
     return schedule
 
 

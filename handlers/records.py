@@ -9,17 +9,30 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cards.views import Notification
 from storage.audit import NewEvent, append_event, append_events, append_many_events
 from storage.models import OutboxMessage, Principal, ScheduleRequest, Timer
+from storage.uow import note_queued
 from vocab.states import TimerStatus
 
 SYSTEM_ACTOR = "pim-bot"
+
+
+def table_of(model: type[Any]) -> Table:
+    """A model's table, for plain INSERTs built once: no ORM bulk machinery per call, and
+    None is written as NULL (the ORM's bulk INSERT leaves None values out, so a card
+    redraw, which has no recipient, would be a statement of its own)."""
+    return cast(Table, model.__table__)
+
+
+# (A channel is still left out when there is none: JSON would store None as 'null'.)
+_OUTBOX = insert(table_of(OutboxMessage))
+_TIMERS = insert(table_of(Timer))
 _ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O or 1/I to misread
 
 
@@ -69,11 +82,53 @@ def notify(
 def message_row(
     *, now: datetime, note: Notification, recipient_id: int | None,
     request_id: int | None = None, payload: dict[str, Any] | None = None,
+    channel: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """One outbox row as plain values, for set-based inserts (see notify_all)."""
-    return {"created_at": now, "recipient_id": recipient_id, "kind": note.kind,
-            "request_id": request_id, "payload": payload or note.to_dict(),
-            "next_attempt_at": now}
+    row = {"created_at": now, "recipient_id": recipient_id, "kind": note.kind,
+           "request_id": request_id, "payload": payload or note.to_dict(),
+           "next_attempt_at": now}
+    if channel:  # only then: a JSON None would be stored as JSON 'null', not SQL NULL
+        row["channel"] = channel
+    return row
+
+
+def message_rows(
+    *, now: datetime, note: Notification, recipients: Iterable[Principal] = (),
+    channel: dict[str, str] | None = None, request_id: int | None = None,
+) -> list[dict[str, Any]]:
+    """notify's rows as plain values, in the same order, to queue with others in one INSERT
+    (see queue_messages)."""
+    payload = note.to_dict()
+    rows = [message_row(now=now, note=note, payload=payload, recipient_id=p.id,
+                        request_id=request_id) for p in recipients]
+    if channel:
+        rows.append(message_row(now=now, note=note, payload=payload, recipient_id=None,
+                                request_id=request_id, channel=channel))
+    return rows
+
+
+async def queue_messages(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Write a use case's outbox rows in the order given, one INSERT per run of rows of the
+    same shape (a row to a channel has one column more), and poke the delivery worker."""
+    start = 0
+    for i in range(1, len(rows) + 1):
+        if i == len(rows) or rows[i].keys() != rows[start].keys():
+            await session.execute(_OUTBOX, list(rows[start:i]))
+            start = i
+    if rows:
+        note_queued(session)
+
+
+async def add_timers(
+    session: AsyncSession, timers: Sequence[tuple[str, datetime]], *, subject_id: int
+) -> None:
+    """add_timer for several (kind, due) of one subject, in one INSERT."""
+    if timers:
+        await session.execute(_TIMERS, [
+            {"kind": kind, "due_at": due_at, "subject_id": subject_id, "key": None}
+            for kind, due_at in timers])
+        note_queued(session)
 
 
 async def notify_all(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
@@ -96,6 +151,11 @@ def update_cards(
             next_attempt_at=now,
         )
     )
+
+
+def card_update_row(*, now: datetime, note: Notification, request_id: int) -> dict[str, Any]:
+    """update_cards' row as plain values (see queue_messages)."""
+    return message_row(now=now, note=note, recipient_id=None, request_id=request_id)
 
 
 def add_timer(
@@ -147,3 +207,9 @@ async def new_request_ids(session: AsyncSession, count: int) -> list[str]:
 
 def _draw(length: int) -> str:
     return "R-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+
+
+def request_id_candidates() -> list[str]:
+    """Request ids to try, in new_request_id's order of lengths, for a caller that checks
+    them along with its other reads (handlers.activation_lookup)."""
+    return [_draw(4), _draw(4), _draw(6)]

@@ -70,10 +70,13 @@ async def append_events(session: AsyncSession, items: Sequence[NewEvent]) -> lis
     transaction: one head lookup (and one lock) however many there are."""
     if not items:
         return []
-    rows = [AuditEvent(**values) for values in await _chained(session, items)]
-    session.add_all(rows)
-    await session.flush()
-    return rows
+    values = await _chained(session, items)
+    if session.new or session.dirty or session.deleted:
+        # What the caller added goes first, as the ORM's INSERT of these rows would flush it.
+        await session.flush()
+    # One plain INSERT (the ids are ours), not a unit of work: the rows need no reading back.
+    await session.execute(insert(_AUDIT_TABLE), values)
+    return [AuditEvent(**v) for v in values]
 
 
 async def append_many_events(session: AsyncSession, items: Sequence[NewEvent]) -> None:

@@ -134,6 +134,12 @@ class UnitOfWork:
             return fn(conn)
 
 
+def note_queued(session: AsyncSession) -> None:
+    """Say that this transaction left work for the sweeper: for rows written with a plain
+    INSERT, which no flush sees."""
+    session.info[_QUEUED] = True
+
+
 class _Session(Session):
     """Our sessions: they refuse writes in read() and note work queued for the sweeper."""
 
@@ -144,8 +150,3 @@ def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
         raise ReadOnlyViolation("a read-only unit of work tried to write")
     if any(isinstance(obj, OutboxMessage | Timer) for obj in session.new):
         session.info[_QUEUED] = True
-
-
-def note_queued(session: AsyncSession) -> None:
-    """Work for the sweeper written without the ORM (bulk INSERT/UPDATE, e.g. grant rows)."""
-    session.info[_QUEUED] = True

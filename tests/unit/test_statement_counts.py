@@ -19,7 +19,12 @@ from tests.unit.conftest import Engine
 
 BOB, CAROL = "bob@contoso.com", "carol@contoso.com"
 # Each bound is what the path does today plus a little room; an N+1 blows through it at once.
-ASK_BOUND, DECIDE_BOUND, SWEEP_BOUND = 15, 20, 16
+# Asking is 8 on both databases: one joined read (person, role, what they hold and asked,
+# a free request id), the request, the schedule and its timers, the audit head and events,
+# the outbox rows; and BEGIN IMMEDIATE on SQLite, the audit chain's lock on PostgreSQL.
+# Approving adds the approvers, the guarded UPDATE, the approval step and the time-out's
+# cancel (11). A post to an approval channel is an outbox INSERT of its own: +2.
+ASK_BOUND, DECIDE_BOUND, SWEEP_BOUND = 10, 12, 16
 
 
 @contextmanager
@@ -59,6 +64,45 @@ async def test_asking_and_approving_are_a_few_statements(eng):
                             justification="ok")
     assert done.status == "Provisioned"
     assert len(asked) <= ASK_BOUND, "\n".join(asked)
+    assert len(decided) <= DECIDE_BOUND, "\n".join(decided)
+
+
+async def test_denying_is_a_few_statements(eng):
+    view = await request_activation(
+        eng.uow, eng.clock, actor=BOB,
+        ask=ActivationAsk(role="global-admin", duration=timedelta(hours=1),
+                          justification="rotate keys"))
+    with counting(eng) as denied:
+        done = await decide(eng.uow, eng.clock, actor=CAROL, request_id=view.id, approve=False,
+                            justification="not today")
+    assert done.status == "Denied"
+    assert len(denied) <= DECIDE_BOUND, "\n".join(denied)
+
+
+async def test_many_approvers_and_a_channel_cost_no_more_statements(eng):
+    """Ten approvers and an approval channel: still one read for them and a few INSERTs."""
+    async with eng.uow.transaction() as s:
+        people = [Principal(email=f"approver{i}@contoso.com", display_name=f"Approver {i}",
+                            created_at=eng.clock.now()) for i in range(10)]
+        s.add_all(people)
+        role = await s.get(Role, "global-admin")
+        role.settings = {**role.settings, "approvers": [p.email for p in people],
+                         "approval_channel": {"slack": "C0APPROVALS"}}
+    with counting(eng) as asked:
+        view = await request_activation(
+            eng.uow, eng.clock, actor=BOB,
+            ask=ActivationAsk(role="global-admin", duration=timedelta(hours=1),
+                              justification="rotate keys"))
+    assert view.status == "PendingApproval"
+    assert len(asked) <= ASK_BOUND, "\n".join(asked)
+    told = await eng.outbox()
+    assert [to for to, kind, _ in told if kind == "approval_needed"] == \
+        [p.email for p in people] + [None]
+    assert [to for to, kind, _ in told if kind == "submitted"] == [BOB]
+    with counting(eng) as decided:
+        done = await decide(eng.uow, eng.clock, actor="approver3@contoso.com",
+                            request_id=view.id, approve=True, justification="ok")
+    assert done.status == "Provisioned"
     assert len(decided) <= DECIDE_BOUND, "\n".join(decided)
 
 
