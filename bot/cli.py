@@ -24,6 +24,7 @@ from bot.cli_review import add_review_parser, run_review
 from bot.config import ConfigError, Settings
 from bot.console import Console
 from bot.digest_schedule import digest_options
+from bot.logs import configure as configure_logging
 from bot.outbox import Transport
 from bot.runtime import Runtime
 from cards.text import render
@@ -389,10 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"pim-bot: {err}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level if args.command == "serve" else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(level=settings.log_level if args.command == "serve" else logging.WARNING,
+                      fmt=settings.log_format)
     try:
         return asyncio.run(_COMMANDS[args.command](args, settings))
     except KeyboardInterrupt:

@@ -38,6 +38,7 @@ class Settings:
     outbox_concurrency: int = 16
     port: int = 3000
     log_level: str = "INFO"
+    log_format: str = "plain"  # LOG_FORMAT: plain, or json for log pipelines
     # Keys the audit hash chain (HMAC-SHA256). A secret: never logged, never stored.
     audit_key: str | None = field(default=None, repr=False)
 
@@ -88,11 +89,21 @@ class Settings:
                                                    "PIM_OUTBOX_CONCURRENCY", 16)),
             port=int(_positive_float(get("PORT"), "PORT", 3000)),
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
+            log_format=_log_format(get("LOG_FORMAT")),
             audit_key=_audit_key(get("PIM_AUDIT_KEY")),
         )
 
 
 MIN_AUDIT_KEY = 16
+LOG_FORMATS = ("plain", "json")
+
+
+def _log_format(raw: str | None) -> str:
+    value = (raw or "plain").lower()
+    if value not in LOG_FORMATS:
+        raise ConfigError(f"LOG_FORMAT must be plain or json, not {raw!r}")
+    return value
+
 
 
 def _audit_key(raw: str | None) -> str | None:

@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 
 from bot.config import Settings
 from bot.digest_schedule import DigestSchedule, digest_options, digest_trigger
+from bot.metrics import Metrics
 from bot.outbox import OutboxWorker, Transport
 from bot.scheduler import Sweeper
 from handlers.chat import Commands, command_table
@@ -91,6 +92,7 @@ class Runtime:
     timer_actions: TimerActions = field(default_factory=lifecycle_actions)
     # Revokes the real access behind assignments a review removed (see build()).
     review_removal_hook: RemovalHook | None = None
+    metrics: Metrics = field(default_factory=Metrics)
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -101,18 +103,22 @@ class Runtime:
         # removed (the scheduled end and `pim-bot review end` alike). None: no grant engine
         # yet, so a removal ends the assignment in pim-bot only.
         removal_hook: RemovalHook | None = None
+        metrics = Metrics()
+        uow.on_commit = metrics.committed
         return cls(settings=settings, uow=uow, clock=clock or SystemClock(),
-                   commands=command_table(digest=options),
-                   timer_actions={**lifecycle_actions(),
-                                  DIGEST_TIMER: one_by_one(digest_timer_action(options)),
-                                  **review_actions(on_removed=removal_hook)},
-                   review_removal_hook=removal_hook)
+                   commands=metrics.counted_commands(command_table(digest=options)),
+                   timer_actions=metrics.timed_actions({
+                       **lifecycle_actions(),
+                       DIGEST_TIMER: one_by_one(digest_timer_action(options)),
+                       **review_actions(on_removed=removal_hook)}),
+                   review_removal_hook=removal_hook, metrics=metrics)
 
     def chat(self, transport: str = "slack") -> Chat:
         """What a chat transport needs, with its own engine of short database waits."""
         wait, budget = PATIENCE[transport]
         if transport not in self.chat_uows:
             self.chat_uows[transport] = _chat_uow(self.settings, wait)
+            self.chat_uows[transport].on_commit = self.metrics.committed
         return Chat(uow=self.chat_uows[transport], clock=self.clock, poke=self.poke,
                     commands=self.commands, delivery_uow=self.uow, budget=budget)
 
@@ -134,7 +140,8 @@ class Runtime:
         self.transports = transports
         name = worker_name()
         self.outbox = OutboxWorker(self.uow, self.clock, transports, worker=name,
-                                   concurrency=self.settings.outbox_concurrency)
+                                   concurrency=self.settings.outbox_concurrency,
+                                   on_failure=self.metrics.delivery_failed)
         digest = DigestSchedule(self.uow, self.clock, trigger=digest_trigger(self.settings))
         self.sweeper = Sweeper(self.uow, self.clock, self.outbox, worker=name,
                                sweep_seconds=self.settings.sweep_seconds, digest=digest,

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from botbuilder.core import ActivityHandler, CardFactory, MessageFactory, TurnContext
 from botbuilder.schema import Activity, InvokeResponse
 
+from bot.logs import set_actor
 from bot.runtime import Chat
 from bot.teams.people import identify, reference_of, remember
 from cards import teams as cards
@@ -117,6 +118,7 @@ class PimTeamsBot(ActivityHandler):
                 who = await identify(self.chat.uow, self.chat.clock, turn_context)
                 if who is None:
                     raise NotSetUp()
+                set_actor(who)
                 answer = await work(who)
         except PimError as err:
             return refuse(err.message)
