@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from bot.checks import StartupRefused
 from bot.cli_audit import AuditUsageError, add_audit_parser, check_arguments, run_audit
 from bot.cli_review import add_review_parser, run_review
 from bot.config import ConfigError, Settings
@@ -73,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
 
     add_audit_parser(sub)
     add_review_parser(sub)
+
+    sub.add_parser("doctor", help="check the database, migrations, policy, Slack, Teams, "
+                                  "audit chain, time zone and cron; print what to fix")
 
     digest = sub.add_parser("digest", help="the admins' periodic digest").add_subparsers(
         dest="digest_command", required=True, metavar="preview|send")
@@ -129,6 +133,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.teams.app import mount as mount_teams
 
     port = args.port or settings.port
+    await _refuse_bad_credentials(settings, slack=slack_missing(settings) is None)
 
     async def body(runtime: Runtime) -> int:
         web_app = make_app(runtime)
@@ -170,6 +175,28 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return await _with_runtime(settings, body)
+
+
+async def _refuse_bad_credentials(settings: Settings, *, slack: bool) -> None:
+    """A wrong token or a missing scope stops serve now, with one line, rather than showing
+    later as messages that fail to send."""
+    from bot.slack.startup import check_slack
+    from bot.teams.startup import check_teams
+
+    checks = (await check_slack(settings) if slack else []) + await check_teams(settings)
+    for check in checks:
+        if not check.ok and check.name != "clock":  # a skewed clock is a warning here
+            raise StartupRefused(check)
+        if not check.ok:
+            logger.warning("%s", check.line())
+
+
+async def cmd_doctor(args: argparse.Namespace, settings: Settings | None) -> int:
+    from bot.doctor import run_doctor, table
+
+    checks = await run_doctor()
+    print(table(checks), end="")
+    return 0 if all(c.ok for c in checks) else 1
 
 
 def _stop_on_sigterm(stop: asyncio.Event) -> None:
@@ -385,6 +412,9 @@ _COMMANDS: dict[str, Command] = {
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "doctor":  # it reports a bad configuration in its table
+        configure_logging(level=logging.ERROR)
+        return asyncio.run(cmd_doctor(args, None))
     try:
         settings = Settings.from_env()
     except ConfigError as err:
@@ -401,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         # stdout at nothing so the interpreter's final flush does not complain either.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (PimError, OSError, AuditUsageError, AuditKeyError) as err:
+    except (PimError, OSError, AuditUsageError, AuditKeyError, StartupRefused) as err:
         print(f"pim-bot: {err}", file=sys.stderr)
         return 2
     except UnicodeDecodeError as err:

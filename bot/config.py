@@ -30,6 +30,7 @@ class Settings:
     microsoft_app_password: str | None = field(default=None, repr=False)
     microsoft_app_type: str | None = None
     microsoft_app_tenant_id: str | None = None
+    microsoft_login_url: str = "https://login.microsoftonline.com"  # sovereign clouds differ
     teams_allow_unauthenticated: bool = False
     teams_tenants: tuple[str, ...] = ()  # PIM_TEAMS_TENANTS, lower-cased (ids are GUIDs)
     digest_cron: str = "0 9 * * mon"
@@ -78,6 +79,7 @@ class Settings:
             microsoft_app_password=get("MICROSOFT_APP_PASSWORD"),
             microsoft_app_type=get("MICROSOFT_APP_TYPE"),
             microsoft_app_tenant_id=get("MICROSOFT_APP_TENANT_ID"),
+            microsoft_login_url=get("MICROSOFT_LOGIN_URL") or "https://login.microsoftonline.com",
             teams_allow_unauthenticated=(get("PIM_TEAMS_ALLOW_UNAUTHENTICATED") or "").lower()
             in ("1", "true", "yes"),
             teams_tenants=tuple(t.strip().lower() for t in (get("PIM_TEAMS_TENANTS") or "")
