@@ -168,12 +168,12 @@ class PimTeamsBot(ActivityHandler):
         activity = turn_context.activity
         if activity.name != "adaptiveCard/action":
             return await super().on_invoke_activity(turn_context)
-        value = activity.value if isinstance(activity.value, dict) else {}
-        action = value.get("action") if isinstance(value.get("action"), dict) else {}
+        value: dict[str, Any] = activity.value if isinstance(activity.value, dict) else {}
+        action: dict[str, Any] = value["action"] if isinstance(value.get("action"), dict) else {}
         verb = self.verbs.get(str(action.get("verb") or ""))
         if verb is None:
             return _message_response("This button is not known to pim-bot.")
-        data = action.get("data") if isinstance(action.get("data"), dict) else {}
+        data: dict[str, Any] = action["data"] if isinstance(action.get("data"), dict) else {}
         who: list[str] = []
         answer = await self._engine(turn_context, lambda me: who.append(me) or verb(me, data),
                                     refuse=_message_response)
