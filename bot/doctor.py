@@ -27,9 +27,11 @@ def _time_zone(env: Mapping[str, str]) -> Check:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        return Check.failed("time zone", f"PIM_TIMEZONE {name!r} is not a time zone name",
-                            "use an IANA name such as Europe/Berlin (install tzdata if the "
-                            "system has none)")
+        return Check.failed(
+            "time zone",
+            f"PIM_TIMEZONE {name!r} is not a time zone name",
+            "use an IANA name such as Europe/Berlin (install tzdata if the system has none)",
+        )
     return Check.passed("time zone", name)
 
 
@@ -39,8 +41,11 @@ def _cron(env: Mapping[str, str]) -> Check:
     try:
         trigger = CronTrigger.from_crontab(line, timezone=ZoneInfo(zone))
     except (ValueError, ZoneInfoNotFoundError) as err:
-        return Check.failed("cron", f"PIM_DIGEST_CRON {line!r}: {err}",
-                            "five fields: minute hour day month weekday, e.g. '0 9 * * mon'")
+        return Check.failed(
+            "cron",
+            f"PIM_DIGEST_CRON {line!r}: {err}",
+            "five fields: minute hour day month weekday, e.g. '0 9 * * mon'",
+        )
     upcoming = trigger.get_next_fire_time(None, datetime.now(UTC))
     return Check.passed("cron", f"{line!r}, next digest {upcoming:%Y-%m-%d %H:%M %Z}")
 
@@ -49,13 +54,21 @@ def settings_checks(env: Mapping[str, str]) -> tuple[Settings | None, list[Check
     """The configuration, time zone and cron rows; Settings when the rest can run."""
     zone, cron = _time_zone(env), _cron(env)
     # A bad zone or cron line has its own row; the other checks still run with the default.
-    clean = {k: v for k, v in env.items()
-             if not (k == "PIM_TIMEZONE" and not zone.ok or k == "PIM_DIGEST_CRON" and not cron.ok)}
+    clean = {
+        k: v
+        for k, v in env.items()
+        if not (k == "PIM_TIMEZONE" and not zone.ok or k == "PIM_DIGEST_CRON" and not cron.ok)
+    }
     try:
         settings = Settings.from_env(clean)
     except ConfigError as err:
-        return None, [Check.failed("configuration", str(err), "fix that environment "
-                                   "variable (docs/configuration.md)"), zone, cron]
+        return None, [
+            Check.failed(
+                "configuration", str(err), "fix that environment variable (docs/configuration.md)"
+            ),
+            zone,
+            cron,
+        ]
     return settings, [Check.passed("configuration", "environment read"), zone, cron]
 
 
@@ -65,14 +78,24 @@ async def database_checks(runtime: Runtime) -> list[Check]:
             await s.execute(text("SELECT 1"))
         current, head = await revision_status(runtime.uow.engine)
     except Exception as err:  # whatever the driver says, the row shows it
-        return [Check.failed("database", f"{runtime.uow.dialect}: {type(err).__name__}: "
-                             f"{str(err).splitlines()[0][:160]}",
-                             "check DATABASE_URL, that the server runs and accepts this user"),
-                Check.skip("migrations", "no database"), Check.skip("audit chain", "no database")]
+        return [
+            Check.failed(
+                "database",
+                f"{runtime.uow.dialect}: {type(err).__name__}: {str(err).splitlines()[0][:160]}",
+                "check DATABASE_URL, that the server runs and accepts this user",
+            ),
+            Check.skip("migrations", "no database"),
+            Check.skip("audit chain", "no database"),
+        ]
     checks = [Check.passed("database", runtime.uow.dialect)]
     if current != head:
-        checks.append(Check.failed("migrations", f"schema {current or 'empty'}, code needs "
-                                   f"{head}", "run `pim-bot db upgrade` (serve does it at start)"))
+        checks.append(
+            Check.failed(
+                "migrations",
+                f"schema {current or 'empty'}, code needs {head}",
+                "run `pim-bot db upgrade` (serve does it at start)",
+            )
+        )
         return [*checks, Check.skip("audit chain", "schema not current")]
     checks.append(Check.passed("migrations", f"at {head}"))
     return [*checks, await _audit(runtime)]
@@ -84,12 +107,16 @@ async def _audit(runtime: Runtime) -> Check:
             await check_key(s)
             result = await verify_chain(s)
     except AuditKeyError as err:
-        return Check.failed("audit chain", str(err), "set PIM_AUDIT_KEY to the key the log "
-                            "was written with")
+        return Check.failed(
+            "audit chain", str(err), "set PIM_AUDIT_KEY to the key the log was written with"
+        )
     if not result.ok:
-        return Check.failed("audit chain", f"event {result.broken_id}: {result.reason}",
-                            "restore the database from a backup and compare with your "
-                            "checkpoints (`pim-bot audit verify --checkpoint FILE`)")
+        return Check.failed(
+            "audit chain",
+            f"event {result.broken_id}: {result.reason}",
+            "restore the database from a backup and compare with your "
+            "checkpoints (`pim-bot audit verify --checkpoint FILE`)",
+        )
     return Check.passed("audit chain", f"{result.checked} events intact")
 
 
@@ -98,14 +125,24 @@ def policy_check(settings: Settings) -> Check:
         return Check.skip("policy", "PIM_POLICY is not set")
     try:
         raw = read_policy_file(settings.policy_file, max_bytes=settings.policy_max_bytes)
-        doc = parse_policy(raw, source=settings.policy_file, now=datetime.now(UTC),
-                           max_bytes=settings.policy_max_bytes)
+        doc = parse_policy(
+            raw,
+            source=settings.policy_file,
+            now=datetime.now(UTC),
+            max_bytes=settings.policy_max_bytes,
+        )
     except (PimError, OSError, UnicodeDecodeError) as err:
         first = str(err).splitlines()[0][:200]
-        return Check.failed("policy", first, "fix the file (docs/policy.md); "
-                            "`pim-bot policy apply FILE --dry-run` lists every mistake")
-    return Check.passed("policy", f"{settings.policy_file}: {len(doc.principals)} principals, "
-                                  f"{len(doc.roles)} roles")
+        return Check.failed(
+            "policy",
+            first,
+            "fix the file (docs/policy.md); "
+            "`pim-bot policy apply FILE --dry-run` lists every mistake",
+        )
+    return Check.passed(
+        "policy",
+        f"{settings.policy_file}: {len(doc.principals)} principals, {len(doc.roles)} roles",
+    )
 
 
 async def run_doctor(env: Mapping[str, str] | None = None) -> list[Check]:

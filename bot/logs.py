@@ -46,8 +46,12 @@ def configure(*, level: str | int, fmt: str = "plain") -> None:
     handler = logging.StreamHandler()
     handler.addFilter(_Context())
     if fmt == "json":
-        handler.setFormatter(JsonFormatter(JSON_FIELDS, rename_fields={
-            "asctime": "time", "levelname": "level", "name": "logger"}))
+        handler.setFormatter(
+            JsonFormatter(
+                JSON_FIELDS,
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+        )
     else:
         handler.setFormatter(logging.Formatter(PLAIN))
     logging.basicConfig(level=level, handlers=[handler], force=True)

@@ -32,38 +32,67 @@ from vocab.states import OutboxStatus
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
-_DECISIONS = {"request.approved": "approved", "request.denied": "denied",
-              "request.timed_out": "timed_out", "request.canceled": "canceled"}
+_DECISIONS = {
+    "request.approved": "approved",
+    "request.denied": "denied",
+    "request.timed_out": "timed_out",
+    "request.canceled": "canceled",
+}
 _WAITING = (OutboxStatus.PENDING, OutboxStatus.SENDING)
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
-        self.commands = Counter("pim_commands", "Chat commands run, by verb and outcome "
-                                "(ok, refused, error)", ["verb", "outcome"], registry=r)
-        self.audit_events = Counter("pim_audit_events", "Audit events committed, by action",
-                                    ["action"], registry=r)
-        self.decisions = Counter("pim_decisions", "Requests decided or closed, by outcome",
-                                 ["decision"], registry=r)
+        self.commands = Counter(
+            "pim_commands",
+            "Chat commands run, by verb and outcome (ok, refused, error)",
+            ["verb", "outcome"],
+            registry=r,
+        )
+        self.audit_events = Counter(
+            "pim_audit_events", "Audit events committed, by action", ["action"], registry=r
+        )
+        self.decisions = Counter(
+            "pim_decisions", "Requests decided or closed, by outcome", ["decision"], registry=r
+        )
         self.activations = Counter("pim_activations", "Roles activated", registry=r)
-        self.expiries = Counter("pim_expiries", "Assignments that ended at their end time, "
-                                "by kind (active, eligible)", ["kind"], registry=r)
-        self.grant_states = Counter("pim_grant_states", "Grants that reached a state",
-                                    ["state"], registry=r)
-        self.timer_lag = Histogram("pim_timer_lag_seconds", "How late a timer ran after it "
-                                   "fell due, by kind", ["kind"], buckets=_LAG_BUCKETS,
-                                   registry=r)
-        self.outbox_depth = Gauge("pim_outbox_depth", "Outbox messages waiting to be sent",
-                                  registry=r)
-        self.outbox_age = Gauge("pim_outbox_oldest_age_seconds", "Age of the oldest outbox "
-                                "message still waiting (0 when none)", registry=r)
-        self.delivery_failures = Counter("pim_delivery_failures", "Failed delivery attempts, "
-                                         "by transport and reason (retry, undeliverable, "
-                                         "error)", ["transport", "reason"], registry=r)
-        self.request_latency = Histogram("pim_http_request_duration_seconds", "HTTP request "
-                                         "latency, by route and status", ["route", "status"],
-                                         registry=r)
+        self.expiries = Counter(
+            "pim_expiries",
+            "Assignments that ended at their end time, by kind (active, eligible)",
+            ["kind"],
+            registry=r,
+        )
+        self.grant_states = Counter(
+            "pim_grant_states", "Grants that reached a state", ["state"], registry=r
+        )
+        self.timer_lag = Histogram(
+            "pim_timer_lag_seconds",
+            "How late a timer ran after it fell due, by kind",
+            ["kind"],
+            buckets=_LAG_BUCKETS,
+            registry=r,
+        )
+        self.outbox_depth = Gauge(
+            "pim_outbox_depth", "Outbox messages waiting to be sent", registry=r
+        )
+        self.outbox_age = Gauge(
+            "pim_outbox_oldest_age_seconds",
+            "Age of the oldest outbox message still waiting (0 when none)",
+            registry=r,
+        )
+        self.delivery_failures = Counter(
+            "pim_delivery_failures",
+            "Failed delivery attempts, by transport and reason (retry, undeliverable, error)",
+            ["transport", "reason"],
+            registry=r,
+        )
+        self.request_latency = Histogram(
+            "pim_http_request_duration_seconds",
+            "HTTP request latency, by route and status",
+            ["route", "status"],
+            registry=r,
+        )
 
     # -- hooks ------------------------------------------------------------------------------
     def committed(self, actions: Sequence[str]) -> None:
@@ -88,8 +117,9 @@ class Metrics:
 
     def counted_commands(self, commands: Commands) -> Commands:
         """The command table with each runner counted by verb and outcome."""
-        return MappingProxyType({kind: self._count(kind.__name__.lower(), run)
-                                 for kind, run in commands.items()})
+        return MappingProxyType(
+            {kind: self._count(kind.__name__.lower(), run) for kind, run in commands.items()}
+        )
 
     def _count(self, verb: str, run: Runner) -> Runner:
         async def counted(*args: Any) -> View:
@@ -104,6 +134,7 @@ class Metrics:
             refused = isinstance(view, Reply) and not view.ok
             self.commands.labels(verb, "refused" if refused else "ok").inc()
             return view
+
         return counted
 
     def timed_actions(self, actions: TimerActions) -> TimerActions:
@@ -117,6 +148,7 @@ class Metrics:
             for t in timers:
                 histogram.observe(max(0.0, (now - t.due_at).total_seconds()))
             return await action(s, timers, now)
+
         return timed
 
     def observe_request(self, route: str, status: int, started: float) -> None:
@@ -126,12 +158,17 @@ class Metrics:
     async def refresh(self, s: AsyncSession, now: datetime) -> None:
         """Outbox depth and age are read from the database at scrape time: every replica
         reports the same shared queue."""
-        count, oldest = (await s.execute(
-            select(func.count(), func.min(OutboxMessage.created_at))
-            .where(OutboxMessage.status.in_(_WAITING)))).one()
+        count, oldest = (
+            await s.execute(
+                select(func.count(), func.min(OutboxMessage.created_at)).where(
+                    OutboxMessage.status.in_(_WAITING)
+                )
+            )
+        ).one()
         self.outbox_depth.set(count)
-        self.outbox_age.set(max(0.0, (now - _aware(oldest, now)).total_seconds())
-                            if oldest else 0.0)
+        self.outbox_age.set(
+            max(0.0, (now - _aware(oldest, now)).total_seconds()) if oldest else 0.0
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -139,4 +176,3 @@ class Metrics:
 
 def _aware(at: datetime, now: datetime) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=now.tzinfo)
-

@@ -31,8 +31,11 @@ async def healthz(request: web.Request) -> web.Response:
     """Alive: the process answers. The database is reported, but only /readyz fails on it, so
     an orchestrator does not restart a healthy process while the database is away."""
     runtime = request.app[RUNTIME_KEY]
-    body: dict[str, object] = {"status": "ok", "database": runtime.uow.dialect,
-                               "transports": [t.name for t in runtime.transports]}
+    body: dict[str, object] = {
+        "status": "ok",
+        "database": runtime.uow.dialect,
+        "transports": [t.name for t in runtime.transports],
+    }
     try:
         current, head = await _database(runtime)
     except Exception as err:  # health must answer, whatever is broken
@@ -51,11 +54,20 @@ async def readyz(request: web.Request) -> web.Response:
         current, head = await _database(runtime)
     except Exception as err:
         logger.warning("readiness: database unreachable: %s", err)
-        return web.json_response({"ready": False, "reason": "database unreachable",
-                                  "error": type(err).__name__}, status=503)
+        return web.json_response(
+            {"ready": False, "reason": "database unreachable", "error": type(err).__name__},
+            status=503,
+        )
     if current != head:
-        return web.json_response({"ready": False, "reason": "migrations not current",
-                                  "schema": current, "schema_head": head}, status=503)
+        return web.json_response(
+            {
+                "ready": False,
+                "reason": "migrations not current",
+                "schema": current,
+                "schema_head": head,
+            },
+            status=503,
+        )
     return web.json_response({"ready": True, "schema": current})
 
 

@@ -46,15 +46,31 @@ async def migrated(tmp_path: Path) -> str:
 async def test_all_ok_on_a_migrated_database_with_working_credentials(tmp_path: Path):
     url = await migrated(tmp_path)
     async with FakeSlackAPI() as slack, FakeLogin(app_id=APP_ID, secret="s3cret") as login:
-        checks = await run_doctor({
-            "DATABASE_URL": url, "PIM_POLICY": str(EXAMPLE_POLICY),
-            "SLACK_BOT_TOKEN": "xoxb-1", "SLACK_API_URL": slack.base_url,
-            "MICROSOFT_APP_ID": APP_ID, "MICROSOFT_APP_PASSWORD": "s3cret",
-            "MICROSOFT_LOGIN_URL": login.url})
+        checks = await run_doctor(
+            {
+                "DATABASE_URL": url,
+                "PIM_POLICY": str(EXAMPLE_POLICY),
+                "SLACK_BOT_TOKEN": "xoxb-1",
+                "SLACK_API_URL": slack.base_url,
+                "MICROSOFT_APP_ID": APP_ID,
+                "MICROSOFT_APP_PASSWORD": "s3cret",
+                "MICROSOFT_LOGIN_URL": login.url,
+            }
+        )
     assert failed(checks) == set(), table(checks)
     assert [c.name for c in checks] == [
-        "configuration", "time zone", "cron", "database", "migrations", "audit chain",
-        "policy", "slack", "slack scopes", "clock", "teams"]
+        "configuration",
+        "time zone",
+        "cron",
+        "database",
+        "migrations",
+        "audit chain",
+        "policy",
+        "slack",
+        "slack scopes",
+        "clock",
+        "teams",
+    ]
     assert not any(c.skipped for c in checks)
     assert login.requests[0]["tenant"] == "botframework.com"
 
@@ -65,8 +81,9 @@ async def test_configuration_time_zone_and_cron(tmp_path: Path):
     assert "PORT" in row(checks, "configuration").detail
 
     url = await migrated(tmp_path)
-    checks = await run_doctor({"DATABASE_URL": url, "PIM_TIMEZONE": "Mars/Olympus",
-                               "PIM_DIGEST_CRON": "every monday"})
+    checks = await run_doctor(
+        {"DATABASE_URL": url, "PIM_TIMEZONE": "Mars/Olympus", "PIM_DIGEST_CRON": "every monday"}
+    )
     assert failed(checks) == {"time zone", "cron"}
     assert "Europe/Berlin" in row(checks, "time zone").fix
     assert "'0 9 * * mon'" in row(checks, "cron").fix
@@ -88,8 +105,11 @@ async def test_migrations_behind(tmp_path: Path):
 async def test_audit_chain_edited_and_key_missing(tmp_path: Path):
     url = await migrated(tmp_path)
     key = "k" * 32
-    runtime = Runtime.build(Settings.from_env({"DATABASE_URL": url, "PIM_AUDIT_KEY": key,
-                                               "PIM_POLICY": str(EXAMPLE_POLICY)}))
+    runtime = Runtime.build(
+        Settings.from_env(
+            {"DATABASE_URL": url, "PIM_AUDIT_KEY": key, "PIM_POLICY": str(EXAMPLE_POLICY)}
+        )
+    )
     try:
         await runtime.prepare()  # the policy's changes are audited, keyed
     finally:
@@ -147,23 +167,30 @@ def test_clock_skew_against_slacks_date():
 async def test_teams_wrong_secret_and_unknown_app(tmp_path: Path):
     url = await migrated(tmp_path)
     async with FakeLogin(app_id=APP_ID, secret="s3cret") as login:
-        env = {"DATABASE_URL": url, "MICROSOFT_LOGIN_URL": login.url,
-               "MICROSOFT_APP_TYPE": "SingleTenant", "MICROSOFT_APP_TENANT_ID": "contoso-tid"}
-        checks = await run_doctor({**env, "MICROSOFT_APP_ID": APP_ID,
-                                   "MICROSOFT_APP_PASSWORD": "wrong"})
+        env = {
+            "DATABASE_URL": url,
+            "MICROSOFT_LOGIN_URL": login.url,
+            "MICROSOFT_APP_TYPE": "SingleTenant",
+            "MICROSOFT_APP_TENANT_ID": "contoso-tid",
+        }
+        checks = await run_doctor(
+            {**env, "MICROSOFT_APP_ID": APP_ID, "MICROSOFT_APP_PASSWORD": "wrong"}
+        )
         assert failed(checks) == {"teams"}
         assert "AADSTS7000215" in row(checks, "teams").detail
         assert "client secret" in row(checks, "teams").fix
         assert login.requests[-1]["tenant"] == "contoso-tid"
-        checks = await run_doctor({**env, "MICROSOFT_APP_ID": "not-the-app",
-                                   "MICROSOFT_APP_PASSWORD": "s3cret"})
+        checks = await run_doctor(
+            {**env, "MICROSOFT_APP_ID": "not-the-app", "MICROSOFT_APP_PASSWORD": "s3cret"}
+        )
         assert failed(checks) == {"teams"}
         assert "unauthorized_client" in row(checks, "teams").detail
 
 
 async def test_doctor_command_prints_the_table_and_exits_1(run_pim: Run, tmp_path: Path):
-    result = await asyncio.to_thread(run_pim, "doctor", db=f"sqlite:///{tmp_path}/empty.db",
-                                     env={"PIM_TIMEZONE": "Nowhere/Land"})
+    result = await asyncio.to_thread(
+        run_pim, "doctor", db=f"sqlite:///{tmp_path}/empty.db", env={"PIM_TIMEZONE": "Nowhere/Land"}
+    )
     assert result.returncode == 1, result.stderr
     assert_no_traceback(result.stdout, result.stderr)
     lines = result.stdout.splitlines()
@@ -182,16 +209,28 @@ async def test_serve_refuses_a_bad_slack_token_with_one_line(
         if problem == "missing scope":
             slack.scopes.remove("chat:write")
         result = await asyncio.to_thread(
-            run_pim, "serve", "--host", "127.0.0.1", "--port", str(free_port()),
-            db=f"sqlite:///{tmp_path}/pim.db", timeout=30,
-            env={"SLACK_BOT_TOKEN": token, "SLACK_SIGNING_SECRET": "x" * 32,
-                 "SLACK_API_URL": slack.base_url})
+            run_pim,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(free_port()),
+            db=f"sqlite:///{tmp_path}/pim.db",
+            timeout=30,
+            env={
+                "SLACK_BOT_TOKEN": token,
+                "SLACK_SIGNING_SECRET": "x" * 32,
+                "SLACK_API_URL": slack.base_url,
+            },
+        )
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1, result.stderr
-    expected = ("pim-bot: slack: Slack refused SLACK_BOT_TOKEN (invalid_auth)"
-                if problem == "wrong token" else
-                "pim-bot: slack scopes: the bot token lacks chat:write — add it")
+    expected = (
+        "pim-bot: slack: Slack refused SLACK_BOT_TOKEN (invalid_auth)"
+        if problem == "wrong token"
+        else "pim-bot: slack scopes: the bot token lacks chat:write — add it"
+    )
     assert result.stderr.startswith(expected), result.stderr
     assert not (tmp_path / "pim.db").exists()  # refused before touching the database
 
@@ -199,11 +238,24 @@ async def test_serve_refuses_a_bad_slack_token_with_one_line(
 async def test_serve_refuses_a_wrong_teams_secret_with_one_line(run_pim: Run, tmp_path: Path):
     async with FakeLogin(app_id=APP_ID, secret="s3cret") as login:
         result = await asyncio.to_thread(
-            run_pim, "serve", "--host", "127.0.0.1", "--port", str(free_port()),
-            db=f"sqlite:///{tmp_path}/pim.db", timeout=30,
-            env={"MICROSOFT_APP_ID": APP_ID, "MICROSOFT_APP_PASSWORD": "wrong",
-                 "MICROSOFT_LOGIN_URL": login.url, "PIM_TEAMS_TENANTS": "t1"})
+            run_pim,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(free_port()),
+            db=f"sqlite:///{tmp_path}/pim.db",
+            timeout=30,
+            env={
+                "MICROSOFT_APP_ID": APP_ID,
+                "MICROSOFT_APP_PASSWORD": "wrong",
+                "MICROSOFT_LOGIN_URL": login.url,
+                "PIM_TEAMS_TENANTS": "t1",
+            },
+        )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1, result.stderr
-    assert result.stderr.startswith("pim-bot: teams: Microsoft refused MICROSOFT_APP_ID/"
-                                    "MICROSOFT_APP_PASSWORD (invalid_client: AADSTS7000215")
+    assert result.stderr.startswith(
+        "pim-bot: teams: Microsoft refused MICROSOFT_APP_ID/"
+        "MICROSOFT_APP_PASSWORD (invalid_client: AADSTS7000215"
+    )

@@ -22,23 +22,59 @@ from clihelp import EXAMPLE_POLICY, ROOT, clean_env, free_port
 
 
 def _build_wheel(out: Path) -> Path:
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(out), str(ROOT)], check=True, capture_output=True,
-                   timeout=180)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
     (wheel,) = out.glob("pim_bot-*.whl")
     return wheel
 
 
 def _venv(where: Path, wheel: Path) -> Path:
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True,
-                   timeout=60)
-    inner = subprocess.run([str(where / "bin" / "python"), "-c",
-                            "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                           check=True, capture_output=True, text=True).stdout.strip()
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(where)], check=True, timeout=60
+    )
+    inner = subprocess.run(
+        [
+            str(where / "bin" / "python"),
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     Path(inner, "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(where / "bin" / "python"),
-                    "install", "--no-deps", "--no-index", "-q", str(wheel)], check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(where / "bin" / "python"),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "-q",
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     return where / "bin" / "pim-bot"
 
 
@@ -62,16 +98,23 @@ def test_the_wheel_in_a_fresh_venv_migrates_and_serves(tmp_path: Path):
     app = tmp_path / "app"  # the image's WORKDIR: the examples, no source tree
     (app / "examples").mkdir(parents=True)
     shutil.copy(EXAMPLE_POLICY, app / "examples" / "policy.yaml")
-    env = clean_env(f"sqlite:///{tmp_path}/pim.db", {"PIM_POLICY": "examples/policy.yaml",
-                                                     "LOG_FORMAT": "json"})
-    upgrade = subprocess.run([str(pim), "db", "upgrade"], cwd=app, env=env, text=True,
-                             capture_output=True, timeout=60)
+    env = clean_env(
+        f"sqlite:///{tmp_path}/pim.db", {"PIM_POLICY": "examples/policy.yaml", "LOG_FORMAT": "json"}
+    )
+    upgrade = subprocess.run(
+        [str(pim), "db", "upgrade"], cwd=app, env=env, text=True, capture_output=True, timeout=60
+    )
     assert (upgrade.returncode, upgrade.stdout) == (0, "Database is up to date.\n"), upgrade.stderr
 
     port = free_port()
     log = (tmp_path / "serve.log").open("w")
-    server = subprocess.Popen([str(pim), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                              cwd=app, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [str(pim), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=app,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 30
         while True:

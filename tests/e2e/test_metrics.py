@@ -48,8 +48,9 @@ async def test_metrics_count_commands_decisions_activations_expiries(slack: Slac
     refused = await slack.command("U0BOB", "activate no-such-role 1h x", token="nope")
     assert refused.status == 200
     await slack.fake.wait_for("chat.postMessage", where=lambda c: c.args["channel"] == "U0CAROL")
-    await slack.click("U0CAROL", v.APPROVE, request_id,
-                      posted=slack.fake.messages_to("U0CAROL")[0].response)
+    await slack.click(
+        "U0CAROL", v.APPROVE, request_id, posted=slack.fake.messages_to("U0CAROL")[0].response
+    )
     quick = await slack.command("U0BOB", "activate quick 1s", token="quick")
     assert quick.status == 200
 
@@ -63,8 +64,12 @@ async def test_metrics_count_commands_decisions_activations_expiries(slack: Slac
     # The quick role's expiry ran as a timer: its lag is in the histogram.
     assert value(samples, "pim_timer_lag_seconds_count", kind="expire") >= 1
     # Latency by route pattern, never by raw path.
-    assert value(samples, "pim_http_request_duration_seconds_count",
-                 route="/slack/events", status="200") >= 4
+    assert (
+        value(
+            samples, "pim_http_request_duration_seconds_count", route="/slack/events", status="200"
+        )
+        >= 4
+    )
     assert ("pim_outbox_depth", ()) in samples
     assert ("pim_outbox_oldest_age_seconds", ()) in samples
 
@@ -72,14 +77,19 @@ async def test_metrics_count_commands_decisions_activations_expiries(slack: Slac
 async def test_metrics_outbox_depth_age_and_delivery_failures(slack: SlackBot):
     slack.fake.fail_next("chat.postMessage", status=500)
     await ask(slack, "activate global-admin 1h keys")
-    samples = await eventually(slack, lambda s: value(
-        s, "pim_delivery_failures_total", transport="slack", reason="error"))
+    samples = await eventually(
+        slack, lambda s: value(s, "pim_delivery_failures_total", transport="slack", reason="error")
+    )
     assert value(samples, "pim_delivery_failures_total", transport="slack", reason="error") == 1
     # Rows waiting now show as depth and age, read from the shared database at scrape time.
     async with slack.runtime.uow.transaction() as s:
-        await s.execute(text("UPDATE outbox SET status = 'pending', "
-                             "next_attempt_at = '2999-01-01 00:00:00' WHERE id IN "
-                             "(SELECT id FROM outbox ORDER BY id DESC LIMIT 2)"))
+        await s.execute(
+            text(
+                "UPDATE outbox SET status = 'pending', "
+                "next_attempt_at = '2999-01-01 00:00:00' WHERE id IN "
+                "(SELECT id FROM outbox ORDER BY id DESC LIMIT 2)"
+            )
+        )
     await asyncio.sleep(0.2)
     samples = await scrape(slack)
     assert value(samples, "pim_outbox_depth") >= 2

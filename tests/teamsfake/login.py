@@ -39,12 +39,22 @@ class FakeLogin:
         form = dict(await request.post())
         self.requests.append({"tenant": request.match_info["tenant"], **form})
         if form.get("client_id") != self.app_id:
-            return web.json_response({"error": "unauthorized_client", "error_description":
-                                      "AADSTS700016: Application with identifier "
-                                      f"'{form.get('client_id')}' was not found."}, status=400)
+            return web.json_response(
+                {
+                    "error": "unauthorized_client",
+                    "error_description": "AADSTS700016: Application with identifier "
+                    f"'{form.get('client_id')}' was not found.",
+                },
+                status=400,
+            )
         if form.get("client_secret") != self.secret:
-            return web.json_response({"error": "invalid_client", "error_description":
-                                      "AADSTS7000215: Invalid client secret provided."},
-                                     status=401)
-        return web.json_response({"token_type": "Bearer", "expires_in": 3599,
-                                  "access_token": "fake-bot-framework-token"})
+            return web.json_response(
+                {
+                    "error": "invalid_client",
+                    "error_description": "AADSTS7000215: Invalid client secret provided.",
+                },
+                status=401,
+            )
+        return web.json_response(
+            {"token_type": "Bearer", "expires_in": 3599, "access_token": "fake-bot-framework-token"}
+        )
