@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
@@ -93,6 +94,9 @@ class Runtime:
     # Revokes the real access behind assignments a review removed (see build()).
     review_removal_hook: RemovalHook | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    # When the digest is due: PIM_DIGEST_CRON unless set (a test fires it every few seconds,
+    # where crontab's finest unit is a minute).
+    digest_cron: CronTrigger | None = None
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -142,7 +146,8 @@ class Runtime:
         self.outbox = OutboxWorker(self.uow, self.clock, transports, worker=name,
                                    concurrency=self.settings.outbox_concurrency,
                                    on_failure=self.metrics.delivery_failed)
-        digest = DigestSchedule(self.uow, self.clock, trigger=digest_trigger(self.settings))
+        digest = DigestSchedule(self.uow, self.clock,
+                                trigger=self.digest_cron or digest_trigger(self.settings))
         self.sweeper = Sweeper(self.uow, self.clock, self.outbox, worker=name,
                                sweep_seconds=self.settings.sweep_seconds, digest=digest,
                                timer_actions=self.timer_actions)
