@@ -21,9 +21,9 @@ class Settings:
     database_url: str
     policy_file: str | None = None
     policy_max_bytes: int = 5_000_000
-    slack_bot_token: str | None = None
-    slack_signing_secret: str | None = None
-    slack_app_token: str | None = None
+    slack_bot_token: str | None = field(default=None, repr=False)
+    slack_signing_secret: str | None = field(default=None, repr=False)
+    slack_app_token: str | None = field(default=None, repr=False)
     slack_api_url: str | None = None
     slack_team_id: str | None = None  # the one workspace served; else auth.test's team
     microsoft_app_id: str | None = None
