@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from contextvars import ContextVar
+from typing import TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -41,9 +42,9 @@ class _Context(logging.Filter):
         return True
 
 
-def configure(*, level: str | int, fmt: str = "plain") -> None:
-    """Configure the root logger once, at start-up (`fmt` is LOG_FORMAT: plain or json)."""
-    handler = logging.StreamHandler()
+def make_handler(fmt: str = "plain", stream: TextIO | None = None) -> logging.Handler:
+    """A handler writing `fmt` (LOG_FORMAT: plain or json), with the request context."""
+    handler = logging.StreamHandler(stream)
     handler.addFilter(_Context())
     if fmt == "json":
         handler.setFormatter(
@@ -54,4 +55,9 @@ def configure(*, level: str | int, fmt: str = "plain") -> None:
         )
     else:
         handler.setFormatter(logging.Formatter(PLAIN))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+    return handler
+
+
+def configure(*, level: str | int, fmt: str = "plain") -> None:
+    """Configure the root logger once, at start-up."""
+    logging.basicConfig(level=level, handlers=[make_handler(fmt)], force=True)
