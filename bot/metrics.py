@@ -103,10 +103,10 @@ class Metrics:
                 self.decisions.labels(decision).inc()
             elif action == "role.activated":
                 self.activations.inc()
-            elif action.endswith(".expired"):
-                self.expiries.labels(action.removesuffix(".expired")).inc()
             elif action.startswith("grant."):
                 self.count_grant_state(action.removeprefix("grant."))
+            elif action.endswith(".expired"):
+                self.expiries.labels(action.removesuffix(".expired")).inc()
 
     def count_grant_state(self, state: str) -> None:
         """For grant code to call where a state change has no audit event of its own."""
