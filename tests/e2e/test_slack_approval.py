@@ -108,7 +108,8 @@ async def test_double_click_race_decides_once(slack: SlackBot):
     approvals = [c for c in slack.fake.calls("chat.postMessage")
                  if c.args["channel"] == "U0BOB" and "approved your request" in texts(c.args)]
     assert len(approvals) == len(told) == 1
-    refusals = [c for c in slack.fake.calls("response_url") if "already decided" in texts(c.args)]
+    refusals = await slack.fake.wait_for("response_url", count=5,
+                                         where=lambda c: "already decided" in texts(c.args))
     assert len(refusals) == 5
 
 
