@@ -27,6 +27,8 @@ SCOPES = frozenset(
         "groups:history",
         "users:read",
         "users:read.email",
+        "usergroups:read",
+        "usergroups:write",
     }
 )
 _REINSTALL = (
