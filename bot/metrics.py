@@ -13,6 +13,7 @@ counts every action, and an action named `grant.<state>` also bumps
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -122,6 +123,7 @@ class Metrics:
         )
 
     def _count(self, verb: str, run: Runner) -> Runner:
+        @functools.wraps(run)  # inspect.unwrap() finds the runner the engine built
         async def counted(*args: Any) -> View:
             try:
                 view = await run(*args)
