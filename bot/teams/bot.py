@@ -175,8 +175,12 @@ class PimTeamsBot(ActivityHandler):
             return _message_response("This button is not known to pim-bot.")
         data: dict[str, Any] = action["data"] if isinstance(action.get("data"), dict) else {}
         who: list[str] = []
-        answer = await self._engine(turn_context, lambda me: who.append(me) or verb(me, data),
-                                    refuse=_message_response)
+
+        def run(me: str) -> Awaitable[InvokeResponse]:
+            who.append(me)  # who the engine identified, for _remember_card below
+            return verb(me, data)
+
+        answer = await self._engine(turn_context, run, refuse=_message_response)
         # A submitted form turned into the request's card, in place: remember where it is.
         if who and action.get("verb") == cards.SUBMIT_ACTIVATION and activity.reply_to_id \
                 and (request_id := _cancel_target(answer)):
@@ -267,8 +271,8 @@ def _asks(req: v.RequestView) -> str:
 
 def _cancel_target(answer: InvokeResponse) -> str | None:
     """The request a card's Cancel button is for (a submitted request's card), if any."""
-    body = answer.body if isinstance(answer.body, dict) else {}
-    card = body.get("value") if isinstance(body.get("value"), dict) else {}
+    body: dict[str, Any] = answer.body if isinstance(answer.body, dict) else {}
+    card: dict[str, Any] = body["value"] if isinstance(body.get("value"), dict) else {}
     for action in card.get("actions") or []:
         if isinstance(action, dict) and action.get("verb") == v.CANCEL:
             return str((action.get("data") or {}).get("request") or "") or None
