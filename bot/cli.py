@@ -10,15 +10,17 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from bot.checks import StartupRefused
 from bot.cli_audit import AuditUsageError, add_audit_parser, check_arguments, run_audit
 from bot.cli_grants import add_grants_parser, cmd_grants
 from bot.cli_review import add_review_parser, run_review
@@ -26,6 +28,7 @@ from bot.config import ConfigError, Settings
 from bot.console import Console
 from bot.digest_schedule import digest_options
 from bot.grant_providers import providers_from
+from bot.logs import configure as configure_logging
 from bot.outbox import Transport
 from bot.runtime import Runtime
 from cards.text import render
@@ -43,7 +46,7 @@ from storage.migrate import upgrade
 
 logger = logging.getLogger("pim-bot")
 
-Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
+Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -75,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     add_audit_parser(sub)
     add_review_parser(sub)
     add_grants_parser(sub)
+
+    sub.add_parser("doctor", help="check the database, migrations, policy, Slack, Teams, "
+                                  "audit chain, time zone and cron; print what to fix")
 
     digest = sub.add_parser("digest", help="the admins' periodic digest").add_subparsers(
         dest="digest_command", required=True, metavar="preview|send")
@@ -132,6 +138,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.teams.app import mount as mount_teams
 
     port = args.port or settings.port
+    await _refuse_bad_credentials(settings, slack=slack_missing(settings) is None)
 
     async def body(runtime: Runtime) -> int:
         web_app = make_app(runtime)
@@ -175,6 +182,28 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return await _with_runtime(settings, body)
+
+
+async def _refuse_bad_credentials(settings: Settings, *, slack: bool) -> None:
+    """A wrong token or a missing scope stops serve now, with one line, rather than showing
+    later as messages that fail to send."""
+    from bot.slack.startup import check_slack
+    from bot.teams.startup import check_teams
+
+    checks = (await check_slack(settings) if slack else []) + await check_teams(settings)
+    for check in checks:
+        if not check.ok and check.name != "clock":  # a skewed clock is a warning here
+            raise StartupRefused(check)
+        if not check.ok:
+            logger.warning("%s", check.line())
+
+
+async def cmd_doctor(args: argparse.Namespace, settings: Settings | None) -> int:
+    from bot.doctor import run_doctor, table
+
+    checks = await run_doctor()
+    print(table(checks), end="")
+    return 0 if all(c.ok for c in checks) else 1
 
 
 def _stop_on_sigterm(stop: asyncio.Event) -> None:
@@ -397,15 +426,16 @@ _COMMANDS: dict[str, Command] = {
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "doctor":  # it reports a bad configuration in its table
+        configure_logging(level=logging.ERROR)
+        return asyncio.run(cmd_doctor(args, None))
     try:
         settings = Settings.from_env()
     except ConfigError as err:
         print(f"pim-bot: {err}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level if args.command == "serve" else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(level=settings.log_level if args.command == "serve" else logging.WARNING,
+                      fmt=settings.log_format)
     try:
         return asyncio.run(_COMMANDS[args.command](args, settings))
     except KeyboardInterrupt:
@@ -415,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         # stdout at nothing so the interpreter's final flush does not complain either.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (PimError, OSError, AuditUsageError, AuditKeyError, ConfigError) as err:
+    except (PimError, OSError, AuditUsageError, AuditKeyError, ConfigError, StartupRefused) as err:
         print(f"pim-bot: {err}", file=sys.stderr)
         return 2
     except UnicodeDecodeError as err:

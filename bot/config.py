@@ -25,15 +25,16 @@ class Settings:
     database_url: str
     policy_file: str | None = None
     policy_max_bytes: int = 5_000_000
-    slack_bot_token: str | None = None
-    slack_signing_secret: str | None = None
-    slack_app_token: str | None = None
+    slack_bot_token: str | None = field(default=None, repr=False)
+    slack_signing_secret: str | None = field(default=None, repr=False)
+    slack_app_token: str | None = field(default=None, repr=False)
     slack_api_url: str | None = None
     slack_team_id: str | None = None  # the one workspace served; else auth.test's team
     microsoft_app_id: str | None = None
     microsoft_app_password: str | None = field(default=None, repr=False)
     microsoft_app_type: str | None = None
     microsoft_app_tenant_id: str | None = None
+    microsoft_login_url: str = "https://login.microsoftonline.com"  # sovereign clouds differ
     teams_allow_unauthenticated: bool = False
     teams_tenants: tuple[str, ...] = ()  # PIM_TEAMS_TENANTS, lower-cased (ids are GUIDs)
     digest_cron: str = "0 9 * * mon"
@@ -44,6 +45,7 @@ class Settings:
     log_level: str = "INFO"
     reconcile_interval: timedelta = timedelta(minutes=15)  # PIM_RECONCILE_INTERVAL
     directory_sync_interval: timedelta = timedelta(hours=1)  # PIM_DIRECTORY_SYNC_INTERVAL
+    log_format: str = "plain"  # LOG_FORMAT: plain, or json for log pipelines
     # Keys the audit hash chain (HMAC-SHA256). A secret: never logged, never stored.
     audit_key: str | None = field(default=None, repr=False)
     # Signs grant webhooks (Standard Webhooks, `whsec_…`). A secret: never logged.
@@ -88,6 +90,7 @@ class Settings:
             microsoft_app_password=get("MICROSOFT_APP_PASSWORD"),
             microsoft_app_type=get("MICROSOFT_APP_TYPE"),
             microsoft_app_tenant_id=get("MICROSOFT_APP_TENANT_ID"),
+            microsoft_login_url=get("MICROSOFT_LOGIN_URL") or "https://login.microsoftonline.com",
             teams_allow_unauthenticated=(get("PIM_TEAMS_ALLOW_UNAUTHENTICATED") or "").lower()
             in ("1", "true", "yes"),
             teams_tenants=tuple(t.strip().lower() for t in (get("PIM_TEAMS_TENANTS") or "")
@@ -99,6 +102,7 @@ class Settings:
                                                    "PIM_OUTBOX_CONCURRENCY", 64)),
             port=int(_positive_float(get("PORT"), "PORT", 3000)),
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
+            log_format=_log_format(get("LOG_FORMAT")),
             audit_key=_audit_key(get("PIM_AUDIT_KEY")),
             webhook_secret=_webhook_secret(get("PIM_WEBHOOK_SECRET")),
             grant_lease_seconds=_positive_float(get("PIM_GRANT_LEASE_SECONDS"),
@@ -111,6 +115,15 @@ class Settings:
 
 
 MIN_AUDIT_KEY = 16
+LOG_FORMATS = ("plain", "json")
+
+
+def _log_format(raw: str | None) -> str:
+    value = (raw or "plain").lower()
+    if value not in LOG_FORMATS:
+        raise ConfigError(f"LOG_FORMAT must be plain or json, not {raw!r}")
+    return value
+
 
 
 def _audit_key(raw: str | None) -> str | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -110,6 +111,7 @@ class OutboxWorker:
     def __init__(
         self, uow: UnitOfWork, clock: Clock, transports: list[Transport], *, worker: str,
         batch: int = 100, concurrency: int = 64, max_seconds: float = 5.0,
+        on_failure: Callable[[str, str], None] | None = None,
     ) -> None:
         self.uow, self.clock, self.worker, self.batch = uow, clock, worker, batch
         self.transports = {t.name: t for t in transports}
@@ -117,6 +119,8 @@ class OutboxWorker:
         # run_once stops claiming after this long, so timers (run by the same sweeper) are
         # not kept waiting by a long burst; what is left is due, and the sweeper comes back.
         self.max_seconds = max_seconds
+        # Told (transport, reason) of each failed attempt: the metrics count them.
+        self.on_failure = on_failure or (lambda transport, reason: None)
 
     async def run_once(self) -> int:
         """Deliver what is due now, up to `concurrency` sends at a time; return how many
@@ -222,9 +226,12 @@ class OutboxWorker:
                 outcome.ref = await transport.send(delivery)
         except (RetryLater, Undeliverable) as err:
             outcome.error = err
+            self.on_failure(transport_name, "retry" if isinstance(err, RetryLater)
+                            else "undeliverable")
         except Exception as err:  # the network edge: any failure is retried, never lost
             logger.warning("delivery %s via %s failed: %s", delivery.id, transport_name, err)
             outcome.error = err
+            self.on_failure(transport_name, "error")
         return outcome
 
     async def _record(self, s: AsyncSession, finished: list[_Outcome], now: datetime) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
@@ -23,6 +24,7 @@ from bot.directory_wiring import (
     has_azure_credentials,
 )
 from bot.grants_worker import GrantsWorker
+from bot.metrics import Metrics
 from bot.outbox import OutboxWorker, Transport
 from bot.periodic import PeriodicJob
 from bot.scheduler import Sweeper
@@ -120,6 +122,10 @@ class Runtime:
     grant_book: GrantBook | None = None
     microsoft: Microsoft | None = None  # the directory's Graph client, made at first use
     slack_people: PeopleSource | None = None  # the Slack workspace, set where Slack starts
+    metrics: Metrics = field(default_factory=Metrics)
+    # When the digest is due: PIM_DIGEST_CRON unless set (a test fires it every few seconds,
+    # where crontab's finest unit is a minute).
+    digest_cron: CronTrigger | None = None
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -133,19 +139,23 @@ class Runtime:
         microsoft = Microsoft()
         groups = (GroupMembership(EntraMembership(lambda g: EntraGroupSource(microsoft, g)))
                   if has_azure_credentials() else None)
+        metrics = Metrics()
+        uow.on_commit = metrics.committed
         return cls(settings=settings, uow=uow, clock=clock or SystemClock(),
-                   commands=command_table(digest=options, groups=groups), groups=groups,
-                   microsoft=microsoft, grant_book=SqlGrantBook(),
-                   timer_actions={**lifecycle_actions(),
-                                  DIGEST_TIMER: one_by_one(digest_timer_action(options)),
-                                  **review_actions(on_removed=removal_hook)},
-                   review_removal_hook=removal_hook)
+                   commands=metrics.counted_commands(command_table(digest=options, groups=groups)),
+                   groups=groups, microsoft=microsoft, grant_book=SqlGrantBook(),
+                   timer_actions=metrics.timed_actions({
+                       **lifecycle_actions(),
+                       DIGEST_TIMER: one_by_one(digest_timer_action(options)),
+                       **review_actions(on_removed=removal_hook)}),
+                   review_removal_hook=removal_hook, metrics=metrics)
 
     def chat(self, transport: str = "slack") -> Chat:
         """What a chat transport needs, with its own engine of short database waits."""
         wait, budget = PATIENCE[transport]
         if transport not in self.chat_uows:
             self.chat_uows[transport] = _chat_uow(self.settings, wait)
+            self.chat_uows[transport].on_commit = self.metrics.committed
         return Chat(uow=self.chat_uows[transport], clock=self.clock, poke=self.poke,
                     commands=self.commands, delivery_uow=self.uow, budget=budget,
                     groups=self.groups)
@@ -168,8 +178,10 @@ class Runtime:
         self.transports = transports
         name = worker_name()
         self.outbox = OutboxWorker(self.uow, self.clock, transports, worker=name,
-                                   concurrency=self.settings.outbox_concurrency)
-        digest = DigestSchedule(self.uow, self.clock, trigger=digest_trigger(self.settings))
+                                   concurrency=self.settings.outbox_concurrency,
+                                   on_failure=self.metrics.delivery_failed)
+        digest = DigestSchedule(self.uow, self.clock,
+                                trigger=self.digest_cron or digest_trigger(self.settings))
         self.sweeper = Sweeper(self.uow, self.clock, self.outbox, worker=name,
                                sweep_seconds=self.settings.sweep_seconds, digest=digest,
                                timer_actions=self.timer_actions,

@@ -55,6 +55,7 @@ class Sweeper:
         self._timers_again = False
         self._timer_wake: Job | None = None
         self._seen = -1  # uow.queued when a sweep last looked
+        self.sweeps = 0  # sweeps completed: the first one includes the digest catch-up
 
     def start(self) -> None:
         self.scheduler.add_job(
@@ -141,6 +142,7 @@ class Sweeper:
                         await self.digest.catch_up()
                         self._digest_catch_up = False
                     await self._sweep()
+                    self.sweeps += 1
                 except Exception:  # the next sweep tries again; the rows are still there
                     logger.exception("sweep failed")
                     return

@@ -26,6 +26,8 @@ __all__ = [
 
 AUDIT_KEY_INFO = "pim_audit_key"
 _AUDIT_TABLE = cast(Table, AuditEvent.__table__)
+# session.info key: the audit actions appended in the session's transaction.
+COMMITTED_ACTIONS = "pim_audit_actions"
 # Any constant works; it only has to be the same in every process sharing the database.
 _AUDIT_LOCK_KEY = 7_244_613
 
@@ -94,6 +96,8 @@ async def _chained(session: AsyncSession, items: Sequence[NewEvent]) -> list[dic
         # Serialise appenders until commit so two transactions never chain onto the same head.
         await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_KEY})
     key = session_key(session)
+    # The unit of work hands these to its commit hook (metrics) once they are committed.
+    session.info.setdefault(COMMITTED_ACTIONS, []).extend(item.action for item in items)
     head = (
         await session.execute(
             select(AuditEvent.id, AuditEvent.hash, AuditEvent.key_id)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 from sqlalchemy.util import greenlet_spawn
 
-from storage.audit import AUDIT_KEY_INFO
+from storage.audit import AUDIT_KEY_INFO, COMMITTED_ACTIONS
 from storage.audit_hash import AuditKey
 from storage.db import make_session_factory
 from storage.models import OutboxMessage, Timer
@@ -30,7 +30,9 @@ class UnitOfWork:
     """Hands out transactions; commits when the block ends cleanly, rolls back otherwise.
 
     `queued` counts the committed transactions that left work for the sweeper (outbox rows,
-    timers), so a poke after a plain read costs nothing (bot.scheduler)."""
+    timers), so a poke after a plain read costs nothing (bot.scheduler). `on_commit`, when
+    set, is called with the audit actions of each committed transaction (bot.metrics counts
+    them): a plain callable, so storage knows nothing of who listens."""
 
     def __init__(self, engine: AsyncEngine, *, audit_key: AuditKey | None = None) -> None:
         self.engine = engine
@@ -53,6 +55,7 @@ class UnitOfWork:
         # without BEGIN and COMMIT around it, it costs one round trip instead of three.
         self._single = (engine.execution_options(isolation_level="AUTOCOMMIT")
                         if self.dialect == "postgresql" else None)
+        self.on_commit: Callable[[list[str]], None] | None = None
 
     @property
     def dialect(self) -> str:
@@ -65,6 +68,9 @@ class UnitOfWork:
                 yield session
             if session.info.get(_QUEUED):
                 self.queued += 1
+            actions = session.info.pop(COMMITTED_ACTIONS, None)
+            if actions and self.on_commit is not None:
+                self.on_commit(actions)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

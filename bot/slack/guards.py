@@ -178,7 +178,8 @@ def _seen(kind: str, key: str) -> BoltResponse:
 
 
 async def _refuse(body: dict[str, Any], context: AsyncBoltContext) -> BoltResponse:
-    private = {"response_type": "ephemeral", "replace_original": False, "text": OTHER_WORKSPACE}
+    private: dict[str, Any] = {"response_type": "ephemeral", "replace_original": False,
+                               "text": OTHER_WORKSPACE}
     if "command" in body:  # a slash command shows the HTTP answer to its sender only
         return BoltResponse(status=200, body=json.dumps(private),
                             headers={"content-type": "application/json"})

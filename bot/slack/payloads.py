@@ -44,6 +44,7 @@ def _check_actions(body: dict[str, Any]) -> None:
 def _check_view(body: dict[str, Any]) -> None:
     view = body.get("view")
     _require(isinstance(view, dict), "a view_submission without a view")
+    assert isinstance(view, dict)  # _require raised otherwise; this tells mypy
     state = view.get("state", {})
     _require(isinstance(state, dict) and isinstance(state.get("values", {}), dict),
              "a view whose state is not an object")

@@ -16,6 +16,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.logs import set_actor
 from bot.runtime import Chat
 from bot.slack.payloads import Malformed, refuse
 from bot.slack.people import identify
@@ -54,6 +55,7 @@ def resolve_actor(chat: Chat) -> Middleware:
         if email is None and body.get("type") != "event_callback":
             raise NotSetUp()
         context[ACTOR] = email
+        set_actor(email)
         await next()
 
     return middleware

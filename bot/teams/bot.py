@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from botbuilder.core import ActivityHandler, CardFactory, MessageFactory, TurnContext
 from botbuilder.schema import Activity, InvokeResponse
 
+from bot.logs import set_actor
 from bot.runtime import Chat
 from bot.teams.people import identify, reference_of, remember
 from cards import teams as cards
@@ -117,6 +118,7 @@ class PimTeamsBot(ActivityHandler):
                 who = await identify(self.chat.uow, self.chat.clock, turn_context)
                 if who is None:
                     raise NotSetUp()
+                set_actor(who)
                 answer = await work(who)
         except PimError as err:
             return refuse(err.message)
@@ -166,15 +168,19 @@ class PimTeamsBot(ActivityHandler):
         activity = turn_context.activity
         if activity.name != "adaptiveCard/action":
             return await super().on_invoke_activity(turn_context)
-        value = activity.value if isinstance(activity.value, dict) else {}
-        action = value.get("action") if isinstance(value.get("action"), dict) else {}
+        value: dict[str, Any] = activity.value if isinstance(activity.value, dict) else {}
+        action: dict[str, Any] = value["action"] if isinstance(value.get("action"), dict) else {}
         verb = self.verbs.get(str(action.get("verb") or ""))
         if verb is None:
             return _message_response("This button is not known to pim-bot.")
-        data = action.get("data") if isinstance(action.get("data"), dict) else {}
+        data: dict[str, Any] = action["data"] if isinstance(action.get("data"), dict) else {}
         who: list[str] = []
-        answer = await self._engine(turn_context, lambda me: who.append(me) or verb(me, data),
-                                    refuse=_message_response)
+
+        def run(me: str) -> Awaitable[InvokeResponse]:
+            who.append(me)  # who the engine identified, for _remember_card below
+            return verb(me, data)
+
+        answer = await self._engine(turn_context, run, refuse=_message_response)
         # A submitted form turned into the request's card, in place: remember where it is.
         if who and action.get("verb") == cards.SUBMIT_ACTIVATION and activity.reply_to_id \
                 and (request_id := _cancel_target(answer)):
@@ -266,8 +272,8 @@ def _asks(req: v.RequestView) -> str:
 
 def _cancel_target(answer: InvokeResponse) -> str | None:
     """The request a card's Cancel button is for (a submitted request's card), if any."""
-    body = answer.body if isinstance(answer.body, dict) else {}
-    card = body.get("value") if isinstance(body.get("value"), dict) else {}
+    body: dict[str, Any] = answer.body if isinstance(answer.body, dict) else {}
+    card: dict[str, Any] = body["value"] if isinstance(body.get("value"), dict) else {}
     for action in card.get("actions") or []:
         if isinstance(action, dict) and action.get("verb") == v.CANCEL:
             return str((action.get("data") or {}).get("request") or "") or None

@@ -6,7 +6,7 @@ import asyncio
 
 from cards import slack as cards
 from cards import views as v
-from tests.e2e.conftest import SlackBot
+from tests.e2e.conftest import SlackBot, drained
 from tests.e2e.slack_harness import ask
 from tests.slackfake import dm_id
 
@@ -104,11 +104,12 @@ async def test_double_click_race_decides_once(slack: SlackBot):
     told = await slack.fake.wait_for(
         "chat.postMessage", where=lambda c: c.args["channel"] == "U0BOB"
         and "approved your request" in texts(c.args))
-    await asyncio.sleep(1)
+    await drained(slack.runtime)  # everything the six clicks queued has gone out
     approvals = [c for c in slack.fake.calls("chat.postMessage")
                  if c.args["channel"] == "U0BOB" and "approved your request" in texts(c.args)]
     assert len(approvals) == len(told) == 1
-    refusals = [c for c in slack.fake.calls("response_url") if "already decided" in texts(c.args)]
+    refusals = await slack.fake.wait_for("response_url", count=5,
+                                         where=lambda c: "already decided" in texts(c.args))
     assert len(refusals) == 5
 
 

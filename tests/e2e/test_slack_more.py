@@ -360,7 +360,8 @@ async def test_forged_or_stale_requests_are_refused_and_change_nothing(slack: Sl
         assert forged.status == 401
         stale = await slack.post(body, timestamp=int(time.time()) - 400)
         assert stale.status == 401
-    await asyncio.sleep(0.5)  # anything a listener started would have shown by now
+    # A refused request runs no listener; anything else would have queued outbox work.
+    await drained(slack.runtime)
     assert slack.fake.calls() == []  # no Web API call at all, not even auth.test
     assert await counts(slack) == before
     # The same command, correctly signed, does go through.
@@ -386,7 +387,7 @@ async def test_clicks_by_non_approvers_and_by_the_requester_are_refused_privatel
         (answer,) = await slack.replies(token)
         assert answer["response_type"] == "ephemeral" and answer["replace_original"] is False
         assert why in answer["text"] and request_id in answer["text"]
-    await asyncio.sleep(0.3)
+    await drained(slack.runtime)  # a redraw would be outbox work
     assert slack.fake.calls("chat.update") == []
     assert slack.fake.calls("views.open") == []  # Deny's reason form is not offered either
     assert dump(slack.fake.message(card["channel"], card["ts"])) == before
@@ -448,7 +449,7 @@ async def test_a_429_is_retried_after_retry_after_and_delivered_once(slack: Slac
     await ask(slack, "activate secret-admin 1h quarterly audit")
     await slack.fake.wait_for("chat.postMessage", where=lambda c: to("U0CAROL")(c) and c.ok,
                               timeout=5)
-    await asyncio.sleep(0.5)  # room for a duplicate, if there were one
+    await drained(slack.runtime)  # a duplicate would be a retry still queued, or sent by now
     to_carol = [c for c in slack.fake.calls("chat.postMessage") if to("U0CAROL")(c)]
     assert [c.status for c in to_carol] == [429, 200]
     assert len(slack.fake.messages_to("U0CAROL")) == 1

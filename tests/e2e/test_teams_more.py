@@ -121,7 +121,7 @@ async def test_deny_without_a_reason_is_asked_on_the_card_and_changes_nothing(te
         assert "Say why you deny it. Give a reason in the box above" in dump(result["value"])
         assert f"deny {request_id} <reason>" not in dump(result["value"])
         assert [verb for verb, _ in verbs(result["value"])] == [v.APPROVE, v.DENY]
-    await asyncio.sleep(0.5)  # room for a redraw or a message, if there were one
+    await drained(teams.runtime)  # a redraw or a message would be outbox work
     assert len(teams.connector.calls()) == calls_before  # nothing sent, nothing updated
     assert dump(now_showing(teams, "carol", card)) == before
     assert await status_of(teams.runtime, request_id) == Status.PENDING_APPROVAL
@@ -213,7 +213,6 @@ async def test_concurrent_clicks_make_exactly_one_decision(teams: TeamsBot):
 
     await teams.connector.wait_for("post", where=to("bob", "is active until"))
     await drained(teams.runtime)
-    await asyncio.sleep(0.3)
     approved = [c for c in teams.connector.calls("post") if to("bob", "approved your request")(c)]
     assert len(approved) == 1
     assert len(await audit_events(teams.runtime, "request.approved")) == 1
@@ -246,7 +245,7 @@ async def test_a_typed_mistake_gets_a_one_line_error_card_and_records_nothing(te
         assert first["color"] == "attention"
         assert answer.body["summary"].startswith("✗ ")
         assert answer.body["replyToId"]  # an answer in the chat, not a proactive message
-    await asyncio.sleep(0.3)
+    await drained(teams.runtime)  # anything else would be outbox work
     assert await counts(teams.runtime) == before  # conversation ref updated, not added
     assert len(teams.connector.calls()) == 1
 
@@ -368,7 +367,8 @@ async def test_with_an_app_id_requests_without_a_valid_token_get_401_and_change_
             headers = {"Authorization": token} if token else {}
             resp = await registered.http.post("/api/messages", json=activity, headers=headers)
             assert resp.status == 401, (token, await resp.text())
-    await asyncio.sleep(0.5)  # anything a turn started would have shown by now
+    # A refused request runs no turn; anything else would have queued outbox work.
+    await drained(registered.runtime)
     assert registered.connector.calls() == []
     assert await counts(registered.runtime) == before
     async with registered.runtime.uow.transaction() as s:

@@ -1,11 +1,12 @@
-"""Two replicas, one database, a digest every minute: each admin gets each minute's digest
+"""Two replicas, one database, a digest every period: each admin gets each period's digest
 exactly once, on every platform that reaches them, never twice, and the digest missed
 before start-up goes out once (but not the older one still waiting from before the outage).
 
-Both processes run the real runtime (Sweeper, APScheduler cron job, outbox worker) with
-PIM_DIGEST_CRON="* * * * *" for a bit over two minutes. Run as a script, this file is one
-such process: `python test_digest_exactly_once.py URL NAME OUT LOG START_AT STOP_AT`.
-Slow (about two minutes per database), and part of the default suite: CI runs it.
+Both processes run the real runtime (Sweeper, APScheduler cron job, outbox worker) with a
+cron trigger that fires every PERIOD seconds (Runtime.digest_cron; PIM_DIGEST_CRON's crontab
+cannot fire more than once a minute) for a bit over two periods. Run as a script, this file
+is one such process: `python test_digest_exactly_once.py URL NAME OUT LOG START_AT STOP_AT`.
+About a minute, both databases at once.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import select
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,10 +40,12 @@ from storage.db import make_engine  # noqa: E402
 from storage.models import AuditEvent, Principal, Timer  # noqa: E402
 from storage.uow import UnitOfWork  # noqa: E402
 
-CRON = "* * * * *"
+CRON = "* * * * *"  # PIM_DIGEST_CRON, replaced in the workers by a trigger every PERIOD s
+ZONE = "Europe/Berlin"
+PERIOD = 15  # seconds between firings (divides 60: firings at fixed seconds of each minute)
 ADMINS = {"alice@contoso.com": ("U0ALICE", "aad-alice"), "erin@contoso.com": ("U0ERIN", None)}
-RUN_FOR = 125  # seconds of cron firings; then 20s for the last one to be delivered
-SETTLE = 20
+RUN_FOR = 2 * PERIOD + 5  # seconds of cron firings; then SETTLE for the last to be delivered
+SETTLE = 10
 
 
 # --- the worker process -----------------------------------------------------------------------
@@ -78,8 +82,9 @@ async def worker(url: str, name: str, out: str, log: str, start_at: float, stop_
         logging.getLogger(logger_name).addHandler(handler)
         logging.getLogger(logger_name).setLevel(logging.INFO)
     settings = Settings.from_env({"DATABASE_URL": url, "PIM_DIGEST_CRON": CRON,
-                                  "PIM_TIMEZONE": "Europe/Berlin", "PIM_SWEEP_SECONDS": "5"})
+                                  "PIM_TIMEZONE": ZONE, "PIM_SWEEP_SECONDS": "5"})
     runtime = Runtime.build(settings)
+    runtime.digest_cron = CronTrigger(second=f"*/{PERIOD}", timezone=ZoneInfo(ZONE))
     await runtime.prepare()
     while time.time() < start_at:
         await asyncio.sleep(0.005)
@@ -94,8 +99,9 @@ async def worker(url: str, name: str, out: str, log: str, start_at: float, stop_
 
 # --- the test ---------------------------------------------------------------------------------
 
-def minute(at: datetime) -> datetime:
-    return at.replace(second=0, microsecond=0)
+def period_start(at: datetime) -> datetime:
+    """The firing at or before `at`."""
+    return at.replace(second=at.second - at.second % PERIOD, microsecond=0)
 
 
 async def build(url: str, *, now: datetime, stale: datetime) -> None:
@@ -126,8 +132,8 @@ async def database_state(url: str) -> tuple[dict[str, str], list[str]]:
 
 @pytest.mark.slow
 @pytest.mark.postgres
-async def test_two_replicas_send_each_minutes_digest_exactly_once(sqlite_url, pg_url, tmp_path):
-    # Both databases at once: the scenario is minutes of waiting for cron firings.
+async def test_two_replicas_send_each_periods_digest_exactly_once(sqlite_url, pg_url, tmp_path):
+    # Both databases at once: the scenario is mostly waiting for cron firings.
     await asyncio.gather(two_replicas(sqlite_url, tmp_path / "sqlite"),
                          two_replicas(pg_url, tmp_path / "postgresql"))
 
@@ -135,12 +141,15 @@ async def test_two_replicas_send_each_minutes_digest_exactly_once(sqlite_url, pg
 async def two_replicas(db_url: str, tmp_path: Path) -> None:
     tmp_path.mkdir()
     start_at = time.time() + 3
-    if not 4 <= datetime.fromtimestamp(start_at, UTC).second <= 54:
-        start_at += 8  # keep start-up away from a firing, so which digest it catches up is clear
+    # Keep start-up away from a firing (4 s after one at the earliest, 5 s before the next at
+    # the latest), so which digest it catches up is clear.
+    offset = start_at % PERIOD
+    if not 4 <= offset <= PERIOD - 5:
+        start_at += (4 - offset) % PERIOD
     start = datetime.fromtimestamp(start_at, UTC)
-    missed = minute(start)  # the most recent firing before start-up: caught up
+    missed = period_start(start)  # the most recent firing before start-up: caught up
     stale = missed - timedelta(minutes=5)  # scheduled long ago, never sent: dropped
-    last = minute(start + timedelta(seconds=RUN_FOR))
+    last = period_start(start + timedelta(seconds=RUN_FOR))
     stop_at = last.timestamp() + SETTLE
     await build(db_url, now=start, stale=stale)
 
@@ -163,14 +172,14 @@ async def two_replicas(db_url: str, tmp_path: Path) -> None:
     digests = [(transport, to, period) for _, transport, to, kind, period, _ in deliveries
                if kind == v.DIGEST]
 
-    periods = [missed + timedelta(minutes=i)
-               for i in range(int((last - missed).total_seconds()) // 60 + 1)]
+    periods = [missed + timedelta(seconds=PERIOD * i)
+               for i in range(int((last - missed).total_seconds()) // PERIOD + 1)]
     assert periods[0] == missed and periods[-1] == last and 3 <= len(periods) <= 4
     expected = Counter(
         (transport, to, at.isoformat())
         for at in periods for to, (_, teams_id) in ADMINS.items()
         for transport in ("slack", "teams") if transport == "slack" or teams_id)
-    # every admin, every minute, on every platform that reaches them: exactly once
+    # every admin, every period, on every platform that reaches them: exactly once
     assert Counter(digests) == expected
     assert max(Counter(digests).values()) == 1
     assert not [d for d in deliveries if d[2] == "bob@contoso.com"]
@@ -182,10 +191,10 @@ async def two_replicas(db_url: str, tmp_path: Path) -> None:
                       **{digest_key(at): "done" for at in periods}}
     assert sorted(sent) == sorted(digest_key(at) for at in periods)
 
-    # both cron jobs fired every minute; exactly one of them inserted each minute's timer
+    # both cron jobs fired every period; exactly one of them inserted each period's timer
     log_text = {n: logs[n].read_text(encoding="utf-8") for n in names}
     for at in periods[1:]:  # periods[0] came before start-up
-        stamp = at.astimezone(ZoneInfo("Europe/Berlin")).isoformat()
+        stamp = at.astimezone(ZoneInfo(ZONE)).isoformat()
         outcomes = [re.findall(rf"digest for {re.escape(stamp)}: (.*)", log_text[n])
                     for n in names]
         assert all(len(o) == 1 for o in outcomes), (stamp, outcomes)

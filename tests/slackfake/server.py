@@ -29,6 +29,10 @@ from aiohttp import web
 from .limits import PostLimits
 
 BOT = {"user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1", "team": "Contoso"}
+# What slack-manifest.yml asks for; Slack names a token's scopes in X-OAuth-Scopes.
+MANIFEST_SCOPES = ("commands", "chat:write", "chat:write.public", "im:write", "im:history",
+                   "channels:history", "groups:history", "users:read", "users:read.email",
+                   "usergroups:read", "usergroups:write")
 
 
 @dataclass
@@ -74,6 +78,8 @@ class FakeSlackAPI:
         self.users: dict[str, dict[str, Any]] = {}
         self.usergroups: dict[str, list[str]] = {}  # user group id (S…) -> its users' ids
         self.users_page = 200  # users.list page size at most (Slack allows up to 1000)
+        # The bot token's scopes, sent as X-OAuth-Scopes on every answer as Slack does.
+        self.scopes: list[str] = list(MANIFEST_SCOPES)
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}  # (channel, ts) -> message
         self._calls: list[Call] = []
         self._failures: dict[str, deque[tuple[int, str, int | None]]] = defaultdict(deque)
@@ -207,6 +213,7 @@ class FakeSlackAPI:
 
     def _answer(self, call: Call, body: dict, status: int = 200, headers: dict | None = None):
         call.status, call.response = status, body
+        headers = {**(headers or {}), "X-OAuth-Scopes": ",".join(self.scopes)}
         return web.json_response(body, status=status, headers=headers)
 
     def _failure(self, call: Call) -> web.Response | None:

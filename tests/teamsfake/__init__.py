@@ -12,6 +12,7 @@ from .activities import (
     personal_conversation_id,
 )
 from .connector import ADAPTIVE, Call, FakeConnector, card_of
+from .login import FakeLogin
 
 __all__ = [
     "ADAPTIVE",
@@ -19,6 +20,7 @@ __all__ = [
     "BOT_NAME",
     "Call",
     "FakeConnector",
+    "FakeLogin",
     "card_of",
     "conversation_reference",
     "conversation_update_members_added",

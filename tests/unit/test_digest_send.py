@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from bot.config import Settings
 from bot.digest_schedule import latest_firing
@@ -36,6 +36,7 @@ from handlers.digest.send import (
 from handlers.timers import lifecycle_actions, one_by_one, run_due_timers
 from storage.models import AuditEvent, OutboxMessage, Principal, Timer
 from tests.unit.conftest import T0, Engine, seed
+from vocab.states import OutboxStatus, TimerStatus
 
 ALICE, BOB, DAVE = "alice@contoso.com", "bob@contoso.com", "dave@contoso.com"
 OPTIONS = DigestOptions()
@@ -294,12 +295,28 @@ async def run_bot(db_url: str, clock: FixedClock, seconds: float) -> Inbox:
     runtime = Runtime.build(settings, clock=clock)
     inbox = Inbox()
     runtime.start_background([inbox])
+    # Until the first sweep (which catches up a missed digest) has run and left nothing to
+    # do: no message waiting to go out, no timer due. A second digest could only come from
+    # one of those, so nothing more can arrive after this.
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not inbox.got:
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.3)
+    while not await settled(runtime, clock):
+        assert time.monotonic() < deadline, "the bot did not settle"
+        await asyncio.sleep(0.02)
     await runtime.close()
     return inbox
+
+
+async def settled(runtime: Runtime, clock: FixedClock) -> bool:
+    assert runtime.sweeper is not None
+    if runtime.sweeper.sweeps == 0:
+        return False
+    async with runtime.uow.read() as s:
+        waiting = await s.scalar(select(func.count()).select_from(OutboxMessage).where(
+            OutboxMessage.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING])))
+        due = await s.scalar(select(func.count()).select_from(Timer).where(
+            Timer.status.in_([TimerStatus.PENDING, TimerStatus.RUNNING]),
+            Timer.due_at <= clock.now()))
+    return waiting == 0 and due == 0
 
 
 async def test_the_bot_sends_a_missed_digest_at_start_and_only_once(db_url):
@@ -314,5 +331,5 @@ async def test_the_bot_sends_a_missed_digest_at_start_and_only_once(db_url):
     clock = FixedClock(datetime(2026, 11, 24, 12, tzinfo=UTC))
     first = await run_bot(db_url, clock, seconds=10)
     assert first.got == [(ALICE, v.DIGEST, "2026-11-23T08:00:00+00:00")]
-    again = await run_bot(db_url, clock, seconds=1.5)  # a restart sends nothing more
+    again = await run_bot(db_url, clock, seconds=10)  # a restart sends nothing more
     assert again.got == []

@@ -4,6 +4,7 @@ module holds a mutable registry of chat commands, and each table is built fresh.
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 from collections.abc import MutableMapping, MutableSequence, MutableSet
 from typing import get_args
@@ -59,7 +60,9 @@ async def test_two_runtimes_keep_their_own_digest_preview(tmp_path):
         assert tokyo.commands[c.Digest] is not utc.commands[c.Digest]
         assert tokyo.chat().commands is tokyo.commands
         # the closure each runtime built holds its own options
-        cells = [cell.cell_contents for cell in tokyo.commands[c.Digest].__closure__ or ()]
+        # (through the runtime's metrics wrapper, to the runner the engine built)
+        runner = inspect.unwrap(tokyo.commands[c.Digest])
+        cells = [cell.cell_contents for cell in runner.__closure__ or ()]
         assert any(isinstance(o, DigestOptions) and o.timezone == "Asia/Tokyo"
                    for o in cells)
     finally:

@@ -28,8 +28,10 @@ class Recorder:
     raise, one per attempt, before it starts succeeding."""
 
     def __init__(self, name: str = "slack", *, reaches: set[str] | None = None,
-                 log: list[tuple[str, str, str, Any, int]] | None = None) -> None:
+                 log: list[tuple[str, str, str, Any, int]] | None = None,
+                 delay: float = 0.0) -> None:
         self.name = name
+        self.delay = delay  # seconds a send takes, like a network call
         self.only = reaches  # None: everyone
         self.log = log if log is not None else []
         self.fail: dict[str, list[Exception]] = {}
@@ -46,7 +48,7 @@ class Recorder:
 
     async def send(self, delivery: Delivery) -> dict[str, Any] | None:
         self._maybe_fail(delivery)
-        await asyncio.sleep(0)  # let a concurrent worker run
+        await asyncio.sleep(self.delay)  # let a concurrent worker run
         to = delivery.recipient.email if delivery.recipient else "-"
         self.log.append((self.name, delivery.kind, to, delivery.note.headline, delivery.id))
         return {"msg": f"{self.name}:{delivery.kind}:{to}"}
@@ -265,13 +267,14 @@ async def test_two_workers_deliver_each_message_once(eng, db_url):
     other = make_engine(db_url)  # a second "process" with its own connections
     try:
         log: list = []
-        w1 = OutboxWorker(eng.uow, eng.clock, [Recorder("slack", log=log),
-                                               Recorder("teams", reaches={CAROL, DAVE}, log=log)],
-                          worker="w1", batch=3)
-        w2 = OutboxWorker(UnitOfWork(other), eng.clock,
-                          [Recorder("slack", log=log),
-                           Recorder("teams", reaches={CAROL, DAVE}, log=log)],
-                          worker="w2", batch=3)
+        # Sends take a moment, as over a network, and each worker has few in flight: while
+        # one worker's sends are out, the other claims (on SQLite, gets the write lock).
+        by = {w: [Recorder("slack", log=log, delay=0.02),
+                  Recorder("teams", reaches={CAROL, DAVE}, log=log, delay=0.02)]
+              for w in ("w1", "w2")}
+        w1 = OutboxWorker(eng.uow, eng.clock, by["w1"], worker="w1", batch=3, concurrency=3)
+        w2 = OutboxWorker(UnitOfWork(other), eng.clock, by["w2"], worker="w2", batch=3,
+                          concurrency=3)
         for _ in range(5):
             await asyncio.gather(w1.run_once(), w2.run_once())
             eng.clock.advance(timedelta(seconds=1))
@@ -279,6 +282,10 @@ async def test_two_workers_deliver_each_message_once(eng, db_url):
         await other.dispose()
     keys = [(name, kind, to, row) for name, kind, to, _, row in log]
     assert len(keys) == len(set(keys)), [k for k in keys if keys.count(k) > 1]
+    # Both workers delivered: the second one's claims were not all empty.
+    delivered = {w: sum(t.attempts for t in by[w]) for w in by}
+    assert delivered["w1"] > 0 and delivered["w2"] > 0, delivered
+    assert delivered["w1"] + delivered["w2"] == len(keys)
     async with eng.uow.transaction() as s:
         children = (await s.scalars(select(OutboxMessage).where(
             OutboxMessage.transport != "*"))).all()
