@@ -24,6 +24,7 @@ from storage.claims import next_outbox_due, next_timer_due
 from storage.uow import UnitOfWork
 
 logger = logging.getLogger(__name__)
+PERIODIC_GRACE_SECONDS = 10.0
 
 
 class Sweeper:
@@ -54,6 +55,7 @@ class Sweeper:
         self._timer_lock = asyncio.Lock()
         self._timers_again = False
         self._timer_wake: Job | None = None
+        self._periodic_runs: set[asyncio.Task[None]] = set()
         self._seen = -1  # uow.queued when a sweep last looked
         self.sweeps = 0  # sweeps completed: the first one includes the digest catch-up
 
@@ -66,7 +68,8 @@ class Sweeper:
             self.scheduler.add_job(self._digest_due, self.digest.trigger, id="digest")
         for job in self.periodic:
             # From start-up on: a period nobody ran while everything was down runs now.
-            self.scheduler.add_job(job.fire, "interval", seconds=job.interval.total_seconds(),
+            self.scheduler.add_job(self._periodic, "interval", args=(job,),
+                                   seconds=job.interval.total_seconds(),
                                    id=f"periodic-{job.kind}", next_run_time=datetime.now(UTC))
         self.scheduler.start()
 
@@ -83,8 +86,27 @@ class Sweeper:
         await asyncio.sleep(0)  # runs already handed out start, and return
         async with self._lock, self._timer_lock:
             pass
+        if self._periodic_runs:
+            # A run cancelled inside a database call can leave its connection closing for
+            # ever (and the process with it): let runs end, up to a bound for slow remotes.
+            await asyncio.wait(set(self._periodic_runs), timeout=PERIODIC_GRACE_SECONDS)
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+
+    async def _periodic(self, job: PeriodicJob) -> None:
+        if self._stopped:
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._periodic_runs.add(task)
+        try:
+            await job.fire()
+        except asyncio.CancelledError:
+            # Shutting down mid-sync: the period stays claimed and the next one runs in full,
+            # so this is news, not an error (and a traceback would alarm whoever reads it).
+            logger.info("%s: interrupted by shutdown", job.kind)
+        finally:
+            self._periodic_runs.discard(task)
 
     def poke(self) -> None:
         """Something changed here: look at the database now rather than at the next sweep.

@@ -44,7 +44,9 @@ def _decide(item: ReviewItemView, require_reason: bool) -> Element:
                                     **({"style": style} if style else {}))
                             for label, verb, style in BUTTONS])
     del inner["$schema"], inner["version"]  # a ShowCard's card takes neither
-    return {"type": "Action.ShowCard", "title": "Decide", "card": inner}
+    # The id tells one item's Decide from the next (a ShowCard carries no data).
+    return {"type": "Action.ShowCard", "id": f"decide-{item.id}", "title": "Decide",
+            "card": inner}
 
 
 def _item(item: ReviewItemView, review: ReviewCardView) -> Element:

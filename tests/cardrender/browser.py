@@ -32,6 +32,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+# A button to click on the way: its title, or (title, match) where match may name its "id".
+Via = str | tuple[str, dict[str, str]]
 HERE = Path(__file__).resolve().parent
 MODULES = HERE / "node_modules"
 RENDERER_JS = MODULES / "adaptivecards" / "dist" / "adaptivecards.min.js"
@@ -103,11 +105,12 @@ class CardRenderer:
 
     async def click(self, card: dict[str, Any], title: str, inputs: dict[str, str] | None = None,
                     match: dict[str, str] | None = None,
-                    via: tuple[str, ...] = ()) -> dict[str, Any]:
-        """Render `card`, type `inputs` into it, click `via` then the button `title` (the one
-        whose data contains `match`). Returns {"warnings", "executed": {type, title, verb,
+                    via: tuple[Via, ...] = ()) -> dict[str, Any]:
+        """Render `card`, click `via` (titles, or (title, match) pairs), type `inputs` into
+        it, then click the button `title` (the one whose data contains `match`). Returns {"warnings", "executed": {type, title, verb,
         data} or None}."""
-        return await self._call("clickAction", card, title, inputs or {}, match or {}, list(via))
+        steps = [list(step) if isinstance(step, tuple) else step for step in via]
+        return await self._call("clickAction", card, title, inputs or {}, match or {}, steps)
 
     # --- start ----------------------------------------------------------------------------------
 
@@ -278,7 +281,7 @@ class SyncCardRenderer:
         return result
 
     def click(self, card: dict[str, Any], title: str, inputs: dict[str, str] | None = None,
-              match: dict[str, str] | None = None, via: tuple[str, ...] = ()) -> dict[str, Any]:
+              match: dict[str, str] | None = None, via: tuple[Via, ...] = ()) -> dict[str, Any]:
         result: dict[str, Any] = self._run(self._renderer.click(card, title, inputs, match, via))
         return result
 

@@ -419,7 +419,7 @@ def invoke(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, Any]], Any]:
                          (teams_bot, "activation_form")):
         monkeypatch.setattr(module, name, recorder(name))
     bot = teams_bot.PimTeamsBot(SimpleNamespace(uow=None, clock=None,  # type: ignore[arg-type]
-                                                poke=lambda: None))
+                                                poke=lambda: None, groups=None))
 
     async def send(action: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         activity = Activity(
@@ -471,8 +471,9 @@ def test_review_decide_sends_the_item_and_only_its_own_reason(
         card_renderer: SyncCardRenderer) -> None:
     card = CASES["review-open"]()
     assert executed(card_renderer, card, "Deny", {"reason-12": "left the team"},
-                    via=("Decide",), match={"item": "12"}) == {
+                    via=(("Decide", {"id": "decide-12"}),), match={"item": "12"}) == {
         "verb": v.REVIEW_DENY, "data": {"item": "12", "reason-12": "left the team"}}
     strict = CASES["review-strict"]()
-    refused = card_renderer.click(strict, "Approve", {}, via=("Decide",), match={"item": "12"})
+    refused = card_renderer.click(strict, "Approve", {}, via=(("Decide", {"id": "decide-12"}),),
+                                  match={"item": "12"})
     assert refused["executed"] is None  # the required reason stops the click
