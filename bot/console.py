@@ -29,6 +29,7 @@ from handlers.chat import run_text
 from handlers.clock import ShiftedClock
 from handlers.durations import DurationError, parse_duration
 from storage.claims import next_outbox_due, next_timer_due
+from storage.grant_claims import next_grant_due
 
 logger = logging.getLogger(__name__)
 
@@ -112,14 +113,18 @@ class Console:
         sweeper = self.runtime.sweeper
         if sweeper is None:
             return
+        grants, kinds = self.runtime.grants, list(self.runtime.providers)
         deadline = asyncio.get_running_loop().time() + _SETTLE_SECONDS
         while asyncio.get_running_loop().time() < deadline:
+            if grants is not None:  # a grant's outcome is news the command caused, too
+                await grants.run_once()
             await sweeper.tick()
             async with self.runtime.uow.read() as s:
-                timer = await next_timer_due(s)
-                outbox = await next_outbox_due(s, transports=[self.transport.name])
+                due = [await next_timer_due(s),
+                       await next_outbox_due(s, transports=[self.transport.name]),
+                       await next_grant_due(s, kinds=kinds) if grants is not None else None]
             now = self.runtime.clock.now()
-            if (timer is None or timer > now) and (outbox is None or outbox > now):
+            if all(at is None or at > now for at in due):
                 return
             await asyncio.sleep(0.02)
 

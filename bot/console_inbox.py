@@ -61,6 +61,8 @@ class ConsoleTransport:
         if (email, note.headline) in self.answered_texts:
             return True
         req = note.request
+        if note.details:  # e.g. where the access is being granted: the answer did not say
+            return False
         # The answer already said it was waiting, or that it is active and until when.
         answered = (v.SUBMITTED, v.ACTIVATED) if req is not None and req.decision is None \
             else (v.SUBMITTED,)

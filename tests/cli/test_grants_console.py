@@ -1,5 +1,6 @@
-"""In the console: a self-activation is granted through the webhook; an admin's `grants` lists
-it, and nobody else may."""
+"""In the console, as a user sees it: the activation notice says the grant is being
+provisioned, then that it is active in the target system; an admin's `grants` lists it, and
+nobody else may."""
 
 from __future__ import annotations
 
@@ -38,6 +39,9 @@ def test_console_shows_the_grant_status(run_pim: Run, sqlite_url: str, workdir) 
     assert result.returncode == 0, result.stderr
     assert_no_traceback(result.stdout, result.stderr)
     out = result.stdout
+    notice = out.index("🔔 Database Break Glass is active until")
+    assert out[notice:].splitlines()[1] == "  webhook: provisioning…", out
+    assert "🔔 Database Break Glass is active in webhook." in out[notice:]
     assert "Only admins can list grants." in out  # Bob may not
     assert "Provisioned · bob@contoso.com · db · webhook http://127.0.0.1:" in out
     assert [d.type for d in hook.deliveries] == ["grant.activated"]
