@@ -132,6 +132,9 @@ def notification_message(note: Notification) -> Block:
     if note.kind == v.EXPIRING and note.role is not None:
         blocks.append(actions(f"role:{note.role.id}", button(
             "Extend", v.EXTEND, note.role.id, style="primary")))
+    if note.kind == v.RENEWABLE and note.role is not None:
+        blocks.append(actions(f"role:{note.role.id}", button(
+            "Renew", v.RENEW, note.role.id, style="primary")))
     if note.kind == v.EXPIRED and note.role is not None and req is None:
         blocks.append(actions(f"role:{note.role.id}", button(
             "Request again", v.REQUEST_AGAIN, note.role.id, style="primary")))

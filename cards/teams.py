@@ -114,6 +114,8 @@ def notification_card(note: Notification) -> Element:
         body += _note_context(note)
     if note.kind == v.EXPIRING and note.role is not None:
         actions.append(execute("Extend", v.EXTEND, _role(note.role.id), style="positive"))
+    if note.kind == v.RENEWABLE and note.role is not None:
+        actions.append(execute("Renew", v.RENEW, _role(note.role.id), style="positive"))
     if note.kind == v.EXPIRED and note.role is not None and req is None:
         actions.append(execute("Request again", v.REQUEST_AGAIN, _role(note.role.id),
                                style="positive"))

@@ -13,6 +13,7 @@ from cards.views import (
     DIGEST,
     EXPIRED,
     EXPIRING,
+    RENEWABLE,
     SUBMITTED,
     AuditView,
     DigestView,
@@ -91,6 +92,8 @@ def _notification(view: Notification) -> str:
         lines.append(f"  → cancel {req.id}")
     elif view.kind == EXPIRING and view.role is not None:
         lines.append(f"  → more time: extend {view.role.id} [DURATION]")
+    elif view.kind == RENEWABLE and view.role is not None:
+        lines.append(f"  → more time: renew {view.role.id} [DURATION]")
     elif view.kind == EXPIRED and view.role is not None and view.request is None:
         lines.append(f"  → request again: activate {view.role.id}")
     lines.extend(f"  {d}" for d in view.details)

@@ -20,6 +20,7 @@ REQUEST_AGAIN = "pim_request_again"
 ACTIVATE = "pim_activate"
 DEACTIVATE = "pim_deactivate"
 EXTEND = "pim_extend"  # more time on an activation about to end (selfExtend)
+RENEW = "pim_renew"  # more time on an assignment nearing its end (selfRenew)
 # Access review buttons: the value (Slack) or data["item"] (Teams) is the review item's id.
 REVIEW_APPROVE = "pim_review_approve"
 REVIEW_DENY = "pim_review_deny"
@@ -40,6 +41,8 @@ EXPIRED = "expired"
 DEACTIVATED = "deactivated"
 ASSIGNED = "assigned"
 REMOVED = "removed"
+RENEWABLE = "renewable"  # the holder: an assignment ends soon, with Renew
+ASSIGNMENT_ENDING = "assignment_ending"  # the admins: the same, with how to extend it
 REVIEW_CARD = "review_card"  # a reviewer's card: their items, each with Approve / Deny / …
 REVIEW_UPDATE = "review_update"  # every posted copy of a reviewer's card is redrawn
 REVIEW_SUMMARY = "review_summary"  # to admins when an instance ends
@@ -52,6 +55,7 @@ KIND_EMOJI = {
     APPROVAL_NEEDED: "🔐", SUBMITTED: "📨", APPROVED: "✅", DENIED: "⛔",
     TIMED_OUT: "⌛", CANCELED: "🚫", ACTIVATED: "🟢", EXPIRING: "⏳",
     EXPIRED: "🔒", DEACTIVATED: "🔒", ASSIGNED: "➕", REMOVED: "➖",
+    RENEWABLE: "⏳", ASSIGNMENT_ENDING: "⏳",
     REVIEW_CARD: "📋", REVIEW_UPDATE: "📋", REVIEW_SUMMARY: "📋",
     GRANT_STATUS: "🟢", GRANT_FAILED: "⚠️",
 }

@@ -36,6 +36,7 @@ from handlers.records import (
     queue_messages,
     table_of,
 )
+from handlers.renew import apply_renewal, renewal_approvers
 from handlers.user_text import user_text
 from storage.audit import NewEvent
 from storage.models import ApprovalStep, Principal, ScheduleRequest
@@ -91,8 +92,10 @@ async def _refusal(
 ) -> PimError | None:
     if req.principal_id == me.id:
         return SelfApprovalForbidden(f"You cannot {verb} your own request {req.short_id}.")
-    deciders = await approvers_for(s, settings=settings_of(req.role),
-                                   requester_id=req.principal_id)
+    deciders = (await renewal_approvers(s, requester_id=req.principal_id)
+                if req.action == Action.SELF_RENEW else
+                await approvers_for(s, settings=settings_of(req.role),
+                                    requester_id=req.principal_id))
     if me.id not in {p.id for p in deciders}:
         return NotAnApprover(
             f"You are not an approver for {req.role.display_name}, so you cannot {verb} "
@@ -128,7 +131,9 @@ async def _record_decision(
 ) -> RequestView:
     outcome = Status.GRANTED if approve else Status.DENIED
     # (An extension changes the running activation instead: apply_extension.)
-    at_once = approve and req.action != Action.SELF_EXTEND and req.start_at <= now
+    # (So does a renewal, on the assignment: apply_renewal.)
+    moves_end = req.action in (Action.SELF_EXTEND, Action.SELF_RENEW)
+    at_once = approve and not moves_end and req.start_at <= now
     # The guard on status is what makes concurrent clicks safe: only one UPDATE matches.
     # An approval that takes effect now is written as it ends up (provisioned), so
     # provisioning does not UPDATE the row again.
@@ -164,6 +169,11 @@ async def _record_decision(
         await queue_messages(s, told)
         done = replace(decision, outcome=Status.PROVISIONED)
         await apply_extension(s, req=req, now=now, earlier=[decided], decision=done)
+        return await request_view(s, req, decision=done)
+    if approve and req.action == Action.SELF_RENEW:  # a later end for the assignment
+        await queue_messages(s, told)
+        done = replace(decision, outcome=Status.PROVISIONED)
+        await apply_renewal(s, req=req, now=now, earlier=[decided], decision=done)
         return await request_view(s, req, decision=done)
     if at_once:
         # What the stored approval step would say, without reading it back.

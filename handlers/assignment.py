@@ -18,7 +18,7 @@ from handlers.directory import find_role, require_principal, resolve_user, setti
 from handlers.durations import MAX_DURATION
 from handlers.errors import AlreadyActive, Forbidden, InvalidInput, NotActive
 from handlers.grants.state import Holding, open_many, revoke_grants
-from handlers.lifecycle import EXPIRE, WARN, end_timers
+from handlers.lifecycle import EXPIRE, RENEW, WARN, end_timers, renewal_timers
 from handlers.present import role_ref
 from handlers.records import (
     Audited,
@@ -164,7 +164,8 @@ async def record_assignments(
         warning = (settings_of(g.role).expiry_warning if g.kind == ScheduleKind.ACTIVE
                    else timedelta(0))
         timers += [{"kind": kind, "due_at": due, "subject_id": schedule_id}
-                   for kind, due in end_timers(start=now, end=g.end, warning=warning)]
+                   for kind, due in [*end_timers(start=now, end=g.end, warning=warning),
+                                     *renewal_timers(start=now, end=g.end)]]
         end = g.end.isoformat() if g.end else None
         events.append(Audited(
             actor=actor, action=f"{g.kind}.assigned", target=f"{g.principal.email}/{g.role.id}",
@@ -219,7 +220,7 @@ async def end_schedule(
     """End an assignment early. notify_person=False when it is replaced at once (a policy
     change of end date), so the person gets one message, not "removed" then "assigned"."""
     schedule.state, schedule.ended_at = ScheduleState.REMOVED, now
-    await cancel_timers(s, subject_id=schedule.id, kinds=[EXPIRE, WARN], now=now)
+    await cancel_timers(s, subject_id=schedule.id, kinds=[EXPIRE, WARN, RENEW], now=now)
     await revoke_grants(s, schedule_ids=[schedule.id], now=now)
     creator_id = actor.id if isinstance(actor, Principal) else schedule.principal_id
     req = ScheduleRequest(

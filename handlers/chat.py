@@ -24,6 +24,7 @@ from handlers.grants.admin import grants_reply
 from handlers.group_eligibility import GroupMembership
 from handlers.linking import link_account
 from handlers.queries import activation_form, audit_trail, my_approvals, my_requests, my_roles
+from handlers.renew import extend_assignment, request_renewal
 from handlers.reviews.decide import decide_item
 from handlers.reviews.progress import my_reviews
 from storage.uow import UnitOfWork
@@ -85,6 +86,21 @@ async def _extend(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Extend) -> V
     end = v.when((datetime.fromisoformat(view.start_at)
                   + timedelta(seconds=view.duration_seconds or 0)).isoformat())
     return Reply(text=f"{view.role.name} is extended until {end}. Request {view.id}.")
+
+
+async def _renew(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Renew) -> View:
+    view = await request_renewal(uow, clock, actor=actor, role=cmd.role,
+                                 duration=cmd.duration, justification=cmd.justification)
+    return Reply(text=f"Request {view.id} to renew {view.role.name} is waiting for an "
+                 "admin's approval.", request=view)
+
+
+async def _extend_assignment(
+    uow: UnitOfWork, clock: Clock, actor: str, cmd: c.ExtendAssignment
+) -> View:
+    return Reply(text=await extend_assignment(
+        uow, clock, actor=actor, user=cmd.user, role=cmd.role, kind=cmd.kind,
+        duration=cmd.duration, until=cmd.until, justification=cmd.justification))
 
 
 async def _cancel(uow: UnitOfWork, clock: Clock, actor: str, cmd: c.Cancel) -> View:
@@ -168,6 +184,8 @@ def command_table(*, digest: DigestOptions, groups: GroupMembership | None = Non
         c.Digest: digest_command(digest),
         c.Link: _link,
         c.Extend: _extend,
+        c.Renew: _renew,
+        c.ExtendAssignment: _extend_assignment,
         c.Reviews: lambda uow, clock, actor, cmd: my_reviews(uow, actor=actor),
         c.Review: _review,
         c.Grants: lambda uow, clock, actor, cmd: grants_reply(

@@ -26,10 +26,12 @@ __all__ = [
     "Deny",
     "Digest",
     "Extend",
+    "ExtendAssignment",
     "Grants",
     "Help",
     "Link",
     "Remove",
+    "Renew",
     "Requests",
     "Review",
     "Reviews",
@@ -100,6 +102,29 @@ class Extend:
     duration: timedelta | None = None
     justification: str | None = None
     duration_text: str | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Renew:
+    """More time on an assignment (eligibility first) nearing its end (Entra's selfRenew):
+    a request admins decide. No duration: as long as the assignment was."""
+
+    role: str
+    duration: timedelta | None = None
+    justification: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExtendAssignment:
+    """An admin moves the end of someone's assignment (Entra's adminExtend); kind None:
+    the eligibility if there is one, else the active assignment."""
+
+    user: UserRef
+    role: str
+    kind: ScheduleKind | None = None
+    duration: timedelta | None = None
+    until: datetime | None = None
+    justification: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +250,8 @@ Command: TypeAlias = (
     | Digest
     | Link
     | Extend
+    | Renew
+    | ExtendAssignment
     | Reviews
     | Review
     | Grants

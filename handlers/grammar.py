@@ -40,6 +40,9 @@ USAGE: dict[str, str] = {
     "digest": "digest",
     "link": "link USER slack:U…|teams:…",
     "extend": "extend ROLE [DURATION] [JUSTIFICATION…]",
+    "renew": "renew ROLE [DURATION] [JUSTIFICATION…]",
+    "extend-assignment": "extend-assignment USER ROLE [eligible|active] DURATION|until DATE "
+                         "[JUSTIFICATION…]",
     "reviews": "reviews",
     "review": "review ITEM approve|deny|dontknow [REASON…]",
     "grants": "grants [failed]",
@@ -62,6 +65,8 @@ _SUMMARY: dict[str, str] = {
     "digest": "preview the periodic digest (admins)",
     "link": "say which Slack or Teams account is this person's (admins)",
     "extend": "more time on a role that is active now (within its maximum)",
+    "renew": "ask admins for more time on an assignment that ends soon",
+    "extend-assignment": "move the end of someone's assignment (admins)",
     "reviews": "access review items waiting for me",
     "review": "decide one access review item (deny needs a reason)",
     "grants": "grants in Entra, Azure, Slack and webhooks, or only the failed ones (admins)",
@@ -184,6 +189,35 @@ def _extend(cur: Cursor) -> commands.Command:
     else:
         typed = None
     return commands.Extend(role, duration, _justification(cur), typed)
+
+
+def _renew(cur: Cursor) -> commands.Command:
+    role = _role(cur)
+    duration: timedelta | None = None
+    if (word := cur.peek_word()) is not None and looks_like_duration(word):
+        duration = _duration(cur, word)
+        cur.word()
+    return commands.Renew(role, duration, _justification(cur))
+
+
+def _extend_assignment(cur: Cursor) -> commands.Command:
+    user = _user(cur)
+    role = _role(cur)
+    kind = _KINDS.get((cur.peek_word() or "").lower())
+    if kind is not None:
+        cur.word()
+    word = cur.peek_word()
+    if word is not None and word.lower() == "until":
+        cur.word()
+        return commands.ExtendAssignment(user, role, kind, until=_until(cur),
+                                         justification=_justification(cur))
+    if word is None or not looks_like_duration(word):
+        got = f", got {shown(word)}{_SPACES_HINT}" if word is not None else ""
+        raise cur.fail(f"extend-assignment needs a DURATION or until DATE{got}")
+    duration = _duration(cur, word)
+    cur.word()
+    return commands.ExtendAssignment(user, role, kind, duration=duration,
+                                     justification=_justification(cur))
 
 
 def _approve(cur: Cursor) -> commands.Command:
@@ -359,6 +393,8 @@ _PARSERS: dict[str, Callable[[Cursor], commands.Command]] = {
     "digest": _bare(commands.Digest),
     "link": _link,
     "extend": _extend,
+    "renew": _renew,
+    "extend-assignment": _extend_assignment,
     "reviews": _bare(commands.Reviews),
     "review": _review,
     "grants": _grants,

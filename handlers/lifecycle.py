@@ -29,6 +29,10 @@ from storage.models import Schedule, ScheduleRequest
 from vocab.states import MemberType, ScheduleKind, ScheduleState, Status
 
 EXPIRE, WARN, TIMEOUT, START = "expire", "warn", "timeout", "start"
+RENEW = "renew"  # an assignment nears its end: offer selfRenew / adminExtend
+# How long before an assignment's end its holder and the admins hear of it (Entra notifies
+# ahead of an eligibility's expiry; two weeks leaves time for an admin to decide).
+RENEWAL_NOTICE = timedelta(days=14)
 _INSERT_SCHEDULE = insert(table_of(Schedule)).returning(table_of(Schedule).c.id)
 
 
@@ -95,6 +99,14 @@ def end_timers(
     if warning and end - start > warning:
         return [(EXPIRE, end), (WARN, end - warning)]
     return [(EXPIRE, end)]
+
+
+def renewal_timers(*, start: datetime, end: datetime | None) -> list[tuple[str, datetime]]:
+    """(kind, due) of the renewal offer an admin-made assignment from start to end gets:
+    none when permanent, or when it is no longer than the notice (it would come at once)."""
+    if end is None or end - start <= RENEWAL_NOTICE:
+        return []
+    return [(RENEW, end - RENEWAL_NOTICE)]
 
 
 async def start_scheduled(session: AsyncSession, *, request_id: int, now: datetime) -> bool:

@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.clock import Clock
 from handlers.endings import expire_due, time_out_due, warn_due
-from handlers.lifecycle import EXPIRE, START, TIMEOUT, WARN, start_scheduled
+from handlers.lifecycle import EXPIRE, RENEW, START, TIMEOUT, WARN, start_scheduled
+from handlers.renew_notice import renewal_due
 from storage.claims import claim_due_timers, next_timer_due
 from storage.models import Timer
 from storage.uow import UnitOfWork
@@ -51,7 +52,8 @@ def lifecycle_actions() -> dict[str, BatchAction]:
     async def start(s: AsyncSession, t: Timer, now: datetime) -> bool:
         return await start_scheduled(s, request_id=t.subject_id or 0, now=now)
 
-    return {EXPIRE: expire_due, WARN: warn_due, TIMEOUT: time_out_due, START: one_by_one(start)}
+    return {EXPIRE: expire_due, WARN: warn_due, TIMEOUT: time_out_due, START: one_by_one(start),
+            RENEW: renewal_due}
 
 
 def _backoff(attempts: int) -> timedelta:

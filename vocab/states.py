@@ -18,6 +18,7 @@ class Action(StrEnum):
     ADMIN_ASSIGN = "adminAssign"
     ADMIN_REMOVE = "adminRemove"
     SELF_EXTEND = "selfExtend"
+    SELF_RENEW = "selfRenew"
     ADMIN_EXTEND = "adminExtend"
     ADMIN_RENEW = "adminRenew"
 

@@ -227,7 +227,7 @@ ASSIGN = "Usage: assign USER ROLE eligible|active [DURATION|until DATE] [JUSTIFI
             "xyz",
             "unknown command 'xyz'. Usage: one of help, roles, activate, requests, cancel, "
             "approvals, approve, deny, deactivate, assign, remove, audit, digest, link, extend, "
-            "reviews, review, grants",
+            "renew, extend-assignment, reviews, review, grants",
         ),
         ("/pimroles", "unknown command '/pimroles'. Usage: one of " + ", ".join(USAGE)),
         ("roles mine", "roles takes nothing after it (got 'mine'). Usage: roles"),
@@ -439,7 +439,7 @@ def test_usage_lines_match_the_design() -> None:
     assert list(USAGE) == [
         "help", "roles", "activate", "requests", "cancel", "approvals", "approve",
         "deny", "deactivate", "assign", "remove", "audit", "digest", "link", "extend",
-        "reviews", "review", "grants",
+        "renew", "extend-assignment", "reviews", "review", "grants",
     ]  # fmt: skip
 
 
