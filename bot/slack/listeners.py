@@ -201,6 +201,12 @@ async def _extend(chat: Chat, actor: str, role: str) -> str:
     return render_text(view)
 
 
+async def _renew(chat: Chat, actor: str, role: str) -> str:
+    view = await run_command(chat.uow, chat.clock, commands=chat.commands, actor=actor,
+                             cmd=c.Renew(role))
+    return render_text(view)
+
+
 async def activation_submitted(ack: AsyncAck, view: dict[str, Any],
                                context: AsyncBoltContext) -> None:
     chat, actor = _chat(context)
@@ -241,6 +247,7 @@ LISTENERS: tuple[tuple[str, str, Callable[..., Any]], ...] = (
     ("action", v.ACTIVATE, open_form),
     ("action", v.REQUEST_AGAIN, open_form),
     ("action", v.EXTEND, _answered_click(_extend)),
+    ("action", v.RENEW, _answered_click(_renew)),
     ("view", cards.DECISION_MODAL, decision_submitted),
     ("view", cards.ACTIVATION_MODAL, activation_submitted),
     *(("action", action, _review_click(action)) for action in v.REVIEW_VERBS),

@@ -92,6 +92,7 @@ class PimTeamsBot(ActivityHandler):
             v.ACTIVATE: self._open_form,
             v.REQUEST_AGAIN: self._request_again,
             v.EXTEND: self._extend,
+            v.RENEW: self._renew,
             cards.SUBMIT_ACTIVATION: self._submit_activation,
             **{verb: self._review(decision) for verb, decision in _REVIEW_VERBS.items()},
         }
@@ -246,6 +247,11 @@ class PimTeamsBot(ActivityHandler):
     async def _extend(self, who: str, data: dict[str, Any]) -> InvokeResponse:
         view = await run_command(self.chat.uow, self.chat.clock, commands=self.chat.commands,
                                  actor=who, cmd=c.Extend(_text(data, "role")))
+        return _message_response(text_cards.render(view))
+
+    async def _renew(self, who: str, data: dict[str, Any]) -> InvokeResponse:
+        view = await run_command(self.chat.uow, self.chat.clock, commands=self.chat.commands,
+                                 actor=who, cmd=c.Renew(_text(data, "role")))
         return _message_response(text_cards.render(view))
 
     async def _submit_activation(self, who: str, data: dict[str, Any]) -> InvokeResponse:
