@@ -368,6 +368,9 @@ def test_requester_buttons(card_renderer: SyncCardRenderer) -> None:
     # the warning offers more time; the end offers to ask again
     assert executed(card_renderer, CASES["note-expiring-bare"](), "Extend") == {
         "verb": v.EXTEND, "data": {"role": "global-admin"}}
+    # an assignment nearing its end offers Renew (selfRenew)
+    assert executed(card_renderer, CASES["note-renewable-bare"](), "Renew") == {
+        "verb": v.RENEW, "data": {"role": "global-admin"}}
     assert executed(card_renderer, CASES["note-expired-bare"](), "Request again") == {
         "verb": v.REQUEST_AGAIN, "data": {"role": "global-admin"}}
 
