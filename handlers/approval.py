@@ -13,7 +13,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from cards import views as v
 from cards.views import Decision, Notification, RequestView
 from handlers.clock import Clock
-from handlers.directory import approvers_for, require_principal, settings_of
+from handlers.directory import deciders_of, require_principal, settings_of
 from handlers.errors import (
     AlreadyDecided,
     InvalidInput,
@@ -36,7 +36,7 @@ from handlers.records import (
     queue_messages,
     table_of,
 )
-from handlers.renew import apply_renewal, renewal_approvers
+from handlers.renew import apply_renewal
 from handlers.user_text import user_text
 from storage.audit import NewEvent
 from storage.models import ApprovalStep, Principal, ScheduleRequest
@@ -92,10 +92,8 @@ async def _refusal(
 ) -> PimError | None:
     if req.principal_id == me.id:
         return SelfApprovalForbidden(f"You cannot {verb} your own request {req.short_id}.")
-    deciders = (await renewal_approvers(s, requester_id=req.principal_id)
-                if req.action == Action.SELF_RENEW else
-                await approvers_for(s, settings=settings_of(req.role),
-                                    requester_id=req.principal_id))
+    deciders = await deciders_of(s, action=req.action, settings=settings_of(req.role),
+                                 requester_id=req.principal_id)
     if me.id not in {p.id for p in deciders}:
         return NotAnApprover(
             f"You are not an approver for {req.role.display_name}, so you cannot {verb} "

@@ -10,6 +10,7 @@ from handlers.errors import UnknownPrincipal, UnknownRole
 from handlers.role_names import unknown_role_message
 from handlers.settings import RoleSettings
 from storage.models import Principal, Role
+from vocab.states import Action
 
 # Every command looks its sender up: build that statement once.
 _BY_EMAIL = select(Principal).where(func.lower(Principal.email) == bindparam("email"))
@@ -88,6 +89,16 @@ async def admins(session: AsyncSession) -> list[Principal]:
     return list(
         await session.scalars(select(Principal).where(Principal.admin).order_by(Principal.id))
     )
+
+
+async def deciders_of(
+    session: AsyncSession, *, action: str, settings: RoleSettings, requester_id: int
+) -> list[Principal]:
+    """Who may decide a request: a renewal of an assignment goes to the admins (as in
+    Entra), everything else to the role's approvers."""
+    if action == Action.SELF_RENEW:
+        return [p for p in await admins(session) if p.id != requester_id]
+    return await approvers_for(session, settings=settings, requester_id=requester_id)
 
 
 async def approvers_for(

@@ -24,7 +24,7 @@ from cards.views import (
 )
 from handlers.clock import Clock
 from handlers.directory import (
-    approvers_for,
+    deciders_of,
     find_role,
     principal_by_email,
     require_person,
@@ -185,8 +185,8 @@ async def my_approvals(uow: UnitOfWork, *, actor: str) -> RequestListView:
         )).all()
         views = []
         for r in rows:
-            deciders = await approvers_for(s, settings=settings_of(r.role),
-                                           requester_id=r.principal_id)
+            deciders = await deciders_of(s, action=r.action, settings=settings_of(r.role),
+                                         requester_id=r.principal_id)
             if any(p.id == me.id for p in deciders):
                 views.append(await request_view(s, r))
         return RequestListView(title=APPROVALS_TITLE, requests=tuple(views),

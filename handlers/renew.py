@@ -17,7 +17,7 @@ from cards.views import Decision, Notification, RequestView
 from handlers.assignment import current_schedule, require_admin
 from handlers.clock import Clock
 from handlers.commands import UserRef
-from handlers.directory import admins, find_role, require_principal, resolve_user, settings_of
+from handlers.directory import deciders_of, find_role, require_principal, resolve_user, settings_of
 from handlers.durations import MAX_DURATION, format_duration
 from handlers.errors import AlreadyPending, Forbidden, InvalidInput, NotActive
 from handlers.lifecycle import EXPIRE, RENEW, TIMEOUT, WARN, end_timers, renewal_timers
@@ -55,11 +55,6 @@ async def assignment_of(
     return None
 
 
-async def renewal_approvers(s: AsyncSession, *, requester_id: int) -> list[Principal]:
-    """Who decides a renewal: the admins, never the requester."""
-    return [p for p in await admins(s) if p.id != requester_id]
-
-
 async def request_renewal(
     uow: UnitOfWork, clock: Clock, *, actor: str, role: str, duration: timedelta | None = None,
     justification: str | None = None,
@@ -80,7 +75,8 @@ async def request_renewal(
         end = held.end_at + extra
         _check_length(end=end, now=now)
         await _check_not_pending(s, me=me, role=r)
-        approvers = await renewal_approvers(s, requester_id=me.id)
+        approvers = await deciders_of(s, action=Action.SELF_RENEW, settings=settings_of(r),
+                                      requester_id=me.id)
         if not approvers:
             raise Forbidden(f"Nobody but you can approve renewing {r.display_name}.")
         timeout = settings_of(r).approval_timeout

@@ -152,3 +152,19 @@ async def test_an_admin_extends_an_assignment_directly(eng: Engine) -> None:
         req = await s.scalar(select(ScheduleRequest).where(
             ScheduleRequest.action == Action.ADMIN_EXTEND))
         assert req.status == Status.PROVISIONED and req.justification == "audit season"
+
+
+async def test_admins_not_the_roles_approvers_decide_a_renewal(eng: Engine) -> None:
+    # Global Administrator's approver is Carol; a renewal still goes to the admins.
+    await say(eng, ALICE, "assign dave@contoso.com global-admin active 30d incident")
+    out = render(await say(eng, DAVE, "renew global-admin 7d"))
+    assert "to renew Global Administrator is waiting for an admin's approval" in out
+    rid = out.split()[1]
+    assert rid in render(await say(eng, ALICE, "approvals"))
+    assert rid not in render(await say(eng, CAROL, "approvals"))
+    refused = render(await say(eng, CAROL, f"approve {rid} ok"))
+    assert refused.startswith("✗ You are not an approver for Global Administrator")
+    canceled = render(await say(eng, DAVE, f"cancel {rid}"))
+    assert canceled == f"Request {rid} for Global Administrator is canceled."
+    denied = render(await say(eng, ALICE, f"approve {rid} ok"))
+    assert denied.startswith(f"✗ {rid} is already decided")
