@@ -37,7 +37,7 @@ from storage.uow import UnitOfWork
 from vocab.states import Action, ScheduleKind, Status
 
 
-def holding(kind: str, role: str) -> str:
+def holding(*, kind: str, role: str) -> str:
     """"eligibility for Role" or "active assignment to Role"."""
     if kind == ScheduleKind.ELIGIBLE:
         return f"eligibility for {role}"
@@ -69,7 +69,7 @@ async def request_renewal(
         if held is None:
             raise NotActive(f"You have no assignment to {r.display_name} to renew.")
         if held.end_at is None:
-            raise NotActive(f"Your {holding(held.kind, r.display_name)} is permanent; "
+            raise NotActive(f"Your {holding(kind=held.kind, role=r.display_name)} is permanent; "
                             "there is nothing to renew.")
         extra = duration or held.end_at - held.start_at
         end = held.end_at + extra
@@ -99,7 +99,8 @@ async def request_renewal(
         notify(s, now=now, recipients=approvers, request_id=req.id, note=Notification(
             kind=v.APPROVAL_NEEDED, request=view, role=role_ref(r),
             headline=f"{me.display_name} asks to renew their "
-            f"{holding(held.kind, r.display_name)} by {format_duration(extra)} (until {v.when(end.isoformat())})."))
+            f"{holding(kind=held.kind, role=r.display_name)} by {format_duration(extra)} "
+            f"(until {v.when(end.isoformat())})."))
         return view
 
 
@@ -121,8 +122,8 @@ async def apply_renewal(
             details={"request": req.short_id, "reason": "the assignment had ended"})])
         notify(s, now=now, recipients=[req.principal], request_id=req.id, note=Notification(
             kind=v.EXPIRED, role=role_ref(req.role),
-            headline=f"Your {holding(req.kind, req.role.display_name)} had already ended, "
-            f"so {req.short_id} could not renew it. Ask an admin to assign it again."))
+            headline=f"Your {holding(kind=req.kind, role=req.role.display_name)} had "
+            f"already ended, so {req.short_id} could not renew it. Ask an admin to assign it again."))
         return
     end = held.end_at + timedelta(seconds=req.duration_seconds)
     req.status = Status.PROVISIONED
@@ -134,7 +135,7 @@ async def apply_renewal(
     view = await request_view(s, req, decision=decision)
     notify(s, now=now, recipients=[req.principal], request_id=req.id, note=Notification(
         kind=v.ASSIGNED, request=view, role=role_ref(req.role), end_at=end.isoformat(),
-        headline=f"Your {holding(held.kind, req.role.display_name)} is renewed until "
+        headline=f"Your {holding(kind=held.kind, role=req.role.display_name)} is renewed until "
         f"{v.when(end.isoformat())}."))
 
 
@@ -155,8 +156,9 @@ async def extend_assignment(
         if held is None:
             raise NotActive(f"{who.display_name} has no {what} for {r.display_name}.")
         if held.end_at is None:
-            raise NotActive(f"{who.display_name}'s {holding(held.kind, r.display_name)} is "
-                            "permanent; there is nothing to extend.")
+            what = holding(kind=held.kind, role=r.display_name)
+            raise NotActive(f"{who.display_name}'s {what} is permanent; there is nothing to "
+                            "extend.")
         end = until if until is not None else held.end_at + (duration or timedelta())
         if end <= held.end_at:
             raise InvalidInput(f"The new end must be after the current one "
@@ -178,8 +180,8 @@ async def extend_assignment(
         notify(s, now=now, recipients=[who], request_id=req.id, note=Notification(
             kind=v.ASSIGNED, role=role_ref(r), end_at=end.isoformat(),
             headline=f"{me.display_name} extended your "
-            f"{holding(held.kind, r.display_name)} until {v.when(end.isoformat())}."))
-        return (f"{who.display_name}'s {holding(held.kind, r.display_name)} now ends "
+            f"{holding(kind=held.kind, role=r.display_name)} until {v.when(end.isoformat())}."))
+        return (f"{who.display_name}'s {holding(kind=held.kind, role=r.display_name)} now ends "
                 f"{v.when(end.isoformat())}. Request {req.short_id}.")
 
 

@@ -41,7 +41,7 @@ async def renewal_due(session: AsyncSession, timers: Sequence[Timer], now: datet
         end = row.end_at.isoformat()
         left = v.compact_duration(max(1, int((row.end_at - now).total_seconds())))
         role = RoleRef(id=row.role_id, name=row.role_name)
-        what = holding(row.kind, row.role_name)
+        what = holding(kind=row.kind, role=row.role_name)
         messages.append(message_row(
             now=now, recipient_id=row.principal_id, request_id=row.request_id,
             note=Notification(kind=v.RENEWABLE, role=role, end_at=end,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -11,7 +12,9 @@ from cards.views import Notification
 from handlers.commands import ExtendAssignment, Renew, UserRef
 from handlers.grammar import CommandError, parse_command
 from handlers.timers import lifecycle_actions, run_due_timers
+from storage.db import make_engine
 from storage.models import AuditEvent, Schedule, ScheduleRequest, Timer
+from storage.uow import UnitOfWork
 from tests.unit.conftest import T0, Engine
 from tests.unit.helpers import ALICE, BOB, CAROL, DAVE, say
 from vocab.states import Action, ScheduleKind, ScheduleState, Status, TimerStatus
@@ -168,3 +171,18 @@ async def test_admins_not_the_roles_approvers_decide_a_renewal(eng: Engine) -> N
     assert canceled == f"Request {rid} for Global Administrator is canceled."
     denied = render(await say(eng, ALICE, f"approve {rid} ok"))
     assert denied.startswith(f"✗ {rid} is already decided")
+
+
+async def test_two_workers_offer_a_renewal_once(eng: Engine, db_url: str) -> None:
+    await say(eng, ALICE, "assign dave@contoso.com helpdesk-admin eligible 30d on call")
+    eng.clock.set(T0 + 16 * DAY)
+    other = make_engine(db_url)
+    try:
+        await asyncio.gather(*(
+            run_due_timers(uow, eng.clock, worker=name, actions=lifecycle_actions())
+            for uow, name in ((eng.uow, "a"), (UnitOfWork(other), "b"))))
+    finally:
+        await other.dispose()
+    assert [e for e, k, p in await eng.outbox("renewable")] == [DAVE]
+    assert [e for e, k, p in await eng.outbox("assignment_ending")] == [ALICE]
+    assert (await _actions(eng)).count("assignment.renewal_offered") == 1
