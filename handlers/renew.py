@@ -123,7 +123,8 @@ async def apply_renewal(
         notify(s, now=now, recipients=[req.principal], request_id=req.id, note=Notification(
             kind=v.EXPIRED, role=role_ref(req.role),
             headline=f"Your {holding(kind=req.kind, role=req.role.display_name)} had "
-            f"already ended, so {req.short_id} could not renew it. Ask an admin to assign it again."))
+            f"already ended, so {req.short_id} could not renew it. Ask an admin to assign it "
+            "again."))
         return
     end = held.end_at + timedelta(seconds=req.duration_seconds)
     req.status = Status.PROVISIONED
