@@ -186,3 +186,18 @@ async def test_two_workers_offer_a_renewal_once(eng: Engine, db_url: str) -> Non
     assert [e for e, k, p in await eng.outbox("renewable")] == [DAVE]
     assert [e for e, k, p in await eng.outbox("assignment_ending")] == [ALICE]
     assert (await _actions(eng)).count("assignment.renewal_offered") == 1
+
+
+async def test_a_renewal_approved_after_the_assignment_went_fails_and_says_so(
+        eng: Engine) -> None:
+    await say(eng, ALICE, "assign dave@contoso.com helpdesk-admin eligible 30d on call")
+    rid = render(await say(eng, DAVE, "renew helpdesk-admin 10d")).split()[1]
+    await say(eng, ALICE, "remove dave@contoso.com helpdesk-admin")
+    await say(eng, ALICE, f"approve {rid} ok")
+    async with eng.uow.transaction() as s:
+        req = await s.scalar(select(ScheduleRequest).where(ScheduleRequest.short_id == rid))
+        assert req.status == Status.FAILED
+    told = [p["headline"] for e, k, p in await eng.outbox("expired") if e == DAVE]
+    assert told == [f"Your eligibility for Helpdesk Administrator had already ended, so {rid} "
+                    "could not renew it. Ask an admin to assign it again."]
+    assert (await _actions(eng))[-2:] == ["request.approved", "request.failed"]
