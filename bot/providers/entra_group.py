@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.providers.entra_role import send_schedule_request
-from bot.providers.graph import GraphClient
-from bot.providers.schedule import justification, odata_quote, principal_of, schedule_info
+from bot.providers.entra_role import GraphScheduleProvider
+from bot.providers.schedule import odata_quote
 from handlers.grants.provider import GrantJob, ProviderError, Target
-from vocab.states import Action
 
 REQUESTS = "/v1.0/identityGovernance/privilegedAccess/group/assignmentScheduleRequests"
 INSTANCES = "/v1.0/identityGovernance/privilegedAccess/group/assignmentScheduleInstances"
@@ -29,23 +27,11 @@ def access_of(target: Target) -> str:
     return access
 
 
-class EntraGroupProvider:
-    def __init__(self, graph: GraphClient) -> None:
-        self.graph = graph
+class EntraGroupProvider(GraphScheduleProvider):
+    requests = REQUESTS
 
-    async def close(self) -> None:
-        await self.graph.close()  # shared with the other Microsoft providers; closes once
-
-    async def grant(self, job: GrantJob) -> None:
-        await self._request(job, {"action": Action.ADMIN_ASSIGN.value, "scheduleInfo": schedule_info(job)})
-
-    async def revoke(self, job: GrantJob) -> None:
-        await self._request(job, {"action": Action.ADMIN_REMOVE.value})
-
-    async def _request(self, job: GrantJob, body: dict[str, Any]) -> None:
-        body |= {"accessId": access_of(job.target), "principalId": principal_of(job),
-                 "groupId": job.target.ref, "justification": justification(job)}
-        await send_schedule_request(self.graph, REQUESTS, body, job)
+    def assigned(self, job: GrantJob) -> dict[str, Any]:
+        return {"accessId": access_of(job.target), "groupId": job.target.ref}
 
     async def members(self, target: Target) -> frozenset[str] | None:
         """Who is a member (or owner) now: PIM's active instances, which also list members

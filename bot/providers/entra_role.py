@@ -27,7 +27,12 @@ DONE = {"grant": frozenset({"RoleAssignmentExists"}),
         "revoke": frozenset({"RoleAssignmentDoesNotExist"})}
 
 
-class EntraRoleProvider:
+class GraphScheduleProvider:
+    """Grant and revoke as Graph schedule requests (`adminAssign` with the activation's end as
+    its expiration, `adminRemove`); a subclass names the endpoint and what is assigned."""
+
+    requests = REQUESTS
+
     def __init__(self, graph: GraphClient) -> None:
         self.graph = graph
 
@@ -35,16 +40,24 @@ class EntraRoleProvider:
         await self.graph.close()  # shared with the other Microsoft providers; closes once
 
     async def grant(self, job: GrantJob) -> None:
-        await self._request(job, {"action": Action.ADMIN_ASSIGN.value, "scheduleInfo": schedule_info(job)})
+        await self._request(job, {"action": Action.ADMIN_ASSIGN.value,
+                                  "scheduleInfo": schedule_info(job)})
 
     async def revoke(self, job: GrantJob) -> None:
         await self._request(job, {"action": Action.ADMIN_REMOVE.value})
 
+    def assigned(self, job: GrantJob) -> dict[str, Any]:
+        raise NotImplementedError
+
     async def _request(self, job: GrantJob, body: dict[str, Any]) -> None:
-        body |= {"principalId": principal_of(job), "roleDefinitionId": job.target.ref,
-                 "directoryScopeId": job.target.scope or "/",
+        body |= {"principalId": principal_of(job), **self.assigned(job),
                  "justification": justification(job)}
-        await send_schedule_request(self.graph, REQUESTS, body, job)
+        await send_schedule_request(self.graph, self.requests, body, job)
+
+
+class EntraRoleProvider(GraphScheduleProvider):
+    def assigned(self, job: GrantJob) -> dict[str, Any]:
+        return {"roleDefinitionId": job.target.ref, "directoryScopeId": job.target.scope or "/"}
 
     async def members(self, target: Target) -> frozenset[str] | None:
         """Everyone holding the role at the scope now: PIM's active instances list assignments
