@@ -17,10 +17,12 @@ from handlers.commands import (
     Deny,
     Digest,
     Extend,
+    ExtendAssignment,
     Grants,
     Help,
     Link,
     Remove,
+    Renew,
     Requests,
     Review,
     Reviews,
@@ -454,7 +456,7 @@ def test_help_text_lists_every_usage_once() -> None:
 
 COMMAND_CLASSES = (
     Help, Roles, Activate, Requests, Cancel, Approvals, Approve, Deny, Deactivate, Assign, Remove,
-    Audit, Digest, Link, Extend, Reviews, Review, Grants,
+    Audit, Digest, Link, Extend, Renew, ExtendAssignment, Reviews, Review, Grants,
 )  # fmt: skip
 
 # Plain st.text() rarely gets past the command word, so also build text from the grammar's own
