@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
@@ -424,6 +425,18 @@ _COMMANDS: dict[str, Command] = {
 }
 
 
+async def _settled(command: Awaitable[int]) -> int:
+    try:
+        return await command
+    finally:
+        # An SQLite file that cannot be opened leaves aiosqlite's worker thread to stop on
+        # its own; if the loop closes first, that thread prints a traceback after our one-line
+        # answer. Let it finish while the loop is still open.
+        for thread in threading.enumerate():
+            if "_connection_worker_thread" in thread.name:
+                thread.join(timeout=2)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "doctor":  # it reports a bad configuration in its table
@@ -437,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(level=settings.log_level if args.command == "serve" else logging.WARNING,
                       fmt=settings.log_format)
     try:
-        return asyncio.run(_COMMANDS[args.command](args, settings))
+        return asyncio.run(_settled(_COMMANDS[args.command](args, settings)))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
