@@ -106,10 +106,13 @@ def bench_policy(n: int) -> str:
     policy = yaml.safe_load((ROOT / "examples" / "policy.yaml").read_text())
     for i in range(n):
         email = f"user{i:04d}@contoso.com"
-        policy["principals"].append({"email": email, "name": f"User {i}",
-                                     "slack_id": f"U0B{i:04d}"})
-        policy["assignments"] += [{"principal": email, "role": r, "type": "eligible"}
-                                  for r in ("global-admin", "helpdesk-admin", "demo-short")]
+        policy["principals"].append(
+            {"email": email, "name": f"User {i}", "slack_id": f"U0B{i:04d}"}
+        )
+        policy["assignments"] += [
+            {"principal": email, "role": r, "type": "eligible"}
+            for r in ("global-admin", "helpdesk-admin", "demo-short")
+        ]
     return yaml.safe_dump(policy, sort_keys=False)
 
 
@@ -118,13 +121,23 @@ def write_requests(path: Path, *, count: int, users: int, response_url: str) -> 
     ts, key, nonce = str(int(time.time())), SECRET.encode(), os.urandom(4).hex()
     with path.open("w") as out:
         for i in range(count):
-            body = urlencode({
-                "token": "verification-token", "team_id": "T1", "team_domain": "contoso",
-                "channel_id": "C1", "channel_name": "general", "user_id": f"U0B{i % users:04d}",
-                "user_name": "bench", "command": "/pim", "text": "roles", "api_app_id": "A1",
-                "is_enterprise_install": "false", "response_url": response_url,
-                "trigger_id": f"{nonce}.{i}",
-            })
+            body = urlencode(
+                {
+                    "token": "verification-token",
+                    "team_id": "T1",
+                    "team_domain": "contoso",
+                    "channel_id": "C1",
+                    "channel_name": "general",
+                    "user_id": f"U0B{i % users:04d}",
+                    "user_name": "bench",
+                    "command": "/pim",
+                    "text": "roles",
+                    "api_app_id": "A1",
+                    "is_enterprise_install": "false",
+                    "response_url": response_url,
+                    "trigger_id": f"{nonce}.{i}",
+                }
+            )
             sig = hmac.new(key, f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
             out.write(f"{ts}\tv0={sig}\t{body}\n")
 
@@ -144,12 +157,14 @@ async def wait_listening(port: int, proc: asyncio.subprocess.Process, log: Path)
 
 
 @asynccontextmanager
-async def server(argv: list[str], env: dict[str, str], log: Path,
-                 port: int) -> AsyncIterator[asyncio.subprocess.Process]:
+async def server(
+    argv: list[str], env: dict[str, str], log: Path, port: int
+) -> AsyncIterator[asyncio.subprocess.Process]:
     """A server process, once it listens on `port`; stopped (SIGTERM) at the end."""
     with log.open("wb") as out:
         proc = await asyncio.create_subprocess_exec(
-            *argv, env=env, stdout=out, stderr=out, stdin=asyncio.subprocess.DEVNULL)
+            *argv, env=env, stdout=out, stderr=out, stdin=asyncio.subprocess.DEVNULL
+        )
     try:
         await wait_listening(port, proc, log)
         yield proc
@@ -160,11 +175,21 @@ async def server(argv: list[str], env: dict[str, str], log: Path,
 
 
 def pim_env(database_url: str, fake: FakeSlackAPI, policy: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PIM_", "SLACK_", "MICROSOFT_")) and k != "DATABASE_URL"}
-    env.update({"DATABASE_URL": database_url, "PIM_POLICY": str(policy),
-                "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET,
-                "SLACK_API_URL": fake.base_url, "PYTHONUNBUFFERED": "1"})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PIM_", "SLACK_", "MICROSOFT_")) and k != "DATABASE_URL"
+    }
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "PIM_POLICY": str(policy),
+            "SLACK_BOT_TOKEN": TOKEN,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": fake.base_url,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
@@ -180,8 +205,11 @@ async def quiet(database_url: str, fake: FakeSlackAPI, *, within: float = 900) -
     try:
         while time.monotonic() < deadline:
             async with engine.connect() as conn:
-                left = await conn.scalar(select(func.count()).select_from(OutboxMessage).where(
-                    OutboxMessage.status.in_(["pending", "sending"])))
+                left = await conn.scalar(
+                    select(func.count())
+                    .select_from(OutboxMessage)
+                    .where(OutboxMessage.status.in_(["pending", "sending"]))
+                )
             if not left:
                 break
             await asyncio.sleep(0.5)
@@ -201,10 +229,15 @@ async def check_answer(port: int, fake: FakeSlackAPI, users: int, tmp: Path) -> 
     path = tmp / "one.txt"
     write_requests(path, count=1, users=users, response_url=fake.response_url("check"))
     ts, sig, body = path.read_text().rstrip("\n").split("\t")
-    headers = {"Content-Type": "application/x-www-form-urlencoded",
-               "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sig}
-    async with ClientSession() as http, http.post(
-            f"http://127.0.0.1:{port}/slack/events", data=body, headers=headers) as resp:
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": sig,
+    }
+    async with (
+        ClientSession() as http,
+        http.post(f"http://127.0.0.1:{port}/slack/events", data=body, headers=headers) as resp,
+    ):
         text = await resp.text()
         if resp.status != 200:
             raise SystemExit(f"/slack/events answered {resp.status}: {text}")
@@ -224,29 +257,57 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def wrk(server: asyncio.subprocess.Process, port: int, *, seconds: int, connections: int,
-              threads: int, tmp: Path, fake: FakeSlackAPI, users: int,
-              rate_guess: int) -> dict[str, Any]:
+async def wrk(
+    server: asyncio.subprocess.Process,
+    port: int,
+    *,
+    seconds: int,
+    connections: int,
+    threads: int,
+    tmp: Path,
+    fake: FakeSlackAPI,
+    users: int,
+    rate_guess: int,
+) -> dict[str, Any]:
     """One wrk run against `port`; also the CPU time the server process used per request."""
     requests = tmp / "requests.txt"
-    write_requests(requests, count=int(rate_guess * seconds) + 1000, users=users,
-                   response_url=fake.response_url("bench"))
+    write_requests(
+        requests,
+        count=int(rate_guess * seconds) + 1000,
+        users=users,
+        response_url=fake.response_url("bench"),
+    )
     script = tmp / "ack.lua"
     script.write_text(LUA)
     proc = await asyncio.create_subprocess_exec(
-        "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
-        "-s", str(script), f"http://127.0.0.1:{port}", "--", str(requests), str(threads),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        f"http://127.0.0.1:{port}",
+        "--",
+        str(requests),
+        str(threads),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     cpu_before = cpu_seconds(server.pid)
     out, _ = await proc.communicate()
     cpu_after = cpu_seconds(server.pid)
     fake.clear()  # the fake keeps every call; forget this run's respond() calls
     for line in out.decode().splitlines():
         if line.startswith(RESULT_MARK):
-            result: dict[str, Any] = json.loads(line[len(RESULT_MARK):])
+            result: dict[str, Any] = json.loads(line[len(RESULT_MARK) :])
             result["rps"] = result["requests"] / result["seconds"]
-            result["cpu_ms"] = (None if cpu_before is None or cpu_after is None
-                                else 1000 * (cpu_after - cpu_before) / max(1, result["requests"]))
+            result["cpu_ms"] = (
+                None
+                if cpu_before is None or cpu_after is None
+                else 1000 * (cpu_after - cpu_before) / max(1, result["requests"])
+            )
             return result
     raise SystemExit(f"wrk failed:\n{out.decode()}")
 
@@ -254,16 +315,23 @@ async def wrk(server: asyncio.subprocess.Process, port: int, *, seconds: int, co
 def row(app: str, db: str, r: dict[str, Any], ratio: str) -> str:
     bad = r["errors"] + r["non2xx"]
     cpu = "?" if r["cpu_ms"] is None else f"{r['cpu_ms']:.2f}"
-    return (f"| {app} | {db} | {r['rps']:.0f} | {r['p50_us'] / 1000:.1f} | "
-            f"{r['p99_us'] / 1000:.1f} | {ratio} | {cpu} | {bad} | {r['reused']} |")
+    return (
+        f"| {app} | {db} | {r['rps']:.0f} | {r['p50_us'] / 1000:.1f} | "
+        f"{r['p99_us'] / 1000:.1f} | {ratio} | {cpu} | {bad} | {r['reused']} |"
+    )
 
 
 async def run(args: argparse.Namespace) -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian/Ubuntu: apt-get install -y wrk)")
     databases = ["url"] if args.database_url else args.database
-    load = dict(seconds=args.seconds, connections=args.connections, threads=args.threads,
-                users=args.principals, rate_guess=args.rate_guess)
+    load = dict(
+        seconds=args.seconds,
+        connections=args.connections,
+        threads=args.threads,
+        users=args.principals,
+        rate_guess=args.rate_guess,
+    )
     lines, summary = [], []
     load_before = os.getloadavg()[0]
     async with AsyncExitStack() as stack:
@@ -272,46 +340,70 @@ async def run(args: argparse.Namespace) -> None:
         policy = tmp / "policy.yaml"
         policy.write_text(bench_policy(args.principals))
         b_port = free_port()
-        bare = await stack.enter_async_context(server(
-            [sys.executable, __file__, "--bare-server", str(b_port), "--api-url", fake.base_url],
-            dict(os.environ), tmp / "bare.log", b_port))
+        bare = await stack.enter_async_context(
+            server(
+                [
+                    sys.executable,
+                    __file__,
+                    "--bare-server",
+                    str(b_port),
+                    "--api-url",
+                    fake.base_url,
+                ],
+                dict(os.environ),
+                tmp / "bare.log",
+                b_port,
+            )
+        )
         for db in databases:
             url, label = await database_url(db, args, stack, tmp)
             a_port = free_port()
-            pim = [str(Path(sys.executable).with_name("pim-bot")), "serve",
-                   "--host", "127.0.0.1", "--port", str(a_port)]
-            async with server(pim, pim_env(url, fake, policy), tmp / f"pim-{label}.log",
-                              a_port) as app:
+            pim = [
+                str(Path(sys.executable).with_name("pim-bot")),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(a_port),
+            ]
+            async with server(
+                pim, pim_env(url, fake, policy), tmp / f"pim-{label}.log", a_port
+            ) as app:
                 await quiet(url, fake)
                 answer = await check_answer(a_port, fake, args.principals, tmp)
                 for proc, port in ((app, a_port), (bare, b_port)):  # warm-up: pools, caches
-                    await wrk(proc, port, **{**load, "seconds": WARMUP_SECONDS}, tmp=tmp,
-                              fake=fake)
+                    await wrk(proc, port, **{**load, "seconds": WARMUP_SECONDS}, tmp=tmp, fake=fake)
                 ratios, p99s = [], []
                 for _ in range(args.rounds):
                     a = await wrk(app, a_port, **load, tmp=tmp, fake=fake)
                     b = await wrk(bare, b_port, **load, tmp=tmp, fake=fake)
                     ratios.append(a["rps"] / b["rps"])
                     p99s.append(a["p99_us"] / 1000)
-                    lines.append(row(f"pim-bot (answer {answer})", label, a,
-                                     f"{ratios[-1]:.2f}"))
+                    lines.append(row(f"pim-bot (answer {answer})", label, a, f"{ratios[-1]:.2f}"))
                     lines.append(row("bare slack-bolt", label, b, ""))
-                summary.append(f"{label}: ratio A/B {statistics.mean(ratios):.2f} "
-                               f"(min {min(ratios):.2f}), pim-bot p99 worst {max(p99s):.1f} ms")
-    print(f"/pim roles, {args.connections} connections, {args.threads} wrk threads, "
-          f"{args.seconds:g}s per run, A B x{args.rounds}, {args.principals} principals; "
-          f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, "
-          f"{os.cpu_count()} CPUs\n")
-    print("| app | database | requests/s | p50 ms | p99 ms | ratio A/B | CPU ms/request | errors "
-          "| reused |")
+                summary.append(
+                    f"{label}: ratio A/B {statistics.mean(ratios):.2f} "
+                    f"(min {min(ratios):.2f}), pim-bot p99 worst {max(p99s):.1f} ms"
+                )
+    print(
+        f"/pim roles, {args.connections} connections, {args.threads} wrk threads, "
+        f"{args.seconds:g}s per run, A B x{args.rounds}, {args.principals} principals; "
+        f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, "
+        f"{os.cpu_count()} CPUs\n"
+    )
+    print(
+        "| app | database | requests/s | p50 ms | p99 ms | ratio A/B | CPU ms/request | errors "
+        "| reused |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     print("\n".join(lines))
     print()
     print("\n".join(summary))
 
 
-async def database_url(db: str, args: argparse.Namespace, stack: AsyncExitStack,
-                       tmp: Path) -> tuple[str, str]:
+async def database_url(
+    db: str, args: argparse.Namespace, stack: AsyncExitStack, tmp: Path
+) -> tuple[str, str]:
     if db == "url":
         return args.database_url, args.database_url.partition(":")[0]
     if db == "sqlite":
@@ -339,16 +431,18 @@ def bare_server(port: int, api_url: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database", nargs="+", choices=["sqlite", "postgresql"],
-                        default=["sqlite", "postgresql"])
+    parser.add_argument(
+        "--database", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"]
+    )
     parser.add_argument("--database-url", help="use this database instead (PostgreSQL or SQLite)")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2, help="A B pairs per database")
     parser.add_argument("--connections", "-c", type=int, default=50)
     parser.add_argument("--threads", "-t", type=int, default=2, help="wrk threads")
     parser.add_argument("--principals", type=int, default=100)
-    parser.add_argument("--rate-guess", type=int, default=5000,
-                        help="signed requests per second of run to prepare")
+    parser.add_argument(
+        "--rate-guess", type=int, default=5000, help="signed requests per second of run to prepare"
+    )
     parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--api-url", help=argparse.SUPPRESS)
     args = parser.parse_args()

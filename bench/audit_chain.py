@@ -29,9 +29,16 @@ AT = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
 
 def events(n: int) -> list[NewEvent]:
-    return [NewEvent(at=AT, actor="pim-bot", action="role.expired",
-                     target=f"user{i}@contoso.com/global-admin", details={"request": f"R-{i}"})
-            for i in range(n)]
+    return [
+        NewEvent(
+            at=AT,
+            actor="pim-bot",
+            action="role.expired",
+            target=f"user{i}@contoso.com/global-admin",
+            details={"request": f"R-{i}"},
+        )
+        for i in range(n)
+    ]
 
 
 async def clear(uow: UnitOfWork, items: list[NewEvent]) -> None:
@@ -42,8 +49,9 @@ async def clear(uow: UnitOfWork, items: list[NewEvent]) -> None:
 async def singles(uow: UnitOfWork, items: list[NewEvent]) -> None:
     async with uow.transaction() as s:
         for e in items:
-            await append_event(s, at=e.at, actor=e.actor, action=e.action, target=e.target,
-                               details=e.details)
+            await append_event(
+                s, at=e.at, actor=e.actor, action=e.action, target=e.target, details=e.details
+            )
 
 
 async def batch(uow: UnitOfWork, items: list[NewEvent]) -> None:
@@ -59,7 +67,8 @@ async def verify(uow: UnitOfWork, items: list[NewEvent]) -> None:
 
 Step = Callable[[UnitOfWork, list[NewEvent]], Awaitable[None]]
 STEPS: list[tuple[str, Step]] = [
-    ("append_event x N, 1 txn", singles), ("append_events (one batch)", batch),
+    ("append_event x N, 1 txn", singles),
+    ("append_events (one batch)", batch),
     ("verify_chain", verify),
 ]
 

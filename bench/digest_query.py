@@ -160,8 +160,13 @@ CANDIDATE_INDEXES = [
 
 
 async def build(engine: AsyncEngine, *, principals: int, requests: int, audit: int) -> None:
-    params = {"end": END, "w0": END - timedelta(weeks=WEEKS), "np": principals,
-              "nr": requests, "na": audit}
+    params = {
+        "end": END,
+        "w0": END - timedelta(weeks=WEEKS),
+        "np": principals,
+        "nr": requests,
+        "na": audit,
+    }
     async with engine.begin() as conn:
         if await conn.scalar(text("SELECT count(*) FROM principals")):
             raise SystemExit("the database is not empty; give an empty one")
@@ -170,15 +175,25 @@ async def build(engine: AsyncEngine, *, principals: int, requests: int, audit: i
             t = time.perf_counter()
             used = {k: v for k, v in params.items() if f":{k}" in sql}
             for key, value in used.items():  # asyncpg needs the types spelled out
-                sql = sql.replace(f":{key}", f"CAST(:{key} AS "
-                                  f"{'timestamptz' if isinstance(value, datetime) else 'int'})")
+                sql = sql.replace(
+                    f":{key}",
+                    f"CAST(:{key} AS {'timestamptz' if isinstance(value, datetime) else 'int'})",
+                )
             result = await conn.execute(text(sql), used)
             print(f"  {table}: {result.rowcount:,} rows in {time.perf_counter() - t:.1f}s")
-        for table in ("principals", "schedule_requests", "approval_steps", "schedules",
-                      "audit_events"):
-            await conn.execute(text(
-                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                f"(SELECT max(id) FROM {table}))"))
+        for table in (
+            "principals",
+            "schedule_requests",
+            "approval_steps",
+            "schedules",
+            "audit_events",
+        ):
+            await conn.execute(
+                text(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                    f"(SELECT max(id) FROM {table}))"
+                )
+            )
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
         await conn.execute(text("VACUUM ANALYZE"))
@@ -208,8 +223,12 @@ class QueryTimes:
         for module in (digest_sql, alerts):
             for name in dir(module):
                 fn = getattr(module, name)
-                if inspect.iscoroutinefunction(fn) and getattr(fn, "__module__", "") == \
-                        module.__name__ and name != "compute_alerts" and name[0] != "_":
+                if (
+                    inspect.iscoroutinefunction(fn)
+                    and getattr(fn, "__module__", "") == module.__name__
+                    and name != "compute_alerts"
+                    and name[0] != "_"
+                ):
                     setattr(module, name, self._wrap(name, fn))
 
     def _wrap(self, name: str, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
@@ -225,6 +244,7 @@ class QueryTimes:
                 self._current[path] += spent - self._stack.pop()[1]
                 if self._stack:
                     self._stack[-1][1] += spent
+
         return timed
 
     def end_run(self) -> None:
@@ -259,26 +279,37 @@ async def time_digest(engine: AsyncEngine, runs: int, label: str) -> None:
     for name, secs in sorted(times.runs.items(), key=lambda kv: -statistics.median(kv[1])):
         if statistics.median(secs) >= 0.0005:
             print(f"| {name} | {statistics.median(secs) * 1000:.1f} |")
-    print(f"\nactivations {digest.tiles[0].value} (previous {digest.tiles[0].previous}), "
-          f"daily {digest.daily_activations}, requests needing approval "
-          f"{digest.approvals[0].value}, median decision {digest.approvals[5].value}s, "
-          f"{len(digest.alerts)} alerts")
+    print(
+        f"\nactivations {digest.tiles[0].value} (previous {digest.tiles[0].previous}), "
+        f"daily {digest.daily_activations}, requests needing approval "
+        f"{digest.approvals[0].value}, median decision {digest.approvals[5].value}s, "
+        f"{len(digest.alerts)} alerts"
+    )
 
 
 async def main(url: str, args: argparse.Namespace) -> None:
     engine = make_engine(url)
     try:
         await upgrade(engine)
-        print(f"building {args.principals:,} principals, {args.requests:,} requests, "
-              f"{args.audit:,} audit events ...")
+        print(
+            f"building {args.principals:,} principals, {args.requests:,} requests, "
+            f"{args.audit:,} audit events ..."
+        )
         t = time.perf_counter()
-        await build(engine, principals=args.principals, requests=args.requests,
-                    audit=args.audit)
+        await build(engine, principals=args.principals, requests=args.requests, audit=args.audit)
         print(f"built in {time.perf_counter() - t:.0f}s")
         async with engine.connect() as conn:
-            counts = {t: await conn.scalar(text(f"SELECT count(*) FROM {t}")) for t in (
-                "principals", "roles", "schedules", "schedule_requests", "approval_steps",
-                "audit_events")}
+            counts = {
+                t: await conn.scalar(text(f"SELECT count(*) FROM {t}"))
+                for t in (
+                    "principals",
+                    "roles",
+                    "schedules",
+                    "schedule_requests",
+                    "approval_steps",
+                    "audit_events",
+                )
+            }
         print("\n| table | rows |\n|---|---|")
         for table, n in counts.items():
             print(f"| {table} | {n:,} |")

@@ -32,8 +32,10 @@ GROUP = "0c1c6a6e-6a55-4a3e-9f5e-8b1f6b8d2a10"
 
 class Source:
     def __init__(self, n: int) -> None:
-        self.people = [Person(email=f"u{i}@bench.test", name=f"User {i}", teams_id=f"oid-{i}")
-                       for i in range(n)]
+        self.people = [
+            Person(email=f"u{i}@bench.test", name=f"User {i}", teams_id=f"oid-{i}")
+            for i in range(n)
+        ]
 
     async def people_(self) -> list[Person]:
         return self.people
@@ -70,8 +72,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000])
     parser.add_argument("--postgres", action="store_true")
     args = parser.parse_args()
-    print(f"{'people':>8}  {'database':<10} {'first s':>8} {'unchanged s':>11} "
-          f"{'10% left s':>10}")
+    print(f"{'people':>8}  {'database':<10} {'first s':>8} {'unchanged s':>11} {'10% left s':>10}")
 
     def report(n: int, name: str, url: str) -> None:
         first, again, left = asyncio.run(run(url, n))

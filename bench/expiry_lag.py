@@ -73,18 +73,40 @@ def _settings(url: str, sweep: float) -> Settings:
 async def setup(runtime: Runtime, n: int) -> None:
     """The cast, inserted directly (not measured): n people eligible for one role, a prober."""
     now = datetime.now(UTC) - timedelta(days=1)
-    settings = RoleSettings.from_mapping({"require_justification": False, "max_duration": "2h",
-                                          "expiry_warning": "1s"}).to_mapping()
+    settings = RoleSettings.from_mapping(
+        {"require_justification": False, "max_duration": "2h", "expiry_warning": "1s"}
+    ).to_mapping()
     async with runtime.uow.transaction() as s:
         s.add(Role(id="bench", display_name="Bench Role", created_at=now, settings=settings))
-        await s.execute(insert(Principal), [
-            {"email": f"u{i}@bench.test", "display_name": f"User {i}", "slack_id": f"U{i:06d}",
-             "created_at": now} for i in range(n)] + [{"email": PROBE, "display_name": "Probe", "created_at": now}])
+        await s.execute(
+            insert(Principal),
+            [
+                {
+                    "email": f"u{i}@bench.test",
+                    "display_name": f"User {i}",
+                    "slack_id": f"U{i:06d}",
+                    "created_at": now,
+                }
+                for i in range(n)
+            ]
+            + [{"email": PROBE, "display_name": "Probe", "created_at": now}],
+        )
         ids = (await s.scalars(select(Principal.id))).all()
-        await s.execute(insert(Schedule), [
-            {"principal_id": pid, "role_id": "bench", "kind": "eligible",
-             "member_type": "Assigned", "state": "Active", "start_at": now, "created_at": now}
-            for pid in ids])
+        await s.execute(
+            insert(Schedule),
+            [
+                {
+                    "principal_id": pid,
+                    "role_id": "bench",
+                    "kind": "eligible",
+                    "member_type": "Assigned",
+                    "state": "Active",
+                    "start_at": now,
+                    "created_at": now,
+                }
+                for pid in ids
+            ],
+        )
 
 
 async def build(runtime: Runtime, n: int) -> tuple[float, float]:
@@ -92,33 +114,56 @@ async def build(runtime: Runtime, n: int) -> tuple[float, float]:
     server not) to ask for n activations one after another."""
     clock, t, cpu = SystemClock(), time.perf_counter(), time.process_time()
     for i in range(n):
-        await request_activation(runtime.uow, clock, actor=f"u{i}@bench.test",
-                                 ask=ActivationAsk(role="bench", duration=DURATION))
+        await request_activation(
+            runtime.uow,
+            clock,
+            actor=f"u{i}@bench.test",
+            ask=ActivationAsk(role="bench", duration=DURATION),
+        )
     return time.perf_counter() - t, time.process_time() - cpu
 
 
 async def place_ends(runtime: Runtime, ends: list[datetime]) -> dict[int, datetime]:
     """Move each activation's end (and its expiry and warning timers) to its planned time."""
     async with runtime.uow.transaction() as s:
-        ids = (await s.scalars(select(Schedule.id).where(Schedule.kind == "active")
-                               .order_by(Schedule.id))).all()
+        ids = (
+            await s.scalars(
+                select(Schedule.id).where(Schedule.kind == "active").order_by(Schedule.id)
+            )
+        ).all()
         end_of = dict(zip(ids, ends, strict=True))
         # ORM bulk UPDATE by primary key: one executemany per table
         await s.execute(update(Schedule), [{"id": sid, "end_at": e} for sid, e in end_of.items()])
-        timers = (await s.execute(select(Timer.id, Timer.subject_id, Timer.kind)
-                                  .where(Timer.kind.in_(["expire", "warn"])))).all()
-        await s.execute(update(Timer), [
-            {"id": tid, "due_at": end_of[sid] - (WARNING if kind == "warn" else timedelta(0))}
-            for tid, sid, kind in timers])
+        timers = (
+            await s.execute(
+                select(Timer.id, Timer.subject_id, Timer.kind).where(
+                    Timer.kind.in_(["expire", "warn"])
+                )
+            )
+        ).all()
+        await s.execute(
+            update(Timer),
+            [
+                {"id": tid, "due_at": end_of[sid] - (WARNING if kind == "warn" else timedelta(0))}
+                for tid, sid, kind in timers
+            ],
+        )
         # The build's "is active" DMs went out long ago: only what the sweep queues is sent.
-        await s.execute(update(OutboxMessage).where(OutboxMessage.status == "pending")
-                        .values(status="sent", sent_at=datetime.now(UTC))
-                        .execution_options(synchronize_session=False))
+        await s.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.status == "pending")
+            .values(status="sent", sent_at=datetime.now(UTC))
+            .execution_options(synchronize_session=False)
+        )
     return end_of
 
 
-async def watch(runtime: Runtime, end_of: dict[int, datetime], deadline: datetime,
-                probes: list[tuple[datetime, float]]) -> dict[int, datetime]:
+async def watch(
+    runtime: Runtime,
+    end_of: dict[int, datetime],
+    deadline: datetime,
+    probes: list[tuple[datetime, float]],
+) -> dict[int, datetime]:
     """Poll for committed expiries; run a user command every 250 ms meanwhile."""
     seen: dict[int, datetime] = {}
     stop = asyncio.Event()
@@ -128,8 +173,9 @@ async def watch(runtime: Runtime, end_of: dict[int, datetime], deadline: datetim
         while not stop.is_set():
             t = time.perf_counter()
             try:
-                await run_text(runtime.uow, clock, commands=runtime.commands, actor=PROBE,
-                               text="roles")
+                await run_text(
+                    runtime.uow, clock, commands=runtime.commands, actor=PROBE, text="roles"
+                )
                 probes.append((datetime.now(UTC), time.perf_counter() - t))
             except OperationalError:  # "database is locked": the user got no answer
                 probes.append((datetime.now(UTC), -1.0))
@@ -138,12 +184,22 @@ async def watch(runtime: Runtime, end_of: dict[int, datetime], deadline: datetim
     prober = asyncio.create_task(probe())
     # A plain engine: on SQLite a reader that never takes the write lock (storage.db makes
     # every transaction of the bot's own engine BEGIN IMMEDIATE), so watching changes nothing.
-    reader = create_async_engine(normalize_url(
-        runtime.uow.engine.url.render_as_string(hide_password=False)))
+    reader = create_async_engine(
+        normalize_url(runtime.uow.engine.url.render_as_string(hide_password=False))
+    )
     while len(seen) < len(end_of) and datetime.now(UTC) < deadline:
         async with reader.connect() as c:
-            ids = (await c.execute(select(Schedule.id).where(
-                Schedule.kind == "active", Schedule.state == "Expired"))).scalars().all()
+            ids = (
+                (
+                    await c.execute(
+                        select(Schedule.id).where(
+                            Schedule.kind == "active", Schedule.state == "Expired"
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
         now = datetime.now(UTC)
         for sid in ids:
             seen.setdefault(sid, now)
@@ -154,16 +210,30 @@ async def watch(runtime: Runtime, end_of: dict[int, datetime], deadline: datetim
     return seen
 
 
-async def spawn(url: str, args: argparse.Namespace, slack_url: str,
-                replicas: int) -> list[asyncio.subprocess.Process]:
+async def spawn(
+    url: str, args: argparse.Namespace, slack_url: str, replicas: int
+) -> list[asyncio.subprocess.Process]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if args.outbox_concurrency:
         env["PIM_OUTBOX_CONCURRENCY"] = str(args.outbox_concurrency)
     extra = ["--keep-alive"] if args.keep_alive else []
-    procs = [await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--worker", "--database-url", url, "--sweep-seconds",
-        str(args.sweep_seconds), "--slack-url", slack_url, *extra,
-        stdout=asyncio.subprocess.PIPE, env=env) for _ in range(replicas)]
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--worker",
+            "--database-url",
+            url,
+            "--sweep-seconds",
+            str(args.sweep_seconds),
+            "--slack-url",
+            slack_url,
+            *extra,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        for _ in range(replicas)
+    ]
     for p in procs:
         assert p.stdout is not None
         await p.stdout.readline()  # "ready"
@@ -195,8 +265,9 @@ async def worker(url: str, sweep: float, slack_url: str, keep_alive: bool) -> No
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)
 
 
-async def delivered(fake: FakeSlackAPI, channel_of: dict[int, str], end_of: dict[int, datetime],
-                    deadline: datetime) -> dict[int, datetime]:
+async def delivered(
+    fake: FakeSlackAPI, channel_of: dict[int, str], end_of: dict[int, datetime], deadline: datetime
+) -> dict[int, datetime]:
     """When each "access ended" DM reached the fake (wall clock), waiting up to deadline."""
     by_channel = {ch: sid for sid, ch in channel_of.items()}
     got: dict[int, datetime] = {}
@@ -228,32 +299,51 @@ async def build_base(url: str, n: int) -> tuple[float, float]:
     return built
 
 
-async def measure(url: str, n: int, same_instant: bool, replicas: int,
-                  args: argparse.Namespace) -> str:
+async def measure(
+    url: str, n: int, same_instant: bool, replicas: int, args: argparse.Namespace
+) -> str:
     runtime = Runtime.build(_settings(url, args.sweep_seconds))
     first = datetime.now(UTC) + timedelta(seconds=args.lead)
-    ends = [first + (timedelta(0) if same_instant else timedelta(seconds=60 * i / n))
-            for i in range(n)]
+    ends = [
+        first + (timedelta(0) if same_instant else timedelta(seconds=60 * i / n)) for i in range(n)
+    ]
     end_of = await place_ends(runtime, ends)
     async with runtime.uow.transaction() as s:
-        channel_of = {sid: dm_id(slack) for sid, slack in (await s.execute(
-            select(Schedule.id, Principal.slack_id).join(Principal).where(
-                Schedule.kind == "active"))).all()}
-    async with FakeSlackAPI(post_rate=args.post_rate, post_burst=args.post_burst,
-                            workspace_rate=args.workspace_rate) as fake:
+        channel_of = {
+            sid: dm_id(slack)
+            for sid, slack in (
+                await s.execute(
+                    select(Schedule.id, Principal.slack_id)
+                    .join(Principal)
+                    .where(Schedule.kind == "active")
+                )
+            ).all()
+        }
+    async with FakeSlackAPI(
+        post_rate=args.post_rate, post_burst=args.post_burst, workspace_rate=args.workspace_rate
+    ) as fake:
         procs = await spawn(url, args, fake.base_url, replicas)
         probes: list[tuple[datetime, float]] = []
         seen = await watch(runtime, end_of, max(ends) + timedelta(seconds=180), probes)
-        got = await delivered(fake, channel_of, end_of,
-                              max(ends) + timedelta(seconds=args.delivery_timeout))
+        got = await delivered(
+            fake, channel_of, end_of, max(ends) + timedelta(seconds=args.delivery_timeout)
+        )
         rss_mb = await stop(procs)
         limited = fake.rate_limited()
     async with runtime.uow.transaction() as s:
-        recorded = (await s.execute(select(Schedule.end_at, Schedule.ended_at).where(
-            Schedule.kind == "active", Schedule.ended_at.is_not(None)))).all()
+        recorded = (
+            await s.execute(
+                select(Schedule.end_at, Schedule.ended_at).where(
+                    Schedule.kind == "active", Schedule.ended_at.is_not(None)
+                )
+            )
+        ).all()
         events = await s.scalar(select(func.count()).where(AuditEvent.action == "active.expired"))
-        rows = await s.scalar(select(func.count()).where(OutboxMessage.kind == "expired",
-                                                         OutboxMessage.transport == "*"))
+        rows = await s.scalar(
+            select(func.count()).where(
+                OutboxMessage.kind == "expired", OutboxMessage.transport == "*"
+            )
+        )
     await runtime.close()
     rec = sorted((ended - end).total_seconds() for end, ended in recorded)
     vis = sorted((seen[sid] - end_of[sid]).total_seconds() for sid in seen)
@@ -265,14 +355,14 @@ async def measure(url: str, n: int, same_instant: bool, replicas: int,
     return (
         f"| {runtime.uow.dialect} | {replicas} | "
         f"{'one instant' if same_instant else 'even over 1 min'} | {events}/{n} / {rows} | "
-        f"{pct(rec, .5):.3f}s | {pct(rec, .95):.3f}s | {pct(rec, .99):.3f}s | "
-        f"{rec[-1] if rec else float('nan'):.3f}s | {pct(vis, .99):.3f}s / "
+        f"{pct(rec, 0.5):.3f}s | {pct(rec, 0.95):.3f}s | {pct(rec, 0.99):.3f}s | "
+        f"{rec[-1] if rec else float('nan'):.3f}s | {pct(vis, 0.99):.3f}s / "
         f"{vis[-1] if vis else float('nan'):.3f}s | "
         f"{(last_seen - max(ends)).total_seconds():.2f}s | "
-        f"{len(dlv)}/{n}: {pct(dlv, .5):.1f}s / {pct(dlv, .95):.1f}s / {pct(dlv, .99):.1f}s / "
+        f"{len(dlv)}/{n}: {pct(dlv, 0.5):.1f}s / {pct(dlv, 0.95):.1f}s / {pct(dlv, 0.99):.1f}s / "
         f"{dlv[-1] if dlv else float('nan'):.1f}s | "
         f"{(last_dlv - max(ends)).total_seconds():.1f}s | {limited} | "
-        f"{pct(window, .99):.3f}s / {max(window, default=float('nan')):.3f}s"
+        f"{pct(window, 0.99):.3f}s / {max(window, default=float('nan')):.3f}s"
         f"{f' ({failed} failed)' if failed else ''} | {rss_mb:.0f} MB |"
     )
 
@@ -286,14 +376,18 @@ HEADER = (
 )
 
 
-async def run(fresh: Callable[[str], str], scenarios: list[tuple[bool, int]],
-              args: argparse.Namespace) -> None:
+async def run(
+    fresh: Callable[[str], str], scenarios: list[tuple[bool, int]], args: argparse.Namespace
+) -> None:
     """Build once; measure each scenario on its own copy of the built database."""
     n = args.n
     built, cpu = await build_base(fresh(""), n)
-    print(f"built {n} activations through request_activation in {built:.1f}s "
-          f"({1000 * built / n:.1f} ms each, {1000 * cpu / n:.1f} ms of CPU in this process); "
-          "ends are placed after the build", flush=True)
+    print(
+        f"built {n} activations through request_activation in {built:.1f}s "
+        f"({1000 * built / n:.1f} ms each, {1000 * cpu / n:.1f} ms of CPU in this process); "
+        "ends are placed after the build",
+        flush=True,
+    )
     lines = []
     for i, (same_instant, replicas) in enumerate(scenarios):
         lines.append(await measure(fresh(f"s{i}"), n, same_instant, replicas, args))
@@ -312,7 +406,7 @@ def sqlite_copies(base: Path) -> Callable[[str], str]:
 
 
 def parse_scenarios(text: str) -> list[tuple[bool, int]]:
-    """"even:1,even:2,instant:1" -> [(False, 1), (False, 2), (True, 1)]"""
+    """ "even:1,even:2,instant:1" -> [(False, 1), (False, 2), (True, 1)]"""
     out = []
     for item in text.split(","):
         mode, _, replicas = item.partition(":")
@@ -324,39 +418,65 @@ def parse_scenarios(text: str) -> list[tuple[bool, int]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--postgres", action="store_true",
-                    help="a throwaway PostgreSQL server (tests/pgserver.py); default SQLite")
+    ap.add_argument(
+        "--postgres",
+        action="store_true",
+        help="a throwaway PostgreSQL server (tests/pgserver.py); default SQLite",
+    )
     ap.add_argument("-n", type=int, default=1000)
-    ap.add_argument("--scenarios", default="even:1",
-                    help="ends:replicas, comma-separated; ends is even (over one minute) or "
-                    "instant (default even:1)")
-    ap.add_argument("--lead", type=float, default=10.0,
-                    help="seconds from placing the ends to the first end")
+    ap.add_argument(
+        "--scenarios",
+        default="even:1",
+        help="ends:replicas, comma-separated; ends is even (over one minute) or "
+        "instant (default even:1)",
+    )
+    ap.add_argument(
+        "--lead", type=float, default=10.0, help="seconds from placing the ends to the first end"
+    )
     ap.add_argument("--sweep-seconds", type=float, default=15.0)
-    ap.add_argument("--post-rate", type=float, default=1.0,
-                    help="the fake's chat.postMessage limit per channel, per second")
+    ap.add_argument(
+        "--post-rate",
+        type=float,
+        default=1.0,
+        help="the fake's chat.postMessage limit per channel, per second",
+    )
     ap.add_argument("--post-burst", type=float, default=3.0)
-    ap.add_argument("--workspace-rate", type=float, default=None,
-                    help="also a limit on all posts, per second (default none)")
-    ap.add_argument("--outbox-concurrency", type=int, default=None,
-                    help="PIM_OUTBOX_CONCURRENCY for the replicas (default: its default)")
-    ap.add_argument("--keep-alive", action="store_true",
-                    help="one aiohttp session per replica for all Slack calls")
-    ap.add_argument("--delivery-timeout", type=float, default=600.0,
-                    help="seconds after the last end to wait for the DMs")
+    ap.add_argument(
+        "--workspace-rate",
+        type=float,
+        default=None,
+        help="also a limit on all posts, per second (default none)",
+    )
+    ap.add_argument(
+        "--outbox-concurrency",
+        type=int,
+        default=None,
+        help="PIM_OUTBOX_CONCURRENCY for the replicas (default: its default)",
+    )
+    ap.add_argument(
+        "--keep-alive",
+        action="store_true",
+        help="one aiohttp session per replica for all Slack calls",
+    )
+    ap.add_argument(
+        "--delivery-timeout",
+        type=float,
+        default=600.0,
+        help="seconds after the last end to wait for the DMs",
+    )
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--database-url", help=argparse.SUPPRESS)
     ap.add_argument("--slack-url", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        asyncio.run(worker(args.database_url, args.sweep_seconds, args.slack_url,
-                           args.keep_alive))
+        asyncio.run(worker(args.database_url, args.sweep_seconds, args.slack_url, args.keep_alive))
         return
     scenarios = parse_scenarios(args.scenarios)
     if args.postgres:
         from tests.pgserver import PostgresServer
 
         with PostgresServer() as pg:
+
             def fresh(name: str) -> str:
                 return pg.create_database(name or "base", template="base" if name else None)
 

@@ -46,33 +46,62 @@ from tests.webhookfake import SECRET, WebhookReceiver  # noqa: E402
 
 async def setup(uow: UnitOfWork, n: int, url: str) -> None:
     now = datetime.now(UTC) - timedelta(days=1)
-    settings = RoleSettings.from_mapping({"require_justification": False,
-                                          "max_duration": "2h"}).to_mapping()
+    settings = RoleSettings.from_mapping(
+        {"require_justification": False, "max_duration": "2h"}
+    ).to_mapping()
     async with uow.transaction() as s:
-        s.add(Role(id="bench", display_name="Bench Role", created_at=now, settings=settings,
-                   grant_targets=[{"webhook": url}]))
-        await s.execute(insert(Principal), [
-            {"email": f"u{i}@bench.test", "display_name": f"User {i}", "created_at": now}
-            for i in range(n)])
+        s.add(
+            Role(
+                id="bench",
+                display_name="Bench Role",
+                created_at=now,
+                settings=settings,
+                grant_targets=[{"webhook": url}],
+            )
+        )
+        await s.execute(
+            insert(Principal),
+            [
+                {"email": f"u{i}@bench.test", "display_name": f"User {i}", "created_at": now}
+                for i in range(n)
+            ],
+        )
         ids = (await s.scalars(select(Principal.id))).all()
-        await s.execute(insert(Schedule), [
-            {"principal_id": pid, "role_id": "bench", "kind": "eligible",
-             "member_type": "Assigned", "state": "Active", "start_at": now, "created_at": now}
-            for pid in ids])
+        await s.execute(
+            insert(Schedule),
+            [
+                {
+                    "principal_id": pid,
+                    "role_id": "bench",
+                    "kind": "eligible",
+                    "member_type": "Assigned",
+                    "state": "Active",
+                    "start_at": now,
+                    "created_at": now,
+                }
+                for pid in ids
+            ],
+        )
 
 
 async def activate(uow: UnitOfWork, n: int) -> float:
     clock, started = SystemClock(), time.perf_counter()
     for i in range(n):
-        await request_activation(uow, clock, actor=f"u{i}@bench.test",
-                                 ask=ActivationAsk(role="bench", duration=timedelta(hours=1)))
+        await request_activation(
+            uow,
+            clock,
+            actor=f"u{i}@bench.test",
+            ask=ActivationAsk(role="bench", duration=timedelta(hours=1)),
+        )
     return time.perf_counter() - started
 
 
 async def count(uow: UnitOfWork, status: str) -> int:
     async with uow.read() as s:
-        return int(await s.scalar(select(func.count()).select_from(Grant)
-                                  .where(Grant.status == status)) or 0)
+        return int(
+            await s.scalar(select(func.count()).select_from(Grant).where(Grant.status == status))
+            or 0
+        )
 
 
 async def until_all(uow: UnitOfWork, status: str, n: int, worker: GrantsWorker) -> float:
@@ -100,8 +129,13 @@ async def main(args: argparse.Namespace) -> None:
             await setup(uow, args.n, hook.url)
             built = await activate(uow, args.n)
             provider = WebhookProvider(secret=SECRET)
-            worker = GrantsWorker(uow, SystemClock(), {"webhook": provider}, worker="bench",
-                                  concurrency=args.concurrency)
+            worker = GrantsWorker(
+                uow,
+                SystemClock(),
+                {"webhook": provider},
+                worker="bench",
+                concurrency=args.concurrency,
+            )
             worker.start(poll_seconds=0.2)
             granted = await until_all(uow, "Provisioned", args.n, worker)
             throttled_grant = hook.answers["429"]
@@ -113,20 +147,31 @@ async def main(args: argparse.Namespace) -> None:
         await engine.dispose()
     floor = args.n / args.rate
     twice = sum(1 for c in effects.values() if c > 1)
-    kinds = {kind: sum(1 for (_, k) in effects if k == kind)
-             for kind in ("grant.activated", "grant.revoked")}
-    print(f"\ngrants bench: {args.n} activations ({built:.1f} s to create them) on "
-          f"{url.split(':')[0]}, receiver allows {args.rate:g} requests/s, worker "
-          f"concurrency {args.concurrency}")
-    print(f"{'direction':<10} {'events':>7} {'seconds':>8} {'floor s':>8} {'x floor':>8} "
-          f"{'429s':>6} {'twice':>6}")
-    rows = [("grant", kinds["grant.activated"], granted, throttled_grant),
-            ("revoke", kinds["grant.revoked"], revoked, hook.answers["429"] - throttled_grant)]
+    kinds = {
+        kind: sum(1 for (_, k) in effects if k == kind)
+        for kind in ("grant.activated", "grant.revoked")
+    }
+    print(
+        f"\ngrants bench: {args.n} activations ({built:.1f} s to create them) on "
+        f"{url.split(':')[0]}, receiver allows {args.rate:g} requests/s, worker "
+        f"concurrency {args.concurrency}"
+    )
+    print(
+        f"{'direction':<10} {'events':>7} {'seconds':>8} {'floor s':>8} {'x floor':>8} "
+        f"{'429s':>6} {'twice':>6}"
+    )
+    rows = [
+        ("grant", kinds["grant.activated"], granted, throttled_grant),
+        ("revoke", kinds["grant.revoked"], revoked, hook.answers["429"] - throttled_grant),
+    ]
     for name, events, seconds, throttled in rows:
-        print(f"{name:<10} {events:>7} {seconds:>8.1f} {floor:>8.1f} {seconds / floor:>8.2f} "
-              f"{throttled:>6} {twice:>6}")
-    print(f"bad signatures: {hook.bad_signatures}; resent with the same webhook id: "
-          f"{hook.repeats()}")
+        print(
+            f"{name:<10} {events:>7} {seconds:>8.1f} {floor:>8.1f} {seconds / floor:>8.2f} "
+            f"{throttled:>6} {twice:>6}"
+        )
+    print(
+        f"bad signatures: {hook.bad_signatures}; resent with the same webhook id: {hook.repeats()}"
+    )
 
 
 if __name__ == "__main__":

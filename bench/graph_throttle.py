@@ -37,13 +37,25 @@ ROLE = "62e90394-69f5-4237-9190-012177145e10"
 
 def jobs(people: int) -> list[GrantJob]:
     start = datetime.now(UTC)
-    return [GrantJob(grant_id=f"G-{i}", action="grant",
-                     target=Target(kind="entra_role", ref=ROLE),
-                     person=Person(email=f"p{i}@contoso.com", name=f"P{i}",
-                                   teams_id=f"00000000-0000-4000-8000-{i:012d}"),
-                     role_id="global-admin", role_name="Global Administrator",
-                     request_id=f"R-{i}", start=start, end=start + timedelta(hours=1),
-                     justification="bench") for i in range(people)]
+    return [
+        GrantJob(
+            grant_id=f"G-{i}",
+            action="grant",
+            target=Target(kind="entra_role", ref=ROLE),
+            person=Person(
+                email=f"p{i}@contoso.com",
+                name=f"P{i}",
+                teams_id=f"00000000-0000-4000-8000-{i:012d}",
+            ),
+            role_id="global-admin",
+            role_name="Global Administrator",
+            request_id=f"R-{i}",
+            start=start,
+            end=start + timedelta(hours=1),
+            justification="bench",
+        )
+        for i in range(people)
+    ]
 
 
 async def drive(todo: list[GrantJob], provider: EntraRoleProvider, concurrency: int) -> None:
@@ -56,8 +68,7 @@ async def drive(todo: list[GrantJob], provider: EntraRoleProvider, concurrency: 
             job = queue.get_nowait()
             while True:
                 try:
-                    await (provider.grant(job) if job.action == "grant"
-                           else provider.revoke(job))
+                    await (provider.grant(job) if job.action == "grant" else provider.revoke(job))
                     break
                 except ProviderError as err:
                     if err.permanent:
@@ -75,22 +86,35 @@ async def main(args: argparse.Namespace) -> None:
         rows = []
         async with MicrosoftApis.from_env() as apis:
             provider = EntraRoleProvider(apis.graph)
-            for phase, todo in (("grant", grants),
-                                ("revoke", [replace(j, action="revoke") for j in grants])):
+            for phase, todo in (
+                ("grant", grants),
+                ("revoke", [replace(j, action="revoke") for j in grants]),
+            ):
                 seen = len(ms.graph.calls)
                 started = time.monotonic()
                 await drive(todo, provider, args.concurrency)
                 took = time.monotonic() - started
                 calls = ms.graph.calls[seen:]
-                rows.append((phase, args.people, took, args.people / args.rate,
-                             sum(c.status == 429 for c in calls),
-                             sum(c.status == 201 for c in calls),
-                             len(ms.graph.role_holders(ROLE))))
-    print(f"{'phase':<7} {'people':>6} {'seconds':>8} {'floor s':>8} {'429s':>6} "
-          f"{'accepted':>8} {'holders':>7}")
+                rows.append(
+                    (
+                        phase,
+                        args.people,
+                        took,
+                        args.people / args.rate,
+                        sum(c.status == 429 for c in calls),
+                        sum(c.status == 201 for c in calls),
+                        len(ms.graph.role_holders(ROLE)),
+                    )
+                )
+    print(
+        f"{'phase':<7} {'people':>6} {'seconds':>8} {'floor s':>8} {'429s':>6} "
+        f"{'accepted':>8} {'holders':>7}"
+    )
     for phase, people, took, floor, limited, accepted, holders in rows:
-        print(f"{phase:<7} {people:>6} {took:>8.1f} {floor:>8.1f} {limited:>6} "
-              f"{accepted:>8} {holders:>7}")
+        print(
+            f"{phase:<7} {people:>6} {took:>8.1f} {floor:>8.1f} {limited:>6} "
+            f"{accepted:>8} {holders:>7}"
+        )
 
 
 if __name__ == "__main__":

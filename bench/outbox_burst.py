@@ -48,20 +48,38 @@ async def queue(uow: UnitOfWork, n: int, per_person: int, run: int) -> None:
     now = datetime.now(UTC)
     async with uow.transaction() as s:
         first = int(await s.scalar(select(func.coalesce(func.max(Principal.id), 0))) or 0) + 1
-        await s.execute(insert(Principal), [
-            {"email": f"r{run}u{i}@bench.test", "display_name": f"User {i}",
-             "slack_id": f"U{run}X{i:06d}", "admin": False, "created_at": now}
-            for i in range(n)])
+        await s.execute(
+            insert(Principal),
+            [
+                {
+                    "email": f"r{run}u{i}@bench.test",
+                    "display_name": f"User {i}",
+                    "slack_id": f"U{run}X{i:06d}",
+                    "admin": False,
+                    "created_at": now,
+                }
+                for i in range(n)
+            ],
+        )
         rows = []
         for step in range(per_person):
             kind = v.EXPIRED if step == per_person - 1 else v.ACTIVATED
             for i in range(n):
                 note = Notification(kind=kind, headline=f"step {step}: access to Bench Role")
-                rows.append({"created_at": now, "transport": "*", "recipient_id": first + i,
-                             "kind": kind, "payload": note.to_dict(), "next_attempt_at": now,
-                             "status": "pending", "attempts": 0})
+                rows.append(
+                    {
+                        "created_at": now,
+                        "transport": "*",
+                        "recipient_id": first + i,
+                        "kind": kind,
+                        "payload": note.to_dict(),
+                        "next_attempt_at": now,
+                        "status": "pending",
+                        "attempts": 0,
+                    }
+                )
         for at in range(0, len(rows), 5000):
-            await s.execute(insert(OutboxMessage), rows[at:at + 5000])
+            await s.execute(insert(OutboxMessage), rows[at : at + 5000])
 
 
 async def deliver(uow: UnitOfWork, worker: OutboxWorker) -> None:
@@ -76,8 +94,14 @@ async def deliver(uow: UnitOfWork, worker: OutboxWorker) -> None:
 
 async def sent_rows(uow: UnitOfWork) -> int:
     async with uow.transaction() as s:
-        return int(await s.scalar(select(func.count()).select_from(OutboxMessage).where(
-            OutboxMessage.transport == "slack", OutboxMessage.status == "sent")) or 0)
+        return int(
+            await s.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.transport == "slack", OutboxMessage.status == "sent")
+            )
+            or 0
+        )
 
 
 def out_of_order(fake: FakeSlackAPI) -> int:
@@ -93,20 +117,27 @@ def out_of_order(fake: FakeSlackAPI) -> int:
     return wrong
 
 
-async def one(url: str, n: int, per_person: int, concurrency: int, args: argparse.Namespace,
-              run: int) -> str:
+async def one(
+    url: str, n: int, per_person: int, concurrency: int, args: argparse.Namespace, run: int
+) -> str:
     engine = make_engine(url)
     uow = UnitOfWork(engine)
     await upgrade(engine)
     before = await sent_rows(uow)
     await queue(uow, n, per_person, run)
-    async with FakeSlackAPI(post_rate=args.post_rate, post_burst=args.post_burst,
-                            workspace_rate=args.workspace_rate) as fake:
+    async with FakeSlackAPI(
+        post_rate=args.post_rate, post_burst=args.post_burst, workspace_rate=args.workspace_rate
+    ) as fake:
         session = ClientSession() if args.keep_alive else None
         client = AsyncWebClient(token="xoxb-bench", base_url=fake.base_url, session=session)
         clock = SystemClock()
-        worker = OutboxWorker(uow, clock, [SlackTransport(client, uow, clock)],
-                              worker=f"bench{run}", concurrency=concurrency)
+        worker = OutboxWorker(
+            uow,
+            clock,
+            [SlackTransport(client, uow, clock)],
+            worker=f"bench{run}",
+            concurrency=concurrency,
+        )
         started = time.perf_counter()
         await deliver(uow, worker)
         took = time.perf_counter() - started
@@ -117,17 +148,21 @@ async def one(url: str, n: int, per_person: int, concurrency: int, args: argpars
         limits = f"{args.post_rate:g}/s/channel, burst {args.post_burst:g}"
         if args.workspace_rate:
             limits += f"; {args.workspace_rate:g}/s workspace"
-        row = (f"| {uow.dialect} | {n} | {per_person} | {concurrency} | {limits} | {sent} "
-               f"| {posted} | {took:.1f}s | {posted / took:.0f} | {fake.rate_limited()} "
-               f"| {out_of_order(fake)} |")
+        row = (
+            f"| {uow.dialect} | {n} | {per_person} | {concurrency} | {limits} | {sent} "
+            f"| {posted} | {took:.1f}s | {posted / took:.0f} | {fake.rate_limited()} "
+            f"| {out_of_order(fake)} |"
+        )
     await engine.dispose()
     return row
 
 
 async def main(args: argparse.Namespace) -> None:
     url = args.database_url or f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}"
-    print("| database | people | messages each | concurrency | fake's limits | rows sent "
-          "| posts at the fake | time to all delivered | messages/s | 429s | out of order |")
+    print(
+        "| database | people | messages each | concurrency | fake's limits | rows sent "
+        "| posts at the fake | time to all delivered | messages/s | 429s | out of order |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for run, concurrency in enumerate(args.concurrency):
         print(await one(url, args.n, args.per_person, concurrency, args, run), flush=True)
@@ -142,6 +177,9 @@ if __name__ == "__main__":
     ap.add_argument("--post-rate", type=float, default=1.0)
     ap.add_argument("--post-burst", type=float, default=3.0)
     ap.add_argument("--workspace-rate", type=float, default=None)
-    ap.add_argument("--keep-alive", action="store_true",
-                    help="one aiohttp session for all calls (slack_sdk opens one per call)")
+    ap.add_argument(
+        "--keep-alive",
+        action="store_true",
+        help="one aiohttp session for all calls (slack_sdk opens one per call)",
+    )
     asyncio.run(main(ap.parse_args()))

@@ -40,14 +40,19 @@ NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
 def policy_text(n: int) -> str:
     lines = ["admins: [u0@bench.example]", "principals:"]
-    lines += [f"  - {{email: u{i}@bench.example, name: User {i}, slack_id: U{i:08d}}}"
-              for i in range(n)]
+    lines += [
+        f"  - {{email: u{i}@bench.example, name: User {i}, slack_id: U{i:08d}}}" for i in range(n)
+    ]
     lines.append("roles:")
-    lines += [f"  - {{id: role-{r}, name: Role {r}, settings: {{max_duration: 4h}}}}"
-              for r in range(ROLES)]
+    lines += [
+        f"  - {{id: role-{r}, name: Role {r}, settings: {{max_duration: 4h}}}}"
+        for r in range(ROLES)
+    ]
     lines.append("assignments:")
-    lines += [f"  - {{principal: u{i}@bench.example, role: role-{i % ROLES}, type: eligible}}"
-              for i in range(n)]
+    lines += [
+        f"  - {{principal: u{i}@bench.example, role: role-{i % ROLES}, type: eligible}}"
+        for i in range(n)
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -58,24 +63,35 @@ async def child(url: str, n: int) -> dict[str, float]:
         await upgrade(engine)
         uow = UnitOfWork(engine)
         started, cpu = time.perf_counter(), time.process_time()
-        plan = await apply_policy(uow, FixedClock(NOW), text=text, source="bench.yaml",
-                                  max_bytes=len(text.encode()))
+        plan = await apply_policy(
+            uow, FixedClock(NOW), text=text, source="bench.yaml", max_bytes=len(text.encode())
+        )
         first, first_cpu = time.perf_counter() - started, time.process_time() - cpu
         started = time.perf_counter()
-        again = await apply_policy(uow, FixedClock(NOW), text=text, source="bench.yaml",
-                                   max_bytes=len(text.encode()))
+        again = await apply_policy(
+            uow, FixedClock(NOW), text=text, source="bench.yaml", max_bytes=len(text.encode())
+        )
         second = time.perf_counter() - started
     finally:
         await engine.dispose()
     assert len(plan.changes) == 2 * n + ROLES + 1 and not again.changes
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return {"apply": first, "apply_cpu": first_cpu, "reapply": second, "rss_mb": rss_mb,
-            "file_mb": len(text.encode()) / 1e6}
+    return {
+        "apply": first,
+        "apply_cpu": first_cpu,
+        "reapply": second,
+        "rss_mb": rss_mb,
+        "file_mb": len(text.encode()) / 1e6,
+    }
 
 
 def run_child(url: str, n: int) -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, "--child", url, str(n)], check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", url, str(n)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return dict(json.loads(out.stdout.splitlines()[-1]))
 
 
@@ -83,21 +99,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--database-url", help="a PostgreSQL database to use (emptied by you)")
-    parser.add_argument("--postgres", action="store_true",
-                        help="also start a throwaway PostgreSQL server (tests/pgserver.py)")
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="also start a throwaway PostgreSQL server (tests/pgserver.py)",
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(asyncio.run(child(args.child[0], int(args.child[1])))))
         return
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"{'principals':>10}  {'database':<10} {'file MB':>7} {'apply s':>8} "
-          f"{'apply CPU s':>11} {'re-apply s':>10} {'peak RSS MB':>11}")
+    print(
+        f"{'principals':>10}  {'database':<10} {'file MB':>7} {'apply s':>8} "
+        f"{'apply CPU s':>11} {'re-apply s':>10} {'peak RSS MB':>11}"
+    )
 
     def report(n: int, name: str, url: str) -> None:
         r = run_child(url, n)
-        print(f"{n:>10}  {name:<10} {r['file_mb']:>7.1f} {r['apply']:>8.1f} "
-              f"{r['apply_cpu']:>11.1f} {r['reapply']:>10.1f} {r['rss_mb']:>11.0f}", flush=True)
+        print(
+            f"{n:>10}  {name:<10} {r['file_mb']:>7.1f} {r['apply']:>8.1f} "
+            f"{r['apply_cpu']:>11.1f} {r['reapply']:>10.1f} {r['rss_mb']:>11.0f}",
+            flush=True,
+        )
 
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:

@@ -41,18 +41,23 @@ roles: []
 """
 
 
-async def serve(url: str, fake: FakeSlackAPI, *, guard: bool) -> tuple[Runtime, web.AppRunner,
-                                                                       str]:
-    settings = Settings.from_env({"DATABASE_URL": url, "SLACK_BOT_TOKEN": "xoxb-bench",
-                                  "SLACK_SIGNING_SECRET": SECRET,
-                                  "SLACK_API_URL": fake.base_url})
+async def serve(url: str, fake: FakeSlackAPI, *, guard: bool) -> tuple[Runtime, web.AppRunner, str]:
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": url,
+            "SLACK_BOT_TOKEN": "xoxb-bench",
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": fake.base_url,
+        }
+    )
     runtime = Runtime.build(settings)
     await runtime.prepare()
     await apply_policy(runtime.uow, runtime.clock, text=POLICY, source="bench")
     bundle = build_slack(settings, runtime.chat())
     if not guard:  # bench only: take the replay middleware out of Bolt's list
         bundle.app._async_middleware_list[:] = [
-            m for m in bundle.app._async_middleware_list if "once" not in m.name]
+            m for m in bundle.app._async_middleware_list if "once" not in m.name
+        ]
     web_app = make_app(runtime)
     mount(web_app, bundle.app)
     runner = web.AppRunner(web_app, access_log=None)
@@ -69,11 +74,16 @@ async def run(url: str, fake: FakeSlackAPI, *, guard: bool, n: int, clients: int
     latencies: list[float] = []
     try:
         async with ClientSession() as http:
+
             async def client(count: int) -> None:
                 for _ in range(count):
                     # Slack gives every command its own trigger_id, so no two bodies match.
-                    body = slash_command("help", user_id="U0BOB", response_url=answers,
-                                         trigger_id=f"{next(triggers)}.{time.time_ns()}")
+                    body = slash_command(
+                        "help",
+                        user_id="U0BOB",
+                        response_url=answers,
+                        trigger_id=f"{next(triggers)}.{time.time_ns()}",
+                    )
                     started = time.perf_counter()
                     async with http.post(endpoint, data=body, headers=sign(body, SECRET)) as r:
                         await r.read()
@@ -92,8 +102,9 @@ async def run(url: str, fake: FakeSlackAPI, *, guard: bool, n: int, clients: int
 def row(name: str, samples: list[float], wall: float) -> str:
     ms = sorted(x * 1000 for x in samples)
     p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
-    return (f"{name:<22} {len(ms):>6} {len(ms) / wall:>9.0f} {statistics.median(ms):>9.2f} "
-            f"{p99:>9.2f}")
+    return (
+        f"{name:<22} {len(ms):>6} {len(ms) / wall:>9.0f} {statistics.median(ms):>9.2f} {p99:>9.2f}"
+    )
 
 
 async def main() -> None:

@@ -50,15 +50,27 @@ roles:
 
 
 def policy(n: int) -> str:
-    people = ["  - {email: alice@contoso.com, name: Alice Admin, slack_id: U0ALICE}",
-              "  - {email: carol@contoso.com, name: Carol Chen, slack_id: U0CAROL}",
-              "  - {email: erin@contoso.com, name: Erin Ersatz, slack_id: U0ERIN}"]
-    people += [f"  - {{email: req{i:03d}@contoso.com, name: Requester {i}, "
-               f"slack_id: U0REQ{i:03d}}}" for i in range(n)]
-    assignments = [f"  - {{principal: req{i:03d}@contoso.com, role: global-admin, "
-                   "type: eligible}" for i in range(n)]
-    return ("admins: [alice@contoso.com]\nprincipals:\n" + "\n".join(people) + ROLES
-            + "assignments:\n" + "\n".join(assignments) + "\n")
+    people = [
+        "  - {email: alice@contoso.com, name: Alice Admin, slack_id: U0ALICE}",
+        "  - {email: carol@contoso.com, name: Carol Chen, slack_id: U0CAROL}",
+        "  - {email: erin@contoso.com, name: Erin Ersatz, slack_id: U0ERIN}",
+    ]
+    people += [
+        f"  - {{email: req{i:03d}@contoso.com, name: Requester {i}, slack_id: U0REQ{i:03d}}}"
+        for i in range(n)
+    ]
+    assignments = [
+        f"  - {{principal: req{i:03d}@contoso.com, role: global-admin, type: eligible}}"
+        for i in range(n)
+    ]
+    return (
+        "admins: [alice@contoso.com]\nprincipals:\n"
+        + "\n".join(people)
+        + ROLES
+        + "assignments:\n"
+        + "\n".join(assignments)
+        + "\n"
+    )
 
 
 async def post(http: ClientSession, url: str, body: bytes) -> None:
@@ -73,8 +85,11 @@ async def drained(runtime: Runtime, within: float = 60.0) -> None:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         async with runtime.uow.transaction() as s:
-            left = await s.scalar(select(func.count()).select_from(OutboxMessage).where(
-                OutboxMessage.status.in_(["pending", "sending"])))
+            left = await s.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.status.in_(["pending", "sending"]))
+            )
         if not left:
             break
         await asyncio.sleep(0.05)
@@ -90,8 +105,11 @@ async def drained(runtime: Runtime, within: float = 60.0) -> None:
 
 
 def approved_dm(user: str, request_id: str) -> Callable[[Call], bool]:
-    return lambda c: (c.ok and c.args["channel"] == user
-                      and f"approved your request {request_id}" in c.args.get("text", ""))
+    return lambda c: (
+        c.ok
+        and c.args["channel"] == user
+        and f"approved your request {request_id}" in c.args.get("text", "")
+    )
 
 
 def stats(samples: list[float]) -> tuple[float, float, float]:
@@ -102,10 +120,15 @@ def stats(samples: list[float]) -> tuple[float, float, float]:
 
 async def run(url: str, rounds: int) -> None:
     async with FakeSlackAPI() as fake:
-        settings = Settings.from_env({
-            "DATABASE_URL": url, "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_URL": fake.base_url, "PIM_SWEEP_SECONDS": "15",
-        })
+        settings = Settings.from_env(
+            {
+                "DATABASE_URL": url,
+                "SLACK_BOT_TOKEN": "xoxb-bench",
+                "SLACK_SIGNING_SECRET": SECRET,
+                "SLACK_API_URL": fake.base_url,
+                "PIM_SWEEP_SECONDS": "15",
+            }
+        )
         runtime = Runtime.build(settings)
         await runtime.prepare()
         await apply_policy(runtime.uow, runtime.clock, text=policy(rounds), source="bench.yaml")
@@ -127,26 +150,40 @@ async def run(url: str, rounds: int) -> None:
                 for i in range(rounds):
                     user = f"U0REQ{i:03d}"
                     cards_before = len(fake.messages_to("U0CAROL"))
-                    body = slash_command(f"activate global-admin 1h bench round {i}",
-                                         user_id=user, response_url=fake.response_url(f"r{i}"))
+                    body = slash_command(
+                        f"activate global-admin 1h bench round {i}",
+                        user_id=user,
+                        response_url=fake.response_url(f"r{i}"),
+                    )
                     sent = time.monotonic()
                     await post(http, events, body)
-                    found = await fake.wait_for("chat.postMessage", count=cards_before + 1,
-                                                where=lambda c: c.ok and c.args["channel"]
-                                                == "U0CAROL")
+                    found = await fake.wait_for(
+                        "chat.postMessage",
+                        count=cards_before + 1,
+                        where=lambda c: c.ok and c.args["channel"] == "U0CAROL",
+                    )
                     card = found[cards_before]
                     card_lat.append(card.at - sent)
-                    request_id = next(e["value"] for b in card.args["blocks"]
-                                      if b["type"] == "actions" for e in b["elements"]
-                                      if e["action_id"] == v.APPROVE)
-                    click = block_action(v.APPROVE, request_id, user_id="U0CAROL",
-                                         response_url=fake.response_url(f"c{i}"),
-                                         message=card.response.get("message"),
-                                         channel_id=card.response.get("channel"))
+                    request_id = next(
+                        e["value"]
+                        for b in card.args["blocks"]
+                        if b["type"] == "actions"
+                        for e in b["elements"]
+                        if e["action_id"] == v.APPROVE
+                    )
+                    click = block_action(
+                        v.APPROVE,
+                        request_id,
+                        user_id="U0CAROL",
+                        response_url=fake.response_url(f"c{i}"),
+                        message=card.response.get("message"),
+                        channel_id=card.response.get("channel"),
+                    )
                     sent = time.monotonic()
                     await post(http, events, click)
-                    (told,) = await fake.wait_for("chat.postMessage",
-                                                  where=approved_dm(user, request_id))
+                    (told,) = await fake.wait_for(
+                        "chat.postMessage", where=approved_dm(user, request_id)
+                    )
                     told_lat.append(told.at - sent)
                     # let this round's redraws and "active" DMs go out before the next one
                     await fake.wait_for("chat.update", count=4 * (i + 1))
@@ -157,9 +194,10 @@ async def run(url: str, rounds: int) -> None:
     print(f"Slack latency over loopback, {rounds} rounds, {runtime.uow.dialect}\n")
     print("| measure | p50 ms | p95 ms | max ms |")
     print("|---|---:|---:|---:|")
-    for name, samples in (("(a) `/pim activate` sent → approver's card received", card_lat),
-                          ("(b) Approve click sent → requester's approved DM received",
-                           told_lat)):
+    for name, samples in (
+        ("(a) `/pim activate` sent → approver's card received", card_lat),
+        ("(b) Approve click sent → requester's approved DM received", told_lat),
+    ):
         p50, p95, worst = stats(samples)
         print(f"| {name} | {p50:.1f} | {p95:.1f} | {worst:.1f} |")
 

@@ -66,14 +66,26 @@ def requester(i: int) -> str:
 
 
 def policy(n: int) -> str:
-    people = ["  - {email: alice@contoso.com, name: Alice Admin, teams_id: aad-alice}",
-              f"  - {{email: carol@contoso.com, name: Carol Chen, teams_id: {CAROL}}}"]
-    people += [f"  - {{email: req{i:03d}@contoso.com, name: Requester {i}, "
-               f"teams_id: {requester(i)}}}" for i in range(n)]
-    assignments = [f"  - {{principal: req{i:03d}@contoso.com, role: global-admin, "
-                   "type: eligible}" for i in range(n)]
-    return ("admins: [alice@contoso.com]\nprincipals:\n" + "\n".join(people) + ROLES
-            + "assignments:\n" + "\n".join(assignments) + "\n")
+    people = [
+        "  - {email: alice@contoso.com, name: Alice Admin, teams_id: aad-alice}",
+        f"  - {{email: carol@contoso.com, name: Carol Chen, teams_id: {CAROL}}}",
+    ]
+    people += [
+        f"  - {{email: req{i:03d}@contoso.com, name: Requester {i}, teams_id: {requester(i)}}}"
+        for i in range(n)
+    ]
+    assignments = [
+        f"  - {{principal: req{i:03d}@contoso.com, role: global-admin, type: eligible}}"
+        for i in range(n)
+    ]
+    return (
+        "admins: [alice@contoso.com]\nprincipals:\n"
+        + "\n".join(people)
+        + ROLES
+        + "assignments:\n"
+        + "\n".join(assignments)
+        + "\n"
+    )
 
 
 async def post(http: ClientSession, url: str, activity: dict[str, Any]) -> dict[str, Any] | None:
@@ -89,8 +101,11 @@ async def drained(runtime: Runtime, within: float = 60.0) -> None:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         async with runtime.uow.transaction() as s:
-            left = await s.scalar(select(func.count()).select_from(OutboxMessage).where(
-                OutboxMessage.status.in_(["pending", "sending"])))
+            left = await s.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.status.in_(["pending", "sending"]))
+            )
         if not left:
             break
         await asyncio.sleep(0.05)
@@ -134,10 +149,13 @@ def approve_data(card: Call) -> dict[str, Any]:
 
 async def run(url: str, rounds: int) -> None:
     async with FakeConnector() as fake:
-        settings = Settings.from_env({
-            "DATABASE_URL": url, "PIM_TEAMS_ALLOW_UNAUTHENTICATED": "1",
-            "PIM_SWEEP_SECONDS": "15",
-        })
+        settings = Settings.from_env(
+            {
+                "DATABASE_URL": url,
+                "PIM_TEAMS_ALLOW_UNAUTHENTICATED": "1",
+                "PIM_SWEEP_SECONDS": "15",
+            }
+        )
         runtime = Runtime.build(settings)
         await runtime.prepare()
         await apply_policy(runtime.uow, runtime.clock, text=policy(rounds), source="bench.yaml")
@@ -155,41 +173,61 @@ async def run(url: str, rounds: int) -> None:
             card_lat, told_lat = [], []
             async with ClientSession() as http:
                 for aad in [CAROL] + [requester(i) for i in range(rounds)]:
-                    await post(http, endpoint, installation_update(aad,
-                                                                   service_url=fake.service_url))
+                    await post(
+                        http, endpoint, installation_update(aad, service_url=fake.service_url)
+                    )
                 await fake.wait_for("post", count=rounds + 1, timeout=60)  # the greetings
                 fake.clear()
                 for i in range(rounds):
                     aad = requester(i)
                     conv = personal_conversation_id(aad)
                     cards_before = len(fake.sent_to(carol_conv))
-                    body = message(f"activate global-admin 1h bench round {i}", user_aad=aad,
-                                   user_name=f"Requester {i}", service_url=fake.service_url)
+                    body = message(
+                        f"activate global-admin 1h bench round {i}",
+                        user_aad=aad,
+                        user_name=f"Requester {i}",
+                        service_url=fake.service_url,
+                    )
                     sent = time.monotonic()
                     await post(http, endpoint, body)
-                    found = await fake.wait_for("post", count=cards_before + 1,
-                                                where=lambda c: c.ok and c.conversation_id
-                                                == carol_conv)
+                    found = await fake.wait_for(
+                        "post",
+                        count=cards_before + 1,
+                        where=lambda c: c.ok and c.conversation_id == carol_conv,
+                    )
                     card = found[cards_before]
                     card_lat.append(card.at - sent)
                     data = approve_data(card)
-                    click = invoke_action(v.APPROVE, data, user_aad=CAROL, user_name="Carol",
-                                          service_url=fake.service_url,
-                                          reply_to_id=card.activity_id or "")
+                    click = invoke_action(
+                        v.APPROVE,
+                        data,
+                        user_aad=CAROL,
+                        user_name="Carol",
+                        service_url=fake.service_url,
+                        reply_to_id=card.activity_id or "",
+                    )
                     sent = time.monotonic()
                     answer = await post(http, endpoint, click)
                     if not answer or "Approved by Carol Chen" not in str(answer):
                         raise SystemExit(f"the click was not answered with the card: {answer}")
                     (told,) = await fake.wait_for(
-                        "post", where=lambda c, cv=conv, r=data["request"]: c.ok
-                        and c.conversation_id == cv and f"approved your request {r}"
-                        in str(c.body))
+                        "post",
+                        where=lambda c, cv=conv, r=data["request"]: (
+                            c.ok
+                            and c.conversation_id == cv
+                            and f"approved your request {r}" in str(c.body)
+                        ),
+                    )
                     told_lat.append(told.at - sent)
                     # let this round's redraws (Carol's card, the submitted card) and "active"
                     # message go out before the next round
                     await fake.wait_for("update", count=2 * (i + 1))
-                    await fake.wait_for("post", where=lambda c, cv=conv: c.ok and c.conversation_id
-                                        == cv and "is active until" in str(c.body))
+                    await fake.wait_for(
+                        "post",
+                        where=lambda c, cv=conv: (
+                            c.ok and c.conversation_id == cv and "is active until" in str(c.body)
+                        ),
+                    )
             await drained(runtime)
         finally:
             await runner.cleanup()
@@ -197,9 +235,10 @@ async def run(url: str, rounds: int) -> None:
     print(f"Teams latency over loopback, {rounds} rounds, {runtime.uow.dialect}\n")
     print("| measure | p50 ms | p95 ms | max ms |")
     print("|---|---:|---:|---:|")
-    for name, samples in (("(a) `activate` message sent → approver's card received", card_lat),
-                          ("(b) Approve invoke sent → requester's approved message received",
-                           told_lat)):
+    for name, samples in (
+        ("(a) `activate` message sent → approver's card received", card_lat),
+        ("(b) Approve invoke sent → requester's approved message received", told_lat),
+    ):
         p50, p95, worst = stats(samples)
         print(f"| {name} | {p50:.1f} | {p95:.1f} | {worst:.1f} |")
 

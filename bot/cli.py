@@ -51,7 +51,9 @@ Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pim-bot", description="Privileged Identity Management in chat.")
+    p = argparse.ArgumentParser(
+        prog="pim-bot", description="Privileged Identity Management in chat."
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the HTTP server, scheduler and transports")
@@ -63,44 +65,60 @@ def _parser() -> argparse.ArgumentParser:
     console.add_argument("--policy", help="apply this policy file first (default: $PIM_POLICY)")
 
     policy = sub.add_parser("policy", help="policy as code").add_subparsers(
-        dest="policy_command", required=True, metavar="apply|export")
+        dest="policy_command", required=True, metavar="apply|export"
+    )
     apply = policy.add_parser("apply", help="apply a policy file")
     apply.add_argument("file")
     apply.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
-    apply.add_argument("--prune", action="store_true",
-                       help="remove policy-made assignments the file no longer lists")
+    apply.add_argument(
+        "--prune",
+        action="store_true",
+        help="remove policy-made assignments the file no longer lists",
+    )
     export = policy.add_parser("export", help="print the current policy as YAML")
     export.add_argument("-o", "--output", help="write to this file instead of stdout")
 
-    db = sub.add_parser("db", help="database").add_subparsers(dest="db_command", required=True,
-                                                                    metavar="upgrade")
+    db = sub.add_parser("db", help="database").add_subparsers(
+        dest="db_command", required=True, metavar="upgrade"
+    )
     db.add_parser("upgrade", help="migrate the schema to the newest version")
 
     add_audit_parser(sub)
     add_review_parser(sub)
     add_grants_parser(sub)
 
-    sub.add_parser("doctor", help="check the database, migrations, policy, Slack, Teams, "
-                                  "audit chain, time zone and cron; print what to fix")
+    sub.add_parser(
+        "doctor",
+        help="check the database, migrations, policy, Slack, Teams, "
+        "audit chain, time zone and cron; print what to fix",
+    )
 
     digest = sub.add_parser("digest", help="the admins' periodic digest").add_subparsers(
-        dest="digest_command", required=True, metavar="preview|send")
+        dest="digest_command", required=True, metavar="preview|send"
+    )
     preview = digest.add_parser("preview", help="print the digest here; send and record nothing")
-    preview.add_argument("--since", metavar="DATE|DURATION",
-                         help="period start: 2026-03-01, 2026-03-01T09:00 or a duration back "
-                              "from --until such as 14d (default: 7 days)")
+    preview.add_argument(
+        "--since",
+        metavar="DATE|DURATION",
+        help="period start: 2026-03-01, 2026-03-01T09:00 or a duration back "
+        "from --until such as 14d (default: 7 days)",
+    )
     preview.add_argument("--until", metavar="DATE", help="period end (default: now)")
     digest.add_parser("send", help="send the digest for the period ending now to every admin")
 
     people = sub.add_parser("people", help="who is who in chat").add_subparsers(
-        dest="people_command", required=True, metavar="link")
-    link = people.add_parser("link", help="bind a Slack or Teams account to a person, "
-                                          "replacing the one they had (audited)")
+        dest="people_command", required=True, metavar="link"
+    )
+    link = people.add_parser(
+        "link",
+        help="bind a Slack or Teams account to a person, replacing the one they had (audited)",
+    )
     link.add_argument("email")
     link.add_argument("account", metavar="slack:U…|teams:…")
 
     teams = sub.add_parser("teams", help="Microsoft Teams").add_subparsers(
-        dest="teams_command", required=True, metavar="package")
+        dest="teams_command", required=True, metavar="package"
+    )
     package = teams.add_parser("package", help="write the app package to upload to Teams")
     package.add_argument("--app-id", required=True, help="the bot's Microsoft App ID (GUID)")
     package.add_argument("-o", "--output", default="pim-bot-teams.zip")
@@ -112,7 +130,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _with_runtime(
-    settings: Settings, body: Callable[[Runtime], Awaitable[int]], *, prepare: bool = True,
+    settings: Settings,
+    body: Callable[[Runtime], Awaitable[int]],
+    *,
+    prepare: bool = True,
     clock: Clock | None = None,
 ) -> int:
     runtime = Runtime.build(settings, clock=clock)
@@ -170,8 +191,9 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         runner = web.AppRunner(web_app, access_log_class=AccessLog)
         await runner.setup()
         await web.TCPSite(runner, args.host, port).start()
-        logger.info("pim-bot listening on http://%s:%s (database: %s)", args.host, port,
-                    runtime.uow.dialect)
+        logger.info(
+            "pim-bot listening on http://%s:%s (database: %s)", args.host, port, runtime.uow.dialect
+        )
         stop = asyncio.Event()
         _stop_on_sigterm(stop)
         try:
@@ -271,8 +293,15 @@ async def _apply_policy(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         limit = settings.policy_max_bytes
         text = read_policy_file(args.file, max_bytes=limit)
-        plan = await apply_policy(runtime.uow, runtime.clock, text=text, source=args.file,
-                                  dry_run=args.dry_run, prune=args.prune, max_bytes=limit)
+        plan = await apply_policy(
+            runtime.uow,
+            runtime.clock,
+            text=text,
+            source=args.file,
+            dry_run=args.dry_run,
+            prune=args.prune,
+            max_bytes=limit,
+        )
         print(plan.render())
         if args.dry_run:
             print("(dry run: nothing changed)")
@@ -282,8 +311,9 @@ async def _apply_policy(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
-    return await _with_runtime(settings, lambda runtime: _done("Database is up to date."),
-                               prepare=False)
+    return await _with_runtime(
+        settings, lambda runtime: _done("Database is up to date."), prepare=False
+    )
 
 
 async def _done(message: str) -> int:
@@ -293,8 +323,9 @@ async def _done(message: str) -> int:
 
 async def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
     checkpoints = check_arguments(args)  # bad arguments and files fail before the database
-    return await _with_runtime(settings, lambda runtime: run_audit(args, runtime, checkpoints),
-                               prepare=False)
+    return await _with_runtime(
+        settings, lambda runtime: run_audit(args, runtime, checkpoints), prepare=False
+    )
 
 
 def _write(path: str | None, text: str) -> None:
@@ -313,15 +344,17 @@ def _when(raw: str, flag: str, timezone: str) -> datetime:
     try:
         at = datetime.fromisoformat(raw.strip())
     except ValueError:
-        raise BadArgument(f"{flag} {raw!r} is not a date (e.g. 2026-03-01 or "
-                          "2026-03-01T09:00)") from None
+        raise BadArgument(
+            f"{flag} {raw!r} is not a date (e.g. 2026-03-01 or 2026-03-01T09:00)"
+        ) from None
     if len(raw.strip()) == 10:  # a bare date
         at = datetime.combine(date.fromisoformat(raw.strip()), time())
     return at if at.tzinfo else at.replace(tzinfo=ZoneInfo(timezone))
 
 
-def _period(args: argparse.Namespace, settings: Settings, now: datetime
-            ) -> tuple[datetime | None, datetime]:
+def _period(
+    args: argparse.Namespace, settings: Settings, now: datetime
+) -> tuple[datetime | None, datetime]:
     until = _when(args.until, "--until", settings.timezone) if args.until else now
     since: datetime | None = None
     if args.since:
@@ -333,8 +366,9 @@ def _period(args: argparse.Namespace, settings: Settings, now: datetime
             try:
                 since = _when(args.since, "--since", settings.timezone)
             except BadArgument:
-                raise BadArgument(f"--since {args.since!r} is neither a date (2026-03-01) nor "
-                                  "a duration (14d)") from None
+                raise BadArgument(
+                    f"--since {args.since!r} is neither a date (2026-03-01) nor a duration (14d)"
+                ) from None
     if since is not None and since >= until:
         raise BadArgument("--since must be before --until")
     if until - (since or until - timedelta(days=7)) > timedelta(days=3660):
@@ -349,15 +383,18 @@ async def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
         now = runtime.clock.now()
         if args.digest_command == "preview":
             since, until = _period(args, settings, now)
-            print(render(await compute_digest(runtime.uow, end=until, start=since,
-                                              options=options)))
+            print(
+                render(await compute_digest(runtime.uow, end=until, start=since, options=options))
+            )
             return 0
         queued = await send_digest(runtime.uow, runtime.clock, period_end=now, options=options)
         if not queued:
             print("No admins to send the digest to: nothing was queued.")
             return 1
-        print(f"Digest queued for {queued} admin{'s' if queued != 1 else ''}; "
-              "a running `pim-bot serve` delivers it.")
+        print(
+            f"Digest queued for {queued} admin{'s' if queued != 1 else ''}; "
+            "a running `pim-bot serve` delivers it."
+        )
         return 0
 
     if args.digest_command == "preview":
@@ -370,16 +407,18 @@ async def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_review(args: argparse.Namespace, settings: Settings) -> int:
-    return await _with_runtime(settings, lambda runtime: run_review(args, runtime, _operator()),
-                               prepare=False)
+    return await _with_runtime(
+        settings, lambda runtime: run_review(args, runtime, _operator()), prepare=False
+    )
 
 
 async def cmd_teams(args: argparse.Namespace, settings: Settings) -> int:
     from bot.teams.package import PackageError, build_package
 
     try:
-        data = build_package(app_id=args.app_id, website=args.website,
-                             privacy=args.privacy_url, terms=args.terms_url)
+        data = build_package(
+            app_id=args.app_id, website=args.website, privacy=args.privacy_url, terms=args.terms_url
+        )
     except PackageError as err:
         print(f"pim-bot: {err}", file=sys.stderr)
         return 2
@@ -396,17 +435,25 @@ async def cmd_people(args: argparse.Namespace, settings: Settings) -> int:
         return 2
 
     async def body(runtime: Runtime) -> int:
-        print(await link_account(runtime.uow, runtime.clock, actor=_operator(),
-                                 user=UserRef("email", args.email.strip().lower()),
-                                 account=account, operator=True))
+        print(
+            await link_account(
+                runtime.uow,
+                runtime.clock,
+                actor=_operator(),
+                user=UserRef("email", args.email.strip().lower()),
+                account=account,
+                operator=True,
+            )
+        )
         return 0
 
     return await _with_runtime(settings, body, prepare=False)
 
 
 async def cmd_grants_table(args: argparse.Namespace, settings: Settings) -> int:
-    return await _with_runtime(settings, lambda runtime: cmd_grants(args, settings, runtime),
-                               prepare=False)
+    return await _with_runtime(
+        settings, lambda runtime: cmd_grants(args, settings, runtime), prepare=False
+    )
 
 
 def _operator() -> str:
@@ -418,8 +465,14 @@ def _operator() -> str:
 
 
 _COMMANDS: dict[str, Command] = {
-    "serve": cmd_serve, "console": cmd_console, "policy": cmd_policy, "db": cmd_db,
-    "audit": cmd_audit, "digest": cmd_digest, "teams": cmd_teams, "people": cmd_people,
+    "serve": cmd_serve,
+    "console": cmd_console,
+    "policy": cmd_policy,
+    "db": cmd_db,
+    "audit": cmd_audit,
+    "digest": cmd_digest,
+    "teams": cmd_teams,
+    "people": cmd_people,
     "review": cmd_review,
     "grants": cmd_grants_table,
 }
@@ -447,8 +500,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"pim-bot: {err}", file=sys.stderr)
         return 2
-    configure_logging(level=settings.log_level if args.command == "serve" else logging.WARNING,
-                      fmt=settings.log_format)
+    configure_logging(
+        level=settings.log_level if args.command == "serve" else logging.WARNING,
+        fmt=settings.log_format,
+    )
     try:
         return asyncio.run(_settled(_COMMANDS[args.command](args, settings)))
     except KeyboardInterrupt:
@@ -462,12 +517,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pim-bot: {err}", file=sys.stderr)
         return 2
     except UnicodeDecodeError as err:
-        print(f"pim-bot: a file is not UTF-8 text ({err.reason} at byte {err.start})",
-              file=sys.stderr)
+        print(
+            f"pim-bot: a file is not UTF-8 text ({err.reason} at byte {err.start})", file=sys.stderr
+        )
         return 2
     except OperationalError as err:  # e.g. an SQLite path that cannot be opened
-        print(f"pim-bot: database error at {database_place(settings.database_url)}: "
-              f"{err.orig or err}", file=sys.stderr)
+        print(
+            f"pim-bot: database error at {database_place(settings.database_url)}: "
+            f"{err.orig or err}",
+            file=sys.stderr,
+        )
         return 2
 
 

@@ -34,23 +34,44 @@ class AuditUsageError(ValueError):
 
 def add_audit_parser(sub: Any) -> None:
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(
-        dest="audit_command", required=True, metavar="export|verify|checkpoint")
+        dest="audit_command", required=True, metavar="export|verify|checkpoint"
+    )
     export = audit.add_parser("export", help="write every audit event")
-    export.add_argument("--format", choices=["csv", "json", "jsonl"], default=None,
-                        help="default json; --follow always writes JSON lines")
+    export.add_argument(
+        "--format",
+        choices=["csv", "json", "jsonl"],
+        default=None,
+        help="default json; --follow always writes JSON lines",
+    )
     export.add_argument("-o", "--output", help="write to this file instead of stdout")
-    export.add_argument("--since-id", type=int, default=0, metavar="N",
-                        help="only events after event N (resume a stream where it stopped)")
-    export.add_argument("--follow", action="store_true",
-                        help="keep running and write new events as JSON lines as they land")
-    export.add_argument("--interval", type=float, default=1.0, metavar="SECONDS",
-                        help="how often --follow looks for new events (default 1)")
-    verify = audit.add_parser("verify", help="prove no audit event was edited, removed or "
-                                             "reordered")
-    verify.add_argument("--checkpoint", metavar="FILE",
-                        help="also prove the log still reaches every checkpoint in FILE")
-    audit.add_parser("checkpoint", help="print the head of the chain, to keep outside the "
-                                        "database")
+    export.add_argument(
+        "--since-id",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only events after event N (resume a stream where it stopped)",
+    )
+    export.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep running and write new events as JSON lines as they land",
+    )
+    export.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="how often --follow looks for new events (default 1)",
+    )
+    verify = audit.add_parser(
+        "verify", help="prove no audit event was edited, removed or reordered"
+    )
+    verify.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        help="also prove the log still reaches every checkpoint in FILE",
+    )
+    audit.add_parser("checkpoint", help="print the head of the chain, to keep outside the database")
 
 
 def check_arguments(args: argparse.Namespace) -> list[Checkpoint]:
@@ -70,14 +91,17 @@ def check_arguments(args: argparse.Namespace) -> list[Checkpoint]:
         raise AuditUsageError(f"cannot read {args.checkpoint}: {err.strerror}") from None
     found = parse_checkpoints(text)
     if not found:
-        raise AuditUsageError(f"{args.checkpoint} holds no audit checkpoint (a line like "
-                              "'audit-checkpoint seq=N hash=… key=…' from "
-                              "`pim-bot audit checkpoint` or a digest)")
+        raise AuditUsageError(
+            f"{args.checkpoint} holds no audit checkpoint (a line like "
+            "'audit-checkpoint seq=N hash=… key=…' from "
+            "`pim-bot audit checkpoint` or a digest)"
+        )
     return found
 
 
-async def run_audit(args: argparse.Namespace, runtime: Runtime,
-                    checkpoints: list[Checkpoint]) -> int:
+async def run_audit(
+    args: argparse.Namespace, runtime: Runtime, checkpoints: list[Checkpoint]
+) -> int:
     if args.audit_command == "export" and args.follow:
         with _output(args.output) as out:
             await _follow(runtime, out, after_id=args.since_id, interval=args.interval)
@@ -96,15 +120,21 @@ async def run_audit(args: argparse.Namespace, runtime: Runtime,
 async def _verify(session: AsyncSession, checkpoints: list[Checkpoint], *, keyed: bool) -> int:
     result = await verify_chain(session)
     if result.needs_key and not keyed:
-        raise AuditUsageError(f"audit events from {result.broken_id} on are keyed (key id "
-                              f"{result.needs_key}): set PIM_AUDIT_KEY to verify them")
+        raise AuditUsageError(
+            f"audit events from {result.broken_id} on are keyed (key id "
+            f"{result.needs_key}): set PIM_AUDIT_KEY to verify them"
+        )
     if not result.ok:
         reason = result.reason
         if result.needs_key:
-            reason = (f"keyed with key id {result.needs_key}, not with PIM_AUDIT_KEY: "
-                      "a forged row, or the wrong key")
-        print(f"BROKEN at event {result.broken_id}: {reason} "
-              f"({result.checked} events before it are intact).")
+            reason = (
+                f"keyed with key id {result.needs_key}, not with PIM_AUDIT_KEY: "
+                "a forged row, or the wrong key"
+            )
+        print(
+            f"BROKEN at event {result.broken_id}: {reason} "
+            f"({result.checked} events before it are intact)."
+        )
         return 1
     for checkpoint in checkpoints:
         if (problem := await checkpoint_problem(session, checkpoint)) is not None:
@@ -123,8 +153,7 @@ def _ok_line(result: VerifyResult, checkpoints: list[Checkpoint], *, keyed: bool
     elif result.first_keyed == 1:
         how = " and keyed"
     else:
-        how = (f"; keyed from event {result.first_keyed} on (events before it predate "
-               "PIM_AUDIT_KEY)")
+        how = f"; keyed from event {result.first_keyed} on (events before it predate PIM_AUDIT_KEY)"
     reach = ""
     if checkpoints:
         newest = max(c.seq for c in checkpoints)
@@ -144,8 +173,16 @@ def _output(path: str | None) -> Iterator[TextIO]:
 
 
 def _record(e: AuditEvent) -> dict[str, Any]:
-    return {"id": e.id, "at": e.at.isoformat(), "actor": e.actor, "action": e.action,
-            "target": e.target, "details": e.details, "prev_hash": e.prev_hash, "hash": e.hash}
+    return {
+        "id": e.id,
+        "at": e.at.isoformat(),
+        "actor": e.actor,
+        "action": e.action,
+        "target": e.target,
+        "details": e.details,
+        "prev_hash": e.prev_hash,
+        "hash": e.hash,
+    }
 
 
 async def _export(session: AsyncSession, out: TextIO, fmt: str, *, after_id: int) -> None:
@@ -158,8 +195,9 @@ async def _export(session: AsyncSession, out: TextIO, fmt: str, *, after_id: int
     async for e in iter_events(session, after_id=after_id):
         record = _record(e)
         if writer:
-            writer.writerow([json.dumps(v, sort_keys=True) if k == "details" else v
-                             for k, v in record.items()])
+            writer.writerow(
+                [json.dumps(v, sort_keys=True) if k == "details" else v for k, v in record.items()]
+            )
         elif fmt == "jsonl":
             out.write(json.dumps(record, sort_keys=True) + "\n")
         else:

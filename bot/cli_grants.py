@@ -24,13 +24,23 @@ def table(lines: list[GrantLine]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(_COLUMNS) - 1)]
     return "\n".join(
         "  ".join([*(cell.ljust(w) for cell, w in zip(r, widths, strict=False)), r[-1]]).rstrip()
-        for r in rows)
+        for r in rows
+    )
 
 
 def _cells(g: GrantLine) -> tuple[str, ...]:
     error = (g.error or "").replace("\n", " ")
-    return (g.status, g.phase, g.person, g.role, g.target, g.request or "-", str(g.attempts),
-            g.updated.strftime("%Y-%m-%d %H:%M:%S"), error[:120])
+    return (
+        g.status,
+        g.phase,
+        g.person,
+        g.role,
+        g.target,
+        g.request or "-",
+        str(g.attempts),
+        g.updated.strftime("%Y-%m-%d %H:%M:%S"),
+        error[:120],
+    )
 
 
 async def cmd_grants(args: argparse.Namespace, settings: Settings, runtime: Runtime) -> int:

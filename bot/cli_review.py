@@ -17,7 +17,8 @@ from handlers.reviews.open import start_review
 
 def add_review_parser(sub: Any) -> None:
     review = sub.add_parser("review", help="access reviews").add_subparsers(
-        dest="review_command", required=True)
+        dest="review_command", required=True
+    )
     start = review.add_parser("start", help="open an instance of a review now")
     start.add_argument("id", help="the review's id in the policy file")
     end = review.add_parser("end", help="close the review's open instance now and apply it")
@@ -33,8 +34,15 @@ async def run_review(args: argparse.Namespace, runtime: Runtime, actor: str) -> 
     if args.review_command == "start":
         print(await start_review(runtime.uow, runtime.clock, actor=actor, review_id=args.id))
     elif args.review_command == "end":
-        print(await end_review(runtime.uow, runtime.clock, actor=actor, review_id=args.id,
-                               on_removed=runtime.review_removal_hook))
+        print(
+            await end_review(
+                runtime.uow,
+                runtime.clock,
+                actor=actor,
+                review_id=args.id,
+                on_removed=runtime.review_removal_hook,
+            )
+        )
     else:
         if args.output:
             with open(args.output, "w", encoding="utf-8", newline="") as out:

@@ -79,8 +79,9 @@ class Settings:
         return cls(
             database_url=database_url,
             policy_file=get("PIM_POLICY"),
-            policy_max_bytes=int(_positive_float(get("PIM_POLICY_MAX_BYTES"),
-                                                 "PIM_POLICY_MAX_BYTES", 5_000_000)),
+            policy_max_bytes=int(
+                _positive_float(get("PIM_POLICY_MAX_BYTES"), "PIM_POLICY_MAX_BYTES", 5_000_000)
+            ),
             slack_bot_token=get("SLACK_BOT_TOKEN"),
             slack_signing_secret=get("SLACK_SIGNING_SECRET"),
             slack_app_token=get("SLACK_APP_TOKEN"),
@@ -93,24 +94,31 @@ class Settings:
             microsoft_login_url=get("MICROSOFT_LOGIN_URL") or "https://login.microsoftonline.com",
             teams_allow_unauthenticated=(get("PIM_TEAMS_ALLOW_UNAUTHENTICATED") or "").lower()
             in ("1", "true", "yes"),
-            teams_tenants=tuple(t.strip().lower() for t in (get("PIM_TEAMS_TENANTS") or "")
-                                .split(",") if t.strip()),
+            teams_tenants=tuple(
+                t.strip().lower() for t in (get("PIM_TEAMS_TENANTS") or "").split(",") if t.strip()
+            ),
             digest_cron=cron,
             timezone=timezone,
             sweep_seconds=_positive_float(get("PIM_SWEEP_SECONDS"), "PIM_SWEEP_SECONDS", 15.0),
-            outbox_concurrency=int(_positive_float(get("PIM_OUTBOX_CONCURRENCY"),
-                                                   "PIM_OUTBOX_CONCURRENCY", 64)),
+            outbox_concurrency=int(
+                _positive_float(get("PIM_OUTBOX_CONCURRENCY"), "PIM_OUTBOX_CONCURRENCY", 64)
+            ),
             port=int(_positive_float(get("PORT"), "PORT", 3000)),
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
             log_format=_log_format(get("LOG_FORMAT")),
             audit_key=_audit_key(get("PIM_AUDIT_KEY")),
             webhook_secret=_webhook_secret(get("PIM_WEBHOOK_SECRET")),
-            grant_lease_seconds=_positive_float(get("PIM_GRANT_LEASE_SECONDS"),
-                                                "PIM_GRANT_LEASE_SECONDS", 120.0),
-            reconcile_interval=_interval(get("PIM_RECONCILE_INTERVAL"), "PIM_RECONCILE_INTERVAL",
-                                         timedelta(minutes=15)),
-            directory_sync_interval=_interval(get("PIM_DIRECTORY_SYNC_INTERVAL"),
-                                              "PIM_DIRECTORY_SYNC_INTERVAL", timedelta(hours=1)),
+            grant_lease_seconds=_positive_float(
+                get("PIM_GRANT_LEASE_SECONDS"), "PIM_GRANT_LEASE_SECONDS", 120.0
+            ),
+            reconcile_interval=_interval(
+                get("PIM_RECONCILE_INTERVAL"), "PIM_RECONCILE_INTERVAL", timedelta(minutes=15)
+            ),
+            directory_sync_interval=_interval(
+                get("PIM_DIRECTORY_SYNC_INTERVAL"),
+                "PIM_DIRECTORY_SYNC_INTERVAL",
+                timedelta(hours=1),
+            ),
         )
 
 
@@ -125,12 +133,13 @@ def _log_format(raw: str | None) -> str:
     return value
 
 
-
 def _audit_key(raw: str | None) -> str | None:
     # The message never repeats the value: it is a secret even when it is a bad one.
     if raw is not None and len(raw) < MIN_AUDIT_KEY:
-        raise ConfigError(f"PIM_AUDIT_KEY must be at least {MIN_AUDIT_KEY} characters "
-                          "(e.g. the output of `openssl rand -hex 32`)")
+        raise ConfigError(
+            f"PIM_AUDIT_KEY must be at least {MIN_AUDIT_KEY} characters "
+            "(e.g. the output of `openssl rand -hex 32`)"
+        )
     return raw
 
 
@@ -143,8 +152,10 @@ def _webhook_secret(raw: str | None) -> str | None:
     except (binascii.Error, ValueError):
         key = b""
     if not raw.startswith("whsec_") or len(key) < 16:
-        raise ConfigError("PIM_WEBHOOK_SECRET must be whsec_ followed by at least 16 bytes in "
-                          "base64 (e.g. whsec_$(openssl rand -base64 32))")
+        raise ConfigError(
+            "PIM_WEBHOOK_SECRET must be whsec_ followed by at least 16 bytes in "
+            "base64 (e.g. whsec_$(openssl rand -base64 32))"
+        )
     return raw
 
 

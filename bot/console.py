@@ -89,13 +89,23 @@ class Console:
         if self.last_request:
             text = re.sub(r"\$last\b", self.last_request, text, flags=re.IGNORECASE)
         try:
-            view = await run_text(self.runtime.uow, self.runtime.clock,
-                                  commands=self.runtime.commands, actor=self.actor, text=text)
+            view = await run_text(
+                self.runtime.uow,
+                self.runtime.clock,
+                commands=self.runtime.commands,
+                actor=self.actor,
+                text=text,
+            )
         except Exception as err:  # the console's one central handler: keep the session
             logger.exception("console command failed: %s", text)
-            self.print(render(Reply(
-                text=f"Something went wrong ({type(err).__name__}); nothing was changed.",
-                ok=False)))
+            self.print(
+                render(
+                    Reply(
+                        text=f"Something went wrong ({type(err).__name__}); nothing was changed.",
+                        ok=False,
+                    )
+                )
+            )
             return
         self._remember_answer(view)
         self.print(render(view))
@@ -120,9 +130,11 @@ class Console:
                 await grants.run_once()
             await sweeper.tick()
             async with self.runtime.uow.read() as s:
-                due = [await next_timer_due(s),
-                       await next_outbox_due(s, transports=[self.transport.name]),
-                       await next_grant_due(s, kinds=kinds) if grants is not None else None]
+                due = [
+                    await next_timer_due(s),
+                    await next_outbox_due(s, transports=[self.transport.name]),
+                    await next_grant_due(s, kinds=kinds) if grants is not None else None,
+                ]
             now = self.runtime.clock.now()
             if all(at is None or at > now for at in due):
                 return
@@ -140,8 +152,9 @@ class Console:
 
     async def _wait(self, raw: str) -> None:
         if not raw:
-            self.print(render(Reply(text="Say how long: wait DURATION", ok=False,
-                                    usage=_WAIT_USAGE)))
+            self.print(
+                render(Reply(text="Say how long: wait DURATION", ok=False, usage=_WAIT_USAGE))
+            )
             return
         try:
             delay = parse_duration(raw)

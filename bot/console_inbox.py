@@ -64,8 +64,11 @@ class ConsoleTransport:
         if note.details:  # e.g. where the access is being granted: the answer did not say
             return False
         # The answer already said it was waiting, or that it is active and until when.
-        answered = (v.SUBMITTED, v.ACTIVATED) if req is not None and req.decision is None \
+        answered = (
+            (v.SUBMITTED, v.ACTIVATED)
+            if req is not None and req.decision is None
             else (v.SUBMITTED,)
+        )
         return note.kind in answered and req is not None and req.id in self.answered_requests
 
     async def update(self, delivery: Delivery) -> None:
@@ -83,8 +86,9 @@ class ConsoleTransport:
             self._redrawn.add((delivery.id, email))
             self.out(f"🔄 Card {label} updated: {delivery.note.headline}")
         if absent:
-            raise RetryLater(_HOLD_SECONDS, "a card's owner is not at the console",
-                             sent_nothing=True)
+            raise RetryLater(
+                _HOLD_SECONDS, "a card's owner is not at the console", sent_nothing=True
+            )
 
 
 async def release(uow: UnitOfWork, *, email: str, now: datetime) -> None:
@@ -93,10 +97,11 @@ async def release(uow: UnitOfWork, *, email: str, now: datetime) -> None:
         person = await s.scalar(select(Principal.id).where(Principal.email == email))
         await s.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.transport == ConsoleTransport.name,
-                   OutboxMessage.status == OutboxStatus.PENDING,
-                   or_(OutboxMessage.recipient_id == person,
-                       OutboxMessage.kind == v.REQUEST_UPDATE))
+            .where(
+                OutboxMessage.transport == ConsoleTransport.name,
+                OutboxMessage.status == OutboxStatus.PENDING,
+                or_(OutboxMessage.recipient_id == person, OutboxMessage.kind == v.REQUEST_UPDATE),
+            )
             .values(next_attempt_at=now)
             .execution_options(synchronize_session=False)
         )

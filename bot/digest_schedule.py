@@ -78,8 +78,11 @@ class DigestSchedule:
         if at is None:
             return False
         inserted = await schedule_digest(self.uow, period_end=at)
-        logger.info("digest for %s: %s", at.isoformat(),
-                    "scheduled" if inserted else "already scheduled (another replica)")
+        logger.info(
+            "digest for %s: %s",
+            at.isoformat(),
+            "scheduled" if inserted else "already scheduled (another replica)",
+        )
         return inserted
 
     async def catch_up(self) -> bool:
@@ -89,6 +92,9 @@ class DigestSchedule:
         if at is None:
             return False
         inserted = await catch_up_digest(self.uow, self.clock, latest=at)
-        logger.info("digest catch-up for %s: %s", at.isoformat(),
-                    "scheduled" if inserted else "nothing to do")
+        logger.info(
+            "digest catch-up for %s: %s",
+            at.isoformat(),
+            "scheduled" if inserted else "nothing to do",
+        )
         return inserted

@@ -54,8 +54,13 @@ class EntraMembership:
     """Group membership from the group's member list, kept for a short while per group, so a
     burst of requests lists each group once."""
 
-    def __init__(self, people: Callable[[str], PeopleSource], *, ttl: float = TTL_SECONDS,
-                 timer: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        people: Callable[[str], PeopleSource],
+        *,
+        ttl: float = TTL_SECONDS,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.people = people
         self._groups: TTLCache[str, frozenset[str]] = TTLCache(maxsize=256, ttl=ttl, timer=timer)
 
@@ -63,25 +68,27 @@ class EntraMembership:
         members = self._groups.get(group_id)
         if members is None:
             found = await self.people(group_id).people()
-            members = frozenset({p.teams_id for p in found if p.teams_id}
-                                | {p.email.lower() for p in found})
+            members = frozenset(
+                {p.teams_id for p in found if p.teams_id} | {p.email.lower() for p in found}
+            )
             self._groups[group_id] = members
         return bool(person.teams_id and person.teams_id in members) or (
-            person.email.lower() in members)
+            person.email.lower() in members
+        )
 
 
 # As bot.providers.wiring reads them; not imported from there, whose Slack half would bring
 # the Slack SDK into every process that builds a Runtime (Teams too).
-AZURE_IDENTITY = ("AZURE_CLIENT_ID", "AZURE_TOKEN_CREDENTIALS", "IDENTITY_ENDPOINT",
-                  "MSI_ENDPOINT")
+AZURE_IDENTITY = ("AZURE_CLIENT_ID", "AZURE_TOKEN_CREDENTIALS", "IDENTITY_ENDPOINT", "MSI_ENDPOINT")
 
 
 def has_azure_credentials() -> bool:
     return any((os.environ.get(name) or "").strip() for name in AZURE_IDENTITY)
 
 
-def directory_readers(microsoft: Microsoft, *, slack: PeopleSource | None
-                      ) -> Callable[[str, str], PeopleSource | None]:
+def directory_readers(
+    microsoft: Microsoft, *, slack: PeopleSource | None
+) -> Callable[[str, str], PeopleSource | None]:
     """`slack`: the workspace's reader, which whoever starts Slack builds
     (bot.slack.workspace_source), so the root does not import the Slack SDK."""
 

@@ -30,4 +30,3 @@ def providers_from(settings: Settings) -> dict[str, Provider]:
         providers["webhook"] = WebhookProvider(secret=settings.webhook_secret)
     logger.info("grant providers: %s", ", ".join(sorted(providers)) or "none")
     return providers
-

@@ -33,9 +33,17 @@ _NEVER = datetime.min.replace(tzinfo=UTC)  # longer than any provider's own time
 
 class GrantsWorker:
     def __init__(
-        self, uow: UnitOfWork, clock: Clock, providers: Mapping[str, Provider], *, worker: str,
-        batch: int = 50, concurrency: int = 16, max_seconds: float = 5.0,
-        lease: timedelta = LEASE, poke: Callable[[], None] | None = None,
+        self,
+        uow: UnitOfWork,
+        clock: Clock,
+        providers: Mapping[str, Provider],
+        *,
+        worker: str,
+        batch: int = 50,
+        concurrency: int = 16,
+        max_seconds: float = 5.0,
+        lease: timedelta = LEASE,
+        poke: Callable[[], None] | None = None,
     ) -> None:
         self.lease = lease
         # Wakes the outbox after a round wrote notices ("active in Entra", "failed: …").
@@ -70,8 +78,14 @@ class GrantsWorker:
     async def _claim(self) -> list[tuple[Grant, GrantJob]]:
         async with self.uow.transaction() as s:
             now = self.clock.now()
-            rows = await claim_grants(s, now=now, worker=self.worker, lease_until=now + self.lease,
-                                      limit=self.batch, kinds=list(self.providers))
+            rows = await claim_grants(
+                s,
+                now=now,
+                worker=self.worker,
+                lease_until=now + self.lease,
+                limit=self.batch,
+                kinds=list(self.providers),
+            )
             jobs = {j.grant_id: j for j in await jobs_for(s, rows)}
         return [(g, jobs[g.grant_id]) for g in rows if g.grant_id in jobs]
 
@@ -83,8 +97,9 @@ class GrantsWorker:
             # without being sent (and without using an attempt).
             quiet = (self._quiet_until.get(key, _NEVER) - self.clock.now()).total_seconds()
             if quiet > 0:
-                return Outcome(row, job, ProviderError("paced: the remote asked us to wait",
-                                                       retry_after=quiet))
+                return Outcome(
+                    row, job, ProviderError("paced: the remote asked us to wait", retry_after=quiet)
+                )
             try:
                 await (provider.grant(job) if job.action == "grant" else provider.revoke(job))
             except ProviderError as err:
@@ -93,13 +108,16 @@ class GrantsWorker:
                 if err.retry_after is not None:
                     self._quiet_until[key] = max(
                         self._quiet_until.get(key, _NEVER),
-                        self.clock.now() + timedelta(seconds=err.retry_after))
-                logger.log(level, "%s %s (%s) failed: %s", job.action, job.grant_id,
-                           job.target.kind, err)
+                        self.clock.now() + timedelta(seconds=err.retry_after),
+                    )
+                logger.log(
+                    level, "%s %s (%s) failed: %s", job.action, job.grant_id, job.target.kind, err
+                )
                 return Outcome(row, job, err)
             except Exception as err:  # the network edge: anything else is retried
-                logger.warning("%s %s (%s) failed: %r", job.action, job.grant_id,
-                               job.target.kind, err)
+                logger.warning(
+                    "%s %s (%s) failed: %r", job.action, job.grant_id, job.target.kind, err
+                )
                 return Outcome(row, job, err)
         return Outcome(row, job)
 

@@ -109,8 +109,15 @@ class _Outcome:
 
 class OutboxWorker:
     def __init__(
-        self, uow: UnitOfWork, clock: Clock, transports: list[Transport], *, worker: str,
-        batch: int = 100, concurrency: int = 64, max_seconds: float = 5.0,
+        self,
+        uow: UnitOfWork,
+        clock: Clock,
+        transports: list[Transport],
+        *,
+        worker: str,
+        batch: int = 100,
+        concurrency: int = 64,
+        max_seconds: float = 5.0,
         on_failure: Callable[[str, str], None] | None = None,
     ) -> None:
         self.uow, self.clock, self.worker, self.batch = uow, clock, worker, batch
@@ -164,15 +171,30 @@ class OutboxWorker:
             if limit <= 0:
                 return [], False
             lease = now + LEASE
-            fresh = await claim_outbox(s, now=now, worker=self.worker, lease_until=lease,
-                                       limit=self.batch, transports=["*"])
+            fresh = await claim_outbox(
+                s,
+                now=now,
+                worker=self.worker,
+                lease_until=lease,
+                limit=self.batch,
+                transports=["*"],
+            )
             await self._fan_out(s, fresh, now)
-            rows = await claim_outbox(s, now=now, worker=self.worker, lease_until=lease,
-                                      limit=limit, transports=list(self.transports))
+            rows = await claim_outbox(
+                s,
+                now=now,
+                worker=self.worker,
+                lease_until=lease,
+                limit=limit,
+                transports=list(self.transports),
+            )
             people = await _recipients(s, rows)
-            work = [d for m in rows
-                    if (d := await self._prepare(s, m, now, people.get(m.recipient_id or 0)))
-                    is not None]
+            work = [
+                d
+                for m in rows
+                if (d := await self._prepare(s, m, now, people.get(m.recipient_id or 0)))
+                is not None
+            ]
             await mark_attempted(s, ids=[d.id for _, d in work], now=now)
         # a full claim, or '*' rows left to fan out: there may be more to send now
         return work, len(fresh) == self.batch or len(rows) == limit
@@ -186,13 +208,26 @@ class OutboxWorker:
         for m in rows:
             recipient = people.get(m.recipient_id or 0)
             broadcast = m.recipient_id is None and m.channel is None  # a card redraw
-            targets = [t for t in self.transports.values()
-                       if broadcast or t.reaches(recipient, m.channel)]
-            copies += [{"created_at": now, "transport": t.name, "parent_id": m.id,
-                        "recipient_id": m.recipient_id, "channel": m.channel, "kind": m.kind,
-                        "request_id": m.request_id, "card": m.card, "payload": m.payload,
-                        "status": OutboxStatus.PENDING,
-                        "attempts": 0, "next_attempt_at": now} for t in targets]
+            targets = [
+                t for t in self.transports.values() if broadcast or t.reaches(recipient, m.channel)
+            ]
+            copies += [
+                {
+                    "created_at": now,
+                    "transport": t.name,
+                    "parent_id": m.id,
+                    "recipient_id": m.recipient_id,
+                    "channel": m.channel,
+                    "kind": m.kind,
+                    "request_id": m.request_id,
+                    "card": m.card,
+                    "payload": m.payload,
+                    "status": OutboxStatus.PENDING,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                }
+                for t in targets
+            ]
             (fanned if targets else unreachable).append(m.id)
         await fan_out(s, now=now, copies=copies, fanned=fanned, unreachable=unreachable)
 
@@ -204,14 +239,31 @@ class OutboxWorker:
             if await _cards_in_flight(s, m, m.parent_id or m.id):
                 m.status, m.next_attempt_at = OutboxStatus.PENDING, now + timedelta(seconds=1)
                 return None
-            same = (PostedMessage.card == m.card) if m.card is not None \
+            same = (
+                (PostedMessage.card == m.card)
+                if m.card is not None
                 else (PostedMessage.request_id == m.request_id)
-            posted = tuple((await s.scalars(select(PostedMessage.ref).where(
-                same, PostedMessage.transport == m.transport,
-            ).order_by(PostedMessage.id))).all())
+            )
+            posted = tuple(
+                (
+                    await s.scalars(
+                        select(PostedMessage.ref)
+                        .where(
+                            same,
+                            PostedMessage.transport == m.transport,
+                        )
+                        .order_by(PostedMessage.id)
+                    )
+                ).all()
+            )
         return m.transport, Delivery(
-            id=m.id, kind=m.kind, note=Notification.from_dict(m.payload),
-            request_id=m.request_id, recipient=recipient, channel=m.channel, posted=posted,
+            id=m.id,
+            kind=m.kind,
+            note=Notification.from_dict(m.payload),
+            request_id=m.request_id,
+            recipient=recipient,
+            channel=m.channel,
+            posted=posted,
             resumed_since=m.attempted_at,  # as it was before this claim (mark_attempted)
             card=m.card,
         )
@@ -226,8 +278,9 @@ class OutboxWorker:
                 outcome.ref = await transport.send(delivery)
         except (RetryLater, Undeliverable) as err:
             outcome.error = err
-            self.on_failure(transport_name, "retry" if isinstance(err, RetryLater)
-                            else "undeliverable")
+            self.on_failure(
+                transport_name, "retry" if isinstance(err, RetryLater) else "undeliverable"
+            )
         except Exception as err:  # the network edge: any failure is retried, never lost
             logger.warning("delivery %s via %s failed: %s", delivery.id, transport_name, err)
             outcome.error = err
@@ -236,10 +289,15 @@ class OutboxWorker:
 
     async def _record(self, s: AsyncSession, finished: list[_Outcome], now: datetime) -> None:
         ids = [o.delivery.id for o in finished]
-        rows = {m.id: m for m in (await s.scalars(
-            select(OutboxMessage).where(OutboxMessage.id.in_(ids)))).all()}
-        await mark_sent(s, ids=[o.delivery.id for o in finished
-                                if o.error is None and o.delivery.id in rows], now=now)
+        rows = {
+            m.id: m
+            for m in (await s.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids)))).all()
+        }
+        await mark_sent(
+            s,
+            ids=[o.delivery.id for o in finished if o.error is None and o.delivery.id in rows],
+            now=now,
+        )
         for o in finished:
             m = rows.get(o.delivery.id)
             if m is None:
@@ -247,11 +305,18 @@ class OutboxWorker:
             if o.error is None:
                 if o.ref is not None and o.delivery.kind in TRACKED_KINDS:
                     recipient = o.delivery.recipient
-                    s.add(PostedMessage(
-                        request_id=o.delivery.request_id, card=o.delivery.card, outbox_id=m.id,
-                        transport=o.transport, kind=o.delivery.kind, ref=o.ref, created_at=now,
-                        recipient_id=recipient.id if recipient else None,
-                    ))
+                    s.add(
+                        PostedMessage(
+                            request_id=o.delivery.request_id,
+                            card=o.delivery.card,
+                            outbox_id=m.id,
+                            transport=o.transport,
+                            kind=o.delivery.kind,
+                            ref=o.ref,
+                            created_at=now,
+                            recipient_id=recipient.id if recipient else None,
+                        )
+                    )
             else:
                 _failed(m, o.error, now)
 
@@ -272,8 +337,9 @@ def _failed(m: OutboxMessage, err: Exception, now: datetime) -> None:
         logger.error("giving up on delivery %s after %s attempts", m.id, m.attempts)
     else:
         m.status = OutboxStatus.PENDING
-        wait = (timedelta(seconds=err.seconds) if isinstance(err, RetryLater)
-                else _backoff(m.attempts))
+        wait = (
+            timedelta(seconds=err.seconds) if isinstance(err, RetryLater) else _backoff(m.attempts)
+        )
         m.next_attempt_at = now + wait
 
 
@@ -283,8 +349,12 @@ async def _recipients(s: AsyncSession, rows: list[OutboxMessage]) -> dict[int, R
     if not ids:
         return {}
     people = (await s.scalars(select(Principal).where(Principal.id.in_(ids)))).all()
-    return {p.id: Recipient(id=p.id, email=p.email, name=p.display_name, slack_id=p.slack_id,
-                            teams_id=p.teams_id) for p in people}
+    return {
+        p.id: Recipient(
+            id=p.id, email=p.email, name=p.display_name, slack_id=p.slack_id, teams_id=p.teams_id
+        )
+        for p in people
+    }
 
 
 async def _cards_in_flight(s: AsyncSession, m: OutboxMessage, before: int) -> bool:
@@ -292,13 +362,18 @@ async def _cards_in_flight(s: AsyncSession, m: OutboxMessage, before: int) -> bo
     # `before` is the id of the update's original ('*') row. Compare original rows, not the
     # fanned-out copies: two workers fanning out concurrently (PostgreSQL) can give a card's
     # copy a higher id than the update's copy.
-    same = (OutboxMessage.card == m.card) if m.card is not None \
+    same = (
+        (OutboxMessage.card == m.card)
+        if m.card is not None
         else (OutboxMessage.request_id == m.request_id)
-    count = await s.scalar(select(func.count(OutboxMessage.id)).where(
-        same,
-        OutboxMessage.transport.in_([m.transport, "*"]),
-        OutboxMessage.kind.in_(list(TRACKED_KINDS)),
-        OutboxMessage.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
-        func.coalesce(OutboxMessage.parent_id, OutboxMessage.id) < before,
-    ))
+    )
+    count = await s.scalar(
+        select(func.count(OutboxMessage.id)).where(
+            same,
+            OutboxMessage.transport.in_([m.transport, "*"]),
+            OutboxMessage.kind.in_(list(TRACKED_KINDS)),
+            OutboxMessage.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
+            func.coalesce(OutboxMessage.parent_id, OutboxMessage.id) < before,
+        )
+    )
     return bool(count)

@@ -20,16 +20,29 @@ logger = logging.getLogger(__name__)
 
 
 class PeriodicJob:
-    def __init__(self, uow: UnitOfWork, clock: Clock, *, kind: str, interval: timedelta,
-                 work: Callable[[], Awaitable[object]], worker: str) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        clock: Clock,
+        *,
+        kind: str,
+        interval: timedelta,
+        work: Callable[[], Awaitable[object]],
+        worker: str,
+    ) -> None:
         self.uow, self.clock, self.kind, self.interval = uow, clock, kind, interval
         self.work, self.worker = work, worker
 
     async def fire(self) -> bool:
         """One firing: True when this replica ran the period's work."""
         try:
-            key = await claim_period(self.uow, kind=self.kind, interval=self.interval,
-                                     now=self.clock.now(), worker=self.worker)
+            key = await claim_period(
+                self.uow,
+                kind=self.kind,
+                interval=self.interval,
+                now=self.clock.now(),
+                worker=self.worker,
+            )
         except Exception:  # the database is away: the next firing tries again
             logger.exception("%s: could not claim this period", self.kind)
             return False

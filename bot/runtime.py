@@ -81,9 +81,17 @@ def _chat_uow(settings: Settings, wait: float) -> UnitOfWork:
     CLI keep the long waits; nobody is waiting on them in a chat."""
     url, key = settings.database_url, _audit_key(settings)
     if make_url(normalize_url(url)).get_backend_name() != "sqlite":
-        return UnitOfWork(make_engine(url, pool_timeout=wait, connect_args={
-            "timeout": wait, "server_settings": {"lock_timeout": f"{int(wait * 1000)}ms"}}),
-            audit_key=key)
+        return UnitOfWork(
+            make_engine(
+                url,
+                pool_timeout=wait,
+                connect_args={
+                    "timeout": wait,
+                    "server_settings": {"lock_timeout": f"{int(wait * 1000)}ms"},
+                },
+            ),
+            audit_key=key,
+        )
     engine = make_engine(url, pool_timeout=wait)
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -137,18 +145,31 @@ class Runtime:
         removal_hook: RemovalHook | None = revoke_removed
         # The directory (people, and eligibility through Entra groups) and reconciliation.
         microsoft = Microsoft()
-        groups = (GroupMembership(EntraMembership(lambda g: EntraGroupSource(microsoft, g)))
-                  if has_azure_credentials() else None)
+        groups = (
+            GroupMembership(EntraMembership(lambda g: EntraGroupSource(microsoft, g)))
+            if has_azure_credentials()
+            else None
+        )
         metrics = Metrics()
         uow.on_commit = metrics.committed
-        return cls(settings=settings, uow=uow, clock=clock or SystemClock(),
-                   commands=metrics.counted_commands(command_table(digest=options, groups=groups)),
-                   groups=groups, microsoft=microsoft, grant_book=SqlGrantBook(),
-                   timer_actions=metrics.timed_actions({
-                       **lifecycle_actions(),
-                       DIGEST_TIMER: one_by_one(digest_timer_action(options)),
-                       **review_actions(on_removed=removal_hook)}),
-                   review_removal_hook=removal_hook, metrics=metrics)
+        return cls(
+            settings=settings,
+            uow=uow,
+            clock=clock or SystemClock(),
+            commands=metrics.counted_commands(command_table(digest=options, groups=groups)),
+            groups=groups,
+            microsoft=microsoft,
+            grant_book=SqlGrantBook(),
+            timer_actions=metrics.timed_actions(
+                {
+                    **lifecycle_actions(),
+                    DIGEST_TIMER: one_by_one(digest_timer_action(options)),
+                    **review_actions(on_removed=removal_hook),
+                }
+            ),
+            review_removal_hook=removal_hook,
+            metrics=metrics,
+        )
 
     def chat(self, transport: str = "slack") -> Chat:
         """What a chat transport needs, with its own engine of short database waits."""
@@ -156,9 +177,15 @@ class Runtime:
         if transport not in self.chat_uows:
             self.chat_uows[transport] = _chat_uow(self.settings, wait)
             self.chat_uows[transport].on_commit = self.metrics.committed
-        return Chat(uow=self.chat_uows[transport], clock=self.clock, poke=self.poke,
-                    commands=self.commands, delivery_uow=self.uow, budget=budget,
-                    groups=self.groups)
+        return Chat(
+            uow=self.chat_uows[transport],
+            clock=self.clock,
+            poke=self.poke,
+            commands=self.commands,
+            delivery_uow=self.uow,
+            budget=budget,
+            groups=self.groups,
+        )
 
     async def prepare(self) -> None:
         """Bring the schema up to date and apply PIM_POLICY, before anything is served."""
@@ -168,8 +195,9 @@ class Runtime:
         if self.settings.policy_file:
             limit = self.settings.policy_max_bytes
             text = read_policy_file(self.settings.policy_file, max_bytes=limit)
-            plan = await apply_policy(self.uow, self.clock, text=text,
-                                      source=self.settings.policy_file, max_bytes=limit)
+            plan = await apply_policy(
+                self.uow, self.clock, text=text, source=self.settings.policy_file, max_bytes=limit
+            )
             logger.info("policy %s: %s", self.settings.policy_file, plan.render())
 
     def start_background(self, transports: list[Transport]) -> None:
@@ -177,19 +205,36 @@ class Runtime:
         down runs at once: the first sweep is immediate."""
         self.transports = transports
         name = worker_name()
-        self.outbox = OutboxWorker(self.uow, self.clock, transports, worker=name,
-                                   concurrency=self.settings.outbox_concurrency,
-                                   on_failure=self.metrics.delivery_failed)
-        digest = DigestSchedule(self.uow, self.clock,
-                                trigger=self.digest_cron or digest_trigger(self.settings))
-        self.sweeper = Sweeper(self.uow, self.clock, self.outbox, worker=name,
-                               sweep_seconds=self.settings.sweep_seconds, digest=digest,
-                               timer_actions=self.timer_actions,
-                               periodic=self.periodic_jobs(name))
+        self.outbox = OutboxWorker(
+            self.uow,
+            self.clock,
+            transports,
+            worker=name,
+            concurrency=self.settings.outbox_concurrency,
+            on_failure=self.metrics.delivery_failed,
+        )
+        digest = DigestSchedule(
+            self.uow, self.clock, trigger=self.digest_cron or digest_trigger(self.settings)
+        )
+        self.sweeper = Sweeper(
+            self.uow,
+            self.clock,
+            self.outbox,
+            worker=name,
+            sweep_seconds=self.settings.sweep_seconds,
+            digest=digest,
+            timer_actions=self.timer_actions,
+            periodic=self.periodic_jobs(name),
+        )
         self.sweeper.start()
-        self.grants = GrantsWorker(self.uow, self.clock, self.providers, worker=name,
-                                   lease=timedelta(seconds=self.settings.grant_lease_seconds),
-                                   poke=self.sweeper.poke)
+        self.grants = GrantsWorker(
+            self.uow,
+            self.clock,
+            self.providers,
+            worker=name,
+            lease=timedelta(seconds=self.settings.grant_lease_seconds),
+            poke=self.sweeper.poke,
+        )
         self.grants.start(poll_seconds=min(self.settings.sweep_seconds, 2.0))
 
     def periodic_jobs(self, worker: str) -> tuple[PeriodicJob, ...]:
@@ -199,16 +244,29 @@ class Runtime:
         if readers is None and self.microsoft is not None:
             readers = directory_readers(self.microsoft, slack=self.slack_people)
         if readers is not None:
-            jobs.append(PeriodicJob(
-                self.uow, self.clock, kind="directory_sync", worker=worker,
-                interval=self.settings.directory_sync_interval,
-                work=lambda: sync_directory(self.uow, self.clock, readers=readers)))
+            jobs.append(
+                PeriodicJob(
+                    self.uow,
+                    self.clock,
+                    kind="directory_sync",
+                    worker=worker,
+                    interval=self.settings.directory_sync_interval,
+                    work=lambda: sync_directory(self.uow, self.clock, readers=readers),
+                )
+            )
         if book is not None and self.providers:
-            jobs.append(PeriodicJob(
-                self.uow, self.clock, kind="reconcile", worker=worker,
-                interval=self.settings.reconcile_interval,
-                work=lambda: reconcile(self.uow, self.clock, book=book,
-                                       providers=self.providers)))
+            jobs.append(
+                PeriodicJob(
+                    self.uow,
+                    self.clock,
+                    kind="reconcile",
+                    worker=worker,
+                    interval=self.settings.reconcile_interval,
+                    work=lambda: reconcile(
+                        self.uow, self.clock, book=book, providers=self.providers
+                    ),
+                )
+            )
         return tuple(jobs)
 
     def poke(self) -> None:

@@ -29,8 +29,15 @@ PERIODIC_GRACE_SECONDS = 10.0
 
 class Sweeper:
     def __init__(
-        self, uow: UnitOfWork, clock: Clock, outbox: OutboxWorker, *, worker: str,
-        sweep_seconds: float, timer_actions: TimerActions, digest: DigestSchedule | None = None,
+        self,
+        uow: UnitOfWork,
+        clock: Clock,
+        outbox: OutboxWorker,
+        *,
+        worker: str,
+        sweep_seconds: float,
+        timer_actions: TimerActions,
+        digest: DigestSchedule | None = None,
         periodic: tuple[PeriodicJob, ...] = (),
     ) -> None:
         self.uow, self.clock, self.outbox, self.worker = uow, clock, outbox, worker
@@ -61,16 +68,24 @@ class Sweeper:
 
     def start(self) -> None:
         self.scheduler.add_job(
-            self.tick, "interval", seconds=self.sweep_seconds, id="sweep",
+            self.tick,
+            "interval",
+            seconds=self.sweep_seconds,
+            id="sweep",
             next_run_time=datetime.now(UTC),
         )
         if self.digest is not None:
             self.scheduler.add_job(self._digest_due, self.digest.trigger, id="digest")
         for job in self.periodic:
             # From start-up on: a period nobody ran while everything was down runs now.
-            self.scheduler.add_job(self._periodic, "interval", args=(job,),
-                                   seconds=job.interval.total_seconds(),
-                                   id=f"periodic-{job.kind}", next_run_time=datetime.now(UTC))
+            self.scheduler.add_job(
+                self._periodic,
+                "interval",
+                args=(job,),
+                seconds=job.interval.total_seconds(),
+                id=f"periodic-{job.kind}",
+                next_run_time=datetime.now(UTC),
+            )
         self.scheduler.start()
 
     async def stop(self) -> None:
@@ -131,7 +146,8 @@ class Sweeper:
             pending.remove()
         self._wake_count += 1
         self._wake_job = self.scheduler.add_job(
-            self.tick, "date", run_date=at, id=f"wake-{self._wake_count}")
+            self.tick, "date", run_date=at, id=f"wake-{self._wake_count}"
+        )
 
     async def _digest_due(self) -> None:
         """A firing of PIM_DIGEST_CRON: insert its timer row, then sweep at once."""
@@ -182,22 +198,29 @@ class Sweeper:
             self._timers_again = True
             while self._timers_again and not self._stopped:
                 self._timers_again = False
-                await run_due_timers(self.uow, self.clock, worker=self.worker,
-                                     actions=self.timer_actions)
+                await run_due_timers(
+                    self.uow, self.clock, worker=self.worker, actions=self.timer_actions
+                )
             async with self.uow.read() as s:
                 soonest = await next_timer_due(s)
         self._plan_timers(soonest)
 
     def _plan_timers(self, soonest: datetime | None) -> None:
-        if soonest is not None and soonest < self.clock.now() + timedelta(
-                seconds=self.sweep_seconds) and self.scheduler.running:
+        if (
+            soonest is not None
+            and soonest < self.clock.now() + timedelta(seconds=self.sweep_seconds)
+            and self.scheduler.running
+        ):
             delay = max(0.0, (soonest - self.clock.now()).total_seconds())
             if self._timer_wake is not None and self.scheduler.get_job(self._timer_wake.id):
                 self._timer_wake.remove()
             self._wake_count += 1
             self._timer_wake = self.scheduler.add_job(
-                self.run_timers, "date", run_date=datetime.now(UTC) + timedelta(seconds=delay),
-                id=f"timers-{self._wake_count}")
+                self.run_timers,
+                "date",
+                run_date=datetime.now(UTC) + timedelta(seconds=delay),
+                id=f"timers-{self._wake_count}",
+            )
 
     async def _sweep(self) -> None:
         """Look first, in a read: claiming takes SQLite's write lock, and most sweeps (each
@@ -220,8 +243,10 @@ class Sweeper:
 
     async def _dues(self) -> tuple[datetime | None, datetime | None]:
         async with self.uow.read() as s:
-            return (await next_timer_due(s),
-                    await next_outbox_due(s, transports=list(self.outbox.transports)))
+            return (
+                await next_timer_due(s),
+                await next_outbox_due(s, transports=list(self.outbox.transports)),
+            )
 
     def _plan_wakeup(self, *dues: datetime | None) -> None:
         soonest = min((d for d in dues if d is not None), default=None)

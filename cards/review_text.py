@@ -10,8 +10,7 @@ HOW = "review ITEM approve|deny|dontknow [REASON…]"
 
 def item_line(item: ReviewItemView) -> str:
     """`#12 Bob Builder <bob@…> · Global Administrator (eligible)`."""
-    return (f"#{item.id} {item.person.name} <{item.person.email}> · {item.role.name} "
-            f"({item.kind})")
+    return f"#{item.id} {item.person.name} <{item.person.email}> · {item.role.name} ({item.kind})"
 
 
 def recommendation_line(item: ReviewItemView) -> str | None:
@@ -22,8 +21,10 @@ def recommendation_line(item: ReviewItemView) -> str | None:
 
 
 def review_card_text(card: ReviewCardView, headline: str | None = None) -> str:
-    lines = [f"📋 {headline or card.name}", f"  {card.name} #{card.number} · "
-             f"{card.progress_line()}"]
+    lines = [
+        f"📋 {headline or card.name}",
+        f"  {card.name} #{card.number} · {card.progress_line()}",
+    ]
     for item in card.items:
         lines.append(f"  {REVIEW_EMOJI[item.decision]} {item_line(item)}")
         if item.decided:

@@ -87,13 +87,33 @@ from cards.views import (
 from vocab.states import MemberType
 
 __all__ = [
-    "ACTIVATION_MODAL", "DECISION_MODAL", "DURATION_ACTION", "DURATION_BLOCK",
-    "JUSTIFICATION_ACTION", "JUSTIFICATION_BLOCK", "REASON_ACTION", "REASON_BLOCK",
-    "DECISION_OF", "REVIEW_MODAL", "REVIEW_REASON_ACTION", "REVIEW_REASON_BLOCK", "review_modal",
-    "ROLE_ACTION", "ROLE_BLOCK", "TICKET_ACTION", "TICKET_BLOCK", "activation_modal",
-    "alert_message", "decision_modal", "digest_message", "escape", "home_view",
-    "modal_errors", "notification_message",
-    "reply_message", "request_update_message",
+    "ACTIVATION_MODAL",
+    "DECISION_MODAL",
+    "DURATION_ACTION",
+    "DURATION_BLOCK",
+    "JUSTIFICATION_ACTION",
+    "JUSTIFICATION_BLOCK",
+    "REASON_ACTION",
+    "REASON_BLOCK",
+    "DECISION_OF",
+    "REVIEW_MODAL",
+    "REVIEW_REASON_ACTION",
+    "REVIEW_REASON_BLOCK",
+    "review_modal",
+    "ROLE_ACTION",
+    "ROLE_BLOCK",
+    "TICKET_ACTION",
+    "TICKET_BLOCK",
+    "activation_modal",
+    "alert_message",
+    "decision_modal",
+    "digest_message",
+    "escape",
+    "home_view",
+    "modal_errors",
+    "notification_message",
+    "reply_message",
+    "request_update_message",
 ]
 
 _KIND_EMOJI = v.KIND_EMOJI
@@ -101,6 +121,7 @@ _OUTCOME = v.OUTCOME
 
 
 # --- notifications -------------------------------------------------------------------------
+
 
 def notification_message(note: Notification) -> Block:
     """The message a notification becomes; a decided request always shows its outcome."""
@@ -111,33 +132,50 @@ def notification_message(note: Notification) -> Block:
     if note.review is not None:
         return review_message(note.review, note.headline)
     req = note.request
-    if req is not None and (note.kind == v.REQUEST_UPDATE or (
-            note.kind in (v.APPROVAL_NEEDED, v.SUBMITTED) and not req.pending)):
+    if req is not None and (
+        note.kind == v.REQUEST_UPDATE
+        or (note.kind in (v.APPROVAL_NEEDED, v.SUBMITTED) and not req.pending)
+    ):
         return _decided_card(req)
     emoji = _KIND_EMOJI.get(note.kind, "🔔")
     blocks = [section(f"{emoji} {esc(note.headline)}")]
     if req is not None and note.kind == v.APPROVAL_NEEDED:
         who_asks = "Both buttons ask" if req.needs_approver_justification else "Deny asks"
-        blocks = [header(f"{emoji} Approval needed"), section(esc(note.headline)),
-                  *request_blocks(req),
-                  actions(f"req:{req.id}",
-                          button("Approve", v.APPROVE, req.id, style="primary"),
-                          button("Deny", v.DENY, req.id, style="danger")),
-                  context(f"{who_asks} you for a reason.")]
+        blocks = [
+            header(f"{emoji} Approval needed"),
+            section(esc(note.headline)),
+            *request_blocks(req),
+            actions(
+                f"req:{req.id}",
+                button("Approve", v.APPROVE, req.id, style="primary"),
+                button("Deny", v.DENY, req.id, style="danger"),
+            ),
+            context(f"{who_asks} you for a reason."),
+        ]
     elif req is not None and note.kind == v.SUBMITTED:
-        blocks += [*request_blocks(req),
-                   actions(f"req:{req.id}", button("Cancel request", v.CANCEL, req.id))]
+        blocks += [
+            *request_blocks(req),
+            actions(f"req:{req.id}", button("Cancel request", v.CANCEL, req.id)),
+        ]
     else:
         blocks += _note_context(note)
     if note.kind == v.EXPIRING and note.role is not None:
-        blocks.append(actions(f"role:{note.role.id}", button(
-            "Extend", v.EXTEND, note.role.id, style="primary")))
+        blocks.append(
+            actions(
+                f"role:{note.role.id}", button("Extend", v.EXTEND, note.role.id, style="primary")
+            )
+        )
     if note.kind == v.RENEWABLE and note.role is not None:
-        blocks.append(actions(f"role:{note.role.id}", button(
-            "Renew", v.RENEW, note.role.id, style="primary")))
+        blocks.append(
+            actions(f"role:{note.role.id}", button("Renew", v.RENEW, note.role.id, style="primary"))
+        )
     if note.kind == v.EXPIRED and note.role is not None and req is None:
-        blocks.append(actions(f"role:{note.role.id}", button(
-            "Request again", v.REQUEST_AGAIN, note.role.id, style="primary")))
+        blocks.append(
+            actions(
+                f"role:{note.role.id}",
+                button("Request again", v.REQUEST_AGAIN, note.role.id, style="primary"),
+            )
+        )
     return message(f"{emoji} {escape(note.headline)}", blocks)
 
 
@@ -150,8 +188,7 @@ def _decided_card(req: RequestView) -> Block:
     outcome = req.decision.outcome if req.decision else req.status
     emoji, word = _OUTCOME.get(outcome, ("ℹ️", outcome))
     line = escape(req.outcome_line())
-    blocks = [header(f"{emoji} Request {word}"), section(f"{emoji} {line}"),
-              *request_blocks(req)]
+    blocks = [header(f"{emoji} Request {word}"), section(f"{emoji} {line}"), *request_blocks(req)]
     return message(f"{emoji} {req.id} · {escape(req.role.name)}: {line}", blocks)
 
 
@@ -167,6 +204,7 @@ def _note_context(note: Notification) -> list[Block]:
 
 
 # --- replies to /pim -----------------------------------------------------------------------
+
 
 @singledispatch
 def _blocks(view: object) -> list[Block]:
@@ -204,16 +242,20 @@ def _roles(view: RolesView) -> list[Block]:
 def _form(view: FormView) -> list[Block]:
     if not view.roles:
         return [section("You are not eligible for any role.")]
-    return [section("*Which role do you want to activate?*"),
-            *role_blocks(view.roles, room=MESSAGE_BLOCKS - 1)]
+    return [
+        section("*Which role do you want to activate?*"),
+        *role_blocks(view.roles, room=MESSAGE_BLOCKS - 1),
+    ]
 
 
 @_blocks.register
 def _requests(view: RequestListView) -> list[Block]:
     if not view.requests:
         return [section(esc(view.empty_text))]
-    return [section(f"*{esc(view.title, 500)}*"),
-            *request_list_blocks(view, room=MESSAGE_BLOCKS - 1)]
+    return [
+        section(f"*{esc(view.title, 500)}*"),
+        *request_list_blocks(view, room=MESSAGE_BLOCKS - 1),
+    ]
 
 
 @_blocks.register
@@ -234,9 +276,11 @@ def _reviews(view: ReviewsView) -> list[Block]:
 def _audit(view: AuditView) -> list[Block]:
     if not view.events:
         return [section(f"{esc(view.title, 500)}: no events.")]
-    lines = [f"`#{e.id}` {when(e.at)} · *{esc(e.actor, 200)}* · {esc(e.action, 100)} · "
-             f"{esc(e.target, 300)}" + (f" ({esc(e.summary, 300)})" if e.summary else "")
-             for e in view.events]
+    lines = [
+        f"`#{e.id}` {when(e.at)} · *{esc(e.actor, 200)}* · {esc(e.action, 100)} · "
+        f"{esc(e.target, 300)}" + (f" ({esc(e.summary, 300)})" if e.summary else "")
+        for e in view.events
+    ]
     chunks, used = _pack(lines, room=MESSAGE_BLOCKS - 2)  # leave room for title and note
     notes = [f"{len(lines) - used} more events not shown."] if used < len(lines) else []
     notes += ["Older events omitted."] if view.truncated else []
@@ -261,16 +305,23 @@ def _pack(lines: list[str], *, room: int) -> tuple[list[str], int]:
 
 # --- shared by replies and App Home ---------------------------------------------------------
 
+
 def _role_text(line: RoleLine) -> str:
     if line.active_until:
-        until = "permanently" if line.active_until == "permanent" else \
-            f"until {slack_date(line.active_until)}"
-        state = f"🟢 Active {until}" + (" (assigned)" if line.member_type == MemberType.ASSIGNED else "")
+        until = (
+            "permanently"
+            if line.active_until == "permanent"
+            else f"until {slack_date(line.active_until)}"
+        )
+        state = f"🟢 Active {until}" + (
+            " (assigned)" if line.member_type == MemberType.ASSIGNED else ""
+        )
     elif line.pending_request:
         state = f"⏳ Pending `{esc(line.pending_request, 100)}`"
     else:
-        state = "Eligible" + (f" until {slack_date(line.eligible_until)}"
-                              if line.eligible_until else "")
+        state = "Eligible" + (
+            f" until {slack_date(line.eligible_until)}" if line.eligible_until else ""
+        )
     rules = f"max {compact_duration(line.max_duration_seconds)}"
     rules += " · needs approval" if line.requires_approval else ""
     return f"*{esc(line.role.name, 500)}*  `{esc(line.role.id, 200)}`\n{state} · {rules}"
@@ -280,11 +331,13 @@ def _role_button(line: RoleLine) -> Block | None:
     if line.active_until:
         if line.member_type != MemberType.ACTIVATED:
             return None  # an admin's assignment is removed by an admin, not deactivated
-        confirm = {"title": {"type": "plain_text", "text": "Deactivate?"},
-                   "text": {"type": "plain_text",
-                            "text": f"Your {line.role.name} access ends now."[:300]},
-                   "confirm": {"type": "plain_text", "text": "Deactivate"},
-                   "deny": {"type": "plain_text", "text": "Keep it"}, "style": "danger"}
+        confirm = {
+            "title": {"type": "plain_text", "text": "Deactivate?"},
+            "text": {"type": "plain_text", "text": f"Your {line.role.name} access ends now."[:300]},
+            "confirm": {"type": "plain_text", "text": "Deactivate"},
+            "deny": {"type": "plain_text", "text": "Keep it"},
+            "style": "danger",
+        }
         return button("Deactivate", v.DEACTIVATE, line.role.id, confirm=confirm)
     if line.pending_request:
         return None
@@ -294,19 +347,24 @@ def _role_button(line: RoleLine) -> Block | None:
 def role_blocks(roles: tuple[RoleLine, ...], *, room: int, prefix: str = "") -> list[Block]:
     """One section per role with its button; past `room` blocks, a line names the rest."""
     fits = roles if len(roles) <= room else roles[: room - 1]
-    blocks = [section(_role_text(r), block_id=f"{prefix}role:{r.role.id}",
-                      accessory=_role_button(r)) for r in fits]
+    blocks = [
+        section(_role_text(r), block_id=f"{prefix}role:{r.role.id}", accessory=_role_button(r))
+        for r in fits
+    ]
     if len(fits) < len(roles):
-        rest = roles[len(fits):]
+        rest = roles[len(fits) :]
         names = ", ".join(esc(r.role.name, 100) for r in rest)
-        blocks.append(context(f"{len(rest)} more roles not shown; "
-                              f"use `/pim activate ROLE` for them: {names}"))
+        blocks.append(
+            context(f"{len(rest)} more roles not shown; use `/pim activate ROLE` for them: {names}")
+        )
     return blocks
 
 
 def _request_summary(req: RequestView) -> str:
-    first = (f"*`{esc(req.id, 100)}`* · *{esc(req.role.name, 300)}* · "
-             f"{compact_duration(req.duration_seconds)} from {slack_date(req.start_at)}")
+    first = (
+        f"*`{esc(req.id, 100)}`* · *{esc(req.role.name, 300)}* · "
+        f"{compact_duration(req.duration_seconds)} from {slack_date(req.start_at)}"
+    )
     second = esc(req.requester.name, 300)
     if req.ticket:
         second += f" · ticket {esc(req.ticket, 200)}"
@@ -330,18 +388,29 @@ def request_list_blocks(view: RequestListView, *, room: int, prefix: str = "") -
     for req in fits:
         block_id = f"{prefix}req:{req.id}"
         if view.for_approver:
-            blocks += [section(_request_summary(req)), actions(
-                block_id, button("Approve", v.APPROVE, req.id, style="primary"),
-                button("Deny", v.DENY, req.id, style="danger"))]
+            blocks += [
+                section(_request_summary(req)),
+                actions(
+                    block_id,
+                    button("Approve", v.APPROVE, req.id, style="primary"),
+                    button("Deny", v.DENY, req.id, style="danger"),
+                ),
+            ]
         else:
-            blocks.append(section(_request_summary(req), block_id=block_id,
-                                  accessory=button("Cancel", v.CANCEL, req.id)))
+            blocks.append(
+                section(
+                    _request_summary(req),
+                    block_id=block_id,
+                    accessory=button("Cancel", v.CANCEL, req.id),
+                )
+            )
     if len(fits) < count:
         blocks.append(context(f"{count - len(fits)} more requests not shown."))
     return blocks
 
 
 # --- App Home --------------------------------------------------------------------------------
+
 
 def _share(needs: list[int], total: int) -> list[int]:
     """Split `total` blocks between lists: small lists get all they need, big ones the rest."""
@@ -356,14 +425,26 @@ def _share(needs: list[int], total: int) -> list[int]:
 def home_view(roles: RolesView, mine: RequestListView, approvals: RequestListView) -> Block:
     """App Home: My roles, My requests, Approve requests, within 100 blocks."""
     fixed = 5  # three headers, two dividers
-    needs = [max(1, len(roles.roles)), max(1, len(mine.requests)),
-             max(1, len(approvals.requests) * 2)]
+    needs = [
+        max(1, len(roles.roles)),
+        max(1, len(mine.requests)),
+        max(1, len(approvals.requests) * 2),
+    ]
     r_room, m_room, a_room = _share(needs, VIEW_BLOCKS - fixed)
     divider: Block = {"type": "divider"}
-    blocks = [header("My roles"), *(role_blocks(roles.roles, room=r_room, prefix="home_")
-                                    or [section("You have no eligible or active roles.")]),
-              divider, header("My requests"), *_home_list(mine, m_room, "home_mine_"),
-              divider, header("Approve requests"), *_home_list(approvals, a_room, "home_approve_")]
+    blocks = [
+        header("My roles"),
+        *(
+            role_blocks(roles.roles, room=r_room, prefix="home_")
+            or [section("You have no eligible or active roles.")]
+        ),
+        divider,
+        header("My requests"),
+        *_home_list(mine, m_room, "home_mine_"),
+        divider,
+        header("Approve requests"),
+        *_home_list(approvals, a_room, "home_approve_"),
+    ]
     return {"type": "home", "blocks": blocks[:VIEW_BLOCKS]}
 
 

@@ -37,21 +37,27 @@ LIST_MAX = 10  # per ranked list: 10 lines of at most ~210 characters fit a fiel
 
 def _fields(texts: list[str]) -> list[Block]:
     """Sections of up to ten fields each (Slack shows them two to a row)."""
-    return [{"type": "section", "fields": [mrkdwn(t, FIELD_TEXT) for t in
-                                           texts[i:i + SECTION_FIELDS]]}
-            for i in range(0, len(texts), SECTION_FIELDS)]
+    return [
+        {
+            "type": "section",
+            "fields": [mrkdwn(t, FIELD_TEXT) for t in texts[i : i + SECTION_FIELDS]],
+        }
+        for i in range(0, len(texts), SECTION_FIELDS)
+    ]
 
 
 def _figure_field(fig: v.Figure) -> str:
     moved = plain_text.arrow(fig)
-    return f"{esc(fig.label, 200)} *{plain_text.figure_value(fig)}*" + \
-        (f" ({moved})" if moved else "")
+    return f"{esc(fig.label, 200)} *{plain_text.figure_value(fig)}*" + (
+        f" ({moved})" if moved else ""
+    )
 
 
 def _ranked_field(title: str, items: tuple[v.Ranked, ...]) -> str:
     lines = [f"*{esc(title, 200)}*"]
-    lines += [f"{i}. {esc(r.label, 150)} — {esc(r.value, 50)}"
-              for i, r in enumerate(items[:LIST_MAX], 1)]
+    lines += [
+        f"{i}. {esc(r.label, 150)} — {esc(r.value, 50)}" for i, r in enumerate(items[:LIST_MAX], 1)
+    ]
     if len(items) > LIST_MAX:
         lines.append(f"…and {len(items) - LIST_MAX} more.")
     return "\n".join(lines)
@@ -73,25 +79,31 @@ def _alert_lines(alerts: tuple[v.AlertLine, ...]) -> str:
 def digest_message(view: v.DigestView, headline: str | None = None) -> Block:
     """The digest in ten seconds: Entra's four tiles, activity per day, approvals, who and
     what stands out, alerts, and where to read more."""
-    blocks: list[Block] = [header(f"📊 {view.title}"),
-                           context(esc(plain_text.period_label(view), 500))]
+    blocks: list[Block] = [
+        header(f"📊 {view.title}"),
+        context(esc(plain_text.period_label(view), 500)),
+    ]
     blocks += _fields([_figure_field(f) for f in view.tiles])
     if view.daily_activations:
         blocks.append(context(f"Activations per day `{plain_text.daily_label(view)}`"))
     approvals = list(view.approvals) + ([view.after_hours] if view.after_hours else [])
     if approvals:
-        blocks += [{"type": "divider"}, section("*Approvals and activity*"),
-                   *_fields([_figure_field(f) for f in approvals])]
+        blocks += [
+            {"type": "divider"},
+            section("*Approvals and activity*"),
+            *_fields([_figure_field(f) for f in approvals]),
+        ]
     lists = plain_text.digest_lists(view)
     if lists:
-        blocks += [{"type": "divider"},
-                   *_fields([_ranked_field(title, items) for title, items in lists])]
+        blocks += [
+            {"type": "divider"},
+            *_fields([_ranked_field(title, items) for title, items in lists]),
+        ]
     blocks += [{"type": "divider"}, section(_alert_lines(view.alerts)), context(MORE)]
     if view.checkpoint:
         blocks.append(context(f"Audit checkpoint (keep a copy): `{esc(view.checkpoint, 200)}`"))
     tiles = " · ".join(_figure_field(f).replace("*", "") for f in view.tiles)
-    return message(f"📊 {escape(headline or view.title)}" + (f": {tiles}" if tiles else ""),
-                    blocks)
+    return message(f"📊 {escape(headline or view.title)}" + (f": {tiles}" if tiles else ""), blocks)
 
 
 def alert_message(note: Notification) -> Block:

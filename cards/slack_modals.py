@@ -98,10 +98,15 @@ def header(text: str) -> Block:
     return {"type": "header", "text": plain(text, HEADER_TEXT)}
 
 
-def button(text: str, action_id: str, value: str, *, style: str | None = None,
-           confirm: Block | None = None) -> Block:
-    element: Block = {"type": "button", "text": plain(text, BUTTON_TEXT),
-                      "action_id": action_id, "value": value[:2000]}
+def button(
+    text: str, action_id: str, value: str, *, style: str | None = None, confirm: Block | None = None
+) -> Block:
+    element: Block = {
+        "type": "button",
+        "text": plain(text, BUTTON_TEXT),
+        "action_id": action_id,
+        "value": value[:2000],
+    }
     if style:
         element["style"] = style
     if confirm:
@@ -135,20 +140,29 @@ def request_blocks(req: RequestView) -> list[Block]:
         fields.append(f"*Ticket*\n{esc(req.ticket, 500)}")
     if req.pending and req.deadline:
         fields.append(f"*Decide by*\n{slack_date(req.deadline)}")
-    blocks: list[Block] = [
-        {"type": "section", "fields": [mrkdwn(f, FIELD_TEXT) for f in fields]}
-    ]
+    blocks: list[Block] = [{"type": "section", "fields": [mrkdwn(f, FIELD_TEXT) for f in fields]}]
     if req.justification:
         blocks.append(section(f"*Justification*\n{esc(req.justification, SECTION_TEXT - 20)}"))
     blocks.append(context(f"Request `{esc(req.id, 100)}` · asked {slack_date(req.created_at)}"))
     return blocks
 
 
-def _modal(callback_id: str, title: str, blocks: list[Block], *, submit: str | None,
-           close: str = "Cancel", private_metadata: str = "") -> Block:
-    view: Block = {"type": "modal", "callback_id": callback_id,
-                   "title": plain(title, VIEW_TITLE), "close": plain(close, VIEW_TITLE),
-                   "blocks": blocks[:VIEW_BLOCKS]}
+def _modal(
+    callback_id: str,
+    title: str,
+    blocks: list[Block],
+    *,
+    submit: str | None,
+    close: str = "Cancel",
+    private_metadata: str = "",
+) -> Block:
+    view: Block = {
+        "type": "modal",
+        "callback_id": callback_id,
+        "title": plain(title, VIEW_TITLE),
+        "close": plain(close, VIEW_TITLE),
+        "blocks": blocks[:VIEW_BLOCKS],
+    }
     if submit:
         view["submit"] = plain(submit, VIEW_TITLE)
     if private_metadata:
@@ -156,19 +170,34 @@ def _modal(callback_id: str, title: str, blocks: list[Block], *, submit: str | N
     return view
 
 
-def _input(block_id: str, label: str, element: Block, *, optional: bool,
-           hint: str | None = None) -> Block:
-    block: Block = {"type": "input", "block_id": block_id, "label": plain(label, 2000),
-                    "element": element, "optional": optional}
+def _input(
+    block_id: str, label: str, element: Block, *, optional: bool, hint: str | None = None
+) -> Block:
+    block: Block = {
+        "type": "input",
+        "block_id": block_id,
+        "label": plain(label, 2000),
+        "element": element,
+        "optional": optional,
+    }
     if hint:
         block["hint"] = plain(hint, 2000)
     return block
 
 
-def _text_input(action_id: str, placeholder: str, *, multiline: bool = False,
-                max_length: int | None = None, initial: str | None = None) -> Block:
-    element: Block = {"type": "plain_text_input", "action_id": action_id,
-                      "placeholder": plain(placeholder, 150)}
+def _text_input(
+    action_id: str,
+    placeholder: str,
+    *,
+    multiline: bool = False,
+    max_length: int | None = None,
+    initial: str | None = None,
+) -> Block:
+    element: Block = {
+        "type": "plain_text_input",
+        "action_id": action_id,
+        "placeholder": plain(placeholder, 150),
+    }
     if initial:
         element["initial_value"] = initial[: max_length or 3000]
     if multiline:
@@ -182,29 +211,48 @@ def role_option(line: RoleLine) -> Block:
     """`Global Administrator · max 8h · needs approval`, shortened to fit 75 characters."""
     rules = f" · max {compact_duration(line.max_duration_seconds)}"
     rules += " · needs approval" if line.requires_approval else ""
-    option: Block = {"text": plain(shorten(line.role.name, OPTION_TEXT - len(rules)) + rules,
-                                   OPTION_TEXT),
-                     "value": line.role.id}
+    option: Block = {
+        "text": plain(shorten(line.role.name, OPTION_TEXT - len(rules)) + rules, OPTION_TEXT),
+        "value": line.role.id,
+    }
     if line.active_until:
-        state = "active now" if line.active_until == "permanent" else \
-            f"active until {when(line.active_until)}"
+        state = (
+            "active now"
+            if line.active_until == "permanent"
+            else f"active until {when(line.active_until)}"
+        )
         option["description"] = plain(state, OPTION_TEXT)
     elif line.pending_request:
         option["description"] = plain(f"pending: {line.pending_request}", OPTION_TEXT)
     return option
 
 
-def activation_modal(form: FormView, *, selected_role: str | None = None,
-                     private_metadata: str = "", justification: str | None = None) -> Block:
+def activation_modal(
+    form: FormView,
+    *,
+    selected_role: str | None = None,
+    private_metadata: str = "",
+    justification: str | None = None,
+) -> Block:
     """The `/pim activate` form. Which fields a role requires is checked by the engine on
     submit; its refusals come back inline through `modal_errors`."""
     if not form.roles:
         blocks = [section("You are not eligible for any role. An admin can make you eligible.")]
-        return _modal(ACTIVATION_MODAL, "Activate a role", blocks, submit=None, close="Close",
-                      private_metadata=private_metadata)
+        return _modal(
+            ACTIVATION_MODAL,
+            "Activate a role",
+            blocks,
+            submit=None,
+            close="Close",
+            private_metadata=private_metadata,
+        )
     options = [role_option(line) for line in form.roles[:SELECT_OPTIONS]]
-    select: Block = {"type": "static_select", "action_id": ROLE_ACTION,
-                     "placeholder": plain("Choose a role", 150), "options": options}
+    select: Block = {
+        "type": "static_select",
+        "action_id": ROLE_ACTION,
+        "placeholder": plain("Choose a role", 150),
+        "options": options,
+    }
     chosen = [o for o in options if o["value"] == selected_role]
     # Slack checks a non-optional input itself: required when the chosen role (or, with no
     # role chosen, every role) requires it. The engine checks again on submit.
@@ -215,18 +263,40 @@ def activation_modal(form: FormView, *, selected_role: str | None = None,
         select["initial_option"] = chosen[0]
     blocks = [
         _input(ROLE_BLOCK, "Role", select, optional=False),
-        _input(DURATION_BLOCK, "Duration", _text_input(DURATION_ACTION, "1h, 90m, 2h30m"),
-               optional=True, hint="Leave empty for the role's default duration."),
-        _input(JUSTIFICATION_BLOCK, "Justification",
-               _text_input(JUSTIFICATION_ACTION, "Why do you need this role now?",
-                           multiline=True, max_length=MAX_JUSTIFICATION,
-                           initial=justification),
-               optional=not needs_why, hint="Most roles require one; approvers will read it."),
-        _input(TICKET_BLOCK, "Ticket", _text_input(TICKET_ACTION, "INC0012345 or jira:OPS-12"),
-               optional=not needs_ticket),
+        _input(
+            DURATION_BLOCK,
+            "Duration",
+            _text_input(DURATION_ACTION, "1h, 90m, 2h30m"),
+            optional=True,
+            hint="Leave empty for the role's default duration.",
+        ),
+        _input(
+            JUSTIFICATION_BLOCK,
+            "Justification",
+            _text_input(
+                JUSTIFICATION_ACTION,
+                "Why do you need this role now?",
+                multiline=True,
+                max_length=MAX_JUSTIFICATION,
+                initial=justification,
+            ),
+            optional=not needs_why,
+            hint="Most roles require one; approvers will read it.",
+        ),
+        _input(
+            TICKET_BLOCK,
+            "Ticket",
+            _text_input(TICKET_ACTION, "INC0012345 or jira:OPS-12"),
+            optional=not needs_ticket,
+        ),
     ]
-    return _modal(ACTIVATION_MODAL, "Activate a role", blocks, submit="Request",
-                  private_metadata=private_metadata)
+    return _modal(
+        ACTIVATION_MODAL,
+        "Activate a role",
+        blocks,
+        submit="Request",
+        private_metadata=private_metadata,
+    )
 
 
 def decision_modal(req: RequestView, *, approve: bool) -> Block:
@@ -234,15 +304,26 @@ def decision_modal(req: RequestView, *, approve: bool) -> Block:
     verb = "Approve" if approve else "Deny"
     ask = f"{verb} *{esc(req.requester.name, 500)}*'s request for *{esc(req.role.name, 500)}*?"
     placeholder = "Why is this access fine?" if approve else "Why are you denying it?"
-    reason = _input(REASON_BLOCK, "Reason", _text_input(
-        REASON_ACTION, placeholder, multiline=True, max_length=MAX_JUSTIFICATION),
-        optional=False, hint=f"{req.requester.name} will see this reason.")
+    reason = _input(
+        REASON_BLOCK,
+        "Reason",
+        _text_input(REASON_ACTION, placeholder, multiline=True, max_length=MAX_JUSTIFICATION),
+        optional=False,
+        hint=f"{req.requester.name} will see this reason.",
+    )
     meta = json.dumps({"request": req.id, "approve": approve})
-    return _modal(DECISION_MODAL, f"{verb} request", [section(ask), *request_blocks(req), reason],
-                  submit=verb, private_metadata=meta)
+    return _modal(
+        DECISION_MODAL,
+        f"{verb} request",
+        [section(ask), *request_blocks(req), reason],
+        submit=verb,
+        private_metadata=meta,
+    )
 
 
 def modal_errors(field_errors: dict[str, str]) -> Block:
     """The `ack()` body that shows each message under its input (keys: block ids)."""
-    return {"response_action": "errors",
-            "errors": {block: shorten(message, 2000) for block, message in field_errors.items()}}
+    return {
+        "response_action": "errors",
+        "errors": {block: shorten(message, 2000) for block, message in field_errors.items()},
+    }

@@ -71,10 +71,23 @@ from vocab.limits import MAX_JUSTIFICATION
 from vocab.states import MemberType
 
 __all__ = [
-    "DURATION_INPUT", "JUSTIFICATION_INPUT", "REASON_INPUT", "ROLE_INPUT", "SUBMIT_ACTIVATION",
-    "SHOWN_INPUT", "TICKET_INPUT", "activation_form", "alert_card", "approval_card",
-    "digest_card", "escape", "notification_card", "reply_card", "request_list_card",
-    "request_update_card", "review_reason_input",
+    "DURATION_INPUT",
+    "JUSTIFICATION_INPUT",
+    "REASON_INPUT",
+    "ROLE_INPUT",
+    "SUBMIT_ACTIVATION",
+    "SHOWN_INPUT",
+    "TICKET_INPUT",
+    "activation_form",
+    "alert_card",
+    "approval_card",
+    "digest_card",
+    "escape",
+    "notification_card",
+    "reply_card",
+    "request_list_card",
+    "request_update_card",
+    "review_reason_input",
 ]
 
 _KIND_EMOJI = v.KIND_EMOJI
@@ -91,6 +104,7 @@ def _role(role_id: str) -> dict[str, str]:
 
 # --- notifications ------------------------------------------------------------------------------
 
+
 def notification_card(note: Notification) -> Element:
     """The card a notification becomes; a decided request always shows its outcome."""
     if note.kind == v.DIGEST and note.digest is not None:
@@ -100,8 +114,10 @@ def notification_card(note: Notification) -> Element:
     if note.review is not None:
         return review_card(note.review, note.headline)
     req = note.request
-    if req is not None and (note.kind == v.REQUEST_UPDATE or (
-            note.kind in (v.APPROVAL_NEEDED, v.SUBMITTED) and not req.pending)):
+    if req is not None and (
+        note.kind == v.REQUEST_UPDATE
+        or (note.kind in (v.APPROVAL_NEEDED, v.SUBMITTED) and not req.pending)
+    ):
         return _decided_card(req)
     if req is not None and note.kind == v.APPROVAL_NEEDED:
         return _pending_card(note, req)
@@ -117,8 +133,9 @@ def notification_card(note: Notification) -> Element:
     if note.kind == v.RENEWABLE and note.role is not None:
         actions.append(execute("Renew", v.RENEW, _role(note.role.id), style="positive"))
     if note.kind == v.EXPIRED and note.role is not None and req is None:
-        actions.append(execute("Request again", v.REQUEST_AGAIN, _role(note.role.id),
-                               style="positive"))
+        actions.append(
+            execute("Request again", v.REQUEST_AGAIN, _role(note.role.id), style="positive")
+        )
     return card(body, actions)
 
 
@@ -133,31 +150,49 @@ def _pending_card(note: Notification, req: RequestView) -> Element:
 
 def approval_card(req: RequestView, headline: str, *, error: str | None = None) -> Element:
     """The approver's card; `error` (an empty reason, say) shows under the reason box."""
-    label = "Reason (required)" if req.needs_approver_justification \
-        else "Reason (required to deny)"
+    label = "Reason (required)" if req.needs_approver_justification else "Reason (required to deny)"
     # Required for both buttons only when approving needs a reason too; Deny without one
     # is answered on the card (error) rather than by the client.
-    required = "Give a reason; the requester will see it." \
-        if req.needs_approver_justification else None
-    body = [heading(f"{_KIND_EMOJI[v.APPROVAL_NEEDED]} Approval needed"),
-            literal(headline), *request_elements(req),
-            text_input(REASON_INPUT, label, f"{req.requester.name} will see this reason.",
-                       multiline=True, max_length=MAX_JUSTIFICATION, required=required)]
+    required = (
+        "Give a reason; the requester will see it." if req.needs_approver_justification else None
+    )
+    body = [
+        heading(f"{_KIND_EMOJI[v.APPROVAL_NEEDED]} Approval needed"),
+        literal(headline),
+        *request_elements(req),
+        text_input(
+            REASON_INPUT,
+            label,
+            f"{req.requester.name} will see this reason.",
+            multiline=True,
+            max_length=MAX_JUSTIFICATION,
+            required=required,
+        ),
+    ]
     if error:
         body.append(literal(error, 500, color="attention", size="small"))
-    return card(body, [execute("Approve", v.APPROVE, _request(req), style="positive"),
-                       execute("Deny", v.DENY, _request(req), style="destructive")])
+    return card(
+        body,
+        [
+            execute("Approve", v.APPROVE, _request(req), style="positive"),
+            execute("Deny", v.DENY, _request(req), style="destructive"),
+        ],
+    )
 
 
 def _outcome(req: RequestView) -> tuple[str, str]:
-    return _OUTCOME.get(req.decision.outcome if req.decision else req.status,
-                        ("ℹ️", req.status))
+    return _OUTCOME.get(req.decision.outcome if req.decision else req.status, ("ℹ️", req.status))
 
 
 def _decided_card(req: RequestView) -> Element:
     emoji, word = _outcome(req)
-    return card([heading(f"{emoji} Request {escape(word)}"),
-                 literal(f"{emoji} {req.outcome_line()}"), *request_elements(req)])
+    return card(
+        [
+            heading(f"{emoji} Request {escape(word)}"),
+            literal(f"{emoji} {req.outcome_line()}"),
+            *request_elements(req),
+        ]
+    )
 
 
 def _note_context(note: Notification) -> list[Element]:
@@ -172,6 +207,7 @@ def _note_context(note: Notification) -> list[Element]:
 
 
 # --- replies to typed commands ------------------------------------------------------------------
+
 
 @singledispatch
 def _card(view: object) -> Element:
@@ -200,9 +236,13 @@ def _reply(view: Reply) -> Element:
     else:
         body = [literal(f"✗ {view.text}", color="attention")]
         if view.usage:
-            body.append(rich(run("Usage: ", isSubtle=True),
-                             run(view.usage, isSubtle=True, fontType="monospace"),
-                             spacing="small"))
+            body.append(
+                rich(
+                    run("Usage: ", isSubtle=True),
+                    run(view.usage, isSubtle=True, fontType="monospace"),
+                    spacing="small",
+                )
+            )
     return card(body + (request_elements(view.request) if view.request else []))
 
 
@@ -214,8 +254,11 @@ def _roles(view: RolesView) -> Element:
     body, left = fit([heading("Your roles")], items)
     if left:
         rest = ", ".join(line.role.name for line in view.roles[-left:])
-        body.append(literal(f"{left} more roles not shown; type activate ROLE for them: {rest}",
-                            isSubtle=True))
+        body.append(
+            literal(
+                f"{left} more roles not shown; type activate ROLE for them: {rest}", isSubtle=True
+            )
+        )
     return card(body)
 
 
@@ -236,14 +279,19 @@ def request_list_card(view: RequestListView, *, error: str | None = None) -> Ele
         return card([literal(view.empty_text)])
     top = [literal(view.title, 500, weight="bolder", size="medium")]
     if view.for_approver and any(r.pending for r in view.requests):
-        top.append(text_input(REASON_INPUT, "Reason (required to deny; some roles require "
-                              "it to approve)", "Requesters will see this reason.",
-                              multiline=True, max_length=MAX_JUSTIFICATION))
+        top.append(
+            text_input(
+                REASON_INPUT,
+                "Reason (required to deny; some roles require it to approve)",
+                "Requesters will see this reason.",
+                multiline=True,
+                max_length=MAX_JUSTIFICATION,
+            )
+        )
     if error:
         top.append(literal(error, 500, color="attention", size="small"))
     shown = ",".join(r.id for r in view.requests) if len(view.requests) <= _SHOWN_MAX else ""
-    body, left = fit(top, [_request_item(req, view.for_approver, shown)
-                           for req in view.requests])
+    body, left = fit(top, [_request_item(req, view.for_approver, shown) for req in view.requests])
     if left:
         body.append(hint(f"{left} more requests not shown."))
     return card(body)
@@ -253,10 +301,16 @@ def request_list_card(view: RequestListView, *, error: str | None = None) -> Ele
 def _audit(view: AuditView) -> Element:
     if not view.events:
         return card([literal(f"{view.title}: no events.")])
-    pairs = [(f"#{e.id} · {when(e.at)}",
-              esc(f"{e.actor} · {e.action} · {e.target}" + (f" ({e.summary})" if e.summary
-                                                            else ""), FACT_MAX))
-             for e in view.events]
+    pairs = [
+        (
+            f"#{e.id} · {when(e.at)}",
+            esc(
+                f"{e.actor} · {e.action} · {e.target}" + (f" ({e.summary})" if e.summary else ""),
+                FACT_MAX,
+            ),
+        )
+        for e in view.events
+    ]
     room = CARD_BUDGET - 600  # the title and the closing note
     used = 0
     for title, value in pairs:
@@ -274,19 +328,27 @@ def _audit(view: AuditView) -> Element:
 
 def _role_item(line: RoleLine) -> Element:
     if line.active_until:
-        until = "permanently" if line.active_until == "permanent" else \
-            f"until {when(line.active_until)}"
-        state = f"🟢 Active {until}" + (" (assigned)" if line.member_type == MemberType.ASSIGNED else "")
+        until = (
+            "permanently"
+            if line.active_until == "permanent"
+            else f"until {when(line.active_until)}"
+        )
+        state = f"🟢 Active {until}" + (
+            " (assigned)" if line.member_type == MemberType.ASSIGNED else ""
+        )
     elif line.pending_request:
         state = f"⏳ Pending {line.pending_request}"
     else:
-        state = "Eligible" + (f" until {when(line.eligible_until)}" if line.eligible_until
-                              else "")
+        state = "Eligible" + (f" until {when(line.eligible_until)}" if line.eligible_until else "")
     rules = f"max {compact_duration(line.max_duration_seconds)}"
     rules += " · needs approval" if line.requires_approval else ""
-    items = [rich(run(line.role.name, FACT_MAX, weight="bolder"),
-                  run(f"  {line.role.id}", 200, isSubtle=True, fontType="monospace")),
-             literal(f"{state} · {rules}", spacing="none")]
+    items = [
+        rich(
+            run(line.role.name, FACT_MAX, weight="bolder"),
+            run(f"  {line.role.id}", 200, isSubtle=True, fontType="monospace"),
+        ),
+        literal(f"{state} · {rules}", spacing="none"),
+    ]
     button = _role_button(line)
     if button:
         items.append(action_set(button))
@@ -297,9 +359,10 @@ def _role_button(line: RoleLine) -> Element | None:
     if line.active_until:
         if line.member_type != MemberType.ACTIVATED:
             return None  # an admin's assignment is removed by an admin, not deactivated
-        confirm = card([literal(f"Your {line.role.name} access ends now.", FACT_MAX)],
-                       [execute("Deactivate now", v.DEACTIVATE, _role(line.role.id),
-                                style="destructive")])
+        confirm = card(
+            [literal(f"Your {line.role.name} access ends now.", FACT_MAX)],
+            [execute("Deactivate now", v.DEACTIVATE, _role(line.role.id), style="destructive")],
+        )
         del confirm["$schema"], confirm["version"]  # a ShowCard's card takes neither
         return {"type": "Action.ShowCard", "title": "Deactivate", "card": confirm}
     if line.pending_request:
@@ -308,22 +371,28 @@ def _role_button(line: RoleLine) -> Element | None:
 
 
 def _request_item(req: RequestView, for_approver: bool, shown: str = "") -> Element:
-    first = rich(run(req.id, 100, weight="bolder", fontType="monospace"), run(" · "),
-                 run(req.role.name, FACT_MAX, weight="bolder"),
-                 run(f" · {compact_duration(req.duration_seconds)} from {when(req.start_at)}"))
+    first = rich(
+        run(req.id, 100, weight="bolder", fontType="monospace"),
+        run(" · "),
+        run(req.role.name, FACT_MAX, weight="bolder"),
+        run(f" · {compact_duration(req.duration_seconds)} from {when(req.start_at)}"),
+    )
     second = req.requester.name + (f" · ticket {req.ticket}" if req.ticket else "")
     if req.pending and req.deadline:
         second += f" · decide by {when(req.deadline)}"
     items = [first, literal(second, 1000, isSubtle=True, spacing="none")]
     if req.justification:
-        items.append(rich(run("Why: ", italic=True), run(req.justification, 1500),
-                          spacing="small"))
+        items.append(rich(run("Why: ", italic=True), run(req.justification, 1500), spacing="small"))
     if not req.pending:
         items.append(literal(f"{_outcome(req)[0]} {req.outcome_line()}", spacing="small"))
     elif for_approver:
         data = _request(req) | ({SHOWN_INPUT: shown} if shown else {})
-        items.append(action_set(execute("Approve", v.APPROVE, data, style="positive"),
-                                execute("Deny", v.DENY, data, style="destructive")))
+        items.append(
+            action_set(
+                execute("Approve", v.APPROVE, data, style="positive"),
+                execute("Deny", v.DENY, data, style="destructive"),
+            )
+        )
     else:
         items.append(action_set(execute("Cancel", v.CANCEL, _request(req))))
     return {"type": "Container", "separator": True, "items": items}

@@ -53,30 +53,48 @@ def digest_card(view: v.DigestView, headline: str | None = None) -> Element:
     if view.tiles:
         body.append(facts([_figure_fact(f) for f in view.tiles]))
     if view.daily_activations:
-        body += [_section("Activations per day"),
-                 text_block(escape(plain_text.daily_label(view)), fontType="monospace",
-                            spacing="none")]
+        body += [
+            _section("Activations per day"),
+            text_block(escape(plain_text.daily_label(view)), fontType="monospace", spacing="none"),
+        ]
     approvals = list(view.approvals) + ([view.after_hours] if view.after_hours else [])
     if approvals:
         body += [_section("Approvals and activity"), facts([_figure_fact(f) for f in approvals])]
     for title, items in plain_text.digest_lists(view):
-        body += [_section(title), facts([(esc(f"{i}. {r.label}", LABEL_MAX),
-                                          esc(r.value, 100) or "—")
-                                         for i, r in enumerate(items[:LIST_MAX], 1)])]
+        body += [
+            _section(title),
+            facts(
+                [
+                    (esc(f"{i}. {r.label}", LABEL_MAX), esc(r.value, 100) or "—")
+                    for i, r in enumerate(items[:LIST_MAX], 1)
+                ]
+            ),
+        ]
         if len(items) > LIST_MAX:
             body.append(hint(f"…and {len(items) - LIST_MAX} more."))
     body.append(_section("Alerts"))
-    alerts = [literal(f"{_ALERT_ICON.get(a.severity, '⚪')} {a.text}", FACT_MAX,
-                      **({"color": _ALERT_COLOUR[a.severity]}
-                         if a.severity in _ALERT_COLOUR else {}))
-              for a in view.alerts]
+    alerts = [
+        literal(
+            f"{_ALERT_ICON.get(a.severity, '⚪')} {a.text}",
+            FACT_MAX,
+            **({"color": _ALERT_COLOUR[a.severity]} if a.severity in _ALERT_COLOUR else {}),
+        )
+        for a in view.alerts
+    ]
     footer = [hint(MORE)]
     if view.checkpoint:
-        footer.append(text_block(escape(plain_text.checkpoint_note(view)), isSubtle=True,
-                                 size="small", spacing="none", fontType="monospace"))
+        footer.append(
+            text_block(
+                escape(plain_text.checkpoint_note(view)),
+                isSubtle=True,
+                size="small",
+                spacing="none",
+                fontType="monospace",
+            )
+        )
     # The footer counts against the budget, then goes after the alerts that fit.
     fitted, left = fit(body + footer, alerts) if alerts else (body + footer, 0)
-    shown = body + fitted[len(body) + len(footer):]
+    shown = body + fitted[len(body) + len(footer) :]
     if not alerts:
         shown.append(literal("No alerts. ✅"))
     if left:

@@ -79,8 +79,9 @@ def escape(text: str) -> str:
     for i, ch in enumerate(text):
         if ch in _ALWAYS or (ch == "(" and i and text[i - 1] == "]"):
             out.append("\\" + ch)
-        elif ch == "_" and not (0 < i < len(text) - 1 and text[i - 1].isalnum()
-                                and text[i + 1].isalnum()):
+        elif ch == "_" and not (
+            0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum()
+        ):
             out.append("\\_")
         else:
             out.append(ch)
@@ -100,9 +101,9 @@ def esc(text: str | None, limit: int = TEXT_MAX) -> str:
 
 # --- elements ---------------------------------------------------------------------------------
 
+
 def card(body: list[Element], actions: list[Element] | None = None) -> Element:
-    out: Element = {"$schema": SCHEMA, "type": "AdaptiveCard", "version": VERSION,
-                    "body": body}
+    out: Element = {"$schema": SCHEMA, "type": "AdaptiveCard", "version": VERSION, "body": body}
     if actions:
         out["actions"] = actions
     return out
@@ -130,8 +131,9 @@ def rich(*runs: Element, **props: Any) -> Element:
     return {"type": "RichTextBlock", "inlines": list(runs), **props}
 
 
-def literal(text: str, limit: int = TEXT_MAX, *, spacing: str | None = None,
-            **style: Any) -> Element:
+def literal(
+    text: str, limit: int = TEXT_MAX, *, spacing: str | None = None, **style: Any
+) -> Element:
     """One run of user text, shown exactly as typed; `style` goes to the TextRun."""
     return rich(run(text, limit, **style), **({"spacing": spacing} if spacing else {}))
 
@@ -152,12 +154,23 @@ def action_set(*actions: Element, **props: Any) -> Element:
     return {"type": "ActionSet", "actions": list(actions), **props}
 
 
-def text_input(input_id: str, label: str, placeholder: str, *, multiline: bool = False,
-               max_length: int | None = None, value: str | None = None,
-               required: str | None = None) -> Element:
+def text_input(
+    input_id: str,
+    label: str,
+    placeholder: str,
+    *,
+    multiline: bool = False,
+    max_length: int | None = None,
+    value: str | None = None,
+    required: str | None = None,
+) -> Element:
     """`required`: the message Teams shows, without a round trip, when it is left empty."""
-    element: Element = {"type": "Input.Text", "id": input_id, "label": label,
-                        "placeholder": placeholder}
+    element: Element = {
+        "type": "Input.Text",
+        "id": input_id,
+        "label": label,
+        "placeholder": placeholder,
+    }
     if required:
         element |= {"isRequired": True, "errorMessage": required}
     if multiline:
@@ -170,6 +183,7 @@ def text_input(input_id: str, label: str, placeholder: str, *, multiline: bool =
 
 
 # --- fitting a card into CARD_BUDGET ----------------------------------------------------------
+
 
 def size(element: object) -> int:
     """Bytes of JSON the element adds to a card."""
@@ -190,20 +204,25 @@ def fit(head: list[Element], items: list[Element]) -> tuple[list[Element], int]:
 
 # --- a request, as every card shows it --------------------------------------------------------
 
+
 def _instant(iso: str) -> datetime:
     at = datetime.fromisoformat(iso)
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def starts(req: RequestView) -> str:
-    return "Right away" if _instant(req.start_at) <= _instant(req.created_at) \
-        else when(req.start_at)
+    return (
+        "Right away" if _instant(req.start_at) <= _instant(req.created_at) else when(req.start_at)
+    )
 
 
 def request_elements(req: RequestView) -> list[Element]:
     """What an approver needs to decide: who, what, how long, from when, why, until when."""
     pairs = [
-        ("Requester", f"{esc(req.requester.name, FACT_MAX)} ({esc(req.requester.email, FACT_MAX)})"),
+        (
+            "Requester",
+            f"{esc(req.requester.name, FACT_MAX)} ({esc(req.requester.email, FACT_MAX)})",
+        ),
         ("Role", esc(req.role.name, FACT_MAX)),
         ("Duration", compact_duration(req.duration_seconds)),
         ("Starts", starts(req)),
@@ -214,21 +233,27 @@ def request_elements(req: RequestView) -> list[Element]:
         pairs.append(("Decide by", when(req.deadline)))
     elements = [facts(pairs)]
     if req.justification:
-        elements += [text_block("Justification", weight="bolder", spacing="medium"),
-                     literal(req.justification, spacing="none")]
+        elements += [
+            text_block("Justification", weight="bolder", spacing="medium"),
+            literal(req.justification, spacing="none"),
+        ]
     elements.append(hint(f"Request {esc(req.id, 100)} · asked {when(req.created_at)}"))
     return elements
 
 
 # --- the activation form ----------------------------------------------------------------------
 
+
 def role_choice(line: RoleLine) -> Element:
     """`Global Administrator · max 8h · needs approval` (choice titles are plain text)."""
     title = f"{shorten(line.role.name, 100)} · max {compact_duration(line.max_duration_seconds)}"
     title += " · needs approval" if line.requires_approval else ""
     if line.active_until:
-        title += " · active now" if line.active_until == "permanent" else \
-            f" · active until {when(line.active_until)}"
+        title += (
+            " · active now"
+            if line.active_until == "permanent"
+            else f" · active until {when(line.active_until)}"
+        )
     elif line.pending_request:
         title += f" · pending {line.pending_request}"
     return {"title": _inert(title), "value": line.role.id}
@@ -238,15 +263,20 @@ def _error(message: str) -> Element:
     return literal(message, 500, color="attention", size="small")
 
 
-def activation_form(form: FormView, *, selected_role: str | None = None,
-                    errors: dict[str, str] | None = None,
-                    values: dict[str, str] | None = None) -> Element:
+def activation_form(
+    form: FormView,
+    *,
+    selected_role: str | None = None,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+) -> Element:
     """The `activate` form. `errors` (input id -> message; form.errors too) show under their
     inputs, any other key at the top; `values` (input id -> text) refill what was typed.
     Which fields a role requires is checked by the engine on submit, not here."""
     if not form.roles:
-        return card([text_block("You are not eligible for any role. "
-                                "An admin can make you eligible.")])
+        return card(
+            [text_block("You are not eligible for any role. An admin can make you eligible.")]
+        )
     problems = {**form.errors, **(errors or {})}
     typed = values or {}
     choices = [role_choice(line) for line in form.roles[:CHOICES_MAX]]
@@ -256,25 +286,51 @@ def activation_form(form: FormView, *, selected_role: str | None = None,
     lines = [line for line in form.roles if line.role.id == chosen] or list(form.roles)
     needs_why = all(line.requires_justification for line in lines)
     needs_ticket = all(line.requires_ticket for line in lines)
-    select: Element = {"type": "Input.ChoiceSet", "id": ROLE_INPUT, "label": "Role",
-                       "style": "compact", "placeholder": "Choose a role", "choices": choices}
+    select: Element = {
+        "type": "Input.ChoiceSet",
+        "id": ROLE_INPUT,
+        "label": "Role",
+        "style": "compact",
+        "placeholder": "Choose a role",
+        "choices": choices,
+    }
     if chosen in {c["value"] for c in choices}:
         select["value"] = chosen
     fields: list[tuple[Element, str | None]] = [
-        (select, None if len(form.roles) <= CHOICES_MAX else
-         f"{len(form.roles) - CHOICES_MAX} more roles not listed; type activate ROLE for them."),
-        (text_input(DURATION_INPUT, "Duration", "1h, 90m, 2h30m",
-                    value=typed.get(DURATION_INPUT)),
-         "Leave empty for the role's default duration."),
-        (text_input(JUSTIFICATION_INPUT, "Justification", "Why do you need this role now?",
-                    multiline=True, max_length=MAX_JUSTIFICATION,
-                    value=typed.get(JUSTIFICATION_INPUT),
-                    required="Say why you need this role." if needs_why else None),
-         "Most roles require one; approvers will read it."),
-        (text_input(TICKET_INPUT, "Ticket", "INC0012345 or jira:OPS-12",
-                    value=typed.get(TICKET_INPUT),
-                    required="This role needs a ticket, e.g. INC-123." if needs_ticket else None),
-         None),
+        (
+            select,
+            None
+            if len(form.roles) <= CHOICES_MAX
+            else f"{len(form.roles) - CHOICES_MAX} more roles not listed; type activate ROLE for them.",
+        ),
+        (
+            text_input(
+                DURATION_INPUT, "Duration", "1h, 90m, 2h30m", value=typed.get(DURATION_INPUT)
+            ),
+            "Leave empty for the role's default duration.",
+        ),
+        (
+            text_input(
+                JUSTIFICATION_INPUT,
+                "Justification",
+                "Why do you need this role now?",
+                multiline=True,
+                max_length=MAX_JUSTIFICATION,
+                value=typed.get(JUSTIFICATION_INPUT),
+                required="Say why you need this role." if needs_why else None,
+            ),
+            "Most roles require one; approvers will read it.",
+        ),
+        (
+            text_input(
+                TICKET_INPUT,
+                "Ticket",
+                "INC0012345 or jira:OPS-12",
+                value=typed.get(TICKET_INPUT),
+                required="This role needs a ticket, e.g. INC-123." if needs_ticket else None,
+            ),
+            None,
+        ),
     ]
     body = [heading("Activate a role")]
     body += [_error(msg) for key, msg in problems.items() if key not in FORM_INPUTS]

@@ -24,8 +24,11 @@ from cards.teams_forms import (
 from cards.views import REVIEW_EMOJI, ReviewCardView, ReviewItemView, ReviewsView, when
 from vocab.limits import MAX_JUSTIFICATION
 
-BUTTONS = (("Approve", v.REVIEW_APPROVE, "positive"), ("Deny", v.REVIEW_DENY, "destructive"),
-           ("Don't know", v.REVIEW_DONT_KNOW, None))
+BUTTONS = (
+    ("Approve", v.REVIEW_APPROVE, "positive"),
+    ("Deny", v.REVIEW_DENY, "destructive"),
+    ("Don't know", v.REVIEW_DONT_KNOW, None),
+)
 
 
 def review_reason_input(item_id: int | str) -> str:
@@ -33,25 +36,30 @@ def review_reason_input(item_id: int | str) -> str:
 
 
 def _decide(item: ReviewItemView, require_reason: bool) -> Element:
-    reason = text_input(review_reason_input(item.id),
-                        "Reason (required)" if require_reason else "Reason (required to deny)",
-                        "Kept in the audit log; told to the person if access is removed.",
-                        multiline=True, max_length=MAX_JUSTIFICATION)
+    reason = text_input(
+        review_reason_input(item.id),
+        "Reason (required)" if require_reason else "Reason (required to deny)",
+        "Kept in the audit log; told to the person if access is removed.",
+        multiline=True,
+        max_length=MAX_JUSTIFICATION,
+    )
     if require_reason:
         reason["isRequired"] = True
         reason["errorMessage"] = "This review asks for a reason on every decision."
-    inner = card([reason], [execute(label, verb, {"item": str(item.id)},
-                                    **({"style": style} if style else {}))
-                            for label, verb, style in BUTTONS])
+    inner = card(
+        [reason],
+        [
+            execute(label, verb, {"item": str(item.id)}, **({"style": style} if style else {}))
+            for label, verb, style in BUTTONS
+        ],
+    )
     del inner["$schema"], inner["version"]  # a ShowCard's card takes neither
     # The id tells one item's Decide from the next (a ShowCard carries no data).
-    return {"type": "Action.ShowCard", "id": f"decide-{item.id}", "title": "Decide",
-            "card": inner}
+    return {"type": "Action.ShowCard", "id": f"decide-{item.id}", "title": "Decide", "card": inner}
 
 
 def _item(item: ReviewItemView, review: ReviewCardView) -> Element:
-    items = [literal(f"{REVIEW_EMOJI[item.decision]} {item_line(item)}", 1000,
-                     weight="bolder")]
+    items = [literal(f"{REVIEW_EMOJI[item.decision]} {item_line(item)}", 1000, weight="bolder")]
     if item.decided:
         items.append(literal(item.outcome_line(), spacing="none"))
     else:
@@ -65,8 +73,14 @@ def _item(item: ReviewItemView, review: ReviewCardView) -> Element:
 
 def _body(review: ReviewCardView) -> tuple[list[Element], list[Element]]:
     state = f"ends {when(review.ends_at)}" if review.open else "closed"
-    head = [literal(f"{review.name} #{review.number} · {review.decided} of {review.total} "
-                    f"decided · {state}", 1000, isSubtle=True)]
+    head = [
+        literal(
+            f"{review.name} #{review.number} · {review.decided} of {review.total} "
+            f"decided · {state}",
+            1000,
+            isSubtle=True,
+        )
+    ]
     return head, [_item(item, review) for item in review.items]
 
 

@@ -70,8 +70,9 @@ def request_lines(req: RequestView) -> list[str]:
 
 def decide_hint(req: RequestView) -> str:
     """How to approve or deny, the same on the approver's card and in `approvals`."""
-    approve = f"approve {req.id} <reason>" if req.needs_approver_justification \
-        else f"approve {req.id}"
+    approve = (
+        f"approve {req.id} <reason>" if req.needs_approver_justification else f"approve {req.id}"
+    )
     return f"  → {approve}   |   deny {req.id} <reason>"
 
 
@@ -164,8 +165,10 @@ def _audit(view: AuditView) -> str:
     action_w = max(len(e.action) for e in view.events)
     for e in view.events:
         extra = f"  ({e.summary})" if e.summary else ""
-        lines.append(f"  #{e.id:<5} {when(e.at)}  {e.actor:<{actor_w}}  {e.action:<{action_w}}  "
-                     f"{e.target}{extra}")
+        lines.append(
+            f"  #{e.id:<5} {when(e.at)}  {e.actor:<{actor_w}}  {e.action:<{action_w}}  "
+            f"{e.target}{extra}"
+        )
     if view.truncated:
         lines.append("  … older events omitted; use `pim-bot audit export` for everything.")
     return "\n".join(lines)
@@ -257,9 +260,14 @@ def digest_lists(view: DigestView) -> list[tuple[str, tuple[Ranked, ...]]]:
 def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
     """Left-align the first column, right-align the others."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return [indent + "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                               for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-                               ).rstrip() for row in rows]
+    return [
+        indent
+        + "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
 
 
 def _figures(figures: list[Figure]) -> list[str]:
@@ -279,10 +287,12 @@ def digest_text(view: DigestView, headline: str | None = None) -> str:
         lines += ["", "Approvals and activity"] + _figures(approvals)
     for title, items in digest_lists(view):
         lines += ["", f"{title}"] + _table(
-            [[f"{i}. {r.label}", r.value] for i, r in enumerate(items, 1)])
+            [[f"{i}. {r.label}", r.value] for i, r in enumerate(items, 1)]
+        )
     lines += ["", "Alerts"]
-    lines += [f"  {_SEVERITY.get(a.severity, '·')} {a.severity:<6}  {a.text}"
-              for a in view.alerts] or ["  No alerts."]
+    lines += [
+        f"  {_SEVERITY.get(a.severity, '·')} {a.severity:<6}  {a.text}" for a in view.alerts
+    ] or ["  No alerts."]
     lines += ["", "More: `audit` (or `/pim audit`) shows the audit trail."]
     if view.checkpoint:
         lines.append(checkpoint_note(view))

@@ -52,17 +52,33 @@ GRANT_FAILED = "grant_failed"  # a grant or revoke gave up: to the requester and
 
 # The same emoji and words on every platform.
 KIND_EMOJI = {
-    APPROVAL_NEEDED: "🔐", SUBMITTED: "📨", APPROVED: "✅", DENIED: "⛔",
-    TIMED_OUT: "⌛", CANCELED: "🚫", ACTIVATED: "🟢", EXPIRING: "⏳",
-    EXPIRED: "🔒", DEACTIVATED: "🔒", ASSIGNED: "➕", REMOVED: "➖",
-    RENEWABLE: "⏳", ASSIGNMENT_ENDING: "⏳",
-    REVIEW_CARD: "📋", REVIEW_UPDATE: "📋", REVIEW_SUMMARY: "📋",
-    GRANT_STATUS: "🟢", GRANT_FAILED: "⚠️",
+    APPROVAL_NEEDED: "🔐",
+    SUBMITTED: "📨",
+    APPROVED: "✅",
+    DENIED: "⛔",
+    TIMED_OUT: "⌛",
+    CANCELED: "🚫",
+    ACTIVATED: "🟢",
+    EXPIRING: "⏳",
+    EXPIRED: "🔒",
+    DEACTIVATED: "🔒",
+    ASSIGNED: "➕",
+    REMOVED: "➖",
+    RENEWABLE: "⏳",
+    ASSIGNMENT_ENDING: "⏳",
+    REVIEW_CARD: "📋",
+    REVIEW_UPDATE: "📋",
+    REVIEW_SUMMARY: "📋",
+    GRANT_STATUS: "🟢",
+    GRANT_FAILED: "⚠️",
 }
 OUTCOME = {  # decision outcome or request status -> (emoji, word)
-    Status.GRANTED: ("✅", "approved"), Status.PROVISIONED: ("✅", "approved"),
-    Status.DENIED: ("⛔", "denied"), Status.TIMED_OUT: ("⌛", "timed out"),
-    Status.CANCELED: ("🚫", "canceled"), Status.REVOKED: ("🚫", "revoked"),
+    Status.GRANTED: ("✅", "approved"),
+    Status.PROVISIONED: ("✅", "approved"),
+    Status.DENIED: ("⛔", "denied"),
+    Status.TIMED_OUT: ("⌛", "timed out"),
+    Status.CANCELED: ("🚫", "canceled"),
+    Status.REVOKED: ("🚫", "revoked"),
     Status.PENDING_APPROVAL: ("⏳", "waiting for approval"),
 }
 
@@ -74,8 +90,12 @@ def compact_duration(seconds: int | None) -> str:
     days, rest = td.days, td.seconds
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
-    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "",
-             f"{minutes}m" if minutes else "", f"{secs}s" if secs else ""]
+    parts = [
+        f"{days}d" if days else "",
+        f"{hours}h" if hours else "",
+        f"{minutes}m" if minutes else "",
+        f"{secs}s" if secs else "",
+    ]
     return "".join(parts) or "0s"
 
 
@@ -134,8 +154,12 @@ class RequestView:
             return "Waiting for approval" if self.pending else self.status
         who = d.by.name if d.by else "pim-bot"
         verb = {
-            Status.GRANTED: "Approved", Status.PROVISIONED: "Approved", Status.DENIED: "Denied",
-            Status.CANCELED: "Canceled", Status.TIMED_OUT: "Timed out", Status.REVOKED: "Revoked",
+            Status.GRANTED: "Approved",
+            Status.PROVISIONED: "Approved",
+            Status.DENIED: "Denied",
+            Status.CANCELED: "Canceled",
+            Status.TIMED_OUT: "Timed out",
+            Status.REVOKED: "Revoked",
         }.get(d.outcome, d.outcome)
         line = f"{verb} by {who} at {when(d.at)}" if d.by else f"{verb} at {when(d.at)}"
         if d.outcome == Status.TIMED_OUT:
@@ -204,11 +228,15 @@ class DigestView:
 
         after = raw.get("after_hours")
         return cls(
-            title=raw["title"], period_start=raw["period_start"],
-            period_end=raw["period_end"], timezone=raw["timezone"],
-            tiles=figures("tiles"), approvals=figures("approvals"),
+            title=raw["title"],
+            period_start=raw["period_start"],
+            period_end=raw["period_end"],
+            timezone=raw["timezone"],
+            tiles=figures("tiles"),
+            approvals=figures("approvals"),
             daily_activations=tuple(raw.get("daily_activations") or ()),
-            top_roles=ranked("top_roles"), slowest_approvers=ranked("slowest_approvers"),
+            top_roles=ranked("top_roles"),
+            slowest_approvers=ranked("slowest_approvers"),
             after_hours=Figure(**after) if after else None,
             longest_activations=ranked("longest_activations"),
             frequent_activators=ranked("frequent_activators"),
@@ -245,10 +273,18 @@ class ReviewItemView:
         return line + (f": {self.reason}" if self.reason else "")
 
 
-REVIEW_WORDS = {ReviewDecision.APPROVE: "Approved", ReviewDecision.DENY: "Denied",
-                ReviewDecision.DONT_KNOW: "Don't know", ReviewDecision.NOT_REVIEWED: "Not reviewed"}
-REVIEW_EMOJI = {ReviewDecision.APPROVE: "✅", ReviewDecision.DENY: "⛔",
-                ReviewDecision.DONT_KNOW: "❔", ReviewDecision.NOT_REVIEWED: "⏳"}
+REVIEW_WORDS = {
+    ReviewDecision.APPROVE: "Approved",
+    ReviewDecision.DENY: "Denied",
+    ReviewDecision.DONT_KNOW: "Don't know",
+    ReviewDecision.NOT_REVIEWED: "Not reviewed",
+}
+REVIEW_EMOJI = {
+    ReviewDecision.APPROVE: "✅",
+    ReviewDecision.DENY: "⛔",
+    ReviewDecision.DONT_KNOW: "❔",
+    ReviewDecision.NOT_REVIEWED: "⏳",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,7 +373,9 @@ def _request_from_dict(raw: dict[str, Any]) -> RequestView:
     if dec:
         by = dec.get("by")
         data["decision"] = Decision(
-            by=Person(**by) if by else None, outcome=Status(dec["outcome"]), at=dec["at"],
+            by=Person(**by) if by else None,
+            outcome=Status(dec["outcome"]),
+            at=dec["at"],
             reason=dec.get("reason"),
         )
     return RequestView(**data)
@@ -408,5 +446,13 @@ class FormView:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-View = (Reply | RolesView | RequestListView | AuditView | FormView | Notification | DigestView
-        | ReviewsView)
+View = (
+    Reply
+    | RolesView
+    | RequestListView
+    | AuditView
+    | FormView
+    | Notification
+    | DigestView
+    | ReviewsView
+)

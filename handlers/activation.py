@@ -52,7 +52,11 @@ _INSERT_REQUEST = insert(table_of(ScheduleRequest)).returning(table_of(ScheduleR
 
 
 async def request_activation(
-    uow: UnitOfWork, clock: Clock, *, actor: str, ask: ActivationAsk,
+    uow: UnitOfWork,
+    clock: Clock,
+    *,
+    actor: str,
+    ask: ActivationAsk,
     groups: GroupMembership | None = None,
 ) -> RequestView:
     # Asked before the transaction: a directory lookup must not hold the database.
@@ -62,19 +66,34 @@ async def request_activation(
         found = await look_up_ask(s, actor=actor, role=ask.role)
         me, role = found.me, found.role
         settings = settings_of(role)
-        checked = check_ask(ask, role_id=role.id, role_name=role.display_name,
-                            settings=settings, now=now)
+        checked = check_ask(
+            ask, role_id=role.id, role_name=role.display_name, settings=settings, now=now
+        )
         group = _check_free(found, role=role, start=checked.start, end=checked.end, via=via)
         approvers = await _approvers(s, me=me, role=role, settings=settings)
         short_id = found.free_id or await new_request_id(s)
-        req = await _new_request(s, me=me, role=role, ask=checked, now=now, short_id=short_id,
-                                 deadline=now + settings.approval_timeout if approvers else None)
+        req = await _new_request(
+            s,
+            me=me,
+            role=role,
+            ask=checked,
+            now=now,
+            short_id=short_id,
+            deadline=now + settings.approval_timeout if approvers else None,
+        )
         created = NewEvent(
-            at=now, actor=me.email, action="request.created", target=f"{me.email}/{role.id}",
-            details={"request": req.short_id, "duration": int(checked.duration.total_seconds()),
-                     "justification": checked.justification,
-                     "ticket": checked.ticket.number if checked.ticket else None,
-                     "approval": settings.require_approval, **({"group": group} if group else {})},
+            at=now,
+            actor=me.email,
+            action="request.created",
+            target=f"{me.email}/{role.id}",
+            details={
+                "request": req.short_id,
+                "duration": int(checked.duration.total_seconds()),
+                "justification": checked.justification,
+                "ticket": checked.ticket.number if checked.ticket else None,
+                "approval": settings.require_approval,
+                **({"group": group} if group else {}),
+            },
         )
         if approvers:
             await audit_all(s, [created])
@@ -88,19 +107,29 @@ async def request_activation(
 
 
 def _check_free(
-    found: AskLookup, *, role: Role, start: datetime, end: datetime, via: list[GroupWindow],
+    found: AskLookup,
+    *,
+    role: Role,
+    start: datetime,
+    end: datetime,
+    via: list[GroupWindow],
 ) -> str | None:
     """Eligible for the whole time, not active already, not asked already. Returns the
     group that makes the person eligible when no eligibility of their own does."""
     own: list[Held | GroupWindow] = [
-        h for h in found.held if h.kind == ScheduleKind.ELIGIBLE and h.start_at <= start]
+        h for h in found.held if h.kind == ScheduleKind.ELIGIBLE and h.start_at <= start
+    ]
     groups = [w for w in via if w.role_id == role.id and w.start_at <= start]
     # The one lasting longest; on a tie the person's own, so a group is named only when needed.
-    eligible = sorted([*own, *groups], reverse=True, key=lambda h: (
-        h.end_at is None, h.end_at or start, not isinstance(h, GroupWindow)))
+    eligible = sorted(
+        [*own, *groups],
+        reverse=True,
+        key=lambda h: (h.end_at is None, h.end_at or start, not isinstance(h, GroupWindow)),
+    )
     if not eligible:
         raise NotEligible(
-            f"You are not eligible for {role.display_name}. Ask an admin to assign it.")
+            f"You are not eligible for {role.display_name}. Ask an admin to assign it."
+        )
     if eligible[0].end_at is not None and eligible[0].end_at < end:
         raise NotEligible(
             f"Your eligibility for {role.display_name} ends at "
@@ -113,8 +142,11 @@ def _check_free(
         raise AlreadyActive(f"{role.display_name} is already active for you until {until}.")
     pending = found.pending
     if pending is not None:
-        state = "waiting for approval" if pending.status == Status.PENDING_APPROVAL else (
-            f"scheduled to start at {v.when(pending.start_at.isoformat())}")
+        state = (
+            "waiting for approval"
+            if pending.status == Status.PENDING_APPROVAL
+            else (f"scheduled to start at {v.when(pending.start_at.isoformat())}")
+        )
         raise AlreadyPending(
             f"You already asked for {role.display_name}: {pending.short_id} is {state}. "
             f"Cancel it with: cancel {pending.short_id}"
@@ -131,29 +163,44 @@ async def _approvers(
         return []
     approvers = await approvers_for(s, settings=settings, requester_id=me.id)
     if not approvers:
-        raise Forbidden(f"Nobody but you can approve {role.display_name}; "
-                        "an admin must name another approver first.")
+        raise Forbidden(
+            f"Nobody but you can approve {role.display_name}; "
+            "an admin must name another approver first."
+        )
     return approvers
 
 
 async def _new_request(
-    s: AsyncSession, *, me: Principal, role: Role, ask: CheckedAsk, now: datetime,
-    short_id: str, deadline: datetime | None,
+    s: AsyncSession,
+    *,
+    me: Principal,
+    role: Role,
+    ask: CheckedAsk,
+    now: datetime,
+    short_id: str,
+    deadline: datetime | None,
 ) -> ScheduleRequest:
     # Inserted as it ends up (provisioned at once, when nobody need approve and it starts
     # now), so provisioning does not UPDATE the row it just wrote.
     at_once = deadline is None and ask.start <= now
     values = {
-        "short_id": short_id, "action": Action.SELF_ACTIVATE,
-        "status": Status.PENDING_APPROVAL if deadline else (
-            Status.PROVISIONED if at_once else Status.GRANTED),
+        "short_id": short_id,
+        "action": Action.SELF_ACTIVATE,
+        "status": Status.PENDING_APPROVAL
+        if deadline
+        else (Status.PROVISIONED if at_once else Status.GRANTED),
         "completed_at": now if at_once else None,
-        "kind": ScheduleKind.ACTIVE, "principal_id": me.id, "role_id": role.id,
-        "created_by_id": me.id, "justification": ask.justification,
+        "kind": ScheduleKind.ACTIVE,
+        "principal_id": me.id,
+        "role_id": role.id,
+        "created_by_id": me.id,
+        "justification": ask.justification,
         "ticket_system": ask.ticket.system if ask.ticket else None,
         "ticket_number": ask.ticket.number if ask.ticket else None,
-        "start_at": ask.start, "duration_seconds": int(ask.duration.total_seconds()),
-        "created_at": now, "approval_deadline": deadline,
+        "start_at": ask.start,
+        "duration_seconds": int(ask.duration.total_seconds()),
+        "created_at": now,
+        "approval_deadline": deadline,
     }
     # A plain INSERT, not a unit of work; the object is what the rest of the use case (and
     # its views) read, with the relations we already hold, so nothing is read back.
@@ -163,7 +210,11 @@ async def _new_request(
 
 
 async def _ask_approvers(
-    s: AsyncSession, *, req: ScheduleRequest, me: Principal, approvers: list[Principal],
+    s: AsyncSession,
+    *,
+    req: ScheduleRequest,
+    me: Principal,
+    approvers: list[Principal],
     now: datetime,
 ) -> RequestView:
     """The approvers get a card to decide on; the requester hears it is waiting."""
@@ -172,19 +223,28 @@ async def _ask_approvers(
     view = await request_view(s, req)
     role, channel = req.role, settings_of(req.role).approval_channel
     ask = Notification(
-        kind=v.APPROVAL_NEEDED, request=view, role=role_ref(role),
+        kind=v.APPROVAL_NEEDED,
+        request=view,
+        role=role_ref(role),
         headline=f"{me.display_name} asks for {role.display_name} "
         f"for {format_duration(timedelta(seconds=req.duration_seconds))}.",
     )
     told = Notification(
-        kind=v.SUBMITTED, request=view, role=role_ref(role),
+        kind=v.SUBMITTED,
+        request=view,
+        role=role_ref(role),
         headline=f"Request {req.short_id} for {role.display_name} is waiting for "
         f"approval (until {v.when(view.deadline)}).",
     )
-    await queue_messages(s, [
-        *message_rows(now=now, recipients=approvers, channel=channel or None,
-                      request_id=req.id, note=ask),
-        *message_rows(now=now, recipients=[me], request_id=req.id, note=told)])
+    await queue_messages(
+        s,
+        [
+            *message_rows(
+                now=now, recipients=approvers, channel=channel or None, request_id=req.id, note=ask
+            ),
+            *message_rows(now=now, recipients=[me], request_id=req.id, note=told),
+        ],
+    )
     return view
 
 
@@ -202,8 +262,11 @@ async def cancel_request(
         cancellable = [Status.PENDING_APPROVAL, Status.GRANTED]
         result = await s.execute(
             update(ScheduleRequest)
-            .where(ScheduleRequest.id == req.id, ScheduleRequest.status.in_(cancellable),
-                   ScheduleRequest.completed_at.is_(None))
+            .where(
+                ScheduleRequest.id == req.id,
+                ScheduleRequest.status.in_(cancellable),
+                ScheduleRequest.completed_at.is_(None),
+            )
             .values(status=Status.CANCELED, decided_at=now, completed_at=now)
             .execution_options(synchronize_session=False)
         )
@@ -213,20 +276,38 @@ async def cancel_request(
         await s.refresh(req)
         await cancel_timers(s, subject_id=req.id, kinds=[TIMEOUT, START], now=now)
         await revoke_request_grants(s, request_id=req.id, now=now)
-        await audit(s, at=now, actor=me, action="request.canceled",
-                    target=f"{req.principal.email}/{req.role_id}", request=req.short_id)
+        await audit(
+            s,
+            at=now,
+            actor=me,
+            action="request.canceled",
+            target=f"{req.principal.email}/{req.role_id}",
+            request=req.short_id,
+        )
         by = None if me.id == req.principal_id else me
         view = await request_view(
             s, req, decision=Decision(by=person(me), outcome=Status.CANCELED, at=now.isoformat())
         )
         if by is not None:
-            notify(s, now=now, recipients=[req.principal], request_id=req.id,
-                   note=Notification(kind=v.CANCELED, request=view, role=role_ref(req.role),
-                                     headline=f"{me.display_name} canceled your request "
-                                     f"{req.short_id} for {req.role.display_name}."))
-        update_cards(s, now=now, request_id=req.id,
-                     note=Notification(kind=v.REQUEST_UPDATE, request=view,
-                                       headline=view.outcome_line()))
+            notify(
+                s,
+                now=now,
+                recipients=[req.principal],
+                request_id=req.id,
+                note=Notification(
+                    kind=v.CANCELED,
+                    request=view,
+                    role=role_ref(req.role),
+                    headline=f"{me.display_name} canceled your request "
+                    f"{req.short_id} for {req.role.display_name}.",
+                ),
+            )
+        update_cards(
+            s,
+            now=now,
+            request_id=req.id,
+            note=Notification(kind=v.REQUEST_UPDATE, request=view, headline=view.outcome_line()),
+        )
         return view
 
 
@@ -236,10 +317,14 @@ async def deactivate(uow: UnitOfWork, clock: Clock, *, actor: str, role: str) ->
         me = await require_principal(s, actor)
         r = await find_role(s, role, usable_by=me.id)
         schedule = await s.scalar(
-            select(Schedule).where(
-                Schedule.principal_id == me.id, Schedule.role_id == r.id,
-                Schedule.kind == ScheduleKind.ACTIVE, Schedule.state == ScheduleState.ACTIVE,
-            ).limit(1)
+            select(Schedule)
+            .where(
+                Schedule.principal_id == me.id,
+                Schedule.role_id == r.id,
+                Schedule.kind == ScheduleKind.ACTIVE,
+                Schedule.state == ScheduleState.ACTIVE,
+            )
+            .limit(1)
         )
         if schedule is None:
             raise NotActive(f"{r.display_name} is not active for you.")
@@ -258,15 +343,34 @@ async def deactivate(uow: UnitOfWork, clock: Clock, *, actor: str, role: str) ->
         await cancel_timers(s, subject_id=schedule.id, kinds=[EXPIRE, WARN], now=now)
         await revoke_grants(s, schedule_ids=[schedule.id], now=now)
         req = ScheduleRequest(
-            short_id=await new_request_id(s), action=Action.SELF_DEACTIVATE,
-            status=Status.REVOKED, kind=ScheduleKind.ACTIVE, principal_id=me.id, role_id=r.id,
-            created_by_id=me.id, start_at=now, created_at=now, completed_at=now,
+            short_id=await new_request_id(s),
+            action=Action.SELF_DEACTIVATE,
+            status=Status.REVOKED,
+            kind=ScheduleKind.ACTIVE,
+            principal_id=me.id,
+            role_id=r.id,
+            created_by_id=me.id,
+            start_at=now,
+            created_at=now,
+            completed_at=now,
         )
         s.add(req)
         await s.flush()
-        await audit(s, at=now, actor=me, action="role.deactivated", target=f"{me.email}/{r.id}",
-                    schedule=schedule.id, request=req.short_id)
+        await audit(
+            s,
+            at=now,
+            actor=me,
+            action="role.deactivated",
+            target=f"{me.email}/{r.id}",
+            schedule=schedule.id,
+            request=req.short_id,
+        )
         text = f"{r.display_name} is deactivated. Your access has ended."
-        notify(s, now=now, recipients=[me], request_id=req.id,
-               note=Notification(kind=v.DEACTIVATED, role=role_ref(r), headline=text))
+        notify(
+            s,
+            now=now,
+            recipients=[me],
+            request_id=req.id,
+            note=Notification(kind=v.DEACTIVATED, role=role_ref(r), headline=text),
+        )
         return text

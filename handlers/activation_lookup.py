@@ -52,20 +52,44 @@ _CANDIDATES = 3
 # joins multiply a handful of rows at most.
 _LOOKUP = (
     select(
-        Principal, Role, Schedule.kind, Schedule.start_at, Schedule.end_at,
-        _ASKED.short_id, _ASKED.status, _ASKED.start_at,
-        *(exists().where(ScheduleRequest.short_id == bindparam(f"id{i}")).label(f"taken{i}")
-          for i in range(_CANDIDATES)),
+        Principal,
+        Role,
+        Schedule.kind,
+        Schedule.start_at,
+        Schedule.end_at,
+        _ASKED.short_id,
+        _ASKED.status,
+        _ASKED.start_at,
+        *(
+            exists().where(ScheduleRequest.short_id == bindparam(f"id{i}")).label(f"taken{i}")
+            for i in range(_CANDIDATES)
+        ),
     )
     .select_from(Principal)
-    .outerjoin(Role, or_(func.lower(Role.id) == bindparam("role"),
-                         func.lower(Role.display_name) == bindparam("role")))
-    .outerjoin(Schedule, and_(Schedule.principal_id == Principal.id,
-                              Schedule.role_id == Role.id,
-                              Schedule.state == ScheduleState.ACTIVE))
-    .outerjoin(_ASKED, and_(_ASKED.principal_id == Principal.id, _ASKED.role_id == Role.id,
-                            _ASKED.action == Action.SELF_ACTIVATE,
-                            _ASKED.status.in_([Status.PENDING_APPROVAL, Status.GRANTED])))
+    .outerjoin(
+        Role,
+        or_(
+            func.lower(Role.id) == bindparam("role"),
+            func.lower(Role.display_name) == bindparam("role"),
+        ),
+    )
+    .outerjoin(
+        Schedule,
+        and_(
+            Schedule.principal_id == Principal.id,
+            Schedule.role_id == Role.id,
+            Schedule.state == ScheduleState.ACTIVE,
+        ),
+    )
+    .outerjoin(
+        _ASKED,
+        and_(
+            _ASKED.principal_id == Principal.id,
+            _ASKED.role_id == Role.id,
+            _ASKED.action == Action.SELF_ACTIVATE,
+            _ASKED.status.in_([Status.PENDING_APPROVAL, Status.GRANTED]),
+        ),
+    )
     .where(func.lower(Principal.email) == bindparam("email"))
 )
 
@@ -74,10 +98,16 @@ async def look_up_ask(s: AsyncSession, *, actor: str, role: str) -> AskLookup:
     """Raise UnknownPrincipal / UnknownRole as directory's lookups do, or return all of it."""
     wanted = role.strip().strip("\"'").strip()
     candidates = request_id_candidates()
-    rows = (await s.execute(_LOOKUP, {
-        "email": actor.strip().lower(), "role": wanted.lower(),
-        **{f"id{i}": c for i, c in enumerate(candidates)},
-    })).all()
+    rows = (
+        await s.execute(
+            _LOOKUP,
+            {
+                "email": actor.strip().lower(),
+                "role": wanted.lower(),
+                **{f"id{i}": c for i, c in enumerate(candidates)},
+            },
+        )
+    ).all()
     if not rows:
         await require_principal(s, actor)  # raises, with its message
     if rows[0][1] is None:
@@ -85,11 +115,14 @@ async def look_up_ask(s: AsyncSession, *, actor: str, role: str) -> AskLookup:
     me, found = rows[0][0], rows[0][1]
     mine = [r for r in rows if r[1] is found]
     held = {(r[2], r[3], r[4]) for r in mine if r[2] is not None}
-    asked = next((Asked(short_id=r[5], status=r[6], start_at=r[7]) for r in mine
-                  if r[5] is not None), None)
-    taken = rows[0][8:8 + _CANDIDATES]
+    asked = next(
+        (Asked(short_id=r[5], status=r[6], start_at=r[7]) for r in mine if r[5] is not None), None
+    )
+    taken = rows[0][8 : 8 + _CANDIDATES]
     return AskLookup(
-        me=me, role=found, held=[Held(kind=k, start_at=a, end_at=e) for k, a, e in held],
-        pending=asked, free_id=next((c for c, t in zip(candidates, taken, strict=True)
-                                     if not t), None),
+        me=me,
+        role=found,
+        held=[Held(kind=k, start_at=a, end_at=e) for k, a, e in held],
+        pending=asked,
+        free_id=next((c for c, t in zip(candidates, taken, strict=True) if not t), None),
     )

@@ -64,8 +64,7 @@ def check_ask(
             f"activate {role_id} {format_duration(duration)} <why you need it>"
         )
     if settings.require_ticket and ask.ticket is None:
-        raise TicketRequired(
-            f"{role_name} needs a ticket: activate {role_id} ticket:INC-123 <why>"
-        )
-    return CheckedAsk(duration=duration, start=start, justification=justification,
-                      ticket=ask.ticket)
+        raise TicketRequired(f"{role_name} needs a ticket: activate {role_id} ticket:INC-123 <why>")
+    return CheckedAsk(
+        duration=duration, start=start, justification=justification, ticket=ask.ticket
+    )

@@ -46,8 +46,14 @@ from vocab.states import Action, ReviewResult, Status
 
 
 async def decide(
-    uow: UnitOfWork, clock: Clock, *, actor: str, request_id: str, approve: bool,
-    justification: str | None = None, check_only: bool = False,
+    uow: UnitOfWork,
+    clock: Clock,
+    *,
+    actor: str,
+    request_id: str,
+    approve: bool,
+    justification: str | None = None,
+    check_only: bool = False,
 ) -> RequestView:
     """Approve or deny. A refused attempt is audited (and committed) before the error is raised.
 
@@ -80,9 +86,14 @@ async def decide(
                 s, req=req, me=me, approve=approve, justification=justification, now=now
             )
         await audit(
-            s, at=now, actor=me, action="approval.refused",
-            target=f"{req.principal.email}/{req.role_id}", request=req.short_id,
-            reason=refusal.code, attempted=verb,
+            s,
+            at=now,
+            actor=me,
+            action="approval.refused",
+            target=f"{req.principal.email}/{req.role_id}",
+            request=req.short_id,
+            reason=refusal.code,
+            attempted=verb,
         )
     raise refusal
 
@@ -92,8 +103,9 @@ async def _refusal(
 ) -> PimError | None:
     if req.principal_id == me.id:
         return SelfApprovalForbidden(f"You cannot {verb} your own request {req.short_id}.")
-    deciders = await deciders_of(s, action=req.action, settings=settings_of(req.role),
-                                 requester_id=req.principal_id)
+    deciders = await deciders_of(
+        s, action=req.action, settings=settings_of(req.role), requester_id=req.principal_id
+    )
     if me.id not in {p.id for p in deciders}:
         return NotAnApprover(
             f"You are not an approver for {req.role.display_name}, so you cannot {verb} "
@@ -107,8 +119,11 @@ async def _decider_and_request(
 ) -> tuple[Principal, ScheduleRequest | None]:
     """Who clicks and what they click on, in one statement (the request with its people and
     role, joined)."""
-    row = (await s.execute(_DECIDER_AND_REQUEST, {
-        "email": actor.strip().lower(), "request": request_id})).first()
+    row = (
+        await s.execute(
+            _DECIDER_AND_REQUEST, {"email": actor.strip().lower(), "request": request_id}
+        )
+    ).first()
     if row is None:
         await require_principal(s, actor)  # raises, with its message
         raise AssertionError("unreachable")
@@ -124,8 +139,13 @@ _DECIDER_AND_REQUEST = (
 
 
 async def _record_decision(
-    s: AsyncSession, *, req: ScheduleRequest, me: Principal, approve: bool,
-    justification: str | None, now: datetime,
+    s: AsyncSession,
+    *,
+    req: ScheduleRequest,
+    me: Principal,
+    approve: bool,
+    justification: str | None,
+    now: datetime,
 ) -> RequestView:
     outcome = Status.GRANTED if approve else Status.DENIED
     # (An extension changes the running activation instead: apply_extension.)
@@ -138,8 +158,11 @@ async def _record_decision(
     result = await s.execute(
         update(ScheduleRequest)
         .where(ScheduleRequest.id == req.id, ScheduleRequest.status == Status.PENDING_APPROVAL)
-        .values(status=Status.PROVISIONED if at_once else outcome, decided_at=now,
-                completed_at=now if at_once or not approve else None)
+        .values(
+            status=Status.PROVISIONED if at_once else outcome,
+            decided_at=now,
+            completed_at=now if at_once or not approve else None,
+        )
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -147,16 +170,27 @@ async def _record_decision(
         raise AlreadyDecided(await _already(s, req))
     # In memory, the request is decided (not yet provisioned): what the requester is told
     # first. Committed values, so the unit of work writes nothing more for it.
-    for name, value in (("status", outcome), ("decided_at", now),
-                        ("completed_at", None if approve else now)):
+    for name, value in (
+        ("status", outcome),
+        ("decided_at", now),
+        ("completed_at", None if approve else now),
+    ):
         set_committed_value(req, name, value)
-    await s.execute(_INSERT_STEP, {
-        "request_id": req.id, "reviewer_id": me.id,
-        "decision": ReviewResult.APPROVE if approve else ReviewResult.DENY,
-        "justification": justification, "decided_at": now})
+    await s.execute(
+        _INSERT_STEP,
+        {
+            "request_id": req.id,
+            "reviewer_id": me.id,
+            "decision": ReviewResult.APPROVE if approve else ReviewResult.DENY,
+            "justification": justification,
+            "decided_at": now,
+        },
+    )
     await cancel_timers(s, subject_id=req.id, kinds=[TIMEOUT], now=now)
     decided = NewEvent(
-        at=now, actor=me.email, action="request.approved" if approve else "request.denied",
+        at=now,
+        actor=me.email,
+        action="request.approved" if approve else "request.denied",
         target=f"{req.principal.email}/{req.role_id}",
         details={"request": req.short_id, "justification": justification},
     )
@@ -176,8 +210,9 @@ async def _record_decision(
     if at_once:
         # What the stored approval step would say, without reading it back.
         done = replace(decision, outcome=Status.PROVISIONED)
-        await provision(s, req=req, now=now, earlier=[decided], decision=done, told=told,
-                        stored=True)
+        await provision(
+            s, req=req, now=now, earlier=[decided], decision=done, told=told, stored=True
+        )
         return await request_view(s, req, decision=done)
     await audit_all(s, [decided])
     await queue_messages(s, told)
@@ -187,7 +222,12 @@ async def _record_decision(
 
 
 def _tell_decision(
-    *, req: ScheduleRequest, me: Principal, view: RequestView, approve: bool, now: datetime,
+    *,
+    req: ScheduleRequest,
+    me: Principal,
+    view: RequestView,
+    approve: bool,
+    now: datetime,
 ) -> list[dict[str, Any]]:
     """The requester hears the outcome; every posted copy of the card shows it."""
     role = req.role.display_name
@@ -198,13 +238,22 @@ def _tell_decision(
         if view.decision and view.decision.reason:
             headline += f" Reason: {view.decision.reason}"
     return [
-        *message_rows(now=now, recipients=[req.principal], request_id=req.id,
-                      note=Notification(kind=v.APPROVED if approve else v.DENIED,
-                                        request=view, role=role_ref(req.role),
-                                        headline=headline)),
-        card_update_row(now=now, request_id=req.id,
-                        note=Notification(kind=v.REQUEST_UPDATE, request=view,
-                                          headline=view.outcome_line())),
+        *message_rows(
+            now=now,
+            recipients=[req.principal],
+            request_id=req.id,
+            note=Notification(
+                kind=v.APPROVED if approve else v.DENIED,
+                request=view,
+                role=role_ref(req.role),
+                headline=headline,
+            ),
+        ),
+        card_update_row(
+            now=now,
+            request_id=req.id,
+            note=Notification(kind=v.REQUEST_UPDATE, request=view, headline=view.outcome_line()),
+        ),
     ]
 
 

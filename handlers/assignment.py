@@ -48,17 +48,28 @@ async def current_schedule(
 ) -> Schedule | None:
     """The admin-made (Assigned) schedule; activations are the requester's own business."""
     return await s.scalar(
-        select(Schedule).where(
-            Schedule.principal_id == principal_id, Schedule.role_id == role_id,
-            Schedule.kind == kind, Schedule.state == ScheduleState.ACTIVE,
+        select(Schedule)
+        .where(
+            Schedule.principal_id == principal_id,
+            Schedule.role_id == role_id,
+            Schedule.kind == kind,
+            Schedule.state == ScheduleState.ACTIVE,
             Schedule.member_type == MemberType.ASSIGNED,
-        ).limit(1)
+        )
+        .limit(1)
     )
 
 
 async def assign(
-    uow: UnitOfWork, clock: Clock, *, actor: str, user: UserRef, role: str, kind: str,
-    duration: timedelta | None = None, until: datetime | None = None,
+    uow: UnitOfWork,
+    clock: Clock,
+    *,
+    actor: str,
+    user: UserRef,
+    role: str,
+    kind: str,
+    duration: timedelta | None = None,
+    until: datetime | None = None,
     justification: str | None = None,
 ) -> str:
     now = clock.now()
@@ -71,11 +82,19 @@ async def assign(
         if end is not None and end <= now:
             raise InvalidInput("The end of the assignment must be in the future.")
         if end is not None and end - now > MAX_DURATION:  # the same cap as a typed duration
-            raise InvalidInput(f"The assignment would last too long (at most "
-                               f"{MAX_DURATION.days} days); leave out the end for a "
-                               "permanent one.")
+            raise InvalidInput(
+                f"The assignment would last too long (at most "
+                f"{MAX_DURATION.days} days); leave out the end for a "
+                "permanent one."
+            )
         schedule = await grant_schedule(
-            s, actor=me, principal=who, role=r, kind=kind, end=end, now=now,
+            s,
+            actor=me,
+            principal=who,
+            role=r,
+            kind=kind,
+            end=end,
+            now=now,
             justification=justification,
         )
         return (
@@ -85,16 +104,26 @@ async def assign(
 
 
 async def grant_schedule(
-    s: AsyncSession, *, actor: Principal | str, principal: Principal, role: Role, kind: str,
-    end: datetime | None, now: datetime, justification: str | None = None,
+    s: AsyncSession,
+    *,
+    actor: Principal | str,
+    principal: Principal,
+    role: Role,
+    kind: str,
+    end: datetime | None,
+    now: datetime,
+    justification: str | None = None,
     from_policy: bool = False,
 ) -> Schedule:
     """Create an Assigned schedule with its request, audit, timers and notification.
     Shared by chat commands and policy apply so both follow the same rules."""
     settings = settings_of(role)
     if end is None:
-        allowed = (settings.allow_permanent_eligible if kind == ScheduleKind.ELIGIBLE
-                   else settings.allow_permanent_active)
+        allowed = (
+            settings.allow_permanent_eligible
+            if kind == ScheduleKind.ELIGIBLE
+            else settings.allow_permanent_active
+        )
         if not allowed:
             raise Forbidden(
                 f"{role.display_name} does not allow permanent {kind} assignments; "
@@ -108,10 +137,17 @@ async def grant_schedule(
         )
     who = actor.email if isinstance(actor, Principal) else actor
     creator_id = actor.id if isinstance(actor, Principal) else principal.id
-    grant = NewAssignment(principal=principal, role=role, kind=kind, end=end,
-                          created_by_id=creator_id, justification=justification)
-    (schedule_id,) = await record_assignments(s, actor=who, grants=[grant], now=now,
-                                              from_policy=from_policy)
+    grant = NewAssignment(
+        principal=principal,
+        role=role,
+        kind=kind,
+        end=end,
+        created_by_id=creator_id,
+        justification=justification,
+    )
+    (schedule_id,) = await record_assignments(
+        s, actor=who, grants=[grant], now=now, from_policy=from_policy
+    )
     schedule = await s.get(Schedule, schedule_id)
     assert schedule is not None  # just written
     return schedule
@@ -128,7 +164,11 @@ class NewAssignment:
 
 
 async def record_assignments(
-    s: AsyncSession, *, actor: str, grants: Sequence[NewAssignment], now: datetime,
+    s: AsyncSession,
+    *,
+    actor: str,
+    grants: Sequence[NewAssignment],
+    now: datetime,
     from_policy: bool,
 ) -> list[int]:
     """Write Assigned schedules, each with its request, timers, audit event and notification;
@@ -138,61 +178,124 @@ async def record_assignments(
     Rows go in as lists of values, a few statements per batch: ORM objects would make SQLite
     insert them one by one to learn each new id."""
     short_ids = await new_request_ids(s, len(grants))
-    requests = _pairs(await s.execute(
-        insert(ScheduleRequest).returning(ScheduleRequest.short_id, ScheduleRequest.id),
-        [{"short_id": short_id, "action": Action.ADMIN_ASSIGN, "status": Status.PROVISIONED,
-          "kind": g.kind, "principal_id": g.principal.id, "role_id": g.role.id,
-          "created_by_id": g.created_by_id, "justification": g.justification, "start_at": now,
-          "duration_seconds": int((g.end - now).total_seconds()) if g.end else None,
-          "created_at": now, "decided_at": now, "completed_at": now}
-         for g, short_id in zip(grants, short_ids, strict=True)],
-    ))
+    requests = _pairs(
+        await s.execute(
+            insert(ScheduleRequest).returning(ScheduleRequest.short_id, ScheduleRequest.id),
+            [
+                {
+                    "short_id": short_id,
+                    "action": Action.ADMIN_ASSIGN,
+                    "status": Status.PROVISIONED,
+                    "kind": g.kind,
+                    "principal_id": g.principal.id,
+                    "role_id": g.role.id,
+                    "created_by_id": g.created_by_id,
+                    "justification": g.justification,
+                    "start_at": now,
+                    "duration_seconds": int((g.end - now).total_seconds()) if g.end else None,
+                    "created_at": now,
+                    "decided_at": now,
+                    "completed_at": now,
+                }
+                for g, short_id in zip(grants, short_ids, strict=True)
+            ],
+        )
+    )
     request_ids = [requests[short_id] for short_id in short_ids]
-    schedules = _pairs(await s.execute(
-        insert(Schedule).returning(Schedule.request_id, Schedule.id),
-        [{"principal_id": g.principal.id, "role_id": g.role.id, "kind": g.kind,
-          "member_type": MemberType.ASSIGNED, "state": ScheduleState.ACTIVE, "start_at": now,
-          "end_at": g.end, "request_id": request_id, "from_policy": from_policy,
-          "created_at": now}
-         for g, request_id in zip(grants, request_ids, strict=True)],
-    ))
+    schedules = _pairs(
+        await s.execute(
+            insert(Schedule).returning(Schedule.request_id, Schedule.id),
+            [
+                {
+                    "principal_id": g.principal.id,
+                    "role_id": g.role.id,
+                    "kind": g.kind,
+                    "member_type": MemberType.ASSIGNED,
+                    "state": ScheduleState.ACTIVE,
+                    "start_at": now,
+                    "end_at": g.end,
+                    "request_id": request_id,
+                    "from_policy": from_policy,
+                    "created_at": now,
+                }
+                for g, request_id in zip(grants, request_ids, strict=True)
+            ],
+        )
+    )
     schedule_ids = [schedules[request_id] for request_id in request_ids]
     timers, messages, events = [], [], []
     notes: dict[tuple[str, str, datetime | None], tuple[Notification, dict[str, Any]]] = {}
     for g, short_id, request_id, schedule_id in zip(
-            grants, short_ids, request_ids, schedule_ids, strict=True):
-        warning = (settings_of(g.role).expiry_warning if g.kind == ScheduleKind.ACTIVE
-                   else timedelta(0))
-        timers += [{"kind": kind, "due_at": due, "subject_id": schedule_id}
-                   for kind, due in [*end_timers(start=now, end=g.end, warning=warning),
-                                     *renewal_timers(start=now, end=g.end)]]
+        grants, short_ids, request_ids, schedule_ids, strict=True
+    ):
+        warning = (
+            settings_of(g.role).expiry_warning if g.kind == ScheduleKind.ACTIVE else timedelta(0)
+        )
+        timers += [
+            {"kind": kind, "due_at": due, "subject_id": schedule_id}
+            for kind, due in [
+                *end_timers(start=now, end=g.end, warning=warning),
+                *renewal_timers(start=now, end=g.end),
+            ]
+        ]
         end = g.end.isoformat() if g.end else None
-        events.append(Audited(
-            actor=actor, action=f"{g.kind}.assigned", target=f"{g.principal.email}/{g.role.id}",
-            details={"request": short_id, "end": end, "permanent": g.end is None,
-                     "justification": g.justification, "policy": from_policy}))
+        events.append(
+            Audited(
+                actor=actor,
+                action=f"{g.kind}.assigned",
+                target=f"{g.principal.email}/{g.role.id}",
+                details={
+                    "request": short_id,
+                    "end": end,
+                    "permanent": g.end is None,
+                    "justification": g.justification,
+                    "policy": from_policy,
+                },
+            )
+        )
         key = (g.role.id, g.kind, g.end)
         if key not in notes:  # one per role, kind and end: a batch shares a handful
             note = Notification(
-                kind=v.ASSIGNED, role=role_ref(g.role), end_at=end,
+                kind=v.ASSIGNED,
+                role=role_ref(g.role),
+                end_at=end,
                 headline=f"You are now {_kind_words(g.kind)} {g.role.display_name} "
-                         f"{_until(g.end)}.")
+                f"{_until(g.end)}.",
+            )
             notes[key] = (note, note.to_dict())
         note, payload = notes[key]
-        messages.append(message_row(now=now, note=note, recipient_id=g.principal.id,
-                                   request_id=request_id, payload=payload))
+        messages.append(
+            message_row(
+                now=now,
+                note=note,
+                recipient_id=g.principal.id,
+                request_id=request_id,
+                payload=payload,
+            )
+        )
     if timers:
         await s.execute(insert(Timer), timers)
-    await open_many(s, now=now, items=[
-        Holding(schedule_id, request_id, g.principal.id, g.role) for g, request_id, schedule_id
-        in zip(grants, request_ids, schedule_ids, strict=True) if g.kind == ScheduleKind.ACTIVE])
+    await open_many(
+        s,
+        now=now,
+        items=[
+            Holding(schedule_id, request_id, g.principal.id, g.role)
+            for g, request_id, schedule_id in zip(grants, request_ids, schedule_ids, strict=True)
+            if g.kind == ScheduleKind.ACTIVE
+        ],
+    )
     await audit_many(s, at=now, events=events)
     await s.execute(insert(OutboxMessage), messages)
     return schedule_ids
 
 
 async def remove(
-    uow: UnitOfWork, clock: Clock, *, actor: str, user: UserRef, role: str,
+    uow: UnitOfWork,
+    clock: Clock,
+    *,
+    actor: str,
+    user: UserRef,
+    role: str,
     kind: str | None = None,
 ) -> str:
     now = clock.now()
@@ -214,8 +317,13 @@ async def remove(
 
 
 async def end_schedule(
-    s: AsyncSession, *, actor: Principal | str, schedule: Schedule, now: datetime,
-    policy: bool = False, notify_person: bool = True,
+    s: AsyncSession,
+    *,
+    actor: Principal | str,
+    schedule: Schedule,
+    now: datetime,
+    policy: bool = False,
+    notify_person: bool = True,
 ) -> None:
     """End an assignment early. notify_person=False when it is replaced at once (a policy
     change of end date), so the person gets one message, not "removed" then "assigned"."""
@@ -224,23 +332,39 @@ async def end_schedule(
     await revoke_grants(s, schedule_ids=[schedule.id], now=now)
     creator_id = actor.id if isinstance(actor, Principal) else schedule.principal_id
     req = ScheduleRequest(
-        short_id=await new_request_id(s), action=Action.ADMIN_REMOVE, status=Status.REVOKED,
-        kind=schedule.kind, principal_id=schedule.principal_id, role_id=schedule.role_id,
-        created_by_id=creator_id, start_at=now, created_at=now, decided_at=now,
+        short_id=await new_request_id(s),
+        action=Action.ADMIN_REMOVE,
+        status=Status.REVOKED,
+        kind=schedule.kind,
+        principal_id=schedule.principal_id,
+        role_id=schedule.role_id,
+        created_by_id=creator_id,
+        start_at=now,
+        created_at=now,
+        decided_at=now,
         completed_at=now,
     )
     s.add(req)
     await s.flush()
     await audit(
-        s, at=now, actor=actor, action=f"{schedule.kind}.removed",
-        target=f"{schedule.principal.email}/{schedule.role_id}", schedule=schedule.id,
-        request=req.short_id, policy=policy,
+        s,
+        at=now,
+        actor=actor,
+        action=f"{schedule.kind}.removed",
+        target=f"{schedule.principal.email}/{schedule.role_id}",
+        schedule=schedule.id,
+        request=req.short_id,
+        policy=policy,
     )
     if notify_person:
         notify(
-            s, now=now, recipients=[schedule.principal], request_id=req.id,
+            s,
+            now=now,
+            recipients=[schedule.principal],
+            request_id=req.id,
             note=Notification(
-                kind=v.REMOVED, role=role_ref(schedule.role),
+                kind=v.REMOVED,
+                role=role_ref(schedule.role),
                 headline=f"Your {_kind_noun(schedule.kind)} of {schedule.role.display_name} "
                 "was removed by an admin.",
             ),

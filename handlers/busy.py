@@ -47,6 +47,5 @@ async def chat_budget(deadline: float | None = None) -> AsyncIterator[None]:
 
 
 def _busy(err: Exception) -> Busy:
-    logger.warning("chat interaction gave up, database busy or unreachable: %s",
-                   type(err).__name__)
+    logger.warning("chat interaction gave up, database busy or unreachable: %s", type(err).__name__)
     return Busy()

@@ -41,6 +41,7 @@ __all__ = [
     "UserRef",
 ]
 
+
 @dataclass(frozen=True, slots=True)
 class Ticket:
     """``ticket:jira:OPS-12`` is Ticket("jira", "OPS-12"); ``ticket:INC123`` has no system."""

@@ -28,7 +28,8 @@ async def require_principal(session: AsyncSession, email: str) -> Principal:
 
 
 _PERSON = select(Principal.id, Principal.email, Principal.display_name).where(
-    func.lower(Principal.email) == bindparam("email"))
+    func.lower(Principal.email) == bindparam("email")
+)
 
 
 def require_person(conn: Connection, email: str) -> Row[int, str, str]:
@@ -46,7 +47,8 @@ def unknown_person(email: str) -> UnknownPrincipal:
 
 def _unknown(email: str) -> UnknownPrincipal:
     return UnknownPrincipal(
-        f"{email} is not known to pim-bot; an admin must add you to the policy first.")
+        f"{email} is not known to pim-bot; an admin must add you to the policy first."
+    )
 
 
 async def resolve_user(session: AsyncSession, ref: UserRef) -> Principal:

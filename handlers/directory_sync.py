@@ -32,8 +32,13 @@ from handlers.grants.provider import Person
 from storage.models import DirectorySource
 from storage.uow import UnitOfWork
 
-__all__ = ["DirectoryReaders", "DirectoryUnavailable", "PeopleSource", "SyncReport",
-           "sync_directory"]
+__all__ = [
+    "DirectoryReaders",
+    "DirectoryUnavailable",
+    "PeopleSource",
+    "SyncReport",
+    "sync_directory",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +74,10 @@ async def sync_directory(uow: UnitOfWork, clock: Clock, *, readers: DirectoryRea
     """Read every source, then bring the principals in line with them. Raises
     DirectoryUnavailable (nothing changed) when a source cannot be read."""
     async with uow.read() as s:
-        sources = [(row.kind, row.ref) for row in await s.scalars(
-            select(DirectorySource).order_by(DirectorySource.id))]
+        sources = [
+            (row.kind, row.ref)
+            for row in await s.scalars(select(DirectorySource).order_by(DirectorySource.id))
+        ]
     if not sources:
         return SyncReport()
     people = await _read_all(sources, readers)
@@ -85,8 +92,7 @@ async def sync_directory(uow: UnitOfWork, clock: Clock, *, readers: DirectoryRea
     return report
 
 
-async def _read_all(sources: list[tuple[str, str]], readers: DirectoryReaders
-                    ) -> dict[str, Merged]:
+async def _read_all(sources: list[tuple[str, str]], readers: DirectoryReaders) -> dict[str, Merged]:
     merged: dict[str, Merged] = {}
     for kind, ref in sources:
         reader = readers(kind, ref)

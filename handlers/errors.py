@@ -91,8 +91,9 @@ class NotSetUp(PimError):
     code = "not_set_up"
 
     def __init__(self) -> None:
-        super().__init__("You are not set up in pim-bot yet. Ask a pim-bot admin to add you "
-                         "to the policy.")
+        super().__init__(
+            "You are not set up in pim-bot yet. Ask a pim-bot admin to add you to the policy."
+        )
 
 
 class Busy(PimError):
@@ -112,5 +113,7 @@ class Slow(PimError):
     code = "slow"
 
     def __init__(self) -> None:
-        super().__init__("pim-bot is slow to answer right now; look at `requests` or `roles` "
-                         "in a moment to see whether this went through.")
+        super().__init__(
+            "pim-bot is slow to answer right now; look at `requests` or `roles` "
+            "in a moment to see whether this went through."
+        )

@@ -44,8 +44,14 @@ from vocab.states import Action, MemberType, ScheduleKind, ScheduleState, Status
 
 
 async def request_extension(
-    uow: UnitOfWork, clock: Clock, *, actor: str, role: str, duration: timedelta | None = None,
-    justification: str | None = None, duration_text: str | None = None,
+    uow: UnitOfWork,
+    clock: Clock,
+    *,
+    actor: str,
+    role: str,
+    duration: timedelta | None = None,
+    justification: str | None = None,
+    duration_text: str | None = None,
 ) -> RequestView:
     """Ask for `duration` more (default: the role's default duration) on a running
     activation; granted at once when the role needs no approval."""
@@ -57,23 +63,30 @@ async def request_extension(
         settings = settings_of(r)
         active = await _running(s, principal_id=me.id, role_id=r.id)
         if active is None or active.end_at is None:
-            raise NotActive(f"{r.display_name} is not active for you; ask for it with: "
-                            f"activate {r.id}")
+            raise NotActive(
+                f"{r.display_name} is not active for you; ask for it with: activate {r.id}"
+            )
         room = settings.max_duration - (active.end_at - active.start_at)
         # No duration (the Extend button): the default, or whatever room is left.
         extra = duration or min(settings.effective_default, max(room, timedelta(seconds=1)))
         total = active.end_at + extra - active.start_at
         if total > settings.max_duration:
-            more = f"extend by at most {format_duration(room)}" if room > timedelta() else \
-                "it is already as long as one activation may be"
+            more = (
+                f"extend by at most {format_duration(room)}"
+                if room > timedelta()
+                else "it is already as long as one activation may be"
+            )
             raise DurationOutOfRange(
                 f"{r.display_name} can be active for at most "
                 f"{format_duration(settings.max_duration)} from its start at "
                 f"{v.when(active.start_at.isoformat())}; {more} (you asked for "
-                f"{duration_text or format_duration(extra)}).")
+                f"{duration_text or format_duration(extra)})."
+            )
         if settings.require_justification and not why:
-            raise JustificationRequired(f"{r.display_name} needs a justification: "
-                                        f"extend {r.id} {format_duration(extra)} <why>")
+            raise JustificationRequired(
+                f"{r.display_name} needs a justification: "
+                f"extend {r.id} {format_duration(extra)} <why>"
+            )
         await _check_not_pending(s, me=me, role=r)
         approvers: list[Principal] = []
         if settings.require_approval:
@@ -81,37 +94,65 @@ async def request_extension(
             if not approvers:
                 raise Forbidden(f"Nobody but you can approve {r.display_name}.")
         req = ScheduleRequest(
-            short_id=await new_request_id(s), action=Action.SELF_EXTEND,
+            short_id=await new_request_id(s),
+            action=Action.SELF_EXTEND,
             status=Status.PENDING_APPROVAL if approvers else Status.GRANTED,
-            kind=ScheduleKind.ACTIVE, principal_id=me.id, role_id=r.id, created_by_id=me.id,
-            justification=why, start_at=active.start_at,
-            duration_seconds=int(total.total_seconds()), created_at=now,
-            approval_deadline=now + settings.approval_timeout if approvers else None)
+            kind=ScheduleKind.ACTIVE,
+            principal_id=me.id,
+            role_id=r.id,
+            created_by_id=me.id,
+            justification=why,
+            start_at=active.start_at,
+            duration_seconds=int(total.total_seconds()),
+            created_at=now,
+            approval_deadline=now + settings.approval_timeout if approvers else None,
+        )
         req.principal, req.created_by, req.role = me, me, r
         s.add(req)
         await s.flush()
-        created = NewEvent(at=now, actor=me.email, action="request.created",
-                           target=f"{me.email}/{r.id}",
-                           details={"request": req.short_id, "action": Action.SELF_EXTEND,
-                                    "extra": int(extra.total_seconds()),
-                                    "end": (active.end_at + extra).isoformat(),
-                                    "justification": why, "approval": bool(approvers)})
+        created = NewEvent(
+            at=now,
+            actor=me.email,
+            action="request.created",
+            target=f"{me.email}/{r.id}",
+            details={
+                "request": req.short_id,
+                "action": Action.SELF_EXTEND,
+                "extra": int(extra.total_seconds()),
+                "end": (active.end_at + extra).isoformat(),
+                "justification": why,
+                "approval": bool(approvers),
+            },
+        )
         if not approvers:
             await apply_extension(s, req=req, now=now, earlier=[created])
             return await request_view(s, req)
         await audit_all(s, [created])
         add_timer(s, kind=TIMEOUT, due_at=now + settings.approval_timeout, subject_id=req.id)
         view = await request_view(s, req)
-        notify(s, now=now, recipients=approvers, channel=settings.approval_channel or None,
-               request_id=req.id, note=Notification(
-                   kind=v.APPROVAL_NEEDED, request=view, role=role_ref(r),
-                   headline=f"{me.display_name} asks to extend {r.display_name} by "
-                   f"{format_duration(extra)} (until {v.when((active.end_at + extra).isoformat())})."))
+        notify(
+            s,
+            now=now,
+            recipients=approvers,
+            channel=settings.approval_channel or None,
+            request_id=req.id,
+            note=Notification(
+                kind=v.APPROVAL_NEEDED,
+                request=view,
+                role=role_ref(r),
+                headline=f"{me.display_name} asks to extend {r.display_name} by "
+                f"{format_duration(extra)} (until {v.when((active.end_at + extra).isoformat())}).",
+            ),
+        )
         return view
 
 
 async def apply_extension(
-    s: AsyncSession, *, req: ScheduleRequest, now: datetime, earlier: list[NewEvent] | None = None,
+    s: AsyncSession,
+    *,
+    req: ScheduleRequest,
+    now: datetime,
+    earlier: list[NewEvent] | None = None,
     decision: Decision | None = None,
 ) -> None:
     """Move the running activation's end to the request's start + length, with its timers;
@@ -122,43 +163,95 @@ async def apply_extension(
     req.completed_at = now
     if active is None or active.end_at is None:
         req.status = Status.FAILED
-        await audit_all(s, [*(earlier or []), NewEvent(
-            at=now, actor=SYSTEM_ACTOR, action="request.failed", target=target,
-            details={"request": req.short_id, "reason": "the activation had ended"})])
-        notify(s, now=now, recipients=[req.principal], request_id=req.id, note=Notification(
-            kind=v.EXPIRED, role=role_ref(req.role),
-            headline=f"{req.role.display_name} had already ended, so {req.short_id} could "
-            f"not extend it. Ask again with: activate {req.role_id}"))
+        await audit_all(
+            s,
+            [
+                *(earlier or []),
+                NewEvent(
+                    at=now,
+                    actor=SYSTEM_ACTOR,
+                    action="request.failed",
+                    target=target,
+                    details={"request": req.short_id, "reason": "the activation had ended"},
+                ),
+            ],
+        )
+        notify(
+            s,
+            now=now,
+            recipients=[req.principal],
+            request_id=req.id,
+            note=Notification(
+                kind=v.EXPIRED,
+                role=role_ref(req.role),
+                headline=f"{req.role.display_name} had already ended, so {req.short_id} could "
+                f"not extend it. Ask again with: activate {req.role_id}",
+            ),
+        )
         return
     end = active.start_at + timedelta(seconds=req.duration_seconds)
     active.end_at, req.status = end, Status.PROVISIONED
     await cancel_timers(s, subject_id=active.id, kinds=[EXPIRE, WARN], now=now)
-    schedule_end_timers(s, schedule=active, now=now,
-                        warning=settings_of(req.role).expiry_warning)
-    await audit_all(s, [*(earlier or []), NewEvent(
-        at=now, actor=SYSTEM_ACTOR, action="role.extended", target=target,
-        details={"request": req.short_id, "schedule": active.id, "end": end.isoformat()})])
+    schedule_end_timers(s, schedule=active, now=now, warning=settings_of(req.role).expiry_warning)
+    await audit_all(
+        s,
+        [
+            *(earlier or []),
+            NewEvent(
+                at=now,
+                actor=SYSTEM_ACTOR,
+                action="role.extended",
+                target=target,
+                details={"request": req.short_id, "schedule": active.id, "end": end.isoformat()},
+            ),
+        ],
+    )
     view = await request_view(s, req, decision=decision)
-    notify(s, now=now, recipients=[req.principal], request_id=req.id, note=Notification(
-        kind=v.ACTIVATED, request=view, role=role_ref(req.role), end_at=end.isoformat(),
-        headline=f"{req.role.display_name} is extended until {v.when(end.isoformat())}."))
+    notify(
+        s,
+        now=now,
+        recipients=[req.principal],
+        request_id=req.id,
+        note=Notification(
+            kind=v.ACTIVATED,
+            request=view,
+            role=role_ref(req.role),
+            end_at=end.isoformat(),
+            headline=f"{req.role.display_name} is extended until {v.when(end.isoformat())}.",
+        ),
+    )
 
 
 async def _running(s: AsyncSession, *, principal_id: int, role_id: str) -> Schedule | None:
-    return await s.scalar(select(Schedule).where(
-        Schedule.principal_id == principal_id, Schedule.role_id == role_id,
-        Schedule.kind == ScheduleKind.ACTIVE, Schedule.state == ScheduleState.ACTIVE,
-        Schedule.member_type == MemberType.ACTIVATED).limit(1))
+    return await s.scalar(
+        select(Schedule)
+        .where(
+            Schedule.principal_id == principal_id,
+            Schedule.role_id == role_id,
+            Schedule.kind == ScheduleKind.ACTIVE,
+            Schedule.state == ScheduleState.ACTIVE,
+            Schedule.member_type == MemberType.ACTIVATED,
+        )
+        .limit(1)
+    )
 
 
 async def _check_not_pending(s: AsyncSession, *, me: Principal, role: Role) -> None:
-    pending = await s.scalar(select(ScheduleRequest.short_id).where(
-        ScheduleRequest.principal_id == me.id, ScheduleRequest.role_id == role.id,
-        ScheduleRequest.action == Action.SELF_EXTEND,
-        ScheduleRequest.status == Status.PENDING_APPROVAL).limit(1))
+    pending = await s.scalar(
+        select(ScheduleRequest.short_id)
+        .where(
+            ScheduleRequest.principal_id == me.id,
+            ScheduleRequest.role_id == role.id,
+            ScheduleRequest.action == Action.SELF_EXTEND,
+            ScheduleRequest.status == Status.PENDING_APPROVAL,
+        )
+        .limit(1)
+    )
     if pending is not None:
-        raise AlreadyPending(f"You already asked to extend {role.display_name}: {pending} is "
-                             f"waiting for approval. Cancel it with: cancel {pending}")
+        raise AlreadyPending(
+            f"You already asked to extend {role.display_name}: {pending} is "
+            f"waiting for approval. Cancel it with: cancel {pending}"
+        )
 
 
 async def last_justification(uow: UnitOfWork, *, actor: str, role: str) -> str | None:
@@ -167,7 +260,12 @@ async def last_justification(uow: UnitOfWork, *, actor: str, role: str) -> str |
         return await s.scalar(
             select(ScheduleRequest.justification)
             .join(Principal, Principal.id == ScheduleRequest.principal_id)
-            .where(Principal.email == actor.strip().lower(), ScheduleRequest.role_id == role,
-                   ScheduleRequest.action == Action.SELF_ACTIVATE,
-                   ScheduleRequest.justification.is_not(None))
-            .order_by(ScheduleRequest.id.desc()).limit(1))
+            .where(
+                Principal.email == actor.strip().lower(),
+                ScheduleRequest.role_id == role,
+                ScheduleRequest.action == Action.SELF_ACTIVATE,
+                ScheduleRequest.justification.is_not(None),
+            )
+            .order_by(ScheduleRequest.id.desc())
+            .limit(1)
+        )

@@ -24,8 +24,11 @@ def read_activation_form(
     *, role: str | None, duration: str | None, justification: str | None, ticket: str | None
 ) -> tuple[dict[str, str], ActivationAsk | None]:
     typed = {ROLE: role, DURATION: duration, JUSTIFICATION: justification, TICKET: ticket}
-    refused = {field: refusal(f"The {field}", code) for field, value in typed.items()
-               if value and (code := control_character(value)) is not None}
+    refused = {
+        field: refusal(f"The {field}", code)
+        for field, value in typed.items()
+        if value and (code := control_character(value)) is not None
+    }
     if refused:
         return refused, None
     if not (role or "").strip():
@@ -42,9 +45,13 @@ def read_activation_form(
         if not number:
             return {TICKET: "Give the ticket number, e.g. INC-123 or jira:OPS-12."}, None
         ref = Ticket(system=system.lower() or None, number=number)
-    return {}, ActivationAsk(role=(role or "").strip(), duration=parsed, ticket=ref,
-                             justification=(justification or "").strip() or None,
-                             duration_text=(duration or "").strip() or None)
+    return {}, ActivationAsk(
+        role=(role or "").strip(),
+        duration=parsed,
+        ticket=ref,
+        justification=(justification or "").strip() or None,
+        duration_text=(duration or "").strip() or None,
+    )
 
 
 def field_of(err: PimError) -> str:
@@ -67,16 +74,25 @@ class FormOutcome:
 
 
 async def submit_activation_form(
-    uow: UnitOfWork, clock: Clock, *, actor: str, role: str | None, duration: str | None,
-    justification: str | None, ticket: str | None, groups: GroupMembership | None = None,
+    uow: UnitOfWork,
+    clock: Clock,
+    *,
+    actor: str,
+    role: str | None,
+    duration: str | None,
+    justification: str | None,
+    ticket: str | None,
+    groups: GroupMembership | None = None,
 ) -> FormOutcome:
     """Read the form and ask for the activation; a refusal lands under the field it is about."""
-    errors, ask = read_activation_form(role=role, duration=duration,
-                                       justification=justification, ticket=ticket)
+    errors, ask = read_activation_form(
+        role=role, duration=duration, justification=justification, ticket=ticket
+    )
     if ask is None:
         return FormOutcome(errors=errors)
     try:
-        return FormOutcome(request=await request_activation(uow, clock, actor=actor, ask=ask,
-                                                            groups=groups))
+        return FormOutcome(
+            request=await request_activation(uow, clock, actor=actor, ask=ask, groups=groups)
+        )
     except PimError as err:
         return FormOutcome(errors={field_of(err): err.message})  # field names = input ids

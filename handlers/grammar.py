@@ -19,7 +19,12 @@ from vocab.limits import MAX_JUSTIFICATION
 from vocab.states import ReviewDecision, ScheduleKind
 
 __all__ = [
-    "MAX_JUSTIFICATION", "USAGE", "CommandError", "help_text", "parse_account", "parse_command",
+    "MAX_JUSTIFICATION",
+    "USAGE",
+    "CommandError",
+    "help_text",
+    "parse_account",
+    "parse_command",
 ]
 _MAX_ROLE = 256  # Entra caps display names at 256; longer is a paste accident.
 _MAX_TICKET = 64
@@ -42,7 +47,7 @@ USAGE: dict[str, str] = {
     "extend": "extend ROLE [DURATION] [JUSTIFICATION…]",
     "renew": "renew ROLE [DURATION] [JUSTIFICATION…]",
     "extend-assignment": "extend-assignment USER ROLE [eligible|active] DURATION|until DATE "
-                         "[JUSTIFICATION…]",
+    "[JUSTIFICATION…]",
     "reviews": "reviews",
     "review": "review ITEM approve|deny|dontknow [REASON…]",
     "grants": "grants [failed]",
@@ -52,7 +57,7 @@ _SUMMARY: dict[str, str] = {
     "help": "this list, or how to write one command",
     "roles": "my eligible and active roles",
     "activate": "turn on a role for a while (start later: add at 14:00 or at tomorrow "
-                "09:00 after the duration); with no ROLE, open the form",
+    "09:00 after the duration); with no ROLE, open the form",
     "requests": "my pending requests",
     "cancel": "withdraw one of my pending requests",
     "approvals": "requests I can decide",
@@ -209,15 +214,17 @@ def _extend_assignment(cur: Cursor) -> commands.Command:
     word = cur.peek_word()
     if word is not None and word.lower() == "until":
         cur.word()
-        return commands.ExtendAssignment(user, role, kind, until=_until(cur),
-                                         justification=_justification(cur))
+        return commands.ExtendAssignment(
+            user, role, kind, until=_until(cur), justification=_justification(cur)
+        )
     if word is None or not looks_like_duration(word):
         got = f", got {shown(word)}{_SPACES_HINT}" if word is not None else ""
         raise cur.fail(f"extend-assignment needs a DURATION or until DATE{got}")
     duration = _duration(cur, word)
     cur.word()
-    return commands.ExtendAssignment(user, role, kind, duration=duration,
-                                     justification=_justification(cur))
+    return commands.ExtendAssignment(
+        user, role, kind, duration=duration, justification=_justification(cur)
+    )
 
 
 def _approve(cur: Cursor) -> commands.Command:
@@ -332,19 +339,27 @@ def parse_account(text: str) -> commands.ChatAccount:
     if colon and platform.lower() == "slack":
         if _SLACK_ACCOUNT.fullmatch(account):
             return commands.ChatAccount("slack", account)
-        raise CommandError(f"{shown(raw)} is not a Slack user id (they look like U0123ABCD)",
-                           USAGE["link"])
+        raise CommandError(
+            f"{shown(raw)} is not a Slack user id (they look like U0123ABCD)", USAGE["link"]
+        )
     if colon and platform.lower() == "teams":
         if _TEAMS_ACCOUNT.fullmatch(account):
             return commands.ChatAccount("teams", account)
-        raise CommandError(f"{shown(raw)} is not a Teams user id (their Entra object id)",
-                           USAGE["link"])
-    raise CommandError(f"{shown(raw)} is not an account; write slack:U0123ABCD or "
-                       "teams:<Entra object id>", USAGE["link"])
+        raise CommandError(
+            f"{shown(raw)} is not a Teams user id (their Entra object id)", USAGE["link"]
+        )
+    raise CommandError(
+        f"{shown(raw)} is not an account; write slack:U0123ABCD or teams:<Entra object id>",
+        USAGE["link"],
+    )
 
 
-_REVIEW_DECISIONS = {"approve": ReviewDecision.APPROVE, "deny": ReviewDecision.DENY,
-                     "dontknow": ReviewDecision.DONT_KNOW, "don't-know": ReviewDecision.DONT_KNOW}
+_REVIEW_DECISIONS = {
+    "approve": ReviewDecision.APPROVE,
+    "deny": ReviewDecision.DENY,
+    "dontknow": ReviewDecision.DONT_KNOW,
+    "don't-know": ReviewDecision.DONT_KNOW,
+}
 
 
 def _review(cur: Cursor) -> commands.Command:
@@ -479,4 +494,3 @@ def _justification(cur: Cursor) -> str | None:
             f"justification is too long ({len(text)} characters; at most {MAX_JUSTIFICATION})"
         )
     return text or None
-

@@ -53,24 +53,39 @@ class GroupWindow:
 
 
 _ME = (
-    select(Principal.email, Principal.display_name, Principal.slack_id, Principal.teams_id,
-           DirectoryPerson.left_at)
+    select(
+        Principal.email,
+        Principal.display_name,
+        Principal.slack_id,
+        Principal.teams_id,
+        DirectoryPerson.left_at,
+    )
     .outerjoin(DirectoryPerson, DirectoryPerson.principal_id == Principal.id)
     .where(func.lower(Principal.email) == bindparam("email"))
 )
-_ASSIGNED = select(GroupAssignment.group_id, GroupAssignment.role_id, GroupAssignment.start_at,
-                   GroupAssignment.end_at).order_by(GroupAssignment.id)
+_ASSIGNED = select(
+    GroupAssignment.group_id,
+    GroupAssignment.role_id,
+    GroupAssignment.start_at,
+    GroupAssignment.end_at,
+).order_by(GroupAssignment.id)
 
 
 class GroupMembership:
     """A MembershipSource with a short memory, and the engine's questions about groups."""
 
-    def __init__(self, source: MembershipSource, *, ttl: float = TTL_SECONDS,
-                 maxsize: int = MAX_ENTRIES, timer: Callable[[], float] = time.monotonic
-                 ) -> None:
+    def __init__(
+        self,
+        source: MembershipSource,
+        *,
+        ttl: float = TTL_SECONDS,
+        maxsize: int = MAX_ENTRIES,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.source = source
-        self._cache: TTLCache[tuple[str, str], bool] = TTLCache(maxsize=maxsize, ttl=ttl,
-                                                                 timer=timer)
+        self._cache: TTLCache[tuple[str, str], bool] = TTLCache(
+            maxsize=maxsize, ttl=ttl, timer=timer
+        )
 
     async def is_member(self, group_id: str, person: Person) -> bool:
         key = (group_id, person.email.lower())
@@ -80,14 +95,19 @@ class GroupMembership:
         try:
             answer = bool(await self.source.is_member(group_id, person))
         except Exception:  # the directory is away: nobody gains access meanwhile
-            logger.warning("membership of %s in group %s could not be checked", person.email,
-                           group_id, exc_info=True)
+            logger.warning(
+                "membership of %s in group %s could not be checked",
+                person.email,
+                group_id,
+                exc_info=True,
+            )
             return False  # not remembered: the next request asks again
         self._cache[key] = answer
         return answer
 
-    async def windows(self, uow: UnitOfWork, *, actor: str, role: str | None = None
-                      ) -> list[GroupWindow]:
+    async def windows(
+        self, uow: UnitOfWork, *, actor: str, role: str | None = None
+    ) -> list[GroupWindow]:
         """The group eligibilities `actor` holds now, for the role named `role` (its id or
         name, as a person types it) or for every role."""
         found = await uow.run_read(lambda conn: _candidates(conn, actor, role))
@@ -98,8 +118,9 @@ class GroupMembership:
         return [r for r in rows if members[r.group_id]]
 
 
-def _candidates(conn: Connection, actor: str, role: str | None
-                ) -> tuple[Person, list[GroupWindow]] | None:
+def _candidates(
+    conn: Connection, actor: str, role: str | None
+) -> tuple[Person, list[GroupWindow]] | None:
     me = conn.execute(_ME, {"email": actor.strip().lower()}).first()
     if me is None or me.left_at is not None:
         return None
@@ -107,9 +128,11 @@ def _candidates(conn: Connection, actor: str, role: str | None
     if role is not None:
         wanted = role.strip().strip("\"'").strip().lower()
         stmt = stmt.join(Role, Role.id == GroupAssignment.role_id).where(
-            or_(func.lower(Role.id) == wanted, func.lower(Role.display_name) == wanted))
+            or_(func.lower(Role.id) == wanted, func.lower(Role.display_name) == wanted)
+        )
     rows = [GroupWindow(*row) for row in conn.execute(stmt)]
     if not rows:
         return None
-    return Person(email=me.email, name=me.display_name, slack_id=me.slack_id,
-                  teams_id=me.teams_id), rows
+    return Person(
+        email=me.email, name=me.display_name, slack_id=me.slack_id, teams_id=me.teams_id
+    ), rows

@@ -16,8 +16,9 @@ from storage.uow import UnitOfWork
 from vocab.states import Action, Status
 
 
-async def with_group_roles(uow: UnitOfWork, groups: GroupMembership, view: RolesView
-                           ) -> tuple[RolesView, set[str]]:
+async def with_group_roles(
+    uow: UnitOfWork, groups: GroupMembership, view: RolesView
+) -> tuple[RolesView, set[str]]:
     """`view` (built from the person's own schedules) with the roles they are eligible for
     only through a group, and the ids of every role a group makes them eligible for. A role
     they also hold by name keeps its own line."""
@@ -34,8 +35,7 @@ async def with_group_roles(uow: UnitOfWork, groups: GroupMembership, view: Roles
     return replace(view, roles=tuple(lines[k] for k in sorted(lines))), set(best)
 
 
-def form_with_group_roles(form: FormView, view: RolesView, group_role_ids: set[str]
-                          ) -> FormView:
+def form_with_group_roles(form: FormView, view: RolesView, group_role_ids: set[str]) -> FormView:
     """The form's roles: the person's own eligible ones and those of their groups."""
     wanted = {line.role.id for line in form.roles} | group_role_ids
     return replace(form, roles=tuple(line for line in view.roles if line.role.id in wanted))
@@ -45,7 +45,9 @@ def _latest_end(via: list[GroupWindow]) -> dict[str, GroupWindow]:
     best: dict[str, GroupWindow] = {}
     for w in via:
         held = best.get(w.role_id)
-        if held is None or (held.end_at is not None and (w.end_at is None or w.end_at > held.end_at)):
+        if held is None or (
+            held.end_at is not None and (w.end_at is None or w.end_at > held.end_at)
+        ):
             best[w.role_id] = w
     return best
 
@@ -53,22 +55,31 @@ def _latest_end(via: list[GroupWindow]) -> dict[str, GroupWindow]:
 def _new_lines(conn: Connection, email: str, role_ids: list[str]) -> dict[str, RoleLine]:
     if not role_ids:
         return {}
-    pending = dict(conn.execute(
-        select(ScheduleRequest.role_id, func.max(ScheduleRequest.short_id))
-        .join(Principal, Principal.id == ScheduleRequest.principal_id)
-        .where(func.lower(Principal.email) == email.lower(),
-               ScheduleRequest.role_id.in_(role_ids),
-               ScheduleRequest.action == Action.SELF_ACTIVATE,
-               or_(ScheduleRequest.status == Status.PENDING_APPROVAL,
-                   ScheduleRequest.status == Status.GRANTED))
-        .group_by(ScheduleRequest.role_id)).all())
+    pending = dict(
+        conn.execute(
+            select(ScheduleRequest.role_id, func.max(ScheduleRequest.short_id))
+            .join(Principal, Principal.id == ScheduleRequest.principal_id)
+            .where(
+                func.lower(Principal.email) == email.lower(),
+                ScheduleRequest.role_id.in_(role_ids),
+                ScheduleRequest.action == Action.SELF_ACTIVATE,
+                or_(
+                    ScheduleRequest.status == Status.PENDING_APPROVAL,
+                    ScheduleRequest.status == Status.GRANTED,
+                ),
+            )
+            .group_by(ScheduleRequest.role_id)
+        ).all()
+    )
     out = {}
-    for role_id, name, raw in conn.execute(select(Role.id, Role.display_name,
-                                                  cast(Role.settings, Text))
-                                           .where(Role.id.in_(role_ids))):
+    for role_id, name, raw in conn.execute(
+        select(Role.id, Role.display_name, cast(Role.settings, Text)).where(Role.id.in_(role_ids))
+    ):
         settings = RoleSettings.from_mapping(json.loads(raw))
-        out[role_id] = RoleLine(role=RoleRef(id=role_id, name=name),
-                                max_duration_seconds=int(settings.max_duration.total_seconds()),
-                                requires_approval=settings.require_approval,
-                                pending_request=pending.get(role_id))
+        out[role_id] = RoleLine(
+            role=RoleRef(id=role_id, name=name),
+            max_duration_seconds=int(settings.max_duration.total_seconds()),
+            requires_approval=settings.require_approval,
+            pending_request=pending.get(role_id),
+        )
     return out

@@ -38,8 +38,10 @@ def _column(platform: Platform):  # type: ignore[no-untyped-def]
 
 
 # Every chat request starts here: build these statements once.
-_EMAIL_FOR = {platform: select(Principal.email).where(_column(platform) == bindparam("user"))
-              for platform in ("slack", "teams")}
+_EMAIL_FOR = {
+    platform: select(Principal.email).where(_column(platform) == bindparam("user"))
+    for platform in ("slack", "teams")
+}
 
 
 async def email_for(uow: UnitOfWork, *, platform: Platform, user_id: str) -> str | None:
@@ -64,52 +66,92 @@ async def link_by_email(
             return person.email
         holder = await s.scalar(select(Principal).where(_column(platform) == user_id))
         if bound is not None or (holder is not None and holder.id != person.id):
-            await refuse_link(s, now=now, person=person, platform=platform, user_id=user_id,
-                              bound=bound, holder=holder)
+            await refuse_link(
+                s,
+                now=now,
+                person=person,
+                platform=platform,
+                user_id=user_id,
+                bound=bound,
+                holder=holder,
+            )
             return None
         setattr(person, column, user_id)
-        await audit(s, at=now, actor=SYSTEM_ACTOR, action=f"principal.{column}_linked",
-                    target=person.email, **{column: user_id})
+        await audit(
+            s,
+            at=now,
+            actor=SYSTEM_ACTOR,
+            action=f"principal.{column}_linked",
+            target=person.email,
+            **{column: user_id},
+        )
         return person.email
 
 
 async def refuse_link(
-    s: AsyncSession, *, now: datetime, person: Principal, platform: Platform, user_id: str,
-    bound: str | None, holder: Principal | None,
+    s: AsyncSession,
+    *,
+    now: datetime,
+    person: Principal,
+    platform: Platform,
+    user_id: str,
+    bound: str | None,
+    holder: Principal | None,
 ) -> None:
     """Record a link that would replace a binding (chat's email lookup, the directory sync)
     and tell the admins, at most once a day per account and person."""
     details: dict[str, Any] = {"platform": platform, "presented_id": user_id, "bound_id": bound}
     if holder is not None and holder.id != person.id:
         details["held_by"] = holder.email
-    logger.warning("refused to link %s user %s to %s: bound to %s", platform, user_id,
-                   person.email, bound or details.get("held_by"))
-    told = await _alerted_since(s, since=now - _ALERT_EVERY, target=person.email,
-                                platform=platform, user_id=user_id)
-    await audit(s, at=now, actor=SYSTEM_ACTOR, action=LINK_REFUSED, target=person.email,
-                **details)
+    logger.warning(
+        "refused to link %s user %s to %s: bound to %s",
+        platform,
+        user_id,
+        person.email,
+        bound or details.get("held_by"),
+    )
+    told = await _alerted_since(
+        s, since=now - _ALERT_EVERY, target=person.email, platform=platform, user_id=user_id
+    )
+    await audit(s, at=now, actor=SYSTEM_ACTOR, action=LINK_REFUSED, target=person.email, **details)
     if told:
         return
     label = LABEL[platform]
-    headline = (f"{label} user {user_id} has the email of {person.display_name} "
-                f"({person.email}), who is linked to {bound or 'another account'}. "
-                "pim-bot refused to let it act as them.")
-    fix = (f"If it really is their new account, link it: `pim-bot people link {person.email} "
-           f"{platform}:{user_id}` or `link {person.email} {platform}:{user_id}` in chat.")
-    notify(s, now=now, recipients=await admins(s), note=Notification(
-        kind=ALERT, headline=headline, details=("high · identity", fix)))
+    headline = (
+        f"{label} user {user_id} has the email of {person.display_name} "
+        f"({person.email}), who is linked to {bound or 'another account'}. "
+        "pim-bot refused to let it act as them."
+    )
+    fix = (
+        f"If it really is their new account, link it: `pim-bot people link {person.email} "
+        f"{platform}:{user_id}` or `link {person.email} {platform}:{user_id}` in chat."
+    )
+    notify(
+        s,
+        now=now,
+        recipients=await admins(s),
+        note=Notification(kind=ALERT, headline=headline, details=("high · identity", fix)),
+    )
 
 
-async def _alerted_since(s: AsyncSession, *, since: datetime, target: str, platform: str,
-                         user_id: str) -> bool:
-    earlier = await s.scalars(select(AuditEvent.details).where(
-        AuditEvent.action == LINK_REFUSED, AuditEvent.target == target, AuditEvent.at >= since))
-    return any(d.get("platform") == platform and d.get("presented_id") == user_id
-               for d in earlier)
+async def _alerted_since(
+    s: AsyncSession, *, since: datetime, target: str, platform: str, user_id: str
+) -> bool:
+    earlier = await s.scalars(
+        select(AuditEvent.details).where(
+            AuditEvent.action == LINK_REFUSED, AuditEvent.target == target, AuditEvent.at >= since
+        )
+    )
+    return any(d.get("platform") == platform and d.get("presented_id") == user_id for d in earlier)
 
 
 async def remember_conversation(
-    uow: UnitOfWork, clock: Clock, *, platform: Platform, key: str, ref: dict[str, Any],
+    uow: UnitOfWork,
+    clock: Clock,
+    *,
+    platform: Platform,
+    key: str,
+    ref: dict[str, Any],
     user_id: str | None = None,
 ) -> None:
     """Keep the latest address of a person (key: their platform id) or of a channel (key: the
@@ -119,21 +161,31 @@ async def remember_conversation(
         principal_id = None
         if user_id is not None:
             principal_id = await s.scalar(select(Principal.id).where(_column(platform) == user_id))
-        row = await s.scalar(select(ConversationRef).where(
-            ConversationRef.transport == platform, ConversationRef.key == key))
+        row = await s.scalar(
+            select(ConversationRef).where(
+                ConversationRef.transport == platform, ConversationRef.key == key
+            )
+        )
         if row is None:
-            s.add(ConversationRef(transport=platform, key=key, principal_id=principal_id,
-                                  ref=ref, updated_at=now))
+            s.add(
+                ConversationRef(
+                    transport=platform, key=key, principal_id=principal_id, ref=ref, updated_at=now
+                )
+            )
             if principal_id is not None:  # first contact: the approval cards they missed
-                await queue_missed_approval_cards(s, principal_id=principal_id,
-                                                  transport=platform, now=now)
+                await queue_missed_approval_cards(
+                    s, principal_id=principal_id, transport=platform, now=now
+                )
         else:
             row.ref, row.updated_at = ref, now
             row.principal_id = principal_id or row.principal_id
 
 
 async def conversation_of(
-    uow: UnitOfWork, *, platform: Platform, principal_id: int | None = None,
+    uow: UnitOfWork,
+    *,
+    platform: Platform,
+    principal_id: int | None = None,
     key: str | None = None,
 ) -> dict[str, Any] | None:
     async with uow.read() as s:

@@ -37,9 +37,14 @@ _INSERT_SCHEDULE = insert(table_of(Schedule)).returning(table_of(Schedule).c.id)
 
 
 async def provision(
-    session: AsyncSession, *, req: ScheduleRequest, now: datetime,
-    earlier: Sequence[NewEvent] = (), decision: Decision | None = None,
-    told: Sequence[dict[str, Any]] = (), stored: bool = False,
+    session: AsyncSession,
+    *,
+    req: ScheduleRequest,
+    now: datetime,
+    earlier: Sequence[NewEvent] = (),
+    decision: Decision | None = None,
+    told: Sequence[dict[str, Any]] = (),
+    stored: bool = False,
 ) -> Schedule:
     """Make an approved (or approval-free) activation take effect now. `earlier`: audit
     events of the same transaction that come first (written with this one, in one append);
@@ -48,10 +53,17 @@ async def provision(
     guarded UPDATE), so it is not written again."""
     assert req.duration_seconds is not None
     end = now + timedelta(seconds=req.duration_seconds)
-    values = {"principal_id": req.principal_id, "role_id": req.role_id,
-              "kind": ScheduleKind.ACTIVE, "member_type": MemberType.ACTIVATED,
-              "state": ScheduleState.ACTIVE, "start_at": now, "end_at": end,
-              "request_id": req.id, "created_at": now}
+    values = {
+        "principal_id": req.principal_id,
+        "role_id": req.role_id,
+        "kind": ScheduleKind.ACTIVE,
+        "member_type": MemberType.ACTIVATED,
+        "state": ScheduleState.ACTIVE,
+        "start_at": now,
+        "end_at": end,
+        "request_id": req.id,
+        "created_at": now,
+    }
     # A plain INSERT: the ORM's unit of work would cost more than everything else here.
     schedule = Schedule(id=await session.scalar(_INSERT_SCHEDULE, values), **values)
     if stored:
@@ -60,32 +72,52 @@ async def provision(
     else:
         req.status = Status.PROVISIONED
         req.completed_at = now
-    await add_timers(session, end_timers(start=now, end=end,
-                                         warning=settings_of(req.role).expiry_warning),
-                     subject_id=schedule.id)
+    await add_timers(
+        session,
+        end_timers(start=now, end=end, warning=settings_of(req.role).expiry_warning),
+        subject_id=schedule.id,
+    )
     grant_lines = await open_grants(session, schedule=schedule, role=req.role, now=now)
-    await audit_all(session, [*earlier, NewEvent(
-        at=now, actor=SYSTEM_ACTOR, action="role.activated",
-        target=f"{req.principal.email}/{req.role_id}",
-        details={"request": req.short_id, "end": end.isoformat()},
-    )])
+    await audit_all(
+        session,
+        [
+            *earlier,
+            NewEvent(
+                at=now,
+                actor=SYSTEM_ACTOR,
+                action="role.activated",
+                target=f"{req.principal.email}/{req.role_id}",
+                details={"request": req.short_id, "end": end.isoformat()},
+            ),
+        ],
+    )
     view = await request_view(session, req, decision=decision)
-    await queue_messages(session, [*told, *message_rows(
-        now=now, recipients=[req.principal], request_id=req.id,
-        note=Notification(
-            kind=v.ACTIVATED, request=view, role=role_ref(req.role), end_at=end.isoformat(),
-            headline=f"{req.role.display_name} is active until {v.when(end.isoformat())}.",
-            details=tuple(grant_lines),
-        ),
-    )])
+    await queue_messages(
+        session,
+        [
+            *told,
+            *message_rows(
+                now=now,
+                recipients=[req.principal],
+                request_id=req.id,
+                note=Notification(
+                    kind=v.ACTIVATED,
+                    request=view,
+                    role=role_ref(req.role),
+                    end_at=end.isoformat(),
+                    headline=f"{req.role.display_name} is active until {v.when(end.isoformat())}.",
+                    details=tuple(grant_lines),
+                ),
+            ),
+        ],
+    )
     return schedule
 
 
 def schedule_end_timers(
     session: AsyncSession, *, schedule: Schedule, now: datetime, warning: timedelta
 ) -> None:
-    for kind, due_at in end_timers(start=schedule.start_at, end=schedule.end_at,
-                                   warning=warning):
+    for kind, due_at in end_timers(start=schedule.start_at, end=schedule.end_at, warning=warning):
         add_timer(session, kind=kind, due_at=due_at, subject_id=schedule.id)
 
 

@@ -41,16 +41,32 @@ async def claim_period(
     key = period_key(kind, period_start(now, interval))
     async with uow.transaction() as s:
         insert = pg_insert if uow.dialect == "postgresql" else sqlite_insert
-        result = await s.execute(insert(Timer).values(
-            kind=kind, key=key, due_at=now, status=TimerStatus.RUNNING, attempts=1,
-            claimed_by=worker,
-        ).on_conflict_do_nothing(index_elements=["key"]))
+        result = await s.execute(
+            insert(Timer)
+            .values(
+                kind=kind,
+                key=key,
+                due_at=now,
+                status=TimerStatus.RUNNING,
+                attempts=1,
+                claimed_by=worker,
+            )
+            .on_conflict_do_nothing(index_elements=["key"])
+        )
         return key if result.rowcount == 1 else None  # type: ignore[attr-defined]
 
 
-async def finish_period(uow: UnitOfWork, *, key: str, now: datetime,
-                        error: str | None = None) -> None:
+async def finish_period(
+    uow: UnitOfWork, *, key: str, now: datetime, error: str | None = None
+) -> None:
     async with uow.transaction() as s:
-        await s.execute(update(Timer).where(Timer.key == key).values(
-            status=TimerStatus.DONE, done_at=now, last_error=error[:2000] if error else None,
-        ).execution_options(synchronize_session=False))
+        await s.execute(
+            update(Timer)
+            .where(Timer.key == key)
+            .values(
+                status=TimerStatus.DONE,
+                done_at=now,
+                last_error=error[:2000] if error else None,
+            )
+            .execution_options(synchronize_session=False)
+        )

@@ -31,59 +31,110 @@ from vocab.states import Status
 ANSWER_GRACE = timedelta(seconds=3)
 
 
-async def remember_answer_card(uow: UnitOfWork, clock: Clock, *, request_id: str,
-                               transport: str, email: str, ref: dict[str, Any]) -> None:
+async def remember_answer_card(
+    uow: UnitOfWork,
+    clock: Clock,
+    *,
+    request_id: str,
+    transport: str,
+    email: str,
+    ref: dict[str, Any],
+) -> None:
     async with uow.transaction() as s:
-        req = await s.scalar(select(ScheduleRequest).where(
-            ScheduleRequest.short_id == request_id))
+        req = await s.scalar(select(ScheduleRequest).where(ScheduleRequest.short_id == request_id))
         if req is None or req.principal.email != email:
             return
-        s.add(PostedMessage(request_id=req.id, transport=transport, kind=v.SUBMITTED,
-                            recipient_id=req.principal_id, ref=ref, created_at=clock.now()))
+        s.add(
+            PostedMessage(
+                request_id=req.id,
+                transport=transport,
+                kind=v.SUBMITTED,
+                recipient_id=req.principal_id,
+                ref=ref,
+                created_at=clock.now(),
+            )
+        )
 
 
-async def answer_card_state(uow: UnitOfWork, *, request_id: int, transport: str,
-                            recipient_id: int, now: datetime) -> str:
-    """"answered": the chat's answer is the card; "soon": it may still be remembered (the
+async def answer_card_state(
+    uow: UnitOfWork, *, request_id: int, transport: str, recipient_id: int, now: datetime
+) -> str:
+    """ "answered": the chat's answer is the card; "soon": it may still be remembered (the
     request is seconds old); "no": post the card."""
     async with uow.read() as s:
-        posted = await s.scalar(select(PostedMessage.id).where(
-            PostedMessage.request_id == request_id, PostedMessage.transport == transport,
-            PostedMessage.kind == v.SUBMITTED, PostedMessage.recipient_id == recipient_id,
-            PostedMessage.outbox_id.is_(None)).limit(1))
+        posted = await s.scalar(
+            select(PostedMessage.id)
+            .where(
+                PostedMessage.request_id == request_id,
+                PostedMessage.transport == transport,
+                PostedMessage.kind == v.SUBMITTED,
+                PostedMessage.recipient_id == recipient_id,
+                PostedMessage.outbox_id.is_(None),
+            )
+            .limit(1)
+        )
         if posted is not None:
             return "answered"
-        created = await s.scalar(select(ScheduleRequest.created_at).where(
-            ScheduleRequest.id == request_id))
+        created = await s.scalar(
+            select(ScheduleRequest.created_at).where(ScheduleRequest.id == request_id)
+        )
     return "soon" if created is not None and now - created < ANSWER_GRACE else "no"
 
 
-async def queue_missed_approval_cards(session: AsyncSession, *, principal_id: int,
-                                      transport: str, now: datetime) -> int:
+async def queue_missed_approval_cards(
+    session: AsyncSession, *, principal_id: int, transport: str, now: datetime
+) -> int:
     """Queue, for `transport` only, the approval cards of every pending request this person
     may decide and has no card for there yet. Returns how many."""
     me = await session.get(Principal, principal_id)
     if me is None:
         return 0
-    pending = (await session.scalars(select(ScheduleRequest).where(
-        ScheduleRequest.status == Status.PENDING_APPROVAL,
-        ScheduleRequest.principal_id != principal_id).order_by(ScheduleRequest.id))).unique()
-    have = set((await session.scalars(select(PostedMessage.request_id).where(
-        PostedMessage.transport == transport, PostedMessage.recipient_id == principal_id,
-        PostedMessage.kind == v.APPROVAL_NEEDED))).all())
+    pending = (
+        await session.scalars(
+            select(ScheduleRequest)
+            .where(
+                ScheduleRequest.status == Status.PENDING_APPROVAL,
+                ScheduleRequest.principal_id != principal_id,
+            )
+            .order_by(ScheduleRequest.id)
+        )
+    ).unique()
+    have = set(
+        (
+            await session.scalars(
+                select(PostedMessage.request_id).where(
+                    PostedMessage.transport == transport,
+                    PostedMessage.recipient_id == principal_id,
+                    PostedMessage.kind == v.APPROVAL_NEEDED,
+                )
+            )
+        ).all()
+    )
     queued = 0
     for req in pending:
-        deciders = await approvers_for(session, settings=settings_of(req.role),
-                                       requester_id=req.principal_id)
+        deciders = await approvers_for(
+            session, settings=settings_of(req.role), requester_id=req.principal_id
+        )
         if req.id in have or all(p.id != principal_id for p in deciders):
             continue
         view = await request_view(session, req)
         note = Notification(
-            kind=v.APPROVAL_NEEDED, request=view, role=role_ref(req.role),
+            kind=v.APPROVAL_NEEDED,
+            request=view,
+            role=role_ref(req.role),
             headline=f"{req.principal.display_name} asks for {req.role.display_name} for "
-            f"{format_duration(timedelta(seconds=req.duration_seconds or 0))}.")
-        session.add(OutboxMessage(created_at=now, transport=transport, recipient_id=principal_id,
-                                  kind=v.APPROVAL_NEEDED, request_id=req.id,
-                                  payload=note.to_dict(), next_attempt_at=now))
+            f"{format_duration(timedelta(seconds=req.duration_seconds or 0))}.",
+        )
+        session.add(
+            OutboxMessage(
+                created_at=now,
+                transport=transport,
+                recipient_id=principal_id,
+                kind=v.APPROVAL_NEEDED,
+                request_id=req.id,
+                payload=note.to_dict(),
+                next_attempt_at=now,
+            )
+        )
         queued += 1
     return queued

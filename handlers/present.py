@@ -36,7 +36,9 @@ async def request_view(
         )
         by = person(step.reviewer) if step else None
         decision = Decision(
-            by=by, outcome=req.status, at=req.decided_at.isoformat(),
+            by=by,
+            outcome=req.status,
+            at=req.decided_at.isoformat(),
             reason=step.justification if step else None,
         )
     return RequestView(

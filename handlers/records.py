@@ -37,7 +37,12 @@ _ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O or 1/I to misread
 
 
 async def audit(
-    session: AsyncSession, *, at: datetime, actor: Principal | str, action: str, target: str,
+    session: AsyncSession,
+    *,
+    at: datetime,
+    actor: Principal | str,
+    action: str,
+    target: str,
     **details: Any,
 ) -> None:
     who = actor.email if isinstance(actor, Principal) else actor
@@ -56,55 +61,99 @@ class Audited:
 
 async def audit_many(session: AsyncSession, *, at: datetime, events: Sequence[Audited]) -> None:
     """Append events in order, for changes made in batches (policy apply)."""
-    await append_many_events(session, [
-        NewEvent(at=at, actor=e.actor, action=e.action, target=e.target, details=e.details)
-        for e in events])
+    await append_many_events(
+        session,
+        [
+            NewEvent(at=at, actor=e.actor, action=e.action, target=e.target, details=e.details)
+            for e in events
+        ],
+    )
 
 
 def notify(
-    session: AsyncSession, *, now: datetime, note: Notification,
-    recipients: Iterable[Principal] = (), channel: dict[str, str] | None = None,
+    session: AsyncSession,
+    *,
+    now: datetime,
+    note: Notification,
+    recipients: Iterable[Principal] = (),
+    channel: dict[str, str] | None = None,
     request_id: int | None = None,
 ) -> None:
     payload = note.to_dict()
     for person in recipients:
-        session.add(OutboxMessage(**message_row(now=now, note=note, payload=payload,
-                                                recipient_id=person.id, request_id=request_id)))
+        session.add(
+            OutboxMessage(
+                **message_row(
+                    now=now,
+                    note=note,
+                    payload=payload,
+                    recipient_id=person.id,
+                    request_id=request_id,
+                )
+            )
+        )
     if channel:
         session.add(
             OutboxMessage(
-                created_at=now, channel=channel, kind=note.kind, request_id=request_id,
-                payload=payload, next_attempt_at=now,
+                created_at=now,
+                channel=channel,
+                kind=note.kind,
+                request_id=request_id,
+                payload=payload,
+                next_attempt_at=now,
             )
         )
 
 
 def message_row(
-    *, now: datetime, note: Notification, recipient_id: int | None,
-    request_id: int | None = None, payload: dict[str, Any] | None = None,
+    *,
+    now: datetime,
+    note: Notification,
+    recipient_id: int | None,
+    request_id: int | None = None,
+    payload: dict[str, Any] | None = None,
     channel: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """One outbox row as plain values, for set-based inserts (see notify_all)."""
-    row = {"created_at": now, "recipient_id": recipient_id, "kind": note.kind,
-           "request_id": request_id, "payload": payload or note.to_dict(),
-           "next_attempt_at": now}
+    row = {
+        "created_at": now,
+        "recipient_id": recipient_id,
+        "kind": note.kind,
+        "request_id": request_id,
+        "payload": payload or note.to_dict(),
+        "next_attempt_at": now,
+    }
     if channel:  # only then: a JSON None would be stored as JSON 'null', not SQL NULL
         row["channel"] = channel
     return row
 
 
 def message_rows(
-    *, now: datetime, note: Notification, recipients: Iterable[Principal] = (),
-    channel: dict[str, str] | None = None, request_id: int | None = None,
+    *,
+    now: datetime,
+    note: Notification,
+    recipients: Iterable[Principal] = (),
+    channel: dict[str, str] | None = None,
+    request_id: int | None = None,
 ) -> list[dict[str, Any]]:
     """notify's rows as plain values, in the same order, to queue with others in one INSERT
     (see queue_messages)."""
     payload = note.to_dict()
-    rows = [message_row(now=now, note=note, payload=payload, recipient_id=p.id,
-                        request_id=request_id) for p in recipients]
+    rows = [
+        message_row(now=now, note=note, payload=payload, recipient_id=p.id, request_id=request_id)
+        for p in recipients
+    ]
     if channel:
-        rows.append(message_row(now=now, note=note, payload=payload, recipient_id=None,
-                                request_id=request_id, channel=channel))
+        rows.append(
+            message_row(
+                now=now,
+                note=note,
+                payload=payload,
+                recipient_id=None,
+                request_id=request_id,
+                channel=channel,
+            )
+        )
     return rows
 
 
@@ -125,9 +174,13 @@ async def add_timers(
 ) -> None:
     """add_timer for several (kind, due) of one subject, in one INSERT."""
     if timers:
-        await session.execute(_TIMERS, [
-            {"kind": kind, "due_at": due_at, "subject_id": subject_id, "key": None}
-            for kind, due_at in timers])
+        await session.execute(
+            _TIMERS,
+            [
+                {"kind": kind, "due_at": due_at, "subject_id": subject_id, "key": None}
+                for kind, due_at in timers
+            ],
+        )
         note_queued(session)
 
 
@@ -147,7 +200,10 @@ def update_cards(
     """Ask every transport to redraw every posted copy of this request's card."""
     session.add(
         OutboxMessage(
-            created_at=now, kind=note.kind, request_id=request_id, payload=note.to_dict(),
+            created_at=now,
+            kind=note.kind,
+            request_id=request_id,
+            payload=note.to_dict(),
             next_attempt_at=now,
         )
     )
@@ -159,7 +215,11 @@ def card_update_row(*, now: datetime, note: Notification, request_id: int) -> di
 
 
 def add_timer(
-    session: AsyncSession, *, kind: str, due_at: datetime, subject_id: int,
+    session: AsyncSession,
+    *,
+    kind: str,
+    due_at: datetime,
+    subject_id: int,
     key: str | None = None,
 ) -> None:
     session.add(Timer(kind=kind, due_at=due_at, subject_id=subject_id, key=key))
@@ -170,8 +230,11 @@ async def cancel_timers(
 ) -> None:
     await session.execute(
         update(Timer)
-        .where(Timer.subject_id == subject_id, Timer.kind.in_(list(kinds)),
-               Timer.status == TimerStatus.PENDING)
+        .where(
+            Timer.subject_id == subject_id,
+            Timer.kind.in_(list(kinds)),
+            Timer.status == TimerStatus.PENDING,
+        )
         .values(status=TimerStatus.CANCELED, done_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -198,7 +261,8 @@ async def new_request_ids(session: AsyncSession, count: int) -> list[str]:
             break
         candidates = {_draw(length) for _ in range(wanted)} - found
         taken = await session.scalars(
-            select(ScheduleRequest.short_id).where(ScheduleRequest.short_id.in_(candidates)))
+            select(ScheduleRequest.short_id).where(ScheduleRequest.short_id.in_(candidates))
+        )
         found |= candidates - set(taken)
     if len(found) < count:
         raise RuntimeError("could not find free request ids")

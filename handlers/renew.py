@@ -38,7 +38,7 @@ from vocab.states import Action, ScheduleKind, Status
 
 
 def holding(*, kind: str, role: str) -> str:
-    """"eligibility for Role" or "active assignment to Role"."""
+    """ "eligibility for Role" or "active assignment to Role"."""
     if kind == ScheduleKind.ELIGIBLE:
         return f"eligibility for {role}"
     return f"active assignment to {role}"
@@ -56,7 +56,12 @@ async def assignment_of(
 
 
 async def request_renewal(
-    uow: UnitOfWork, clock: Clock, *, actor: str, role: str, duration: timedelta | None = None,
+    uow: UnitOfWork,
+    clock: Clock,
+    *,
+    actor: str,
+    role: str,
+    duration: timedelta | None = None,
     justification: str | None = None,
 ) -> RequestView:
     """Ask the admins for `duration` more (default: as long as the assignment was)."""
@@ -69,80 +74,168 @@ async def request_renewal(
         if held is None:
             raise NotActive(f"You have no assignment to {r.display_name} to renew.")
         if held.end_at is None:
-            raise NotActive(f"Your {holding(kind=held.kind, role=r.display_name)} is permanent; "
-                            "there is nothing to renew.")
+            raise NotActive(
+                f"Your {holding(kind=held.kind, role=r.display_name)} is permanent; "
+                "there is nothing to renew."
+            )
         extra = duration or held.end_at - held.start_at
         end = held.end_at + extra
         _check_length(end=end, now=now)
         await _check_not_pending(s, me=me, role=r)
-        approvers = await deciders_of(s, action=Action.SELF_RENEW, settings=settings_of(r),
-                                      requester_id=me.id)
+        approvers = await deciders_of(
+            s, action=Action.SELF_RENEW, settings=settings_of(r), requester_id=me.id
+        )
         if not approvers:
             raise Forbidden(f"Nobody but you can approve renewing {r.display_name}.")
         timeout = settings_of(r).approval_timeout
         # start_at/duration describe the added stretch, so a card's "until" is the new end.
         req = ScheduleRequest(
-            short_id=await new_request_id(s), action=Action.SELF_RENEW,
-            status=Status.PENDING_APPROVAL, kind=held.kind, principal_id=me.id, role_id=r.id,
-            created_by_id=me.id, justification=why, start_at=held.end_at,
-            duration_seconds=int(extra.total_seconds()), created_at=now,
-            approval_deadline=now + timeout)
+            short_id=await new_request_id(s),
+            action=Action.SELF_RENEW,
+            status=Status.PENDING_APPROVAL,
+            kind=held.kind,
+            principal_id=me.id,
+            role_id=r.id,
+            created_by_id=me.id,
+            justification=why,
+            start_at=held.end_at,
+            duration_seconds=int(extra.total_seconds()),
+            created_at=now,
+            approval_deadline=now + timeout,
+        )
         req.principal, req.created_by, req.role = me, me, r
         s.add(req)
         await s.flush()
-        await audit_all(s, [NewEvent(
-            at=now, actor=me.email, action="request.created", target=f"{me.email}/{r.id}",
-            details={"request": req.short_id, "action": Action.SELF_RENEW,
-                     "schedule": held.id, "end": end.isoformat(), "justification": why})])
+        await audit_all(
+            s,
+            [
+                NewEvent(
+                    at=now,
+                    actor=me.email,
+                    action="request.created",
+                    target=f"{me.email}/{r.id}",
+                    details={
+                        "request": req.short_id,
+                        "action": Action.SELF_RENEW,
+                        "schedule": held.id,
+                        "end": end.isoformat(),
+                        "justification": why,
+                    },
+                )
+            ],
+        )
         add_timer(s, kind=TIMEOUT, due_at=now + timeout, subject_id=req.id)
         view = await request_view(s, req)
-        notify(s, now=now, recipients=approvers, request_id=req.id, note=Notification(
-            kind=v.APPROVAL_NEEDED, request=view, role=role_ref(r),
-            headline=f"{me.display_name} asks to renew their "
-            f"{holding(kind=held.kind, role=r.display_name)} by {format_duration(extra)} "
-            f"(until {v.when(end.isoformat())})."))
+        notify(
+            s,
+            now=now,
+            recipients=approvers,
+            request_id=req.id,
+            note=Notification(
+                kind=v.APPROVAL_NEEDED,
+                request=view,
+                role=role_ref(r),
+                headline=f"{me.display_name} asks to renew their "
+                f"{holding(kind=held.kind, role=r.display_name)} by {format_duration(extra)} "
+                f"(until {v.when(end.isoformat())}).",
+            ),
+        )
         return view
 
 
 async def apply_renewal(
-    s: AsyncSession, *, req: ScheduleRequest, now: datetime, earlier: list[NewEvent],
+    s: AsyncSession,
+    *,
+    req: ScheduleRequest,
+    now: datetime,
+    earlier: list[NewEvent],
     decision: Decision | None = None,
 ) -> None:
     """Move the assignment's end by the request's length; fail (and say so) when it has
     ended meanwhile."""
     assert req.duration_seconds is not None
-    held = await current_schedule(s, principal_id=req.principal_id, role_id=req.role_id,
-                                  kind=req.kind)
+    held = await current_schedule(
+        s, principal_id=req.principal_id, role_id=req.role_id, kind=req.kind
+    )
     target = f"{req.principal.email}/{req.role_id}"
     req.completed_at = now
     if held is None or held.end_at is None:
         req.status = Status.FAILED
-        await audit_all(s, [*earlier, NewEvent(
-            at=now, actor=SYSTEM_ACTOR, action="request.failed", target=target,
-            details={"request": req.short_id, "reason": "the assignment had ended"})])
-        notify(s, now=now, recipients=[req.principal], request_id=req.id, note=Notification(
-            kind=v.EXPIRED, role=role_ref(req.role),
-            headline=f"Your {holding(kind=req.kind, role=req.role.display_name)} had "
-            f"already ended, so {req.short_id} could not renew it. Ask an admin to assign it "
-            "again."))
+        await audit_all(
+            s,
+            [
+                *earlier,
+                NewEvent(
+                    at=now,
+                    actor=SYSTEM_ACTOR,
+                    action="request.failed",
+                    target=target,
+                    details={"request": req.short_id, "reason": "the assignment had ended"},
+                ),
+            ],
+        )
+        notify(
+            s,
+            now=now,
+            recipients=[req.principal],
+            request_id=req.id,
+            note=Notification(
+                kind=v.EXPIRED,
+                role=role_ref(req.role),
+                headline=f"Your {holding(kind=req.kind, role=req.role.display_name)} had "
+                f"already ended, so {req.short_id} could not renew it. Ask an admin to assign it "
+                "again.",
+            ),
+        )
         return
     end = held.end_at + timedelta(seconds=req.duration_seconds)
     req.status = Status.PROVISIONED
     await move_end(s, schedule=held, end=end, now=now)
-    await audit_all(s, [*earlier, NewEvent(
-        at=now, actor=SYSTEM_ACTOR, action="assignment.renewed", target=target,
-        details={"request": req.short_id, "schedule": held.id, "kind": held.kind,
-                 "end": end.isoformat()})])
+    await audit_all(
+        s,
+        [
+            *earlier,
+            NewEvent(
+                at=now,
+                actor=SYSTEM_ACTOR,
+                action="assignment.renewed",
+                target=target,
+                details={
+                    "request": req.short_id,
+                    "schedule": held.id,
+                    "kind": held.kind,
+                    "end": end.isoformat(),
+                },
+            ),
+        ],
+    )
     view = await request_view(s, req, decision=decision)
-    notify(s, now=now, recipients=[req.principal], request_id=req.id, note=Notification(
-        kind=v.ASSIGNED, request=view, role=role_ref(req.role), end_at=end.isoformat(),
-        headline=f"Your {holding(kind=held.kind, role=req.role.display_name)} is renewed until "
-        f"{v.when(end.isoformat())}."))
+    notify(
+        s,
+        now=now,
+        recipients=[req.principal],
+        request_id=req.id,
+        note=Notification(
+            kind=v.ASSIGNED,
+            request=view,
+            role=role_ref(req.role),
+            end_at=end.isoformat(),
+            headline=f"Your {holding(kind=held.kind, role=req.role.display_name)} is renewed until "
+            f"{v.when(end.isoformat())}.",
+        ),
+    )
 
 
 async def extend_assignment(
-    uow: UnitOfWork, clock: Clock, *, actor: str, user: UserRef, role: str,
-    kind: str | None = None, duration: timedelta | None = None, until: datetime | None = None,
+    uow: UnitOfWork,
+    clock: Clock,
+    *,
+    actor: str,
+    user: UserRef,
+    role: str,
+    kind: str | None = None,
+    duration: timedelta | None = None,
+    until: datetime | None = None,
     justification: str | None = None,
 ) -> str:
     """An admin moves the end of someone's assignment later (Entra's adminExtend)."""
@@ -158,56 +251,106 @@ async def extend_assignment(
             raise NotActive(f"{who.display_name} has no {what} for {r.display_name}.")
         if held.end_at is None:
             what = holding(kind=held.kind, role=r.display_name)
-            raise NotActive(f"{who.display_name}'s {what} is permanent; there is nothing to "
-                            "extend.")
+            raise NotActive(
+                f"{who.display_name}'s {what} is permanent; there is nothing to extend."
+            )
         end = until if until is not None else held.end_at + (duration or timedelta())
         if end <= held.end_at:
-            raise InvalidInput(f"The new end must be after the current one "
-                               f"({v.when(held.end_at.isoformat())}).")
+            raise InvalidInput(
+                f"The new end must be after the current one ({v.when(held.end_at.isoformat())})."
+            )
         _check_length(end=end, now=now)
         req = ScheduleRequest(
-            short_id=await new_request_id(s), action=Action.ADMIN_EXTEND,
-            status=Status.PROVISIONED, kind=held.kind, principal_id=who.id, role_id=r.id,
-            created_by_id=me.id, justification=why, start_at=held.end_at,
-            duration_seconds=int((end - held.end_at).total_seconds()), created_at=now,
-            decided_at=now, completed_at=now)
+            short_id=await new_request_id(s),
+            action=Action.ADMIN_EXTEND,
+            status=Status.PROVISIONED,
+            kind=held.kind,
+            principal_id=who.id,
+            role_id=r.id,
+            created_by_id=me.id,
+            justification=why,
+            start_at=held.end_at,
+            duration_seconds=int((end - held.end_at).total_seconds()),
+            created_at=now,
+            decided_at=now,
+            completed_at=now,
+        )
         s.add(req)
         await s.flush()
         await move_end(s, schedule=held, end=end, now=now)
-        await audit_all(s, [NewEvent(
-            at=now, actor=me.email, action="assignment.extended", target=f"{who.email}/{r.id}",
-            details={"request": req.short_id, "schedule": held.id, "kind": held.kind,
-                     "end": end.isoformat(), "justification": why})])
-        notify(s, now=now, recipients=[who], request_id=req.id, note=Notification(
-            kind=v.ASSIGNED, role=role_ref(r), end_at=end.isoformat(),
-            headline=f"{me.display_name} extended your "
-            f"{holding(kind=held.kind, role=r.display_name)} until {v.when(end.isoformat())}."))
-        return (f"{who.display_name}'s {holding(kind=held.kind, role=r.display_name)} now ends "
-                f"{v.when(end.isoformat())}. Request {req.short_id}.")
+        await audit_all(
+            s,
+            [
+                NewEvent(
+                    at=now,
+                    actor=me.email,
+                    action="assignment.extended",
+                    target=f"{who.email}/{r.id}",
+                    details={
+                        "request": req.short_id,
+                        "schedule": held.id,
+                        "kind": held.kind,
+                        "end": end.isoformat(),
+                        "justification": why,
+                    },
+                )
+            ],
+        )
+        notify(
+            s,
+            now=now,
+            recipients=[who],
+            request_id=req.id,
+            note=Notification(
+                kind=v.ASSIGNED,
+                role=role_ref(r),
+                end_at=end.isoformat(),
+                headline=f"{me.display_name} extended your "
+                f"{holding(kind=held.kind, role=r.display_name)} until {v.when(end.isoformat())}.",
+            ),
+        )
+        return (
+            f"{who.display_name}'s {holding(kind=held.kind, role=r.display_name)} now ends "
+            f"{v.when(end.isoformat())}. Request {req.short_id}."
+        )
 
 
 async def move_end(s: AsyncSession, *, schedule: Schedule, end: datetime, now: datetime) -> None:
     """A new end for an assignment, with new end, warning and renewal timers."""
     schedule.end_at = end
     await cancel_timers(s, subject_id=schedule.id, kinds=[EXPIRE, WARN, RENEW], now=now)
-    warning = (settings_of(schedule.role).expiry_warning
-               if schedule.kind == ScheduleKind.ACTIVE else timedelta(0))
-    for kind, due in [*end_timers(start=schedule.start_at, end=end, warning=warning),
-                      *renewal_timers(start=now, end=end)]:
+    warning = (
+        settings_of(schedule.role).expiry_warning
+        if schedule.kind == ScheduleKind.ACTIVE
+        else timedelta(0)
+    )
+    for kind, due in [
+        *end_timers(start=schedule.start_at, end=end, warning=warning),
+        *renewal_timers(start=now, end=end),
+    ]:
         add_timer(s, kind=kind, due_at=due, subject_id=schedule.id)
 
 
 def _check_length(*, end: datetime, now: datetime) -> None:
     if end - now > MAX_DURATION:  # the same cap as `assign`
-        raise InvalidInput(f"The assignment would then last too long (at most "
-                           f"{MAX_DURATION.days} days from now).")
+        raise InvalidInput(
+            f"The assignment would then last too long (at most {MAX_DURATION.days} days from now)."
+        )
 
 
 async def _check_not_pending(s: AsyncSession, *, me: Principal, role: Role) -> None:
-    pending = await s.scalar(select(ScheduleRequest.short_id).where(
-        ScheduleRequest.principal_id == me.id, ScheduleRequest.role_id == role.id,
-        ScheduleRequest.action == Action.SELF_RENEW,
-        ScheduleRequest.status == Status.PENDING_APPROVAL).limit(1))
+    pending = await s.scalar(
+        select(ScheduleRequest.short_id)
+        .where(
+            ScheduleRequest.principal_id == me.id,
+            ScheduleRequest.role_id == role.id,
+            ScheduleRequest.action == Action.SELF_RENEW,
+            ScheduleRequest.status == Status.PENDING_APPROVAL,
+        )
+        .limit(1)
+    )
     if pending is not None:
-        raise AlreadyPending(f"You already asked to renew {role.display_name}: {pending} is "
-                             f"waiting for approval. Cancel it with: cancel {pending}")
+        raise AlreadyPending(
+            f"You already asked to renew {role.display_name}: {pending} is "
+            f"waiting for approval. Cancel it with: cancel {pending}"
+        )

@@ -14,12 +14,16 @@ from vocab.states import ScheduleState
 _LISTED = 20
 
 
-async def unknown_role_message(session: AsyncSession, wanted: str, *,
-                               usable_by: int | None) -> str:
+async def unknown_role_message(session: AsyncSession, wanted: str, *, usable_by: int | None) -> str:
     stmt = select(Role.id, Role.display_name).order_by(Role.id)
     if usable_by is not None:
-        stmt = stmt.where(Role.id.in_(select(Schedule.role_id).where(
-            Schedule.principal_id == usable_by, Schedule.state == ScheduleState.ACTIVE)))
+        stmt = stmt.where(
+            Role.id.in_(
+                select(Schedule.role_id).where(
+                    Schedule.principal_id == usable_by, Schedule.state == ScheduleState.ACTIVE
+                )
+            )
+        )
     known = [(row.id, row.display_name) for row in await session.execute(stmt.limit(500))]
     head = f"No role called '{wanted}'."
     if guess := closest(wanted, known):
@@ -27,15 +31,19 @@ async def unknown_role_message(session: AsyncSession, wanted: str, *,
     ids = [rid for rid, _ in known[:_LISTED]]
     if usable_by is None:
         return f"{head} Roles: {', '.join(ids) if ids else 'none yet'}."
-    return f"{head} Your roles: {', '.join(ids)}." if ids else \
-        f"{head} You have no roles yet; an admin can make you eligible."
+    return (
+        f"{head} Your roles: {', '.join(ids)}."
+        if ids
+        else f"{head} You have no roles yet; an admin can make you eligible."
+    )
 
 
 def closest(wanted: str, known: list[tuple[str, str]]) -> str | None:
     """The one role id that `wanted` starts or nearly spells (by id or display name)."""
     low = wanted.lower()
-    starts = {rid for rid, name in known if rid.lower().startswith(low)
-              or name.lower().startswith(low)}
+    starts = {
+        rid for rid, name in known if rid.lower().startswith(low) or name.lower().startswith(low)
+    }
     if len(starts) == 1:
         return starts.pop()
     if starts:

@@ -11,12 +11,20 @@ from handlers.durations import DurationError, format_duration, parse_duration
 MAX_ACTIVATION = timedelta(hours=24)
 
 _DURATION_FIELDS = (
-    "max_duration", "min_duration", "approval_timeout", "expiry_warning", "default_duration",
+    "max_duration",
+    "min_duration",
+    "approval_timeout",
+    "expiry_warning",
+    "default_duration",
     "min_active_before_deactivate",
 )
 _BOOL_FIELDS = (
-    "require_justification", "require_ticket", "require_approval", "approver_justification",
-    "allow_permanent_eligible", "allow_permanent_active",
+    "require_justification",
+    "require_ticket",
+    "require_approval",
+    "approver_justification",
+    "allow_permanent_eligible",
+    "allow_permanent_active",
 )
 
 
@@ -52,7 +60,9 @@ class RoleSettings:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:
-            raise SettingsError(f"unknown setting {unknown[0]!r} (known: {', '.join(sorted(known))})")
+            raise SettingsError(
+                f"unknown setting {unknown[0]!r} (known: {', '.join(sorted(known))})"
+            )
         values: dict[str, Any] = {}
         for name in _DURATION_FIELDS:
             if name in raw:
@@ -71,8 +81,10 @@ class RoleSettings:
             values["approvers"] = tuple(a.strip().lower() for a in approvers)
         if "approval_channel" in raw:
             channel = raw["approval_channel"] or {}
-            if not isinstance(channel, dict) or not set(channel) <= {"slack", "teams"} or not all(
-                isinstance(v, str) and v for v in channel.values()
+            if (
+                not isinstance(channel, dict)
+                or not set(channel) <= {"slack", "teams"}
+                or not all(isinstance(v, str) and v for v in channel.values())
             ):
                 raise SettingsError(
                     "approval_channel must look like {slack: C0123ABC, teams: CONVERSATION_ID}"

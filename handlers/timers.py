@@ -40,6 +40,7 @@ _SQLITE_BREATH = 0.02
 
 def one_by_one(action: TimerAction) -> BatchAction:
     """A batch action from a per-timer one, for rare kinds (a scheduled start, the digest)."""
+
     async def each(s: AsyncSession, timers: Sequence[Timer], now: datetime) -> None:
         for timer in timers:
             await action(s, timer, now)
@@ -49,11 +50,17 @@ def one_by_one(action: TimerAction) -> BatchAction:
 
 def lifecycle_actions() -> dict[str, BatchAction]:
     """The kinds of timer that access itself needs; add others (the digest) to a copy."""
+
     async def start(s: AsyncSession, t: Timer, now: datetime) -> bool:
         return await start_scheduled(s, request_id=t.subject_id or 0, now=now)
 
-    return {EXPIRE: expire_due, WARN: warn_due, TIMEOUT: time_out_due, START: one_by_one(start),
-            RENEW: renewal_due}
+    return {
+        EXPIRE: expire_due,
+        WARN: warn_due,
+        TIMEOUT: time_out_due,
+        START: one_by_one(start),
+        RENEW: renewal_due,
+    }
 
 
 def _backoff(attempts: int) -> timedelta:
@@ -94,7 +101,9 @@ async def _run_batch(
                     ok.append(timer.id)
     if ok:
         await s.execute(
-            update(Timer).where(Timer.id.in_(ok)).values(status=TimerStatus.DONE, done_at=now)
+            update(Timer)
+            .where(Timer.id.in_(ok))
+            .values(status=TimerStatus.DONE, done_at=now)
             .execution_options(synchronize_session=False)
         )
     return len(ok)
@@ -120,10 +129,15 @@ async def _attempt(
         tid, attempts = timers[0].id, timers[0].attempts
         logger.exception("timer %s (%s) failed", tid, kind)
         await s.execute(
-            update(Timer).where(Timer.id == tid).values(
-                status=TimerStatus.PENDING, attempts=attempts + 1, due_at=now + _backoff(attempts + 1),
+            update(Timer)
+            .where(Timer.id == tid)
+            .values(
+                status=TimerStatus.PENDING,
+                attempts=attempts + 1,
+                due_at=now + _backoff(attempts + 1),
                 last_error=f"{type(err).__name__}: {err}"[:2000],
-            ).execution_options(synchronize_session=False)
+            )
+            .execution_options(synchronize_session=False)
         )
         return False
 

@@ -19,9 +19,21 @@ from storage.audit_hash import GENESIS, AuditKey, event_hash
 from storage.models import AuditEvent
 
 __all__ = [
-    "GENESIS", "AUDIT_KEY_INFO", "AuditKey", "AuditKeyError", "NewEvent", "VerifyResult",
-    "append_event", "append_events", "append_many_events", "check_key", "count_events", "event_hash", "iter_events",
-    "session_key", "verify_chain",
+    "GENESIS",
+    "AUDIT_KEY_INFO",
+    "AuditKey",
+    "AuditKeyError",
+    "NewEvent",
+    "VerifyResult",
+    "append_event",
+    "append_events",
+    "append_many_events",
+    "check_key",
+    "count_events",
+    "event_hash",
+    "iter_events",
+    "session_key",
+    "verify_chain",
 ]
 
 AUDIT_KEY_INFO = "pim_audit_key"
@@ -38,8 +50,10 @@ class AuditKeyError(ValueError):
     def __init__(self, *, logged: str, held: str | None) -> None:
         self.logged, self.held = logged, held
         mine = f"key id {held}" if held else "no audit key"
-        super().__init__(f"the audit log is keyed with key id {logged}, and this process has "
-                         f"{mine}: set PIM_AUDIT_KEY to the key the log was written with")
+        super().__init__(
+            f"the audit log is keyed with key id {logged}, and this process has "
+            f"{mine}: set PIM_AUDIT_KEY to the key the log was written with"
+        )
 
 
 def session_key(session: AsyncSession) -> AuditKey | None:
@@ -59,7 +73,12 @@ class NewEvent:
 
 
 async def append_event(
-    session: AsyncSession, *, at: datetime, actor: str, action: str, target: str,
+    session: AsyncSession,
+    *,
+    at: datetime,
+    actor: str,
+    action: str,
+    target: str,
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Add one event at the head of the chain, inside the caller's transaction."""
@@ -101,7 +120,8 @@ async def _chained(session: AsyncSession, items: Sequence[NewEvent]) -> list[dic
     head = (
         await session.execute(
             select(AuditEvent.id, AuditEvent.hash, AuditEvent.key_id)
-            .order_by(AuditEvent.id.desc()).limit(1)
+            .order_by(AuditEvent.id.desc())
+            .limit(1)
         )
     ).first()
     if head is not None and head[2] is not None and (key is None or key.key_id != head[2]):
@@ -114,21 +134,35 @@ async def _chained(session: AsyncSession, items: Sequence[NewEvent]) -> list[dic
         # JSON round trip now, so the hash is computed over exactly what the database returns.
         clean = json.loads(json.dumps(item.details, default=str))
         digest = event_hash(
-            id=next_id, at=item.at, actor=item.actor, action=item.action, target=item.target,
-            details=clean, prev_hash=prev, key=key,
+            id=next_id,
+            at=item.at,
+            actor=item.actor,
+            action=item.action,
+            target=item.target,
+            details=clean,
+            prev_hash=prev,
+            key=key,
         )
-        rows.append({"id": next_id, "at": item.at, "actor": item.actor, "action": item.action,
-                     "target": item.target, "details": clean, "prev_hash": prev,
-                     "key_id": key_id, "hash": digest})
+        rows.append(
+            {
+                "id": next_id,
+                "at": item.at,
+                "actor": item.actor,
+                "action": item.action,
+                "target": item.target,
+                "details": clean,
+                "prev_hash": prev,
+                "key_id": key_id,
+                "hash": digest,
+            }
+        )
         next_id, prev = next_id + 1, digest
     return rows
 
 
 async def check_key(session: AsyncSession) -> None:
     """Raise AuditKeyError now if the next append would: checked at start-up."""
-    logged = await session.scalar(
-        select(AuditEvent.key_id).order_by(AuditEvent.id.desc()).limit(1)
-    )
+    logged = await session.scalar(select(AuditEvent.key_id).order_by(AuditEvent.id.desc()).limit(1))
     key = session_key(session)
     if logged is not None and (key is None or key.key_id != logged):
         raise AuditKeyError(logged=logged, held=key.key_id if key else None)
@@ -157,15 +191,30 @@ async def verify_chain(session: AsyncSession) -> VerifyResult:
                 False, checked, row.id, "previous-hash link broken (a row was removed or reordered)"
             )
         if row.key_id is None and first_keyed is not None:
-            return VerifyResult(False, checked, row.id,
-                                f"unkeyed although event {first_keyed} before it is keyed "
-                                "(rewritten without the key)")
+            return VerifyResult(
+                False,
+                checked,
+                row.id,
+                f"unkeyed although event {first_keyed} before it is keyed "
+                "(rewritten without the key)",
+            )
         if row.key_id is not None and (key is None or key.key_id != row.key_id):
-            return VerifyResult(False, checked, row.id, "keyed with another key",
-                                first_keyed=first_keyed, needs_key=row.key_id)
+            return VerifyResult(
+                False,
+                checked,
+                row.id,
+                "keyed with another key",
+                first_keyed=first_keyed,
+                needs_key=row.key_id,
+            )
         if row.hash != event_hash(
-            id=row.id, at=row.at, actor=row.actor, action=row.action, target=row.target,
-            details=row.details, prev_hash=row.prev_hash,
+            id=row.id,
+            at=row.at,
+            actor=row.actor,
+            action=row.action,
+            target=row.target,
+            details=row.details,
+            prev_hash=row.prev_hash,
             key=key if row.key_id is not None else None,
         ):
             return VerifyResult(False, checked, row.id, "contents do not match the hash (edited)")
@@ -176,7 +225,10 @@ async def verify_chain(session: AsyncSession) -> VerifyResult:
 
 
 async def iter_events(
-    session: AsyncSession, *, since: datetime | None = None, after_id: int = 0,
+    session: AsyncSession,
+    *,
+    since: datetime | None = None,
+    after_id: int = 0,
     batch: int = 1000,
 ) -> AsyncIterator[AuditEvent]:
     last_id = after_id

@@ -34,15 +34,19 @@ class Checkpoint:
 
 def parse_checkpoints(text: str) -> list[Checkpoint]:
     """Every checkpoint line in text (a file of them, or a saved digest), in order."""
-    return [Checkpoint(int(m[1]), m[2], None if m[3] == "none" else m[3])
-            for m in _LINE.finditer(text)]
+    return [
+        Checkpoint(int(m[1]), m[2], None if m[3] == "none" else m[3]) for m in _LINE.finditer(text)
+    ]
 
 
 async def current_checkpoint(session: AsyncSession) -> Checkpoint:
-    head = (await session.execute(
-        select(AuditEvent.id, AuditEvent.hash, AuditEvent.key_id)
-        .order_by(AuditEvent.id.desc()).limit(1)
-    )).first()
+    head = (
+        await session.execute(
+            select(AuditEvent.id, AuditEvent.hash, AuditEvent.key_id)
+            .order_by(AuditEvent.id.desc())
+            .limit(1)
+        )
+    ).first()
     return Checkpoint(head[0], head[1], head[2]) if head else Checkpoint(0, GENESIS, None)
 
 
@@ -54,9 +58,13 @@ async def checkpoint_problem(session: AsyncSession, checkpoint: Checkpoint) -> s
     stored = await session.scalar(select(AuditEvent.hash).where(AuditEvent.id == checkpoint.seq))
     if stored is None:
         last = await session.scalar(select(AuditEvent.id).order_by(AuditEvent.id.desc()).limit(1))
-        return (f"event {checkpoint.seq} of the checkpoint is gone and the log ends at event "
-                f"{last or 0}: events were deleted at the tail")
+        return (
+            f"event {checkpoint.seq} of the checkpoint is gone and the log ends at event "
+            f"{last or 0}: events were deleted at the tail"
+        )
     if stored != checkpoint.hash:
-        return (f"event {checkpoint.seq} no longer has the checkpoint's hash: the log was "
-                "rewritten up to it")
+        return (
+            f"event {checkpoint.seq} no longer has the checkpoint's hash: the log was "
+            "rewritten up to it"
+        )
     return None

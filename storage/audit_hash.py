@@ -40,15 +40,26 @@ class AuditKey:
 
 
 def event_hash(
-    *, id: int, at: datetime, actor: str, action: str, target: str,
-    details: dict[str, Any], prev_hash: str, key: AuditKey | None = None,
+    *,
+    id: int,
+    at: datetime,
+    actor: str,
+    action: str,
+    target: str,
+    details: dict[str, Any],
+    prev_hash: str,
+    key: AuditKey | None = None,
 ) -> str:
     """SHA-256 of the row's canonical JSON, or HMAC-SHA256 of it (with the key id) under key."""
     fields: list[Any] = [id, at.isoformat(), actor, action, target, details, prev_hash]
     if key is not None:
         fields.append(key.key_id)
     canonical = json.dumps(
-        fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str,
+        fields,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
     ).encode()
     if key is None:
         return hashlib.sha256(canonical).hexdigest()

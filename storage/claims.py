@@ -53,7 +53,10 @@ async def claim_due_timers(
 
 async def next_timer_due(session: AsyncSession) -> datetime | None:
     return await session.scalar(
-        select(Timer.due_at).where(Timer.status == TimerStatus.PENDING).order_by(Timer.due_at).limit(1)
+        select(Timer.due_at)
+        .where(Timer.status == TimerStatus.PENDING)
+        .order_by(Timer.due_at)
+        .limit(1)
     )
 
 
@@ -72,22 +75,35 @@ def _waits_for_an_earlier_message() -> ColumnElement[bool]:
     order = func.coalesce(OutboxMessage.parent_id, OutboxMessage.id)
 
     def before_on_this_transport() -> list[ColumnElement[bool]]:
-        return [earlier.status.in_(_LIVE),
-                or_(earlier.transport == OutboxMessage.transport, earlier.transport == "*"),
-                func.coalesce(earlier.parent_id, earlier.id) < order]
+        return [
+            earlier.status.in_(_LIVE),
+            or_(earlier.transport == OutboxMessage.transport, earlier.transport == "*"),
+            func.coalesce(earlier.parent_id, earlier.id) < order,
+        ]
 
     channel = cast(OutboxMessage.channel, Text)
-    to_person = exists().where(earlier.recipient_id == OutboxMessage.recipient_id,
-                               *before_on_this_transport())
+    to_person = exists().where(
+        earlier.recipient_id == OutboxMessage.recipient_id, *before_on_this_transport()
+    )
     to_channel = and_(
-        OutboxMessage.recipient_id.is_(None), channel != "null",  # JSON null: no channel
-        exists().where(earlier.recipient_id.is_(None), cast(earlier.channel, Text) == channel,
-                       *before_on_this_transport()))
+        OutboxMessage.recipient_id.is_(None),
+        channel != "null",  # JSON null: no channel
+        exists().where(
+            earlier.recipient_id.is_(None),
+            cast(earlier.channel, Text) == channel,
+            *before_on_this_transport(),
+        ),
+    )
     return and_(OutboxMessage.transport != "*", or_(to_person, to_channel))
 
 
 async def claim_outbox(
-    session: AsyncSession, *, now: datetime, worker: str, lease_until: datetime, limit: int,
+    session: AsyncSession,
+    *,
+    now: datetime,
+    worker: str,
+    lease_until: datetime,
+    limit: int,
     transports: list[str],
 ) -> list[OutboxMessage]:
     """Claim up to `limit` due messages for these transports ('*': rows still to fan out),
@@ -97,15 +113,27 @@ async def claim_outbox(
     claimed: list[OutboxMessage] = []
     for status in (OutboxStatus.SENDING, OutboxStatus.PENDING):
         if len(claimed) < limit:
-            claimed += await _claim(session, status=status, now=now, worker=worker,
-                                    lease_until=lease_until, limit=limit - len(claimed),
-                                    transports=transports)
+            claimed += await _claim(
+                session,
+                status=status,
+                now=now,
+                worker=worker,
+                lease_until=lease_until,
+                limit=limit - len(claimed),
+                transports=transports,
+            )
     return claimed
 
 
 async def _claim(
-    session: AsyncSession, *, status: str, now: datetime, worker: str, lease_until: datetime,
-    limit: int, transports: list[str],
+    session: AsyncSession,
+    *,
+    status: str,
+    now: datetime,
+    worker: str,
+    lease_until: datetime,
+    limit: int,
+    transports: list[str],
 ) -> list[OutboxMessage]:
     # One status and this order follow ix_outbox_due, so the scan stops at `limit` rows
     # instead of sorting every due row (10,000 of them after a mass expiry).
@@ -128,27 +156,45 @@ async def _claim(
     # One guarded UPDATE for the lot, not a statement per row.
     result = await session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.id.in_([m.id for m in rows]), OutboxMessage.status == status,
-               OutboxMessage.next_attempt_at <= now)
+        .where(
+            OutboxMessage.id.in_([m.id for m in rows]),
+            OutboxMessage.status == status,
+            OutboxMessage.next_attempt_at <= now,
+        )
         .values(status=OutboxStatus.SENDING, claimed_by=worker, next_attempt_at=lease_until)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != len(rows):  # type: ignore[attr-defined]
         # Someone got there first (cannot happen under BEGIN IMMEDIATE): keep only ours.
-        ours = set((await session.scalars(select(OutboxMessage.id).where(
-            OutboxMessage.id.in_([m.id for m in rows]), OutboxMessage.claimed_by == worker,
-            OutboxMessage.status == OutboxStatus.SENDING, OutboxMessage.next_attempt_at == lease_until,
-        ))).all())
+        ours = set(
+            (
+                await session.scalars(
+                    select(OutboxMessage.id).where(
+                        OutboxMessage.id.in_([m.id for m in rows]),
+                        OutboxMessage.claimed_by == worker,
+                        OutboxMessage.status == OutboxStatus.SENDING,
+                        OutboxMessage.next_attempt_at == lease_until,
+                    )
+                )
+            ).all()
+        )
         rows = [m for m in rows if m.id in ours]
     for m in rows:  # what the UPDATE wrote, without reading each row back
-        for key, value in (("status", OutboxStatus.SENDING), ("claimed_by", worker),
-                           ("next_attempt_at", lease_until)):
+        for key, value in (
+            ("status", OutboxStatus.SENDING),
+            ("claimed_by", worker),
+            ("next_attempt_at", lease_until),
+        ):
             set_committed_value(m, key, value)
     return rows
 
 
 async def fan_out(
-    session: AsyncSession, *, now: datetime, copies: list[dict[str, Any]], fanned: list[int],
+    session: AsyncSession,
+    *,
+    now: datetime,
+    copies: list[dict[str, Any]],
+    fanned: list[int],
     unreachable: list[int],
 ) -> None:
     """Replace claimed '*' rows by their per-transport copies, in bulk."""
@@ -157,9 +203,11 @@ async def fan_out(
     for status, ids in ((OutboxStatus.FANNED, fanned), (OutboxStatus.UNREACHABLE, unreachable)):
         if ids:
             await session.execute(
-                update(OutboxMessage).where(OutboxMessage.id.in_(ids))
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(ids))
                 .values(status=status, next_attempt_at=now)
-                .execution_options(synchronize_session=False))
+                .execution_options(synchronize_session=False)
+            )
 
 
 async def mark_attempted(session: AsyncSession, *, ids: list[int], now: datetime) -> None:
@@ -168,14 +216,19 @@ async def mark_attempted(session: AsyncSession, *, ids: list[int], now: datetime
         await session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id.in_(ids), OutboxMessage.attempted_at.is_(None))
-            .values(attempted_at=now).execution_options(synchronize_session=False))
+            .values(attempted_at=now)
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def mark_sent(session: AsyncSession, *, ids: list[int], now: datetime) -> None:
     if ids:
         await session.execute(
-            update(OutboxMessage).where(OutboxMessage.id.in_(ids))
-            .values(status=OutboxStatus.SENT, sent_at=now).execution_options(synchronize_session=False))
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids))
+            .values(status=OutboxStatus.SENT, sent_at=now)
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def next_outbox_due(session: AsyncSession, *, transports: list[str]) -> datetime | None:
@@ -183,9 +236,11 @@ async def next_outbox_due(session: AsyncSession, *, transports: list[str]) -> da
     however old: the earlier one's retry time is what counts."""
     return await session.scalar(
         select(OutboxMessage.next_attempt_at)
-        .where(OutboxMessage.status.in_(list(_LIVE)),
-               OutboxMessage.transport.in_([*transports, "*"]),
-               ~_waits_for_an_earlier_message())
+        .where(
+            OutboxMessage.status.in_(list(_LIVE)),
+            OutboxMessage.transport.in_([*transports, "*"]),
+            ~_waits_for_an_earlier_message(),
+        )
         .order_by(OutboxMessage.next_attempt_at)
         .limit(1)
     )

@@ -22,13 +22,21 @@ DUE = (GrantStatus.PENDING_PROVISIONING, GrantStatus.PENDING_REVOKE)
 
 
 async def claim_grants(
-    session: AsyncSession, *, now: datetime, worker: str, lease_until: datetime, limit: int,
+    session: AsyncSession,
+    *,
+    now: datetime,
+    worker: str,
+    lease_until: datetime,
+    limit: int,
     kinds: list[str],
 ) -> list[Grant]:
     """Claim up to `limit` due rows of these target kinds, oldest due first."""
-    due = (select(Grant).where(Grant.status.in_(DUE), Grant.next_attempt_at <= now,
-                               Grant.kind.in_(kinds))
-           .order_by(Grant.next_attempt_at, Grant.id).limit(limit))
+    due = (
+        select(Grant)
+        .where(Grant.status.in_(DUE), Grant.next_attempt_at <= now, Grant.kind.in_(kinds))
+        .order_by(Grant.next_attempt_at, Grant.id)
+        .limit(limit)
+    )
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
     rows = list((await session.scalars(due)).all())
@@ -36,14 +44,27 @@ async def claim_grants(
         return []
     ids = [g.id for g in rows]
     result = await session.execute(
-        update(Grant).where(Grant.id.in_(ids), Grant.status.in_(DUE), Grant.next_attempt_at <= now)
-        .values(claimed_by=worker, claimed_at=now, next_attempt_at=lease_until,
-                # from here on the call may reach the provider: a revoke is then needed
-                attempted_at=func.coalesce(Grant.attempted_at, now))
-        .execution_options(synchronize_session=False))
+        update(Grant)
+        .where(Grant.id.in_(ids), Grant.status.in_(DUE), Grant.next_attempt_at <= now)
+        .values(
+            claimed_by=worker,
+            claimed_at=now,
+            next_attempt_at=lease_until,
+            # from here on the call may reach the provider: a revoke is then needed
+            attempted_at=func.coalesce(Grant.attempted_at, now),
+        )
+        .execution_options(synchronize_session=False)
+    )
     if result.rowcount != len(rows):  # type: ignore[attr-defined]
-        ids = list(await session.scalars(select(Grant.id).where(
-            Grant.id.in_(ids), Grant.claimed_by == worker, Grant.next_attempt_at == lease_until)))
+        ids = list(
+            await session.scalars(
+                select(Grant.id).where(
+                    Grant.id.in_(ids),
+                    Grant.claimed_by == worker,
+                    Grant.next_attempt_at == lease_until,
+                )
+            )
+        )
     claimed = [g for g in rows if g.id in set(ids)]
     for g in claimed:
         g.claimed_by, g.next_attempt_at = worker, lease_until
@@ -51,32 +72,46 @@ async def claim_grants(
 
 
 async def settle(
-    session: AsyncSession, *, grant_id: int, worker: str, status: GrantStatus,
+    session: AsyncSession,
+    *,
+    grant_id: int,
+    worker: str,
+    status: GrantStatus,
     values: dict[str, Any],
 ) -> bool:
     """Write a call's outcome, only if the row is still ours and still in `status`: a revoke
     that arrived while the grant call was in flight has moved it on."""
     result = await session.execute(
-        update(Grant).where(Grant.id == grant_id, Grant.claimed_by == worker,
-                            Grant.status == status)
-        .values(claimed_by=None, **values).execution_options(synchronize_session=False))
+        update(Grant)
+        .where(Grant.id == grant_id, Grant.claimed_by == worker, Grant.status == status)
+        .values(claimed_by=None, **values)
+        .execution_options(synchronize_session=False)
+    )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def release(session: AsyncSession, *, grant_id: int, worker: str, now: datetime) -> None:
     """Hand back a row whose phase changed under us: its revoke is due now."""
     await session.execute(
-        update(Grant).where(Grant.id == grant_id, Grant.claimed_by == worker)
-        .values(claimed_by=None, next_attempt_at=now).execution_options(synchronize_session=False))
+        update(Grant)
+        .where(Grant.id == grant_id, Grant.claimed_by == worker)
+        .values(claimed_by=None, next_attempt_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def next_grant_due(session: AsyncSession, *, kinds: list[str]) -> datetime | None:
     return await session.scalar(
-        select(Grant.next_attempt_at).where(Grant.status.in_(DUE), Grant.kind.in_(kinds))
-        .order_by(Grant.next_attempt_at).limit(1))
+        select(Grant.next_attempt_at)
+        .where(Grant.status.in_(DUE), Grant.kind.in_(kinds))
+        .order_by(Grant.next_attempt_at)
+        .limit(1)
+    )
 
 
 async def grants_failed(session: AsyncSession) -> int:
     """Grants stuck in Failed: for /healthz and the digest."""
-    return await session.scalar(
-        select(func.count(Grant.id)).where(Grant.status == GrantStatus.FAILED)) or 0
+    return (
+        await session.scalar(select(func.count(Grant.id)).where(Grant.status == GrantStatus.FAILED))
+        or 0
+    )

@@ -33,8 +33,11 @@ async def revision_status(engine: AsyncEngine) -> tuple[str | None, str | None]:
         # Read the version table directly: MigrationContext logs two INFO lines per call,
         # and /healthz calls this on every probe.
         has_table = await conn.run_sync(lambda c: inspect(c).has_table("alembic_version"))
-        current = (await conn.scalar(text("SELECT version_num FROM alembic_version"))
-                   if has_table else None)
+        current = (
+            await conn.scalar(text("SELECT version_num FROM alembic_version"))
+            if has_table
+            else None
+        )
     return current, head
 
 

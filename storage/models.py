@@ -81,8 +81,12 @@ class Schedule(Base):
         Index("ix_schedules_lookup", "principal_id", "role_id", "kind", "state"),
         Index("ix_schedules_end", "state", "end_at"),
         # the digest: activations by start, assignments by creation, past holders by end
-        Index("ix_schedules_activated_start", "start_at",
-              postgresql_where=_ACTIVATED, sqlite_where=_ACTIVATED),
+        Index(
+            "ix_schedules_activated_start",
+            "start_at",
+            postgresql_where=_ACTIVATED,
+            sqlite_where=_ACTIVATED,
+        ),
         Index("ix_schedules_created", "created_at"),
         Index("ix_schedules_ended", "ended_at"),
     )
@@ -108,17 +112,21 @@ class ScheduleRequest(Base):
     __tablename__ = "schedule_requests"
     __table_args__ = (
         Index("ix_requests_status", "status", "role_id"),
-        Index("ix_requests_approval_created", "created_at",
-              postgresql_where=text("approval_deadline IS NOT NULL"),
-              sqlite_where=text("approval_deadline IS NOT NULL")),
+        Index(
+            "ix_requests_approval_created",
+            "created_at",
+            postgresql_where=text("approval_deadline IS NOT NULL"),
+            sqlite_where=text("approval_deadline IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     short_id: Mapped[str] = mapped_column(String(16), unique=True)
     action: Mapped[Action] = mapped_column(state_type(Action, length=32))
     status: Mapped[Status] = mapped_column(state_type(Status, length=32))
-    kind: Mapped[ScheduleKind] = mapped_column(state_type(ScheduleKind, length=16),
-                                               default=ScheduleKind.ACTIVE)
+    kind: Mapped[ScheduleKind] = mapped_column(
+        state_type(ScheduleKind, length=16), default=ScheduleKind.ACTIVE
+    )
     principal_id: Mapped[int] = mapped_column(ForeignKey("principals.id"))
     role_id: Mapped[str] = mapped_column(ForeignKey("roles.id"))
     created_by_id: Mapped[int] = mapped_column(ForeignKey("principals.id"))
@@ -191,8 +199,9 @@ class OutboxMessage(Base):
     # a card redrawn by name rather than by request, e.g. a reviewer's review card
     card: Mapped[str | None] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[OutboxStatus] = mapped_column(state_type(OutboxStatus, length=16),
-                                                 default=OutboxStatus.PENDING)
+    status: Mapped[OutboxStatus] = mapped_column(
+        state_type(OutboxStatus, length=16), default=OutboxStatus.PENDING
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]
     claimed_by: Mapped[str | None] = mapped_column(String(64))
@@ -246,8 +255,9 @@ class Timer(Base):
     subject_id: Mapped[int | None] = mapped_column(Integer)
     # optional uniqueness, e.g. one digest per period
     key: Mapped[str | None] = mapped_column(String(100), unique=True)
-    status: Mapped[TimerStatus] = mapped_column(state_type(TimerStatus, length=16),
-                                                default=TimerStatus.PENDING)
+    status: Mapped[TimerStatus] = mapped_column(
+        state_type(TimerStatus, length=16), default=TimerStatus.PENDING
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     done_at: Mapped[datetime | None]
@@ -315,9 +325,11 @@ class ReviewItem(Base):
     # pim-bot's own history: activations of this role by this person in the look-back window
     activations: Mapped[int] = mapped_column(Integer, default=0)
     recommendation: Mapped[ReviewDecision | None] = mapped_column(
-        state_type(ReviewDecision, length=16))
-    decision: Mapped[ReviewDecision] = mapped_column(state_type(ReviewDecision, length=16),
-                                                     default=ReviewDecision.NOT_REVIEWED)
+        state_type(ReviewDecision, length=16)
+    )
+    decision: Mapped[ReviewDecision] = mapped_column(
+        state_type(ReviewDecision, length=16), default=ReviewDecision.NOT_REVIEWED
+    )
     reason: Mapped[str | None] = mapped_column(Text)
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("principals.id"))
     decided_at: Mapped[datetime | None]

@@ -18,18 +18,24 @@ def _sightings(dialect_name: str, keys: Mapping[str, datetime], now: datetime) -
     racing on one key cannot both get it, and a batch of keys costs one statement."""
     dialect: Any = postgresql if dialect_name == "postgresql" else sqlite
     stmt = dialect.insert(SeenRequest).values(
-        [{"key": key, "expires_at": at} for key, at in keys.items()])
+        [{"key": key, "expires_at": at} for key, at in keys.items()]
+    )
     return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
-        index_elements=[SeenRequest.key], set_={"expires_at": stmt.excluded.expires_at},
-        where=SeenRequest.expires_at < now).returning(SeenRequest.key)
+        index_elements=[SeenRequest.key],
+        set_={"expires_at": stmt.excluded.expires_at},
+        where=SeenRequest.expires_at < now,
+    ).returning(SeenRequest.key)
 
 
 def _one_sighting(dialect: Any) -> Insert:
-    stmt = dialect.insert(SeenRequest).values(key=bindparam("key"),
-                                              expires_at=bindparam("expires_at"))
+    stmt = dialect.insert(SeenRequest).values(
+        key=bindparam("key"), expires_at=bindparam("expires_at")
+    )
     return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
-        index_elements=[SeenRequest.key], set_={"expires_at": stmt.excluded.expires_at},
-        where=SeenRequest.expires_at < bindparam("now")).returning(SeenRequest.key)
+        index_elements=[SeenRequest.key],
+        set_={"expires_at": stmt.excluded.expires_at},
+        where=SeenRequest.expires_at < bindparam("now"),
+    ).returning(SeenRequest.key)
 
 
 # One key at a time is the usual case: built once, so it is compiled once (building and
@@ -41,8 +47,9 @@ def _expired(now: datetime) -> Delete:
     return delete(SeenRequest).where(SeenRequest.expires_at < now)
 
 
-async def first_sightings(session: AsyncSession, *, keys: Mapping[str, datetime],
-                          now: datetime) -> set[str]:
+async def first_sightings(
+    session: AsyncSession, *, keys: Mapping[str, datetime], now: datetime
+) -> set[str]:
     """The keys (each with its expiry) nobody had inserted before, on any replica; a key
     already there counts again only once its row has expired."""
     if not keys:
@@ -51,8 +58,9 @@ async def first_sightings(session: AsyncSession, *, keys: Mapping[str, datetime]
     return set((await session.scalars(stmt)).all())
 
 
-def first_sightings_now(conn: Connection, *, keys: Mapping[str, datetime],
-                        now: datetime) -> set[str]:
+def first_sightings_now(
+    conn: Connection, *, keys: Mapping[str, datetime], now: datetime
+) -> set[str]:
     """first_sightings on a plain connection (UnitOfWork.run_light_write)."""
     if len(keys) == 1:
         ((key, at),) = keys.items()
@@ -63,8 +71,9 @@ def first_sightings_now(conn: Connection, *, keys: Mapping[str, datetime],
     return set(conn.scalars(_sightings(conn.dialect.name, keys, now)).all())
 
 
-async def first_sighting(session: AsyncSession, *, key: str, expires_at: datetime,
-                         now: datetime) -> bool:
+async def first_sighting(
+    session: AsyncSession, *, key: str, expires_at: datetime, now: datetime
+) -> bool:
     return key in await first_sightings(session, keys={key: expires_at}, now=now)
 
 

@@ -60,18 +60,26 @@ def configure(engine: AsyncEngine) -> None:
     if database and database != ":memory:" and not database.startswith("file:"):
         # The loop's thread runs these one at a time, without yielding in between.
         _readers[engine.sync_engine] = _side_engine(
-            engine, begin="BEGIN DEFERRED",  # one snapshot for the whole lookup
-            pragmas=("query_only=ON", "busy_timeout=1000"))  # a write here is a bug
+            engine,
+            begin="BEGIN DEFERRED",  # one snapshot for the whole lookup
+            pragmas=("query_only=ON", "busy_timeout=1000"),
+        )  # a write here is a bug
         _light_writers[engine.sync_engine] = _side_engine(
-            engine, begin="BEGIN IMMEDIATE",
-            pragmas=("foreign_keys=ON", "busy_timeout=0", "synchronous=NORMAL"))
+            engine,
+            begin="BEGIN IMMEDIATE",
+            pragmas=("foreign_keys=ON", "busy_timeout=0", "synchronous=NORMAL"),
+        )
 
 
 def _side_engine(engine: AsyncEngine, *, begin: str, pragmas: tuple[str, ...]) -> Engine:
     """A synchronous pysqlite engine on the same file, for calls made on the loop's thread:
     one connection serves them all; overflow only for another thread's loop (tests)."""
-    side = create_engine(engine.url.set(drivername="sqlite+pysqlite"), pool_size=1,
-                         max_overflow=10, connect_args={"check_same_thread": False})
+    side = create_engine(
+        engine.url.set(drivername="sqlite+pysqlite"),
+        pool_size=1,
+        max_overflow=10,
+        connect_args={"check_same_thread": False},
+    )
 
     @event.listens_for(side, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -45,5 +45,11 @@ def state_type(states: type[StrEnum], *, length: int) -> Enum:
     VARCHAR(length), exactly as before the enums existed: no database enum type and no CHECK
     constraint, so adding a state needs no migration. Rows load as enum members, and binding a
     string that is not a member fails at once instead of matching nothing."""
-    return Enum(states, native_enum=False, create_constraint=False, length=length,
-                values_callable=lambda cls: [m.value for m in cls], validate_strings=True)
+    return Enum(
+        states,
+        native_enum=False,
+        create_constraint=False,
+        length=length,
+        values_callable=lambda cls: [m.value for m in cls],
+        validate_strings=True,
+    )

@@ -37,7 +37,8 @@ class UnitOfWork:
     def __init__(self, engine: AsyncEngine, *, audit_key: AuditKey | None = None) -> None:
         self.engine = engine
         self.sessions: async_sessionmaker[Any] = make_session_factory(
-            engine, sync_session_class=_Session)
+            engine, sync_session_class=_Session
+        )
         # Every session carries the key, so audit events appended in it are keyed.
         self.sessions.configure(info={AUDIT_KEY_INFO: audit_key})
         # PostgreSQL begins these READ ONLY (asyncpg says so in its BEGIN); SQLite begins
@@ -47,14 +48,19 @@ class UnitOfWork:
             read_options["postgresql_readonly"] = True
         self._read_engine = engine.execution_options(**read_options)
         self.readers: async_sessionmaker[Any] = make_session_factory(
-            self._read_engine, sync_session_class=_Session,
-            info={READ_ONLY: True, AUDIT_KEY_INFO: audit_key})
+            self._read_engine,
+            sync_session_class=_Session,
+            info={READ_ONLY: True, AUDIT_KEY_INFO: audit_key},
+        )
         self.queued = 0
         self._reader, self._light_writer = reader(engine), light_writer(engine)
         # On PostgreSQL a single statement is a transaction and a snapshot of its own: sent
         # without BEGIN and COMMIT around it, it costs one round trip instead of three.
-        self._single = (engine.execution_options(isolation_level="AUTOCOMMIT")
-                        if self.dialect == "postgresql" else None)
+        self._single = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.dialect == "postgresql"
+            else None
+        )
         self.on_commit: Callable[[list[str]], None] | None = None
 
     @property

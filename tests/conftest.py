@@ -27,7 +27,8 @@ except ImportError:  # run as plain `pytest`, without the repo root on sys.path
 
 # Shared helpers assert too; rewrite them like test modules so a failure shows its values.
 pytest.register_assert_rewrite(
-    "tests.unit.helpers", "tests.cards.helpers", "tests.integration.helpers")
+    "tests.unit.helpers", "tests.cards.helpers", "tests.integration.helpers"
+)
 
 TEMPLATE_DB = "pim_template"
 

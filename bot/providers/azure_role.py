@@ -27,8 +27,10 @@ LIST_API_VERSION = "2022-04-01"
 AUTHORIZATION = "/providers/Microsoft.Authorization"
 # A fixed namespace: the same grant and action always name the same ARM request.
 REQUEST_NAMESPACE = uuid.UUID("6b3f4f0e-4a57-4d0f-a3a4-5c6e0f5a9d21")
-DONE = {"grant": frozenset({"RoleAssignmentExists"}),
-        "revoke": frozenset({"RoleAssignmentDoesNotExist"})}
+DONE = {
+    "grant": frozenset({"RoleAssignmentExists"}),
+    "revoke": frozenset({"RoleAssignmentDoesNotExist"}),
+}
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _SUBSCRIPTION = re.compile(r"^/subscriptions/[^/]+", re.I)
 
@@ -40,8 +42,11 @@ def request_name(job: GrantJob) -> str:
 def scope_of(target: Target) -> str:
     scope = (target.scope or "").rstrip("/")
     if not scope.startswith("/"):
-        raise ProviderError("an azure_role target needs an ARM scope such as "
-                            "/subscriptions/<id>/resourceGroups/<name>", permanent=True)
+        raise ProviderError(
+            "an azure_role target needs an ARM scope such as "
+            "/subscriptions/<id>/resourceGroups/<name>",
+            permanent=True,
+        )
     return scope
 
 
@@ -52,8 +57,9 @@ def role_definition_id(target: Target) -> str:
     if ref.startswith("/"):
         return ref
     if not _GUID.match(ref):
-        raise ProviderError(f"azure_role {ref!r} is neither a role definition GUID nor an ARM "
-                            "id", permanent=True)
+        raise ProviderError(
+            f"azure_role {ref!r} is neither a role definition GUID nor an ARM id", permanent=True
+        )
     scope = scope_of(target)
     subscription = _SUBSCRIPTION.match(scope)
     base = subscription.group(0) if subscription else scope
@@ -72,16 +78,19 @@ class AzureRoleProvider:
         await self.arm.close()  # shared with the other Microsoft providers; closes once
 
     async def grant(self, job: GrantJob) -> None:
-        await self._request(job, {"requestType": "AdminAssign",
-                                  "scheduleInfo": schedule_info(job, arm=True)})
+        await self._request(
+            job, {"requestType": "AdminAssign", "scheduleInfo": schedule_info(job, arm=True)}
+        )
 
     async def revoke(self, job: GrantJob) -> None:
         await self._request(job, {"requestType": "AdminRemove"})
 
     async def _request(self, job: GrantJob, props: dict[str, Any]) -> None:
-        props |= {"principalId": principal_of(job),
-                  "roleDefinitionId": role_definition_id(job.target),
-                  "justification": justification(job)}
+        props |= {
+            "principalId": principal_of(job),
+            "roleDefinitionId": role_definition_id(job.target),
+            "justification": justification(job),
+        }
         try:
             await self._put(job.target, request_name(job), props)
         except ApiError as err:
@@ -106,10 +115,13 @@ class AzureRoleProvider:
                 raise
 
     async def _put(self, target: Target, name: str, props: dict[str, Any]) -> None:
-        path = (f"{quote(scope_of(target), safe='/')}{AUTHORIZATION}"
-                f"/roleAssignmentScheduleRequests/{name}")
-        await self.arm.request("PUT", path, json={"properties": props},
-                               params={"api-version": API_VERSION})
+        path = (
+            f"{quote(scope_of(target), safe='/')}{AUTHORIZATION}"
+            f"/roleAssignmentScheduleRequests/{name}"
+        )
+        await self.arm.request(
+            "PUT", path, json={"properties": props}, params={"api-version": API_VERSION}
+        )
 
     async def members(self, target: Target) -> frozenset[str] | None:
         """Principals holding the role assigned at exactly this scope (assignments inherited
@@ -120,8 +132,10 @@ class AzureRoleProvider:
         params = {"api-version": LIST_API_VERSION, "$filter": "atScope()"}
         async for row in self.arm.items(path, params=params):
             props = row.get("properties") or {}
-            if (str(props.get("scope", "")).rstrip("/").lower() == scope.lower()
-                    and _guid_of(str(props.get("roleDefinitionId", ""))) == role
-                    and props.get("principalId")):
+            if (
+                str(props.get("scope", "")).rstrip("/").lower() == scope.lower()
+                and _guid_of(str(props.get("roleDefinitionId", ""))) == role
+                and props.get("principalId")
+            ):
                 held.add(str(props["principalId"]))
         return frozenset(held)

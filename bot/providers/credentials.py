@@ -98,8 +98,9 @@ def azure_credential(**options: Any) -> AsyncTokenCredential:
         logger.info("Azure sign-in: DefaultAzureCredential, as AZURE_TOKEN_CREDENTIALS says")
         return DefaultAzureCredential(**options)  # the operator chose explicitly
     if any(env.get(name) for name in SERVICE_PRINCIPAL):
-        logger.info("Azure sign-in: service principal %s from the environment",
-                    env.get("AZURE_CLIENT_ID"))
+        logger.info(
+            "Azure sign-in: service principal %s from the environment", env.get("AZURE_CLIENT_ID")
+        )
         return EnvironmentCredential(**options)
     if env.get("AZURE_FEDERATED_TOKEN_FILE"):
         logger.info("Azure sign-in: workload identity %s", env.get("AZURE_CLIENT_ID"))

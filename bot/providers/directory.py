@@ -27,6 +27,11 @@ async def entra_group_people(*, graph: GraphClient, group_id: str) -> list[Perso
         email = (user.get("mail") or user.get("userPrincipalName") or "").strip()
         if not email or not user.get("id"):
             continue
-        people.append(Person(email=email.lower(), name=(user.get("displayName") or email),
-                             teams_id=str(user["id"])))
+        people.append(
+            Person(
+                email=email.lower(),
+                name=(user.get("displayName") or email),
+                teams_id=str(user["id"]),
+            )
+        )
     return people

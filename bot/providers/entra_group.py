@@ -22,8 +22,7 @@ ACCESS = ("member", "owner")
 def access_of(target: Target) -> str:
     access = target.access or "member"
     if access not in ACCESS:
-        raise ProviderError(f"group access must be member or owner, not {access!r}",
-                            permanent=True)
+        raise ProviderError(f"group access must be member or owner, not {access!r}", permanent=True)
     return access
 
 

@@ -23,8 +23,10 @@ REQUESTS = "/v1.0/roleManagement/directory/roleAssignmentScheduleRequests"
 INSTANCES = "/v1.0/roleManagement/directory/roleAssignmentScheduleInstances"
 # Graph's answers that mean the grant or revoke had already happened (a retry, a crash after
 # Graph acted but before we recorded it, another replica): done, not failed.
-DONE = {"grant": frozenset({"RoleAssignmentExists"}),
-        "revoke": frozenset({"RoleAssignmentDoesNotExist"})}
+DONE = {
+    "grant": frozenset({"RoleAssignmentExists"}),
+    "revoke": frozenset({"RoleAssignmentDoesNotExist"}),
+}
 
 
 class GraphScheduleProvider:
@@ -40,8 +42,9 @@ class GraphScheduleProvider:
         await self.graph.close()  # shared with the other Microsoft providers; closes once
 
     async def grant(self, job: GrantJob) -> None:
-        await self._request(job, {"action": Action.ADMIN_ASSIGN.value,
-                                  "scheduleInfo": schedule_info(job)})
+        await self._request(
+            job, {"action": Action.ADMIN_ASSIGN.value, "scheduleInfo": schedule_info(job)}
+        )
 
     async def revoke(self, job: GrantJob) -> None:
         await self._request(job, {"action": Action.ADMIN_REMOVE.value})
@@ -50,8 +53,11 @@ class GraphScheduleProvider:
         raise NotImplementedError
 
     async def _request(self, job: GrantJob, body: dict[str, Any]) -> None:
-        body |= {"principalId": principal_of(job), **self.assigned(job),
-                 "justification": justification(job)}
+        body |= {
+            "principalId": principal_of(job),
+            **self.assigned(job),
+            "justification": justification(job),
+        }
         await send_schedule_request(self.graph, self.requests, body, job)
 
 
@@ -71,13 +77,13 @@ class EntraRoleProvider(GraphScheduleProvider):
         return frozenset(held)
 
 
-async def send_schedule_request(graph: GraphClient, path: str, body: dict[str, Any],
-                                job: GrantJob) -> None:
+async def send_schedule_request(
+    graph: GraphClient, path: str, body: dict[str, Any], job: GrantJob
+) -> None:
     """POST a PIM schedule request; "already so" answers count as success."""
     try:
         await graph.request("POST", path, json=body)
     except ApiError as err:
         if err.code not in DONE[job.action]:
             raise
-        logger.info("grant %s: %s was already in effect (%s)", job.grant_id, job.action,
-                    err.code)
+        logger.info("grant %s: %s was already in effect (%s)", job.grant_id, job.action, err.code)

@@ -36,8 +36,15 @@ MAX_PAGES = 1000  # a runaway next link must not loop forever
 class ApiError(ProviderError):
     """A Graph or ARM answer other than success; `code` is the service's error code."""
 
-    def __init__(self, message: str, *, status: int | None = None, code: str = "",
-                 permanent: bool = False, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str = "",
+        permanent: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message, permanent=permanent, retry_after=retry_after)
         self.status, self.code = status, code
 
@@ -76,9 +83,15 @@ class GraphClient:
     """One API (Graph or ARM) at `base_url`, with tokens for its scope. `connect` gives the
     session and credential, opened on first use (aiohttp sessions need a running loop)."""
 
-    def __init__(self, *, connect: Connect, base_url: str, name: str = "Microsoft Graph",
-                 timeout: float = DEFAULT_TIMEOUT,
-                 disconnect: Callable[[], Awaitable[None]] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        connect: Connect,
+        base_url: str,
+        name: str = "Microsoft Graph",
+        timeout: float = DEFAULT_TIMEOUT,
+        disconnect: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.connect, self.name, self._disconnect = connect, name, disconnect
         self.base_url = base_url.rstrip("/")
         self.scope = scope_for(base_url)
@@ -98,9 +111,11 @@ class GraphClient:
         if "://" not in path:
             return self.base_url + path
         if urlsplit(path).netloc != urlsplit(self.base_url).netloc or not path.startswith(
-                "https://"):
-            raise ApiError(f"{self.name} sent a link to another host; not following it",
-                           permanent=True)
+            "https://"
+        ):
+            raise ApiError(
+                f"{self.name} sent a link to another host; not following it", permanent=True
+            )
         return path
 
     async def _token(self) -> str:
@@ -111,27 +126,30 @@ class GraphClient:
             # admin, not another attempt; a login endpoint that answers 5xx is worth retrying.
             status = getattr(err.response, "status_code", None)
             permanent = status is None or status < 500
-            raise ApiError(f"could not sign in to {self.name}: {_first_line(err)}",
-                           status=status, permanent=permanent) from None
+            raise ApiError(
+                f"could not sign in to {self.name}: {_first_line(err)}",
+                status=status,
+                permanent=permanent,
+            ) from None
         except AzureError as err:  # the login endpoint could not be reached
             raise ApiError(f"could not sign in to {self.name}: {_first_line(err)}") from None
         return token.token
 
-    async def request(self, method: str, path: str, *, json: Any = None,
-                      params: dict[str, str] | None = None) -> dict[str, Any]:
+    async def request(
+        self, method: str, path: str, *, json: Any = None, params: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         """Send one request; the JSON answer (an empty dict for an empty body)."""
-        headers = {"Authorization": f"Bearer {await self._token()}",
-                   "Accept": "application/json"}
+        headers = {"Authorization": f"Bearer {await self._token()}", "Accept": "application/json"}
         url = self.url(path)
         try:
             session = self.connect()[0]
-            async with session.request(method, url, json=json, params=params, headers=headers,
-                                       timeout=self.timeout) as resp:
+            async with session.request(
+                method, url, json=json, params=params, headers=headers, timeout=self.timeout
+            ) as resp:
                 text = await resp.text()
                 status, hint = resp.status, resp.headers.get("Retry-After")
         except TimeoutError:
-            raise ApiError(f"{self.name} did not answer within "
-                           f"{self.timeout.total:g}s") from None
+            raise ApiError(f"{self.name} did not answer within {self.timeout.total:g}s") from None
         except aiohttp.ClientError as err:
             raise ApiError(f"{self.name} could not be reached: {err}") from None
         body: Any = None
@@ -149,11 +167,17 @@ class GraphClient:
         wait = retry_after(hint) if status in (429, 503) else None
         detail = f"{code}: {message}" if code else (message or "no details")
         logger.info("%s %s answered %s %s", self.name, method, status, code or "")
-        return ApiError(f"{self.name} answered {status} ({detail[:300]})", status=status,
-                        code=code, permanent=status not in RETRYABLE, retry_after=wait)
+        return ApiError(
+            f"{self.name} answered {status} ({detail[:300]})",
+            status=status,
+            code=code,
+            permanent=status not in RETRYABLE,
+            retry_after=wait,
+        )
 
-    async def items(self, path: str, *,
-                    params: dict[str, str] | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def items(
+        self, path: str, *, params: dict[str, str] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
         """Every item of a collection (`value`), following next links page by page."""
         url: str | None = path
         for _ in range(MAX_PAGES):
@@ -180,11 +204,16 @@ class MicrosoftApis:
         self.clouds = clouds
         self._session: aiohttp.ClientSession | None = None
         self._credential: AsyncTokenCredential | None = None
-        self.graph = GraphClient(connect=self.connection, base_url=clouds.graph,
-                                 timeout=timeout, disconnect=self.close)
-        self.arm = GraphClient(connect=self.connection, base_url=clouds.arm,
-                               name="Azure Resource Manager", timeout=timeout,
-                               disconnect=self.close)
+        self.graph = GraphClient(
+            connect=self.connection, base_url=clouds.graph, timeout=timeout, disconnect=self.close
+        )
+        self.arm = GraphClient(
+            connect=self.connection,
+            base_url=clouds.arm,
+            name="Azure Resource Manager",
+            timeout=timeout,
+            disconnect=self.close,
+        )
 
     @classmethod
     def from_env(cls, *, timeout: float = DEFAULT_TIMEOUT) -> MicrosoftApis:
@@ -197,7 +226,8 @@ class MicrosoftApis:
             connector = aiohttp.TCPConnector(ssl=tls_context(), limit=64)
             self._session = aiohttp.ClientSession(connector=connector)
             self._credential = azure_credential(
-                transport=AioHttpTransport(session=self._session, session_owner=False))
+                transport=AioHttpTransport(session=self._session, session_owner=False)
+            )
         return self._session, self._credential
 
     async def close(self) -> None:

@@ -22,21 +22,25 @@ def wire_time(when: datetime) -> str:
     return aware(when).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def schedule_info(job: GrantJob, *, now: datetime | None = None,
-                  arm: bool = False) -> dict[str, Any]:
+def schedule_info(
+    job: GrantJob, *, now: datetime | None = None, arm: bool = False
+) -> dict[str, Any]:
     """scheduleInfo: from the activation's start (not earlier than now: a grant retried late
     starts when it lands) until its end. Graph spells the types in camelCase, ARM in Pascal."""
     now = now or datetime.now(UTC)
     end = aware(job.end) if job.end is not None else None
     if end is not None and end <= now:
-        raise ProviderError(f"the activation ended at {wire_time(end)}; nothing to grant",
-                            permanent=True)
+        raise ProviderError(
+            f"the activation ended at {wire_time(end)}; nothing to grant", permanent=True
+        )
     start = max(aware(job.start), now)
     if end is None:
         expiration: dict[str, Any] = {"type": "NoExpiration" if arm else "noExpiration"}
     else:
-        expiration = {"type": "AfterDateTime" if arm else "afterDateTime",
-                      "endDateTime": wire_time(end)}
+        expiration = {
+            "type": "AfterDateTime" if arm else "afterDateTime",
+            "endDateTime": wire_time(end),
+        }
     return {"startDateTime": wire_time(start), "expiration": expiration}
 
 
@@ -52,8 +56,10 @@ def justification(job: GrantJob) -> str:
 def principal_of(job: GrantJob) -> str:
     """The person's Entra object id; without one nothing can be granted in Microsoft's clouds."""
     if not job.person.teams_id:
-        raise ProviderError(f"{job.person.email} has no Entra object id (teams_id) to grant "
-                            f"{job.role_name} to", permanent=True)
+        raise ProviderError(
+            f"{job.person.email} has no Entra object id (teams_id) to grant {job.role_name} to",
+            permanent=True,
+        )
     return job.person.teams_id
 
 

@@ -32,13 +32,26 @@ def webhook_id(job: GrantJob) -> str:
 
 def body(job: GrantJob, *, now: datetime) -> dict[str, Any]:
     who = job.person
-    return {"type": EVENT[job.action], "timestamp": _iso(now), "data": {
-        "grant_id": job.grant_id, "request_id": job.request_id,
-        "principal": {"email": who.email, "name": who.name, "slack_id": who.slack_id,
-                      "teams_id": who.teams_id},
-        "role": {"id": job.role_id, "name": job.role_name}, "target": to_json(job.target),
-        "start": _iso(job.start), "end": _iso(job.end) if job.end else None,
-        "justification": job.justification, "ticket": job.ticket}}
+    return {
+        "type": EVENT[job.action],
+        "timestamp": _iso(now),
+        "data": {
+            "grant_id": job.grant_id,
+            "request_id": job.request_id,
+            "principal": {
+                "email": who.email,
+                "name": who.name,
+                "slack_id": who.slack_id,
+                "teams_id": who.teams_id,
+            },
+            "role": {"id": job.role_id, "name": job.role_name},
+            "target": to_json(job.target),
+            "start": _iso(job.start),
+            "end": _iso(job.end) if job.end else None,
+            "justification": job.justification,
+            "ticket": job.ticket,
+        },
+    }
 
 
 class WebhookProvider:
@@ -68,14 +81,18 @@ class WebhookProvider:
         now = datetime.now(UTC)
         data = json.dumps(body(job, now=now), separators=(",", ":"))
         msg_id = webhook_id(job)
-        headers = {"content-type": "application/json", "webhook-id": msg_id,
-                   "webhook-timestamp": str(int(now.timestamp())),
-                   "webhook-signature": self._signer.sign(msg_id, now, data)}
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": self._signer.sign(msg_id, now, data),
+        }
         if self._http is None:
             self._http = aiohttp.ClientSession(timeout=self._timeout)
         try:
-            async with self._http.post(job.target.ref, data=data.encode(), headers=headers,
-                                       allow_redirects=False) as resp:
+            async with self._http.post(
+                job.target.ref, data=data.encode(), headers=headers, allow_redirects=False
+            ) as resp:
                 text = (await resp.text())[:200]
                 _check(resp.status, resp.headers.get("Retry-After"), text)
         except (TimeoutError, aiohttp.ClientError) as err:

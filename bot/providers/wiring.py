@@ -22,12 +22,12 @@ from bot.providers.entra_role import EntraRoleProvider
 from bot.providers.graph import DEFAULT_TIMEOUT, MicrosoftApis
 from handlers.grants.provider import Provider
 
-AZURE_IDENTITY = ("AZURE_CLIENT_ID", "AZURE_TOKEN_CREDENTIALS", "IDENTITY_ENDPOINT",
-                  "MSI_ENDPOINT")
+AZURE_IDENTITY = ("AZURE_CLIENT_ID", "AZURE_TOKEN_CREDENTIALS", "IDENTITY_ENDPOINT", "MSI_ENDPOINT")
 
 
-def microsoft_apis(env: Mapping[str, str] | None = None, *,
-                   timeout: float = DEFAULT_TIMEOUT) -> MicrosoftApis | None:
+def microsoft_apis(
+    env: Mapping[str, str] | None = None, *, timeout: float = DEFAULT_TIMEOUT
+) -> MicrosoftApis | None:
     """The shared Graph and ARM clients, or None when no Azure identity is configured. Directory
     sync reads Entra groups through the same clients (bot.providers.directory)."""
     env = os.environ if env is None else env
@@ -44,9 +44,11 @@ def microsoft_providers(apis: MicrosoftApis | None) -> dict[str, Provider]:
     """Entra roles, PIM for Groups and Azure roles on `apis` (none without them)."""
     if apis is None:
         return {}
-    return {"entra_role": EntraRoleProvider(apis.graph),
-            "entra_group": EntraGroupProvider(apis.graph),
-            "azure_role": AzureRoleProvider(apis.arm)}
+    return {
+        "entra_role": EntraRoleProvider(apis.graph),
+        "entra_group": EntraGroupProvider(apis.graph),
+        "azure_role": AzureRoleProvider(apis.arm),
+    }
 
 
 def slack_providers(*, token: str | None, api_url: str | None = None) -> dict[str, Provider]:

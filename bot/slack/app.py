@@ -55,8 +55,10 @@ def _without_oauth_env() -> Iterator[None]:
     # Both set, Bolt silently switches to OAuth (multi-workspace) mode and ignores our token.
     saved = {k: os.environ.pop(k) for k in _HIDDEN_ENV if k in os.environ}
     if all(k in saved for k in _OAUTH_ENV):
-        logger.warning("SLACK_CLIENT_ID/SLACK_CLIENT_SECRET are ignored: pim-bot is a "
-                       "single-workspace app using SLACK_BOT_TOKEN")
+        logger.warning(
+            "SLACK_CLIENT_ID/SLACK_CLIENT_SECRET are ignored: pim-bot is a "
+            "single-workspace app using SLACK_BOT_TOKEN"
+        )
     try:
         yield
     finally:
@@ -88,11 +90,14 @@ def build_slack(settings: Settings, chat: Chat) -> Slack:
         app.use(middleware)
     app.error(on_error)
     register(app)
-    socket = (AsyncSocketModeHandler(app, settings.slack_app_token)
-              if settings.slack_app_token else None)
-    return Slack(app=app, transport=SlackTransport(client, chat.delivery_uow, chat.clock,
-                                                   groups=chat.groups),
-                 socket_mode=socket)
+    socket = (
+        AsyncSocketModeHandler(app, settings.slack_app_token) if settings.slack_app_token else None
+    )
+    return Slack(
+        app=app,
+        transport=SlackTransport(client, chat.delivery_uow, chat.clock, groups=chat.groups),
+        socket_mode=socket,
+    )
 
 
 async def log_workspace(settings: Settings, app: AsyncApp) -> None:
@@ -105,10 +110,16 @@ async def log_workspace(settings: Settings, app: AsyncApp) -> None:
         return
     team = auth.get("team_id")
     if settings.slack_team_id and team and settings.slack_team_id != team:
-        logger.error("SLACK_TEAM_ID is %s but the bot token belongs to team %s: requests from "
-                     "%s are refused", settings.slack_team_id, team, team)
-    logger.info("Slack: serving workspace %s (%s) only", settings.slack_team_id or team,
-                auth.get("team"))
+        logger.error(
+            "SLACK_TEAM_ID is %s but the bot token belongs to team %s: requests from "
+            "%s are refused",
+            settings.slack_team_id,
+            team,
+            team,
+        )
+    logger.info(
+        "Slack: serving workspace %s (%s) only", settings.slack_team_id or team, auth.get("team")
+    )
 
 
 def mount(web_app: web.Application, app: AsyncApp) -> None:

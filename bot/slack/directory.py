@@ -16,8 +16,7 @@ PAGE = 200  # Slack recommends no more than 200 a page
 MAX_WAIT, MAX_RATE_LIMITS = 60.0, 10
 
 
-async def workspace_people(*, client: AsyncWebClient, team_id: str | None = None
-                           ) -> list[Person]:
+async def workspace_people(*, client: AsyncWebClient, team_id: str | None = None) -> list[Person]:
     """Every active human member with an email: bots, apps, Slackbot and deactivated accounts
     are left out, and so are members of other workspaces (Slack Connect) when `team_id` is
     given. Pages through users.list, waiting out 429s (Retry-After)."""
@@ -43,8 +42,12 @@ async def workspace_people(*, client: AsyncWebClient, team_id: str | None = None
 
 
 def _person(user: dict, team_id: str | None) -> Person | None:
-    if (user.get("deleted") or user.get("is_bot") or user.get("is_app_user")
-            or user.get("id") == "USLACKBOT"):
+    if (
+        user.get("deleted")
+        or user.get("is_bot")
+        or user.get("is_app_user")
+        or user.get("id") == "USLACKBOT"
+    ):
         return None
     if team_id and user.get("team_id") and user["team_id"] != team_id:
         return None
@@ -52,5 +55,5 @@ def _person(user: dict, team_id: str | None) -> Person | None:
     email = (profile.get("email") or "").strip().lower()
     if not email:
         return None
-    name = (user.get("real_name") or profile.get("real_name") or user.get("name") or email)
+    name = user.get("real_name") or profile.get("real_name") or user.get("name") or email
     return Person(email=email, name=name, slack_id=str(user["id"]))

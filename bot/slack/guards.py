@@ -40,8 +40,10 @@ logger = logging.getLogger(__name__)
 
 Next = Callable[[], Awaitable[None]]
 
-OTHER_WORKSPACE = ("pim-bot only serves the workspace it is installed in. Ask an admin of "
-                   "that workspace if you need privileged access there.")
+OTHER_WORKSPACE = (
+    "pim-bot only serves the workspace it is installed in. Ask an admin of "
+    "that workspace if you need privileged access there."
+)
 ALREADY_RECEIVED = "This request was already received; it was not run again."
 # Bolt accepts a timestamp up to 5 minutes either side of now; a minute more for clock skew
 # between replicas.
@@ -68,15 +70,25 @@ class SlackGuards:
         # One middleware, not two: Bolt works out each middleware's arguments per request.
         app.middleware(self.check)
 
-    async def check(self, req: AsyncBoltRequest, resp: BoltResponse,
-                    context: AsyncBoltContext, body: dict[str, Any], next: Next) -> BoltResponse:
+    async def check(
+        self,
+        req: AsyncBoltRequest,
+        resp: BoltResponse,
+        context: AsyncBoltContext,
+        body: dict[str, Any],
+        next: Next,
+    ) -> BoltResponse:
         # The workspace first: refusing a stranger costs no database write.
-        expected = self.team_id or (context.authorize_result.team_id
-                                    if context.authorize_result else None)
+        expected = self.team_id or (
+            context.authorize_result.team_id if context.authorize_result else None
+        )
         teams = _team_ids(body)
         if expected is None or not teams or not teams <= {expected}:
-            logger.info("Slack request from team(s) %s refused: pim-bot serves %s",
-                        sorted(teams) or "none", expected)
+            logger.info(
+                "Slack request from team(s) %s refused: pim-bot serves %s",
+                sorted(teams) or "none",
+                expected,
+            )
             return await _refuse(body, context)
         _installed_team.set(expected)
         if (seen := await self._seen_before(req, body)) is not None:
@@ -84,8 +96,9 @@ class SlackGuards:
         await next()
         return resp
 
-    async def _seen_before(self, req: AsyncBoltRequest,
-                           body: dict[str, Any]) -> BoltResponse | None:
+    async def _seen_before(
+        self, req: AsyncBoltRequest, body: dict[str, Any]
+    ) -> BoltResponse | None:
         """The answer to a request already received, or None to run it."""
         keys = _keys(req, body)
         if not keys:  # Socket Mode: no signature, and not an event
@@ -152,15 +165,15 @@ class SeenBatches:
         return insert
 
 
-def _keys(req: AsyncBoltRequest, body: dict[str, Any]
-          ) -> list[tuple[str, str, Callable[[datetime], datetime]]]:
+def _keys(
+    req: AsyncBoltRequest, body: dict[str, Any]
+) -> list[tuple[str, str, Callable[[datetime], datetime]]]:
     keys: list[tuple[str, str, Callable[[datetime], datetime]]] = []
     signature = _header(req, "x-slack-signature")
     stamp = _header(req, "x-slack-request-timestamp")
     if signature and stamp and stamp.isdigit():
         sent = datetime.fromtimestamp(int(stamp), UTC)
-        keys.append(("signature", signature[:100],
-                     lambda now: max(now, sent) + _SIGNATURE_LIFE))
+        keys.append(("signature", signature[:100], lambda now: max(now, sent) + _SIGNATURE_LIFE))
     event_id = body.get("event_id")
     if body.get("type") == "event_callback" and isinstance(event_id, str) and event_id:
         keys.append(("event", f"event:{event_id}"[:100], lambda now: now + _EVENT_LIFE))
@@ -172,32 +185,43 @@ def _seen(kind: str, key: str) -> BoltResponse:
         logger.info("Slack retried %s: already received, not run again", key)
         return BoltResponse(status=200, body="")
     logger.warning("replayed Slack request refused (signature seen before)")
-    return BoltResponse(status=409, body=ALREADY_RECEIVED,
-                        headers={"content-type": "text/plain; charset=utf-8",
-                                 "x-slack-no-retry": "1"})
+    return BoltResponse(
+        status=409,
+        body=ALREADY_RECEIVED,
+        headers={"content-type": "text/plain; charset=utf-8", "x-slack-no-retry": "1"},
+    )
 
 
 async def _refuse(body: dict[str, Any], context: AsyncBoltContext) -> BoltResponse:
-    private: dict[str, Any] = {"response_type": "ephemeral", "replace_original": False,
-                               "text": OTHER_WORKSPACE}
+    private: dict[str, Any] = {
+        "response_type": "ephemeral",
+        "replace_original": False,
+        "text": OTHER_WORKSPACE,
+    }
     if "command" in body:  # a slash command shows the HTTP answer to its sender only
-        return BoltResponse(status=200, body=json.dumps(private),
-                            headers={"content-type": "application/json"})
+        return BoltResponse(
+            status=200, body=json.dumps(private), headers={"content-type": "application/json"}
+        )
     if body.get("response_url") and context.respond is not None:  # a click: answer privately
         await context.respond(**private)
         return BoltResponse(status=200, body="")
-    return BoltResponse(status=403, body=OTHER_WORKSPACE,
-                        headers={"content-type": "text/plain; charset=utf-8",
-                                 "x-slack-no-retry": "1"})
+    return BoltResponse(
+        status=403,
+        body=OTHER_WORKSPACE,
+        headers={"content-type": "text/plain; charset=utf-8", "x-slack-no-retry": "1"},
+    )
 
 
 def _team_ids(body: dict[str, Any]) -> set[str]:
     """Every workspace a payload names, wherever Slack puts it (commands, interactions, views,
     events). Enterprise ids (E…) are not workspaces and are left out."""
     found: list[Any] = [body.get("team_id"), body.get("user_team_id")]
-    for name, fields in (("team", ("id",)), ("user", ("team_id",)),
-                         ("view", ("team_id", "app_installed_team_id")),
-                         ("event", ("team", "user_team"))):
+    for name, fields in (
+        ("team", ("id",)),
+        ("user", ("team_id",)),
+        ("view", ("team_id", "app_installed_team_id")),
+        ("event", ("team", "user_team")),
+    ):
         part = body.get(name)
         if isinstance(part, dict):
             found += [part.get(f) for f in fields]

@@ -39,8 +39,9 @@ def _chat(context: AsyncBoltContext) -> tuple[Chat, str]:
     return context[CHAT], context[ACTOR]
 
 
-async def pim(ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext,
-              client: AsyncWebClient) -> None:
+async def pim(
+    ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+) -> None:
     chat, actor = _chat(context)
     try:
         cmd = parse_command(command.get("text") or "")
@@ -50,19 +51,18 @@ async def pim(ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext,
     if isinstance(cmd, c.Activate) and cmd.role is None:
         async with chat_budget(context[DEADLINE]):
             form = await activation_form(chat.uow, actor=actor, groups=chat.groups)
-        await client.views_open(trigger_id=command["trigger_id"],
-                                view=cards.activation_modal(form))
+        await client.views_open(trigger_id=command["trigger_id"], view=cards.activation_modal(form))
         await ack()
         return
     async with chat_budget(context[DEADLINE]):
-        view = await run_command(chat.uow, chat.clock, commands=chat.commands, actor=actor,
-                                 cmd=cmd)
+        view = await run_command(chat.uow, chat.clock, commands=chat.commands, actor=actor, cmd=cmd)
     await ack(private(view))
     chat.poke()
 
 
-async def _button_answer(ack: AsyncAck, respond: AsyncRespond, body: dict[str, Any],
-                         view: object) -> None:
+async def _button_answer(
+    ack: AsyncAck, respond: AsyncRespond, body: dict[str, Any], view: object
+) -> None:
     answer = private(view)
     if await told_by_response_url(body, respond, answer):
         await ack()
@@ -71,20 +71,27 @@ async def _button_answer(ack: AsyncAck, respond: AsyncRespond, body: dict[str, A
 
 
 def _decision(approve: bool) -> Callable[..., Any]:
-    async def on_click(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext,
-                       client: AsyncWebClient) -> None:
+    async def on_click(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+    ) -> None:
         chat, actor = _chat(context)
         request_id = body["actions"][0]["value"]
         async with chat_budget(context[DEADLINE]):
-            req = await decide(chat.uow, chat.clock, actor=actor, request_id=request_id,
-                               approve=approve, check_only=True)
+            req = await decide(
+                chat.uow,
+                chat.clock,
+                actor=actor,
+                request_id=request_id,
+                approve=approve,
+                check_only=True,
+            )
             ask_reason = not approve or req.needs_approver_justification
             if not ask_reason:
-                await decide(chat.uow, chat.clock, actor=actor, request_id=request_id,
-                             approve=True)
+                await decide(chat.uow, chat.clock, actor=actor, request_id=request_id, approve=True)
         if ask_reason:
-            await client.views_open(trigger_id=body["trigger_id"],
-                                    view=cards.decision_modal(req, approve=approve))
+            await client.views_open(
+                trigger_id=body["trigger_id"], view=cards.decision_modal(req, approve=approve)
+            )
         await ack()
         chat.poke()
 
@@ -92,14 +99,20 @@ def _decision(approve: bool) -> Callable[..., Any]:
     return on_click
 
 
-async def decision_submitted(ack: AsyncAck, view: dict[str, Any],
-                             context: AsyncBoltContext) -> None:
+async def decision_submitted(
+    ack: AsyncAck, view: dict[str, Any], context: AsyncBoltContext
+) -> None:
     chat, actor = _chat(context)
     meta = metadata(view)
     async with chat_budget(context[DEADLINE]):
-        await decide(chat.uow, chat.clock, actor=actor, request_id=str(meta.get("request")),
-                     approve=bool(meta.get("approve")),
-                     justification=_value(view, cards.REASON_BLOCK, cards.REASON_ACTION))
+        await decide(
+            chat.uow,
+            chat.clock,
+            actor=actor,
+            request_id=str(meta.get("request")),
+            approve=bool(meta.get("approve")),
+            justification=_value(view, cards.REASON_BLOCK, cards.REASON_ACTION),
+        )
     await ack()
     chat.poke()
 
@@ -109,35 +122,62 @@ def _review_click(action: str) -> Callable[..., Any]:
     the review requires one, and always for Deny."""
     decision = cards.DECISION_OF[action]
 
-    async def on_click(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond,
-                       context: AsyncBoltContext, client: AsyncWebClient) -> None:
+    async def on_click(
+        ack: AsyncAck,
+        body: dict[str, Any],
+        respond: AsyncRespond,
+        context: AsyncBoltContext,
+        client: AsyncWebClient,
+    ) -> None:
         chat, actor = _chat(context)
         item_id = _item_id(body["actions"][0]["value"])
         async with chat_budget(context[DEADLINE]):
-            card = await decide_item(chat.uow, chat.clock, actor=actor, item_id=item_id,
-                                     decision=decision, check_only=True)
+            card = await decide_item(
+                chat.uow,
+                chat.clock,
+                actor=actor,
+                item_id=item_id,
+                decision=decision,
+                check_only=True,
+            )
             ask_reason = card.require_reason or decision == ReviewDecision.DENY
             if not ask_reason:
-                card = await decide_item(chat.uow, chat.clock, actor=actor, item_id=item_id,
-                                         decision=decision)
+                card = await decide_item(
+                    chat.uow, chat.clock, actor=actor, item_id=item_id, decision=decision
+                )
         if ask_reason:
-            title = next((f"{i.person.name} · {i.role.name} ({i.kind})" for i in card.items
-                          if i.id == item_id), f"item {item_id}")
-            await client.views_open(trigger_id=body["trigger_id"], view=cards.review_modal(
-                item_id, decision, title=title, require_reason=card.require_reason))
+            title = next(
+                (
+                    f"{i.person.name} · {i.role.name} ({i.kind})"
+                    for i in card.items
+                    if i.id == item_id
+                ),
+                f"item {item_id}",
+            )
+            await client.views_open(
+                trigger_id=body["trigger_id"],
+                view=cards.review_modal(
+                    item_id, decision, title=title, require_reason=card.require_reason
+                ),
+            )
             await ack()
         else:
-            await _button_answer(ack, respond, body, Reply(
-                text=f"Recorded: item {item_id} {REVIEW_WORDS[decision].lower()}. "
-                     f"{card.name}: {card.progress_line()}."))
+            await _button_answer(
+                ack,
+                respond,
+                body,
+                Reply(
+                    text=f"Recorded: item {item_id} {REVIEW_WORDS[decision].lower()}. "
+                    f"{card.name}: {card.progress_line()}."
+                ),
+            )
         chat.poke()
 
     on_click.__name__ = action
     return on_click
 
 
-async def review_submitted(ack: AsyncAck, view: dict[str, Any],
-                           context: AsyncBoltContext) -> None:
+async def review_submitted(ack: AsyncAck, view: dict[str, Any], context: AsyncBoltContext) -> None:
     chat, actor = _chat(context)
     meta = metadata(view)
     try:
@@ -145,9 +185,14 @@ async def review_submitted(ack: AsyncAck, view: dict[str, Any],
     except ValueError:
         raise Malformed("a review modal without a decision") from None
     async with chat_budget(context[DEADLINE]):
-        await decide_item(chat.uow, chat.clock, actor=actor, item_id=_item_id(meta.get("item")),
-                          decision=decision, reason=_value(
-                              view, cards.REVIEW_REASON_BLOCK, cards.REVIEW_REASON_ACTION))
+        await decide_item(
+            chat.uow,
+            chat.clock,
+            actor=actor,
+            item_id=_item_id(meta.get("item")),
+            decision=decision,
+            reason=_value(view, cards.REVIEW_REASON_BLOCK, cards.REVIEW_REASON_ACTION),
+        )
     await ack()
     chat.poke()
 
@@ -170,8 +215,10 @@ async def _deactivate(chat: Chat, actor: str, role: str) -> str:
 
 def _answered_click(work: Callable[[Chat, str, str], Awaitable[str]]) -> Callable[..., Any]:
     """A button whose use case answers with one line: run it on the button's value."""
-    async def on_click(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond,
-                       context: AsyncBoltContext) -> None:
+
+    async def on_click(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+    ) -> None:
         chat, actor = _chat(context)
         async with chat_budget(context[DEADLINE]):
             text = await work(chat, actor, body["actions"][0]["value"])
@@ -182,41 +229,51 @@ def _answered_click(work: Callable[[Chat, str, str], Awaitable[str]]) -> Callabl
     return on_click
 
 
-async def open_form(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext,
-                    client: AsyncWebClient) -> None:
+async def open_form(
+    ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+) -> None:
     chat, actor = _chat(context)
     role = body["actions"][0].get("value")
     async with chat_budget(context[DEADLINE]):
         form = await activation_form(chat.uow, actor=actor, groups=chat.groups)
         # "Request again" after access ended: the last justification, ready to send again.
         why = await last_justification(chat.uow, actor=actor, role=role) if role else None
-    await client.views_open(trigger_id=body["trigger_id"], view=cards.activation_modal(
-        form, selected_role=role, justification=why))
+    await client.views_open(
+        trigger_id=body["trigger_id"],
+        view=cards.activation_modal(form, selected_role=role, justification=why),
+    )
     await ack()
 
 
 async def _extend(chat: Chat, actor: str, role: str) -> str:
-    view = await run_command(chat.uow, chat.clock, commands=chat.commands, actor=actor,
-                             cmd=c.Extend(role))
+    view = await run_command(
+        chat.uow, chat.clock, commands=chat.commands, actor=actor, cmd=c.Extend(role)
+    )
     return render_text(view)
 
 
 async def _renew(chat: Chat, actor: str, role: str) -> str:
-    view = await run_command(chat.uow, chat.clock, commands=chat.commands, actor=actor,
-                             cmd=c.Renew(role))
+    view = await run_command(
+        chat.uow, chat.clock, commands=chat.commands, actor=actor, cmd=c.Renew(role)
+    )
     return render_text(view)
 
 
-async def activation_submitted(ack: AsyncAck, view: dict[str, Any],
-                               context: AsyncBoltContext) -> None:
+async def activation_submitted(
+    ack: AsyncAck, view: dict[str, Any], context: AsyncBoltContext
+) -> None:
     chat, actor = _chat(context)
     async with chat_budget(context[DEADLINE]):
         outcome = await submit_activation_form(
-            chat.uow, chat.clock, actor=actor,
+            chat.uow,
+            chat.clock,
+            actor=actor,
             role=_value(view, cards.ROLE_BLOCK, cards.ROLE_ACTION),
             duration=_value(view, cards.DURATION_BLOCK, cards.DURATION_ACTION),
             justification=_value(view, cards.JUSTIFICATION_BLOCK, cards.JUSTIFICATION_ACTION),
-            ticket=_value(view, cards.TICKET_BLOCK, cards.TICKET_ACTION), groups=chat.groups)
+            ticket=_value(view, cards.TICKET_BLOCK, cards.TICKET_ACTION),
+            groups=chat.groups,
+        )
     if outcome.errors:
         await ack(**cards.modal_errors(outcome.errors))  # block ids are the field names
         return
@@ -224,8 +281,9 @@ async def activation_submitted(ack: AsyncAck, view: dict[str, Any],
     chat.poke()
 
 
-async def home_opened(event: dict[str, Any], context: AsyncBoltContext,
-                      client: AsyncWebClient) -> None:
+async def home_opened(
+    event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+) -> None:
     if event.get("tab", "home") != "home":
         return
     chat, actor = _chat(context)
@@ -274,8 +332,15 @@ def _value(view: dict[str, Any], block: str, action: str) -> str | None:
 
 def _empty_home() -> tuple[v.RolesView, v.RequestListView, v.RequestListView]:
     nobody = v.Person(email="", name="")
-    return (v.RolesView(person=nobody, roles=()),
-            v.RequestListView(title="My requests", requests=(), for_approver=False,
-                              empty_text=NotSetUp().message),
-            v.RequestListView(title="Approve requests", requests=(), for_approver=True,
-                              empty_text="Nothing is waiting for you."))
+    return (
+        v.RolesView(person=nobody, roles=()),
+        v.RequestListView(
+            title="My requests", requests=(), for_approver=False, empty_text=NotSetUp().message
+        ),
+        v.RequestListView(
+            title="Approve requests",
+            requests=(),
+            for_approver=True,
+            empty_text="Nothing is waiting for you.",
+        ),
+    )

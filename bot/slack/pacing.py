@@ -74,5 +74,6 @@ class Pacer:
             if self._method_until.get(method, 0.0) <= now:
                 # once per pause: the other 429s of this pause were already on their way
                 self._spacing[method] = min(
-                    MAX_SPACING, max(MIN_SPACING * 2, self._spacing.get(method, 0.0) * 2))
+                    MAX_SPACING, max(MIN_SPACING * 2, self._spacing.get(method, 0.0) * 2)
+                )
         self._method_until[method] = max(self._method_until.get(method, 0.0), until)

@@ -34,8 +34,10 @@ def _check_actions(body: dict[str, Any]) -> None:
     actions = body.get("actions")
     _require(isinstance(actions, list) and bool(actions), "block_actions without actions")
     first = actions[0]  # type: ignore[index]
-    _require(isinstance(first, dict) and _is_str(first.get("action_id")),
-             "an action without an action_id")
+    _require(
+        isinstance(first, dict) and _is_str(first.get("action_id")),
+        "an action without an action_id",
+    )
     # Every button pim-bot draws carries a value (a request id or a role).
     _require(_is_str(first.get("value")), "an action without a value")
     _require(_is_str(body.get("trigger_id", "x")), "a trigger_id that is not text")
@@ -46,8 +48,10 @@ def _check_view(body: dict[str, Any]) -> None:
     _require(isinstance(view, dict), "a view_submission without a view")
     assert isinstance(view, dict)  # _require raised otherwise; this tells mypy
     state = view.get("state", {})
-    _require(isinstance(state, dict) and isinstance(state.get("values", {}), dict),
-             "a view whose state is not an object")
+    _require(
+        isinstance(state, dict) and isinstance(state.get("values", {}), dict),
+        "a view whose state is not an object",
+    )
     _require(isinstance(view.get("private_metadata", ""), str), "private_metadata not text")
 
 

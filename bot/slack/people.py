@@ -36,4 +36,3 @@ async def identify(
     if not slack_email:
         return None  # the app lacks users:read.email, or the user has no email
     return await link_by_email(uow, clock, platform="slack", user_id=user_id, email=slack_email)
-

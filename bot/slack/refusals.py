@@ -31,19 +31,25 @@ CHAT, ACTOR, DEADLINE = "pim_chat", "pim_actor", "pim_deadline"
 Middleware = Callable[..., Awaitable[None]]
 
 # Where a refusal shows in each modal (block ids); other refusals answer privately.
-_MODAL_FIELD = {cards.ACTIVATION_MODAL: cards.ROLE_BLOCK, cards.DECISION_MODAL: cards.REASON_BLOCK,
-                cards.REVIEW_MODAL: cards.REVIEW_REASON_BLOCK}
+_MODAL_FIELD = {
+    cards.ACTIVATION_MODAL: cards.ROLE_BLOCK,
+    cards.DECISION_MODAL: cards.REASON_BLOCK,
+    cards.REVIEW_MODAL: cards.REVIEW_REASON_BLOCK,
+}
 
 
 def private(view: object) -> dict[str, Any]:
     """An answer only the caller sees, as an ack body or a response_url post."""
-    return {**cards.reply_message(view), "response_type": "ephemeral",
-            "replace_original": False}
+    return {**cards.reply_message(view), "response_type": "ephemeral", "replace_original": False}
 
 
 def resolve_actor(chat: Chat) -> Middleware:
-    async def middleware(context: AsyncBoltContext, body: dict[str, Any],
-                         client: AsyncWebClient, next: Callable[[], Awaitable[None]]) -> None:
+    async def middleware(
+        context: AsyncBoltContext,
+        body: dict[str, Any],
+        client: AsyncWebClient,
+        next: Callable[[], Awaitable[None]],
+    ) -> None:
         context[CHAT] = chat
         context[DEADLINE] = chat_deadline(chat.budget)
         user_id = context.user_id
@@ -68,8 +74,9 @@ async def on_error(error: Exception, body: Any, respond: AsyncRespond) -> BoltRe
         return BoltResponse(status=400, body=error.reason)
     if not isinstance(error, PimError):
         logger.error("Slack listener failed: %s", error, exc_info=error)
-        error = PimError(f"Something went wrong ({type(error).__name__}); "
-                         "pim-bot's log has the details.")
+        error = PimError(
+            f"Something went wrong ({type(error).__name__}); pim-bot's log has the details."
+        )
     return await _refusal(error, body if isinstance(body, dict) else {}, respond)
 
 
@@ -89,8 +96,9 @@ async def _refusal(err: PimError, body: dict[str, Any], respond: AsyncRespond) -
     return _json(answer)
 
 
-async def told_by_response_url(body: dict[str, Any], respond: AsyncRespond | None,
-                               answer: dict[str, Any]) -> bool:
+async def told_by_response_url(
+    body: dict[str, Any], respond: AsyncRespond | None, answer: dict[str, Any]
+) -> bool:
     """Answer a button click. Slack shows nothing that a button's ack body says, so the
     answer goes to the response_url (after the commit, before the ack). Slash commands (and
     clicks without a response_url) answer in the ack body: False."""
@@ -101,5 +109,6 @@ async def told_by_response_url(body: dict[str, Any], respond: AsyncRespond | Non
 
 
 def _json(body: dict[str, Any]) -> BoltResponse:
-    return BoltResponse(status=200, body=body,
-                        headers={"content-type": "application/json;charset=utf-8"})
+    return BoltResponse(
+        status=200, body=body, headers={"content-type": "application/json;charset=utf-8"}
+    )

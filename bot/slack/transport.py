@@ -26,9 +26,19 @@ from storage.uow import UnitOfWork
 logger = logging.getLogger(__name__)
 
 # Slack errors that no retry will fix.
-_FINAL = {"users_not_found", "channel_not_found", "user_not_found", "not_in_channel",
-          "is_archived", "invalid_blocks", "msg_too_long", "account_inactive",
-          "message_not_found", "cant_update_message", "edit_window_closed"}
+_FINAL = {
+    "users_not_found",
+    "channel_not_found",
+    "user_not_found",
+    "not_in_channel",
+    "is_archived",
+    "invalid_blocks",
+    "msg_too_long",
+    "account_inactive",
+    "message_not_found",
+    "cant_update_message",
+    "edit_window_closed",
+}
 EVENT_TYPE = "pim_outbox"  # Slack message metadata naming the outbox row a post came from
 # How far back to look for a post that may have gone out: the newest messages of the
 # conversation, a page at a time. Later messages to the same person wait for this one, so
@@ -42,8 +52,13 @@ HOME_INLINE = 2  # App Home redraws run beside message sends; more wait in the b
 class SlackTransport:
     name = "slack"
 
-    def __init__(self, client: AsyncWebClient, uow: UnitOfWork, clock: Clock,
-                 groups: GroupMembership | None = None) -> None:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        uow: UnitOfWork,
+        clock: Clock,
+        groups: GroupMembership | None = None,
+    ) -> None:
         self.client, self.uow, self.clock = client, uow, clock
         self.groups = groups  # roles eligible through an Entra group, on the App Home
         self.pacer = Pacer()
@@ -71,12 +86,17 @@ class SlackTransport:
             ref = await self._find_posted(target, delivery.id)
         if ref is None:
             metadata = {"event_type": EVENT_TYPE, "event_payload": {"outbox_id": delivery.id}}
-            resp = await self._call("chat_postMessage", channel=target, metadata=metadata,
-                                    posting=True, **message)
+            resp = await self._call(
+                "chat_postMessage", channel=target, metadata=metadata, posting=True, **message
+            )
             ref = {"channel": resp["channel"], "ts": resp["ts"]}
         else:
-            logger.info("delivery %s was already posted at %s/%s; not posting it again",
-                        delivery.id, ref["channel"], ref["ts"])
+            logger.info(
+                "delivery %s was already posted at %s/%s; not posting it again",
+                delivery.id,
+                ref["channel"],
+                ref["ts"],
+            )
         if delivery.recipient is not None:
             await self._home_changed(delivery.recipient.email, target)
             ref["user"] = target  # whose App Home to redraw when this card is redrawn
@@ -106,12 +126,19 @@ class SlackTransport:
             channel = (await self._call("conversations_open", users=target))["channel"]["id"]
         cursor = None
         for _ in range(HISTORY_PAGES):
-            resp = await self._call("conversations_history", channel=channel, cursor=cursor,
-                                    limit=HISTORY_PAGE, include_all_metadata=True)
+            resp = await self._call(
+                "conversations_history",
+                channel=channel,
+                cursor=cursor,
+                limit=HISTORY_PAGE,
+                include_all_metadata=True,
+            )
             for msg in resp.get("messages") or []:
                 meta = msg.get("metadata") or {}
-                if (meta.get("event_type") == EVENT_TYPE
-                        and (meta.get("event_payload") or {}).get("outbox_id") == outbox_id):
+                if (
+                    meta.get("event_type") == EVENT_TYPE
+                    and (meta.get("event_payload") or {}).get("outbox_id") == outbox_id
+                ):
                     return {"channel": channel, "ts": msg["ts"]}
             cursor = (resp.get("response_metadata") or {}).get("next_cursor")
             if not resp.get("has_more") or not cursor:
@@ -147,8 +174,9 @@ class SlackTransport:
             if email is None:
                 return
             roles, mine, approvals = await home(self.uow, actor=email, groups=self.groups)
-            await self.client.views_publish(user_id=user_id,
-                                            view=cards.home_view(roles, mine, approvals))
+            await self.client.views_publish(
+                user_id=user_id, view=cards.home_view(roles, mine, approvals)
+            )
         except SlackApiError as err:
             if err.response.status_code == 429:
                 self.pacer.limited("views.publish", "", _retry_after(err))
@@ -161,8 +189,12 @@ class SlackTransport:
             return recipient.slack_id
         resp = await self._call("users_lookupByEmail", email=recipient.email)
         user_id = resp["user"]["id"]
-        if await link_by_email(self.uow, self.clock, platform="slack", user_id=user_id,
-                               email=recipient.email) is None:
+        if (
+            await link_by_email(
+                self.uow, self.clock, platform="slack", user_id=user_id, email=recipient.email
+            )
+            is None
+        ):
             # That Slack user is bound to someone else: refused and raised to the admins.
             raise Undeliverable(f"Slack user {user_id} is linked to another person")
         return str(user_id)
@@ -187,8 +219,9 @@ class SlackTransport:
             if status == 429:
                 retry_after = _retry_after(err)
                 self.pacer.limited(name, channel, retry_after)
-                raise RetryLater(retry_after, f"Slack rate limit on {method}",
-                                 sent_nothing=posting) from err
+                raise RetryLater(
+                    retry_after, f"Slack rate limit on {method}", sent_nothing=posting
+                ) from err
             error = err.response.get("error", "") if err.response is not None else ""
             if error in _FINAL:
                 raise Undeliverable(f"Slack {method}: {error}") from err

@@ -45,21 +45,23 @@ class SlackUsergroupProvider:
     async def _change(self, job: GrantJob, *, add: bool) -> None:
         user, group = job.person.slack_id, job.target.ref
         if not user:
-            raise ProviderError(f"{job.person.email} has no Slack user id to add to {group}",
-                                permanent=True)
+            raise ProviderError(
+                f"{job.person.email} has no Slack user id to add to {group}", permanent=True
+            )
         async with self._locks.setdefault(group, asyncio.Lock()):
             users = await self._users(group)
             if (user in users) == add:
                 return  # already so: granting or revoking again changes nothing
             users = users + [user] if add else [u for u in users if u != user]
-            await self._call("usergroups_users_update", usergroup=group,
-                             users=",".join(users) if users else NOBODY)
-            logger.info("slack user group %s: %s %s", group, "added" if add else "removed",
-                        user)
+            await self._call(
+                "usergroups_users_update",
+                usergroup=group,
+                users=",".join(users) if users else NOBODY,
+            )
+            logger.info("slack user group %s: %s %s", group, "added" if add else "removed", user)
 
     async def _users(self, group: str) -> list[str]:
-        resp = await self._call("usergroups_users_list", usergroup=group,
-                                include_disabled=True)
+        resp = await self._call("usergroups_users_list", usergroup=group, include_disabled=True)
         return [str(u) for u in resp.get("users") or []]
 
     async def _call(self, method: str, **args: Any) -> Any:

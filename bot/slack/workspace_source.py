@@ -12,8 +12,11 @@ from handlers.grants.provider import Person
 def workspace_source(settings: Settings) -> SlackWorkspaceSource | None:
     if not settings.slack_bot_token:
         return None
-    return SlackWorkspaceSource(token=settings.slack_bot_token, base_url=settings.slack_api_url,
-                                team_id=settings.slack_team_id)
+    return SlackWorkspaceSource(
+        token=settings.slack_bot_token,
+        base_url=settings.slack_api_url,
+        team_id=settings.slack_team_id,
+    )
 
 
 class SlackWorkspaceSource:
@@ -21,6 +24,5 @@ class SlackWorkspaceSource:
         self.token, self.base_url, self.team_id = token, base_url, team_id
 
     async def people(self) -> list[Person]:
-        client = AsyncWebClient(token=self.token, base_url=self.base_url
-                                or AsyncWebClient.BASE_URL)
+        client = AsyncWebClient(token=self.token, base_url=self.base_url or AsyncWebClient.BASE_URL)
         return await workspace_people(client=client, team_id=self.team_id)

@@ -44,7 +44,8 @@ class PimCloudAdapter(CloudAdapter):
             raise web.HTTPBadRequest(text="an activity needs a type")
         try:
             identity = await self.bot_framework_authentication.authenticate_request(
-                activity, request.headers.get("Authorization", ""))
+                activity, request.headers.get("Authorization", "")
+            )
         except (PermissionError, PyJWTError, KeyError) as err:
             # botbuilder lets a malformed token (DecodeError) or one without an issuer
             # (KeyError) escape as HTTP 500; every bad token is a 401.
@@ -69,8 +70,10 @@ def teams_missing(settings: Settings) -> str | None:
 
 def make_adapter(settings: Settings) -> PimCloudAdapter:
     if not settings.microsoft_app_id:
-        logger.warning("Teams runs WITHOUT authentication (PIM_TEAMS_ALLOW_UNAUTHENTICATED=1): "
-                       "anyone who can reach /api/messages can act as anyone. Local testing only.")
+        logger.warning(
+            "Teams runs WITHOUT authentication (PIM_TEAMS_ALLOW_UNAUTHENTICATED=1): "
+            "anyone who can reach /api/messages can act as anyone. Local testing only."
+        )
     config = SimpleNamespace(
         APP_ID=settings.microsoft_app_id or "",
         APP_PASSWORD=settings.microsoft_app_password or "",

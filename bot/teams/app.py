@@ -34,10 +34,14 @@ def build_teams(settings: Settings, chat: Chat) -> Teams:
         logger.error("Teams turn failed: %s", error, exc_info=error)
 
     adapter.on_turn_error = on_error
-    return Teams(adapter=adapter, bot=bot,
-                 transport=TeamsTransport(adapter, chat.delivery_uow,
-                                          settings.microsoft_app_id or "", clock=chat.clock),
-                 gate=TenantGate.from_settings(settings, bot=bot))
+    return Teams(
+        adapter=adapter,
+        bot=bot,
+        transport=TeamsTransport(
+            adapter, chat.delivery_uow, settings.microsoft_app_id or "", clock=chat.clock
+        ),
+        gate=TenantGate.from_settings(settings, bot=bot),
+    )
 
 
 def mount(web_app: web.Application, teams: Teams) -> None:

@@ -43,8 +43,11 @@ NOT_SET_UP = NotSetUp().message
 _DEADLINE, _BUSY = "pim_deadline", "pim_busy"
 _TRACK = "pim_track"  # (request id, requester): this turn's answer is the request's card
 T = TypeVar("T")
-_REVIEW_VERBS = {v.REVIEW_APPROVE: ReviewDecision.APPROVE, v.REVIEW_DENY: ReviewDecision.DENY,
-                 v.REVIEW_DONT_KNOW: ReviewDecision.DONT_KNOW}
+_REVIEW_VERBS = {
+    v.REVIEW_APPROVE: ReviewDecision.APPROVE,
+    v.REVIEW_DENY: ReviewDecision.DENY,
+    v.REVIEW_DONT_KNOW: ReviewDecision.DONT_KNOW,
+}
 
 
 def card_activity(card: dict[str, Any], fallback: str) -> Activity:
@@ -58,8 +61,14 @@ def _card_response(card: dict[str, Any]) -> InvokeResponse:
 
 
 def _message_response(text: str) -> InvokeResponse:
-    return InvokeResponse(status=200, body={
-        "statusCode": 200, "type": "application/vnd.microsoft.activity.message", "value": text})
+    return InvokeResponse(
+        status=200,
+        body={
+            "statusCode": 200,
+            "type": "application/vnd.microsoft.activity.message",
+            "value": text,
+        },
+    )
 
 
 def _reply_activity(view: object) -> Activity:
@@ -68,13 +77,20 @@ def _reply_activity(view: object) -> Activity:
 
 def _submitted(view: v.RequestView) -> v.Notification:
     """The requester's one card for a request: waiting (with Cancel), later its outcome."""
-    return v.Notification(kind=v.SUBMITTED if view.pending else v.ACTIVATED, request=view,
-                          role=view.role, headline=activation_headline(view))
+    return v.Notification(
+        kind=v.SUBMITTED if view.pending else v.ACTIVATED,
+        request=view,
+        role=view.role,
+        headline=activation_headline(view),
+    )
 
 
 def _update_card(view: v.RequestView) -> InvokeResponse:
-    return _card_response(cards.notification_card(
-        v.Notification(kind=v.REQUEST_UPDATE, request=view, headline=view.outcome_line())))
+    return _card_response(
+        cards.notification_card(
+            v.Notification(kind=v.REQUEST_UPDATE, request=view, headline=view.outcome_line())
+        )
+    )
 
 
 Verb = Callable[[str, dict[str, Any]], Awaitable[InvokeResponse]]
@@ -108,8 +124,12 @@ class PimTeamsBot(ActivityHandler):
             turn_context.turn_state[_BUSY] = True
         await super().on_turn(turn_context)
 
-    async def _engine(self, turn_context: TurnContext, work: Callable[[str], Awaitable[T]],
-                      refuse: Callable[[str], T]) -> T:
+    async def _engine(
+        self,
+        turn_context: TurnContext,
+        work: Callable[[str], Awaitable[T]],
+        refuse: Callable[[str], T],
+    ) -> T:
         """Identify the caller and run `work` for them within the chat budget; a refusal
         (not set up, busy, any typed engine error) is answered with `refuse(message)`."""
         try:
@@ -128,20 +148,28 @@ class PimTeamsBot(ActivityHandler):
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:
         text = _MENTION.sub("", turn_context.activity.text or "").strip()
-        answer = await self._engine(turn_context,
-                                    lambda who: self._command(turn_context, who, text),
-                                    refuse=MessageFactory.text)
+        answer = await self._engine(
+            turn_context,
+            lambda who: self._command(turn_context, who, text),
+            refuse=MessageFactory.text,
+        )
         sent = await turn_context.send_activity(answer)
         if (tracked := turn_context.turn_state.get(_TRACK)) and sent is not None:
             await self._remember_card(turn_context, tracked, sent.id)
 
-    async def _remember_card(self, turn_context: TurnContext, tracked: tuple[str, str],
-                             activity_id: str) -> None:
+    async def _remember_card(
+        self, turn_context: TurnContext, tracked: tuple[str, str], activity_id: str
+    ) -> None:
         """The answer is the request's card: redraw it in place after the decision."""
         request_id, who = tracked
         await remember_answer_card(
-            self.chat.uow, self.chat.clock, request_id=request_id, transport="teams",
-            email=who, ref={"reference": reference_of(turn_context), "activity_id": activity_id})
+            self.chat.uow,
+            self.chat.clock,
+            request_id=request_id,
+            transport="teams",
+            email=who,
+            ref={"reference": reference_of(turn_context), "activity_id": activity_id},
+        )
 
     async def _command(self, turn_context: TurnContext, who: str, text: str) -> Activity:
         try:
@@ -151,13 +179,20 @@ class PimTeamsBot(ActivityHandler):
         if isinstance(cmd, c.Activate) and cmd.role is None:
             form = await activation_form(self.chat.uow, actor=who, groups=self.chat.groups)
             return card_activity(cards.activation_form(form), "Activate a role")
-        view = await run_command(self.chat.uow, self.chat.clock, commands=self.chat.commands,
-                                 actor=who, cmd=cmd)
-        if isinstance(view, Reply) and view.ok and view.request is not None \
-                and view.request.pending and view.request.requester.email == who:
+        view = await run_command(
+            self.chat.uow, self.chat.clock, commands=self.chat.commands, actor=who, cmd=cmd
+        )
+        if (
+            isinstance(view, Reply)
+            and view.ok
+            and view.request is not None
+            and view.request.pending
+            and view.request.requester.email == who
+        ):
             turn_context.turn_state[_TRACK] = (view.request.id, who)
-            return card_activity(cards.notification_card(_submitted(view.request)),
-                                 text_cards.render(view))
+            return card_activity(
+                cards.notification_card(_submitted(view.request)), text_cards.render(view)
+            )
         return _reply_activity(view)
 
     async def on_installation_update(self, turn_context: TurnContext) -> None:
@@ -183,8 +218,12 @@ class PimTeamsBot(ActivityHandler):
 
         answer = await self._engine(turn_context, run, refuse=_message_response)
         # A submitted form turned into the request's card, in place: remember where it is.
-        if who and action.get("verb") == cards.SUBMIT_ACTIVATION and activity.reply_to_id \
-                and (request_id := _cancel_target(answer)):
+        if (
+            who
+            and action.get("verb") == cards.SUBMIT_ACTIVATION
+            and activity.reply_to_id
+            and (request_id := _cancel_target(answer))
+        ):
             await self._remember_card(turn_context, (request_id, who[0]), activity.reply_to_id)
         return answer
 
@@ -193,20 +232,32 @@ class PimTeamsBot(ActivityHandler):
         shown = [i for i in _text(data, cards.SHOWN_INPUT).split(",") if i]
         try:
             view = await decide(
-                self.chat.uow, self.chat.clock, actor=who, request_id=request_id,
-                approve=approve, justification=_text(data, cards.REASON_INPUT) or None)
+                self.chat.uow,
+                self.chat.clock,
+                actor=who,
+                request_id=request_id,
+                approve=approve,
+                justification=_text(data, cards.REASON_INPUT) or None,
+            )
         except JustificationRequired as err:
             # Asked on the card it came from, not in text-command syntax.
             why = err.message.split(":")[0].rstrip(".")
             error = f"{why}. Give a reason in the box above, then click again."
             if shown:
-                return _card_response(cards.request_list_card(await approvals_as_shown(
-                    self.chat.uow, actor=who, request_ids=shown), error=error))
+                return _card_response(
+                    cards.request_list_card(
+                        await approvals_as_shown(self.chat.uow, actor=who, request_ids=shown),
+                        error=error,
+                    )
+                )
             req = await request_details(self.chat.uow, request_id=request_id)
             return _card_response(cards.approval_card(req, _asks(req), error=error))
         if shown:  # from the approvals list: redraw that row, keep the others
-            return _card_response(cards.request_list_card(await approvals_as_shown(
-                self.chat.uow, actor=who, request_ids=shown)))
+            return _card_response(
+                cards.request_list_card(
+                    await approvals_as_shown(self.chat.uow, actor=who, request_ids=shown)
+                )
+            )
         return _update_card(view)
 
     def _review(self, decision: ReviewDecision) -> Verb:
@@ -215,65 +266,111 @@ class PimTeamsBot(ActivityHandler):
             if not item.isascii() or not item.isdigit() or len(item) > 12:
                 return _message_response("This review button is not known to pim-bot.")
             card = await decide_item(
-                self.chat.uow, self.chat.clock, actor=who, item_id=int(item), decision=decision,
-                reason=_text(data, cards.review_reason_input(item)) or None)
-            return _card_response(cards.notification_card(v.Notification(
-                kind=v.REVIEW_UPDATE, headline=card.progress_line(), review=card)))
+                self.chat.uow,
+                self.chat.clock,
+                actor=who,
+                item_id=int(item),
+                decision=decision,
+                reason=_text(data, cards.review_reason_input(item)) or None,
+            )
+            return _card_response(
+                cards.notification_card(
+                    v.Notification(kind=v.REVIEW_UPDATE, headline=card.progress_line(), review=card)
+                )
+            )
 
         return review
 
     async def _cancel(self, who: str, data: dict[str, Any]) -> InvokeResponse:
-        return _update_card(await cancel_request(self.chat.uow, self.chat.clock, actor=who,
-                                                 request_id=_text(data, "request")))
+        return _update_card(
+            await cancel_request(
+                self.chat.uow, self.chat.clock, actor=who, request_id=_text(data, "request")
+            )
+        )
 
     async def _deactivate(self, who: str, data: dict[str, Any]) -> InvokeResponse:
-        return _message_response(await deactivate(self.chat.uow, self.chat.clock, actor=who,
-                                                  role=_text(data, "role")))
+        return _message_response(
+            await deactivate(self.chat.uow, self.chat.clock, actor=who, role=_text(data, "role"))
+        )
 
     async def _open_form(self, who: str, data: dict[str, Any]) -> InvokeResponse:
         form = await activation_form(self.chat.uow, actor=who, groups=self.chat.groups)
-        return _card_response(cards.activation_form(form, selected_role=_text(data, "role")
-                                                     or None))
+        return _card_response(
+            cards.activation_form(form, selected_role=_text(data, "role") or None)
+        )
 
     async def _request_again(self, who: str, data: dict[str, Any]) -> InvokeResponse:
         """After access ended: the form, with the role and its last justification."""
         role = _text(data, "role")
         form = await activation_form(self.chat.uow, actor=who)
         why = await last_justification(self.chat.uow, actor=who, role=role) if role else None
-        return _card_response(cards.activation_form(
-            form, selected_role=role or None,
-            values={cards.JUSTIFICATION_INPUT: why} if why else None))
+        return _card_response(
+            cards.activation_form(
+                form,
+                selected_role=role or None,
+                values={cards.JUSTIFICATION_INPUT: why} if why else None,
+            )
+        )
 
     async def _extend(self, who: str, data: dict[str, Any]) -> InvokeResponse:
-        view = await run_command(self.chat.uow, self.chat.clock, commands=self.chat.commands,
-                                 actor=who, cmd=c.Extend(_text(data, "role")))
+        view = await run_command(
+            self.chat.uow,
+            self.chat.clock,
+            commands=self.chat.commands,
+            actor=who,
+            cmd=c.Extend(_text(data, "role")),
+        )
         return _message_response(text_cards.render(view))
 
     async def _renew(self, who: str, data: dict[str, Any]) -> InvokeResponse:
-        view = await run_command(self.chat.uow, self.chat.clock, commands=self.chat.commands,
-                                 actor=who, cmd=c.Renew(_text(data, "role")))
+        view = await run_command(
+            self.chat.uow,
+            self.chat.clock,
+            commands=self.chat.commands,
+            actor=who,
+            cmd=c.Renew(_text(data, "role")),
+        )
         return _message_response(text_cards.render(view))
 
     async def _submit_activation(self, who: str, data: dict[str, Any]) -> InvokeResponse:
-        values = {k: _text(data, k) for k in (cards.ROLE_INPUT, cards.DURATION_INPUT,
-                                              cards.JUSTIFICATION_INPUT, cards.TICKET_INPUT)}
+        values = {
+            k: _text(data, k)
+            for k in (
+                cards.ROLE_INPUT,
+                cards.DURATION_INPUT,
+                cards.JUSTIFICATION_INPUT,
+                cards.TICKET_INPUT,
+            )
+        }
         outcome = await submit_activation_form(
-            self.chat.uow, self.chat.clock, actor=who, role=values[cards.ROLE_INPUT],
+            self.chat.uow,
+            self.chat.clock,
+            actor=who,
+            role=values[cards.ROLE_INPUT],
             duration=values[cards.DURATION_INPUT],
-            justification=values[cards.JUSTIFICATION_INPUT], ticket=values[cards.TICKET_INPUT],
-            groups=self.chat.groups)
+            justification=values[cards.JUSTIFICATION_INPUT],
+            ticket=values[cards.TICKET_INPUT],
+            groups=self.chat.groups,
+        )
         view = outcome.request
         if view is None:
             form = await activation_form(self.chat.uow, actor=who, groups=self.chat.groups)
-            return _card_response(cards.activation_form(
-                form, selected_role=values[cards.ROLE_INPUT] or None, errors=outcome.errors,
-                values=values))
+            return _card_response(
+                cards.activation_form(
+                    form,
+                    selected_role=values[cards.ROLE_INPUT] or None,
+                    errors=outcome.errors,
+                    values=values,
+                )
+            )
         return _card_response(cards.notification_card(_submitted(view)))
 
 
 def _asks(req: v.RequestView) -> str:
-    return f"{req.requester.name} asks for {req.role.name} for " \
+    return (
+        f"{req.requester.name} asks for {req.role.name} for "
         f"{v.compact_duration(req.duration_seconds)}."
+    )
 
 
 def _cancel_target(answer: InvokeResponse) -> str | None:

@@ -22,13 +22,14 @@ from bot.teams.people import tenant_of
 
 logger = logging.getLogger(__name__)
 
-OTHER_TENANT = ("pim-bot does not serve your organisation. Ask the admins of the organisation "
-                "that runs it if you need access.")
+OTHER_TENANT = (
+    "pim-bot does not serve your organisation. Ask the admins of the organisation "
+    "that runs it if you need access."
+)
 
 
 def allowed_tenants(settings: Settings) -> frozenset[str]:
-    listed = settings.teams_tenants or tuple(
-        t for t in (settings.microsoft_app_tenant_id,) if t)
+    listed = settings.teams_tenants or tuple(t for t in (settings.microsoft_app_tenant_id,) if t)
     return frozenset(t.strip().lower() for t in listed if t.strip())
 
 
@@ -45,11 +46,15 @@ class TenantGate(Bot):
         if tenants:
             logger.info("Teams serves tenant(s) %s", ", ".join(sorted(tenants)))
         elif local:
-            logger.warning("PIM_TEAMS_TENANTS is not set: Teams accepts any tenant "
-                           "(unauthenticated local mode only)")
+            logger.warning(
+                "PIM_TEAMS_TENANTS is not set: Teams accepts any tenant "
+                "(unauthenticated local mode only)"
+            )
         else:
-            logger.error("Neither PIM_TEAMS_TENANTS nor MICROSOFT_APP_TENANT_ID is set: Teams "
-                         "refuses every activity until one names your tenant")
+            logger.error(
+                "Neither PIM_TEAMS_TENANTS nor MICROSOFT_APP_TENANT_ID is set: Teams "
+                "refuses every activity until one names your tenant"
+            )
         return cls(bot, tenants=tenants, any_tenant=local and not tenants)
 
     def admits(self, tenant: str | None) -> bool:
@@ -67,7 +72,16 @@ class TenantGate(Bot):
         if activity.type == ActivityTypes.message:
             await context.send_activity(OTHER_TENANT)
         elif activity.type == ActivityTypes.invoke:
-            await context.send_activity(Activity(
-                type=ActivityTypes.invoke_response, value=InvokeResponse(status=200, body={
-                    "statusCode": 200, "type": "application/vnd.microsoft.activity.message",
-                    "value": OTHER_TENANT})))
+            await context.send_activity(
+                Activity(
+                    type=ActivityTypes.invoke_response,
+                    value=InvokeResponse(
+                        status=200,
+                        body={
+                            "statusCode": 200,
+                            "type": "application/vnd.microsoft.activity.message",
+                            "value": OTHER_TENANT,
+                        },
+                    ),
+                )
+            )

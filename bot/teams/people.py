@@ -69,5 +69,6 @@ async def remember(uow: UnitOfWork, clock: Clock, turn_context: TurnContext) -> 
     if personal and aad:
         await remember_conversation(uow, clock, platform="teams", key=aad, ref=ref, user_id=aad)
     else:
-        await remember_conversation(uow, clock, platform="teams", key=activity.conversation.id,
-                                    ref=ref)
+        await remember_conversation(
+            uow, clock, platform="teams", key=activity.conversation.id, ref=ref
+        )

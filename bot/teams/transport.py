@@ -27,8 +27,9 @@ logger = logging.getLogger(__name__)
 class TeamsTransport:
     name = "teams"
 
-    def __init__(self, adapter: PimCloudAdapter, uow: UnitOfWork, app_id: str,
-                 clock: Clock | None = None) -> None:
+    def __init__(
+        self, adapter: PimCloudAdapter, uow: UnitOfWork, app_id: str, clock: Clock | None = None
+    ) -> None:
         self.adapter, self.uow, self.app_id = adapter, uow, app_id
         self.clock = clock or SystemClock()
 
@@ -43,20 +44,29 @@ class TeamsTransport:
             raw = await conversation_of(self.uow, platform="teams", key=delivery.channel["teams"])
         else:
             assert delivery.recipient is not None
-            raw = await conversation_of(self.uow, platform="teams",
-                                        principal_id=delivery.recipient.id)
+            raw = await conversation_of(
+                self.uow, platform="teams", principal_id=delivery.recipient.id
+            )
         if raw is None:
             raise Undeliverable("no Teams conversation with this person or channel yet")
-        if delivery.kind == v.SUBMITTED and delivery.recipient is not None \
-                and delivery.request_id is not None:
+        if (
+            delivery.kind == v.SUBMITTED
+            and delivery.recipient is not None
+            and delivery.request_id is not None
+        ):
             state = await answer_card_state(
-                self.uow, request_id=delivery.request_id, transport=self.name,
-                recipient_id=delivery.recipient.id, now=self.clock.now())
+                self.uow,
+                request_id=delivery.request_id,
+                transport=self.name,
+                recipient_id=delivery.recipient.id,
+                now=self.clock.now(),
+            )
             if state == "answered":
                 return None  # their chat answer is this card, and is redrawn in place
             if state == "soon":  # the turn that answered may not have noted it yet
-                raise RetryLater(1.0, "the requester's answer card may still be noted",
-                                 sent_nothing=True)
+                raise RetryLater(
+                    1.0, "the requester's answer card may still be noted", sent_nothing=True
+                )
 
         card = cards.notification_card(delivery.note)
         activity = card_activity(card, text_cards.render(delivery.note))
@@ -102,7 +112,8 @@ class TeamsTransport:
                 failed.append(err)
 
         await self.adapter.continue_conversation(
-            ConversationReference().deserialize(raw), guarded, bot_app_id=self.app_id)
+            ConversationReference().deserialize(raw), guarded, bot_app_id=self.app_id
+        )
         if failed:
             raise _classified(failed[0], what) from failed[0]
 

@@ -44,7 +44,9 @@ class AlertThresholds:
 
 
 async def compute_alerts(
-    session_or_uow: AsyncSession | UnitOfWork, *, now: datetime,
+    session_or_uow: AsyncSession | UnitOfWork,
+    *,
+    now: datetime,
     thresholds: AlertThresholds = AlertThresholds(),
 ) -> tuple[AlertLine, ...]:
     """Every alert that holds at `now`, high severity first."""
@@ -68,17 +70,25 @@ def _people(names: list[str], total: int) -> str:
 
 
 async def permanent_holders(s: AsyncSession, *, now: datetime, limit: int) -> list[AlertLine]:
-    permanent = and_(q.holding_at(now), Schedule.kind == ScheduleKind.ACTIVE,
-                     Schedule.member_type == MemberType.ASSIGNED, Schedule.end_at.is_(None))
+    permanent = and_(
+        q.holding_at(now),
+        Schedule.kind == ScheduleKind.ACTIVE,
+        Schedule.member_type == MemberType.ASSIGNED,
+        Schedule.end_at.is_(None),
+    )
     return [
         AlertLine(
-            code=f"permanent_holders:{role_id}", severity=HIGH,
-            text=(f"{n} people hold {role} permanently (threshold {limit}): "
-                  f"{_people(names, n)}. Make them eligible instead, or give the "
-                  "assignments an end date."),
+            code=f"permanent_holders:{role_id}",
+            severity=HIGH,
+            text=(
+                f"{n} people hold {role} permanently (threshold {limit}): "
+                f"{_people(names, n)}. Make them eligible instead, or give the "
+                "assignments an end date."
+            ),
         )
         for role_id, role, n, names in await q.people_per_role(
-            s, permanent, more_than=limit, names=NAMES_SHOWN)
+            s, permanent, more_than=limit, names=NAMES_SHOWN
+        )
     ]
 
 
@@ -95,29 +105,33 @@ async def frequent_activation(
     )
     since = now - thresholds.frequent_lookback
     counted = (
-        select(Schedule.principal_id, Schedule.role_id, Schedule.start_at,
-               in_window.label("n"))
+        select(Schedule.principal_id, Schedule.role_id, Schedule.start_at, in_window.label("n"))
         .where(q.ACTIVATED, Schedule.start_at >= since - window, Schedule.start_at < now)
         .subquery()
     )
     most = func.max(counted.c.n)
-    rows = (await s.execute(
-        select(Principal.email, Principal.display_name, Role.id, Role.display_name, most)
-        .select_from(counted)
-        .join(Principal, Principal.id == counted.c.principal_id)
-        .join(Role, Role.id == counted.c.role_id)
-        .where(counted.c.start_at >= since)
-        .group_by(Principal.email, Principal.display_name, Role.id, Role.display_name)
-        .having(most >= thresholds.activations_per_window)
-        .order_by(most.desc(), Principal.email)
-    )).all()
+    rows = (
+        await s.execute(
+            select(Principal.email, Principal.display_name, Role.id, Role.display_name, most)
+            .select_from(counted)
+            .join(Principal, Principal.id == counted.c.principal_id)
+            .join(Role, Role.id == counted.c.role_id)
+            .where(counted.c.start_at >= since)
+            .group_by(Principal.email, Principal.display_name, Role.id, Role.display_name)
+            .having(most >= thresholds.activations_per_window)
+            .order_by(most.desc(), Principal.email)
+        )
+    ).all()
     span = _span_words(window)
     return [
         AlertLine(
-            code=f"frequent_activation:{role_id}:{email}", severity=MEDIUM,
-            text=(f"{who} activated {role} {n} times within {span} "
-                  f"(threshold {thresholds.activations_per_window}). Ask whether a longer "
-                  "activation would serve, or whether the work should be automated."),
+            code=f"frequent_activation:{role_id}:{email}",
+            severity=MEDIUM,
+            text=(
+                f"{who} activated {role} {n} times within {span} "
+                f"(threshold {thresholds.activations_per_window}). Ask whether a longer "
+                "activation would serve, or whether the work should be automated."
+            ),
         )
         for email, who, role_id, role, n in rows
     ]
@@ -128,22 +142,35 @@ async def stale_eligibility(s: AsyncSession, *, now: datetime, days: int) -> lis
     reviews = await reviews_by_role(s)
     used = aliased(Schedule)
     stale = and_(
-        q.holding_at(now), Schedule.kind == ScheduleKind.ELIGIBLE, Schedule.start_at <= since,
-        ~exists().where(used.principal_id == Schedule.principal_id,
-                        used.role_id == Schedule.role_id, used.kind == ScheduleKind.ACTIVE,
-                        used.member_type == MemberType.ACTIVATED, used.start_at >= since),
+        q.holding_at(now),
+        Schedule.kind == ScheduleKind.ELIGIBLE,
+        Schedule.start_at <= since,
+        ~exists().where(
+            used.principal_id == Schedule.principal_id,
+            used.role_id == Schedule.role_id,
+            used.kind == ScheduleKind.ACTIVE,
+            used.member_type == MemberType.ACTIVATED,
+            used.start_at >= since,
+        ),
     )
     return [
         AlertLine(
-            code=f"stale_eligibility:{role_id}", severity=LOW,
-            text=(f"{n} {'person' if n == 1 else 'people'} eligible for {role} "
-                  f"{'has' if n == 1 else 'have'} not activated it in {days} days: "
-                  f"{_people(names, n)}. Remove eligibility nobody uses."
-                  + (f" Review it: pim-bot review start {reviews[role_id]}"
-                     if role_id in reviews else "")),
+            code=f"stale_eligibility:{role_id}",
+            severity=LOW,
+            text=(
+                f"{n} {'person' if n == 1 else 'people'} eligible for {role} "
+                f"{'has' if n == 1 else 'have'} not activated it in {days} days: "
+                f"{_people(names, n)}. Remove eligibility nobody uses."
+                + (
+                    f" Review it: pim-bot review start {reviews[role_id]}"
+                    if role_id in reviews
+                    else ""
+                )
+            ),
         )
         for role_id, role, n, names in await q.people_per_role(
-            s, stale, more_than=0, names=NAMES_SHOWN)
+            s, stale, more_than=0, names=NAMES_SHOWN
+        )
     ]
 
 
@@ -152,8 +179,11 @@ async def reviews_by_role(s: AsyncSession) -> dict[str, str]:
     "admins aren't using their privileged roles" to point at."""
     out: dict[str, str] = {}
     roles = list(await s.scalars(select(Role.id)))
-    for definition in await s.scalars(select(ReviewDefinition).where(
-            ReviewDefinition.active.is_(True)).order_by(ReviewDefinition.id)):
+    for definition in await s.scalars(
+        select(ReviewDefinition)
+        .where(ReviewDefinition.active.is_(True))
+        .order_by(ReviewDefinition.id)
+    ):
         spec = ReviewSpec.from_mapping(definition.spec)
         if spec.assignments == ScheduleKind.ACTIVE:
             continue
@@ -165,9 +195,9 @@ async def reviews_by_role(s: AsyncSession) -> dict[str, str]:
 async def unchecked_roles(s: AsyncSession) -> list[AlertLine]:
     """Roles anyone eligible can activate with neither approval nor a justification."""
     lines = []
-    for role_id, role, raw in (await s.execute(
-        select(Role.id, Role.display_name, Role.settings).order_by(Role.id)
-    )).all():
+    for role_id, role, raw in (
+        await s.execute(select(Role.id, Role.display_name, Role.settings).order_by(Role.id))
+    ).all():
         try:
             settings = RoleSettings.from_mapping(raw)
         except SettingsError:
@@ -175,11 +205,16 @@ async def unchecked_roles(s: AsyncSession) -> list[AlertLine]:
             continue
         if settings.require_approval or settings.require_justification:
             continue
-        lines.append(AlertLine(
-            code=f"no_approval_or_justification:{role_id}", severity=MEDIUM,
-            text=(f"{role} can be activated with neither approval nor a justification, so "
-                  "nobody checks or explains its use. Require one of them."),
-        ))
+        lines.append(
+            AlertLine(
+                code=f"no_approval_or_justification:{role_id}",
+                severity=MEDIUM,
+                text=(
+                    f"{role} can be activated with neither approval nor a justification, so "
+                    "nobody checks or explains its use. Require one of them."
+                ),
+            )
+        )
     return lines
 
 

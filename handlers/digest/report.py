@@ -74,9 +74,7 @@ def make_period(start: datetime, end: datetime, tz: ZoneInfo) -> Period:
     return Period(start=start, end=end, bounds=(*bounds, end))
 
 
-def periods(
-    *, end: datetime, start: datetime | None, tz: ZoneInfo
-) -> tuple[Period, Period]:
+def periods(*, end: datetime, start: datetime | None, tz: ZoneInfo) -> tuple[Period, Period]:
     """This period and the one before it, of the same local (wall-clock) length."""
     if end.tzinfo is None or (start is not None and start.tzinfo is None):
         raise ValueError("the digest period needs aware datetimes")
@@ -84,7 +82,7 @@ def periods(
     start = wall_shift(end, tz, -DEFAULT_PERIOD) if start is None else start.astimezone(UTC)
     if start >= end:
         raise ValueError("the digest period must start before it ends")
-    wall = (end.astimezone(tz).replace(tzinfo=None) - start.astimezone(tz).replace(tzinfo=None))
+    wall = end.astimezone(tz).replace(tzinfo=None) - start.astimezone(tz).replace(tzinfo=None)
     prev_start = wall_shift(start, tz, -wall)
     if prev_start >= start:  # a sub-hour period across a DST change
         prev_start = start - (end - start)
@@ -103,13 +101,13 @@ def working_spans(span: q.Span, tz: ZoneInfo, options: DigestOptions) -> list[q.
     return spans
 
 
-def _ending(who: str, role: str, kind: str, until: datetime, *, now: datetime,
-            tz: ZoneInfo) -> Ranked:
+def _ending(
+    who: str, role: str, kind: str, until: datetime, *, now: datetime, tz: ZoneInfo
+) -> Ranked:
     """One "Ending soon" line: its date, or its local time when that is within a day."""
     word = "eligible" if kind == ScheduleKind.ELIGIBLE else "active"
     local = until.astimezone(tz)
-    shown = local.strftime("%H:%M") if until - now < timedelta(days=1) \
-        else local.date().isoformat()
+    shown = local.strftime("%H:%M") if until - now < timedelta(days=1) else local.date().isoformat()
     return Ranked(f"{who} · {role} ({word})", shown)
 
 
@@ -135,7 +133,10 @@ def _title(period: Period, tz: ZoneInfo) -> str:
 
 
 async def compute_digest(
-    uow: UnitOfWork, *, end: datetime, start: datetime | None = None,
+    uow: UnitOfWork,
+    *,
+    end: datetime,
+    start: datetime | None = None,
     options: DigestOptions = DigestOptions(),
 ) -> DigestView:
     """The report over [start, end) (default: the 7 days before end), beside the previous
@@ -146,18 +147,23 @@ async def compute_digest(
     async with uow.transaction() as s:
         tiles = await q.tile_counts(s, cur=cur.span, prev=prev.span)
         buckets = await q.activation_buckets(
-            s, bounds=(*prev.bounds[:-1], *cur.bounds),
+            s,
+            bounds=(*prev.bounds[:-1], *cur.bounds),
             working=working_spans((prev.start, cur.end), tz, options),
         )
         approvals = await q.approval_counts(s, cur=cur.span, prev=prev.span)
-        pcts = [await q.decision_percentiles(s, span=p.span, ps=(0.5, 0.9))
-                for p in (cur, prev)]
+        pcts = [await q.decision_percentiles(s, span=p.span, ps=(0.5, 0.9)) for p in (cur, prev)]
         slow = await q.slowest_approvers(s, span=cur.span, top=top)
         longest = await q.longest_activations(s, span=cur.span, top=top)
         frequent = await q.frequent_activators(s, span=cur.span, top=top)
         roles = await q.top_roles(s, at=cur.end, top=top)
-        ending = await q.ending_soon(s, at=cur.end, until=cur.end + options.ending_within,
-                                     top=top, activations_until=cur.end + timedelta(hours=1))
+        ending = await q.ending_soon(
+            s,
+            at=cur.end,
+            until=cur.end + options.ending_within,
+            top=top,
+            activations_until=cur.end + timedelta(hours=1),
+        )
         alerts = await compute_alerts(s, now=cur.end, thresholds=options.alert_thresholds)
         checkpoint = await current_checkpoint(s)
         reviews = await open_reviews(s)
@@ -172,21 +178,28 @@ async def compute_digest(
         if not in_hours:
             after[0 if mine else 1] += n
 
-    tile_labels = ("Activations", "Assignments made permanent", "Eligible assignments made",
-                   "Active assignments outside PIM")
-    approval_labels = ("Requests needing approval", "Approved", "Denied", "Timed out",
-                       "Canceled")
+    tile_labels = (
+        "Activations",
+        "Assignments made permanent",
+        "Eligible assignments made",
+        "Active assignments outside PIM",
+    )
+    approval_labels = ("Requests needing approval", "Approved", "Denied", "Timed out", "Canceled")
     (median, p90), (prev_median, prev_p90) = pcts
     return DigestView(
         title=_title(cur, tz),
         period_start=cur.start.isoformat(),
         period_end=cur.end.isoformat(),
         timezone=options.timezone,
-        tiles=tuple(Figure(label, now, before)
-                    for label, (now, before) in zip(tile_labels, tiles, strict=True)),
+        tiles=tuple(
+            Figure(label, now, before)
+            for label, (now, before) in zip(tile_labels, tiles, strict=True)
+        ),
         approvals=(
-            *(Figure(label, now, before)
-              for label, (now, before) in zip(approval_labels, approvals, strict=True)),
+            *(
+                Figure(label, now, before)
+                for label, (now, before) in zip(approval_labels, approvals, strict=True)
+            ),
             Figure("Median time to decision", median, prev_median, unit="s"),
             Figure("90th percentile time to decision", p90, prev_p90, unit="s"),
         ),
@@ -195,12 +208,13 @@ async def compute_digest(
         slowest_approvers=tuple(Ranked(name, short_duration(mean)) for name, mean, _ in slow),
         after_hours=Figure("Activations outside working hours", after[0], after[1]),
         longest_activations=tuple(
-            Ranked(f"{who} · {role}" + (" (still active)" if running else ""),
-                   short_duration(secs))
-            for who, role, secs, running in longest),
+            Ranked(f"{who} · {role}" + (" (still active)" if running else ""), short_duration(secs))
+            for who, role, secs, running in longest
+        ),
         frequent_activators=tuple(Ranked(name, str(n)) for name, n in frequent),
-        ending_soon=tuple(_ending(who, role, kind, until, now=cur.end, tz=tz)
-                          for who, role, kind, until in ending),
+        ending_soon=tuple(
+            _ending(who, role, kind, until, now=cur.end, tz=tz) for who, role, kind, until in ending
+        ),
         alerts=alerts,
         checkpoint=checkpoint.line(),
         reviews=reviews,

@@ -67,6 +67,7 @@ class _Bound(UnitOfWork):
 
 # --- scheduling: a timer row per period, inserted at most once ---------------------------
 
+
 async def insert_digest_timer(
     session: AsyncSession, *, period_end: datetime, **values: Any
 ) -> bool:
@@ -75,8 +76,14 @@ async def insert_digest_timer(
     dialects, so a lost race is not an error and does not abort the transaction."""
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    row = {"kind": DIGEST_TIMER, "key": digest_key(period_end), "due_at": period_end,
-           "status": TimerStatus.PENDING, "attempts": 0, **values}
+    row = {
+        "kind": DIGEST_TIMER,
+        "key": digest_key(period_end),
+        "due_at": period_end,
+        "status": TimerStatus.PENDING,
+        "attempts": 0,
+        **values,
+    }
     stmt = insert(Timer).values(**row).on_conflict_do_nothing(index_elements=["key"])
     result = await session.execute(stmt)
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
@@ -95,23 +102,30 @@ async def catch_up_digest(uow: UnitOfWork, clock: Clock, *, latest: datetime) ->
     async with uow.transaction() as s:
         superseded = await s.execute(
             update(Timer)
-            .where(Timer.kind == DIGEST_TIMER, Timer.status == TimerStatus.PENDING,
-                   Timer.key < digest_key(latest))
-            .values(status=TimerStatus.CANCELED, done_at=clock.now(),
-                    last_error="superseded by a later digest")
+            .where(
+                Timer.kind == DIGEST_TIMER,
+                Timer.status == TimerStatus.PENDING,
+                Timer.key < digest_key(latest),
+            )
+            .values(
+                status=TimerStatus.CANCELED,
+                done_at=clock.now(),
+                last_error="superseded by a later digest",
+            )
             .execution_options(synchronize_session=False)
         )
         if superseded.rowcount:  # type: ignore[attr-defined]
-            logger.info("dropped %s older digests that never went out",
-                        superseded.rowcount)  # type: ignore[attr-defined]
-        had_admins = await s.scalar(select(exists().where(
-            Principal.admin.is_(True), Principal.created_at <= latest)))
+            logger.info("dropped %s older digests that never went out", superseded.rowcount)  # type: ignore[attr-defined]
+        had_admins = await s.scalar(
+            select(exists().where(Principal.admin.is_(True), Principal.created_at <= latest))
+        )
         if not had_admins:
             return False
         return await insert_digest_timer(s, period_end=latest)
 
 
 # --- sending -----------------------------------------------------------------------------
+
 
 def digest_timer_action(options: DigestOptions) -> TimerAction:
     async def send(s: AsyncSession, timer: Timer, now: datetime) -> int:
@@ -138,8 +152,10 @@ async def _claim_period(s: AsyncSession, *, period_end: datetime, now: datetime)
     if await insert_digest_timer(s, period_end=period_end, **done):
         return True
     taken = await s.execute(  # scheduled but not yet run: take it over
-        update(Timer).where(Timer.key == digest_key(period_end), Timer.status == TimerStatus.PENDING)
-        .values(**done).execution_options(synchronize_session=False)
+        update(Timer)
+        .where(Timer.key == digest_key(period_end), Timer.status == TimerStatus.PENDING)
+        .values(**done)
+        .execution_options(synchronize_session=False)
     )
     return bool(taken.rowcount == 1)  # type: ignore[attr-defined]
 
@@ -150,47 +166,75 @@ async def write_digest(
     """Inside the caller's transaction: one digest message per admin (the outbox fans each
     out to every platform that reaches them), one message per NEW high-severity alert, and
     the `digest.sent` audit event that remembers which alerts were sent."""
-    admins = list((await s.scalars(
-        select(Principal).where(Principal.admin.is_(True)).order_by(Principal.id))).all())
+    admins = list(
+        (
+            await s.scalars(
+                select(Principal).where(Principal.admin.is_(True)).order_by(Principal.id)
+            )
+        ).all()
+    )
     if not admins:
         logger.warning("digest %s: there are no admins to send it to", digest_key(period_end))
         return 0
     view = await compute_digest(_Bound(s), end=period_end, options=options)
-    notify(s, now=now, note=Notification(kind=DIGEST, headline=digest_headline(view),
-                                         digest=view), recipients=admins)
+    notify(
+        s,
+        now=now,
+        note=Notification(kind=DIGEST, headline=digest_headline(view), digest=view),
+        recipients=admins,
+    )
     high = [a for a in view.alerts if a.severity == "high"]
     already = await _high_alerts_sent(s)
     new = [a for a in high if a.code not in already]
     for note in alert_notes(new):
         notify(s, now=now, note=note, recipients=admins)
     await audit(
-        s, at=now, actor=SYSTEM_ACTOR, action=SENT, target=digest_key(period_end),
-        period_start=view.period_start, period_end=view.period_end, admins=len(admins),
-        alerts=[a.code for a in view.alerts], high_alerts=[a.code for a in high],
+        s,
+        at=now,
+        actor=SYSTEM_ACTOR,
+        action=SENT,
+        target=digest_key(period_end),
+        period_start=view.period_start,
+        period_end=view.period_end,
+        admins=len(admins),
+        alerts=[a.code for a in view.alerts],
+        high_alerts=[a.code for a in high],
         new_alerts=[a.code for a in new],
     )
-    logger.info("digest %s queued for %s admins (%s new alerts)", digest_key(period_end),
-                len(admins), len(new))
+    logger.info(
+        "digest %s queued for %s admins (%s new alerts)",
+        digest_key(period_end),
+        len(admins),
+        len(new),
+    )
     return len(admins)
 
 
 async def _high_alerts_sent(s: AsyncSession) -> set[str]:
     """The high-severity alert codes of the previous digest (empty before the first)."""
     details = await s.scalar(
-        select(AuditEvent.details).where(AuditEvent.action == SENT)
-        .order_by(AuditEvent.id.desc()).limit(1)
+        select(AuditEvent.details)
+        .where(AuditEvent.action == SENT)
+        .order_by(AuditEvent.id.desc())
+        .limit(1)
     )
     return set((details or {}).get("high_alerts") or ())
 
 
 def alert_notes(alerts: list[AlertLine]) -> list[Notification]:
-    notes = [Notification(kind=ALERT, headline=a.text, details=(f"{a.severity} · {a.code}",))
-             for a in alerts[:SEPARATE_ALERTS]]
+    notes = [
+        Notification(kind=ALERT, headline=a.text, details=(f"{a.severity} · {a.code}",))
+        for a in alerts[:SEPARATE_ALERTS]
+    ]
     rest = alerts[SEPARATE_ALERTS:]
     if rest:
-        notes.append(Notification(
-            kind=ALERT, headline=f"{len(rest)} more new high-severity PIM alerts",
-            details=tuple(a.text for a in rest)))
+        notes.append(
+            Notification(
+                kind=ALERT,
+                headline=f"{len(rest)} more new high-severity PIM alerts",
+                details=tuple(a.text for a in rest),
+            )
+        )
     return notes
 
 
@@ -207,6 +251,7 @@ def digest_headline(view: DigestView) -> str:
 
 
 # --- the chat preview --------------------------------------------------------------------
+
 
 async def preview_digest(
     uow: UnitOfWork, clock: Clock, *, actor: str, options: DigestOptions

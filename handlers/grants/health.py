@@ -13,8 +13,14 @@ async def failed_grants_alert(s: AsyncSession) -> list[AlertLine]:
     if not count:
         return []
     noun = "grant is" if count == 1 else "grants are"
-    return [AlertLine(
-        code="grants_failed", severity="high",
-        text=(f"{count} {noun} stuck in Failed: access that should have been granted or "
-              "taken back in Entra, Azure, Slack or a webhook was not. "
-              "See `pim-bot grants --failed`."))]
+    return [
+        AlertLine(
+            code="grants_failed",
+            severity="high",
+            text=(
+                f"{count} {noun} stuck in Failed: access that should have been granted or "
+                "taken back in Entra, Azure, Slack or a webhook was not. "
+                "See `pim-bot grants --failed`."
+            ),
+        )
+    ]

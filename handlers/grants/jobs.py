@@ -18,14 +18,23 @@ async def jobs_for(session: AsyncSession, grants: Sequence[Grant]) -> list[Grant
     if not grants:
         return []
     rows = await session.execute(
-        select(Grant.id, Principal, Role.display_name, Schedule.start_at, Schedule.end_at,
-               ScheduleRequest.short_id, ScheduleRequest.justification,
-               ScheduleRequest.ticket_system, ScheduleRequest.ticket_number)
+        select(
+            Grant.id,
+            Principal,
+            Role.display_name,
+            Schedule.start_at,
+            Schedule.end_at,
+            ScheduleRequest.short_id,
+            ScheduleRequest.justification,
+            ScheduleRequest.ticket_system,
+            ScheduleRequest.ticket_number,
+        )
         .join(Principal, Principal.id == Grant.principal_id)
         .join(Role, Role.id == Grant.role_id)
         .join(Schedule, Schedule.id == Grant.schedule_id)
         .outerjoin(ScheduleRequest, ScheduleRequest.id == Grant.request_id)
-        .where(Grant.id.in_([g.id for g in grants])))
+        .where(Grant.id.in_([g.id for g in grants]))
+    )
     facts = {row[0]: row for row in rows}
     return [_job(g, facts[g.id]) for g in grants if g.id in facts]
 
@@ -35,8 +44,17 @@ def _job(g: Grant, row: Any) -> GrantJob:
     action: Literal["grant", "revoke"] = "revoke" if g.phase == "revoke" else "grant"
     ticket = f"{system}:{number}" if system and number else (number or None)
     return GrantJob(
-        grant_id=g.grant_id, action=action, target=from_json(g.target),
-        person=Person(email=who.email, name=who.display_name, slack_id=who.slack_id,
-                      teams_id=who.teams_id),
-        role_id=g.role_id, role_name=role_name, request_id=short_id or "", start=start, end=end,
-        justification=justification, ticket=ticket)
+        grant_id=g.grant_id,
+        action=action,
+        target=from_json(g.target),
+        person=Person(
+            email=who.email, name=who.display_name, slack_id=who.slack_id, teams_id=who.teams_id
+        ),
+        role_id=g.role_id,
+        role_name=role_name,
+        request_id=short_id or "",
+        start=start,
+        end=end,
+        justification=justification,
+        ticket=ticket,
+    )

@@ -12,7 +12,12 @@ from typing import Literal, Protocol
 
 TargetKind = Literal["entra_role", "entra_group", "azure_role", "slack_usergroup", "webhook"]
 TARGET_KINDS: tuple[TargetKind, ...] = (
-    "entra_role", "entra_group", "azure_role", "slack_usergroup", "webhook")
+    "entra_role",
+    "entra_group",
+    "azure_role",
+    "slack_usergroup",
+    "webhook",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +75,9 @@ class ProviderError(Exception):
     failures a retry cannot fix (403, a target that does not exist): the grant goes to Failed.
     """
 
-    def __init__(self, message: str, *, permanent: bool = False,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, permanent: bool = False, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.retry_after = retry_after

@@ -81,8 +81,9 @@ def target_key(target: Target) -> str:
     return ":".join(parts)
 
 
-async def reconcile(uow: UnitOfWork, clock: Clock, *, book: GrantBook,
-                    providers: Mapping[str, Provider]) -> ReconcileReport:
+async def reconcile(
+    uow: UnitOfWork, clock: Clock, *, book: GrantBook, providers: Mapping[str, Provider]
+) -> ReconcileReport:
     report = ReconcileReport()
     async with uow.read() as s:
         before = await book.states(s)
@@ -106,21 +107,38 @@ async def reconcile(uow: UnitOfWork, clock: Clock, *, book: GrantBook,
         key = target_key(state.target)
         if key in actual:
             report.targets += 1
-            await _one(uow, clock, state=state, again=after.get(key), members=actual.pop(key),
-                       providers=providers, book=book, report=report)
+            await _one(
+                uow,
+                clock,
+                state=state,
+                again=after.get(key),
+                members=actual.pop(key),
+                providers=providers,
+                book=book,
+                report=report,
+            )
     return report
 
 
 async def _one(
-    uow: UnitOfWork, clock: Clock, *, state: TargetState, again: TargetState | None,
-    members: frozenset[str], providers: Mapping[str, Provider], book: GrantBook,
+    uow: UnitOfWork,
+    clock: Clock,
+    *,
+    state: TargetState,
+    again: TargetState | None,
+    members: frozenset[str],
+    providers: Mapping[str, Provider],
+    book: GrantBook,
     report: ReconcileReport,
 ) -> None:
     later = again or TargetState(state.target, state.role_id, state.role_name, {})
     ours = set(state.provisioned) | state.expected | set(later.provisioned) | later.expected
     outside = sorted(members - ours)
-    missing = {m: g for m, g in state.provisioned.items()
-               if m not in members and later.provisioned.get(m) == g}
+    missing = {
+        m: g
+        for m, g in state.provisioned.items()
+        if m not in members and later.provisioned.get(m) == g
+    }
     removed = []
     if outside and state.target.enforce == "remove":
         removed = [m for m in outside if await _take_away(providers, state, m, clock.now())]
@@ -139,65 +157,126 @@ async def _one(
     report.removed += [(key, m) for m in removed]
 
 
-async def _take_away(providers: Mapping[str, Provider], state: TargetState, member: str,
-                     now: datetime) -> bool:
+async def _take_away(
+    providers: Mapping[str, Provider], state: TargetState, member: str, now: datetime
+) -> bool:
     slack = state.target.kind == "slack_usergroup"
     job = GrantJob(
-        grant_id=f"outside:{target_key(state.target)}:{member}"[:200], action="revoke",
-        target=state.target, role_id=state.role_id, role_name=state.role_name, request_id="",
-        person=Person(email="", name=member, slack_id=member if slack else None,
-                      teams_id=None if slack else member),
-        start=now, end=None, justification="assigned outside pim-bot (enforce: remove)")
+        grant_id=f"outside:{target_key(state.target)}:{member}"[:200],
+        action="revoke",
+        target=state.target,
+        role_id=state.role_id,
+        role_name=state.role_name,
+        request_id="",
+        person=Person(
+            email="",
+            name=member,
+            slack_id=member if slack else None,
+            teams_id=None if slack else member,
+        ),
+        start=now,
+        end=None,
+        justification="assigned outside pim-bot (enforce: remove)",
+    )
     try:
         await providers[state.target.kind].revoke(job)
         return True
     except (ProviderError, OSError) as err:
-        logger.warning("reconcile: could not remove %s from %s: %s", member,
-                       target_key(state.target), err)
+        logger.warning(
+            "reconcile: could not remove %s from %s: %s", member, target_key(state.target), err
+        )
         return False
 
 
 async def _who(s: AsyncSession, member: str) -> Principal | None:
-    return await s.scalar(select(Principal).where(
-        or_(Principal.teams_id == member, Principal.slack_id == member)).limit(1))
+    return await s.scalar(
+        select(Principal)
+        .where(or_(Principal.teams_id == member, Principal.slack_id == member))
+        .limit(1)
+    )
 
 
-async def _outside(s: AsyncSession, *, now: datetime, state: TargetState, member: str,
-                   removed: bool) -> None:
+async def _outside(
+    s: AsyncSession, *, now: datetime, state: TargetState, member: str, removed: bool
+) -> None:
     person = await _who(s, member)
     who = f"{person.display_name} ({person.email})" if person else f"account {member}"
     subject = f"{person.email if person else member}/{state.role_id}"
     key = target_key(state.target)
     if removed:
-        await audit(s, at=now, actor=SYSTEM_ACTOR, action=REMOVED, target=subject,
-                    member=member, grant_target=key)
+        await audit(
+            s,
+            at=now,
+            actor=SYSTEM_ACTOR,
+            action=REMOVED,
+            target=subject,
+            member=member,
+            grant_target=key,
+        )
     elif await _told_since(s, since=now - _ALERT_EVERY, subject=subject, key=key):
         return  # a standing exception: audited and told once a day
-    await audit(s, at=now, actor=SYSTEM_ACTOR, action=OUTSIDE, target=subject, member=member,
-                grant_target=key, removed=removed, severity="high")
-    then = ("pim-bot removed it (enforce: remove)." if removed else
-            "Remove it there, or set `enforce: remove` on the target to have pim-bot do so.")
-    notify(s, now=now, recipients=await admins(s), note=Notification(
-        kind=ALERT, headline=f"Roles are being assigned outside of PIM: {who} holds "
-        f"{state.role_name} ({key}), which pim-bot did not grant.",
-        details=(f"high · {ALERT_CODE}", then)))
+    await audit(
+        s,
+        at=now,
+        actor=SYSTEM_ACTOR,
+        action=OUTSIDE,
+        target=subject,
+        member=member,
+        grant_target=key,
+        removed=removed,
+        severity="high",
+    )
+    then = (
+        "pim-bot removed it (enforce: remove)."
+        if removed
+        else "Remove it there, or set `enforce: remove` on the target to have pim-bot do so."
+    )
+    notify(
+        s,
+        now=now,
+        recipients=await admins(s),
+        note=Notification(
+            kind=ALERT,
+            headline=f"Roles are being assigned outside of PIM: {who} holds "
+            f"{state.role_name} ({key}), which pim-bot did not grant.",
+            details=(f"high · {ALERT_CODE}", then),
+        ),
+    )
 
 
 async def _told_since(s: AsyncSession, *, since: datetime, subject: str, key: str) -> bool:
-    earlier = await s.scalars(select(AuditEvent.details).where(
-        AuditEvent.action == OUTSIDE, AuditEvent.target == subject, AuditEvent.at >= since))
+    earlier = await s.scalars(
+        select(AuditEvent.details).where(
+            AuditEvent.action == OUTSIDE, AuditEvent.target == subject, AuditEvent.at >= since
+        )
+    )
     return any(d.get("grant_target") == key for d in earlier)
 
 
-async def _restored(s: AsyncSession, *, now: datetime, state: TargetState, member: str,
-                    grant_id: str) -> None:
+async def _restored(
+    s: AsyncSession, *, now: datetime, state: TargetState, member: str, grant_id: str
+) -> None:
     person = await _who(s, member)
     who = f"{person.display_name} ({person.email})" if person else f"account {member}"
     key = target_key(state.target)
-    await audit(s, at=now, actor=SYSTEM_ACTOR, action=RESTORED,
-                target=f"{person.email if person else member}/{state.role_id}",
-                grant=grant_id, member=member, grant_target=key)
-    notify(s, now=now, recipients=await admins(s), note=Notification(
-        kind=ALERT, headline=f"{who} should hold {state.role_name} ({key}) through pim-bot, "
-        "but it was missing there: pim-bot is granting it again.",
-        details=("high · grant_missing", f"grant {grant_id}")))
+    await audit(
+        s,
+        at=now,
+        actor=SYSTEM_ACTOR,
+        action=RESTORED,
+        target=f"{person.email if person else member}/{state.role_id}",
+        grant=grant_id,
+        member=member,
+        grant_target=key,
+    )
+    notify(
+        s,
+        now=now,
+        recipients=await admins(s),
+        note=Notification(
+            kind=ALERT,
+            headline=f"{who} should hold {state.role_name} ({key}) through pim-bot, "
+            "but it was missing there: pim-bot is granting it again.",
+            details=("high · grant_missing", f"grant {grant_id}"),
+        ),
+    )

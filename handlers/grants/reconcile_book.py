@@ -25,8 +25,9 @@ _IN_FLIGHT = (GrantStatus.PENDING_PROVISIONING, GrantStatus.PENDING_REVOKE, Gran
 class SqlGrantBook:
     async def states(self, s: AsyncSession) -> list[TargetState]:
         by_key: dict[str, TargetState] = {}
-        for role in await s.scalars(select(Role).where(Role.grant_targets.is_not(None))
-                                    .order_by(Role.id)):
+        for role in await s.scalars(
+            select(Role).where(Role.grant_targets.is_not(None)).order_by(Role.id)
+        ):
             for target in targets_of(role.grant_targets):
                 key = target_key(target)
                 held = by_key.get(key)
@@ -34,10 +35,17 @@ class SqlGrantBook:
         provisioned: dict[str, dict[str, str]] = {}
         expected: dict[str, set[str]] = {}
         rows = await s.execute(
-            select(Grant.grant_id, Grant.kind, Grant.target, Grant.status,
-                   Principal.teams_id, Principal.slack_id)
+            select(
+                Grant.grant_id,
+                Grant.kind,
+                Grant.target,
+                Grant.status,
+                Principal.teams_id,
+                Principal.slack_id,
+            )
             .join(Principal, Principal.id == Grant.principal_id)
-            .where(Grant.status.in_([GrantStatus.PROVISIONED, *_IN_FLIGHT])))
+            .where(Grant.status.in_([GrantStatus.PROVISIONED, *_IN_FLIGHT]))
+        )
         for grant_id, kind, raw, status, teams_id, slack_id in rows:
             member = slack_id if kind == "slack_usergroup" else teams_id
             if not member:
@@ -47,18 +55,31 @@ class SqlGrantBook:
                 provisioned.setdefault(key, {})[member] = grant_id
             else:
                 expected.setdefault(key, set()).add(member)
-        return [TargetState(st.target, st.role_id, st.role_name, provisioned.get(key, {}),
-                            frozenset(expected.get(key, ()))) for key, st in by_key.items()]
+        return [
+            TargetState(
+                st.target,
+                st.role_id,
+                st.role_name,
+                provisioned.get(key, {}),
+                frozenset(expected.get(key, ())),
+            )
+            for key, st in by_key.items()
+        ]
 
     async def restore(self, s: AsyncSession, *, grant_id: str, now: datetime) -> bool:
         # Only a grant still Provisioned: one revoked since we looked stays revoked.
         result = await s.execute(
-            update(Grant).where(Grant.grant_id == grant_id,
-                                Grant.status == GrantStatus.PROVISIONED)
-            .values(status=GrantStatus.PENDING_PROVISIONING, attempts=0, next_attempt_at=now,
-                    claimed_by=None,
-                    last_error="missing at reconciliation; granting again")
-            .execution_options(synchronize_session=False))
+            update(Grant)
+            .where(Grant.grant_id == grant_id, Grant.status == GrantStatus.PROVISIONED)
+            .values(
+                status=GrantStatus.PENDING_PROVISIONING,
+                attempts=0,
+                next_attempt_at=now,
+                claimed_by=None,
+                last_error="missing at reconciliation; granting again",
+            )
+            .execution_options(synchronize_session=False)
+        )
         if result.rowcount == 1:  # type: ignore[attr-defined]
             note_queued(s)
             return True

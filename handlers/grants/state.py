@@ -33,8 +33,11 @@ async def open_grants(
 ) -> list[str]:
     """Queue the grants of an activation that takes effect now; return the lines its card
     shows ("Entra: provisioning…"). A role without `grant:` queues nothing."""
-    await open_many(session, items=[Holding(schedule.id, schedule.request_id,
-                                            schedule.principal_id, role)], now=now)
+    await open_many(
+        session,
+        items=[Holding(schedule.id, schedule.request_id, schedule.principal_id, role)],
+        now=now,
+    )
     return [f"{PLACE[t.kind]}: provisioning…" for t in targets_of(role.grant_targets)]
 
 
@@ -50,12 +53,24 @@ class Holding:
 
 async def open_many(session: AsyncSession, *, items: Sequence[Holding], now: datetime) -> None:
     """Queue the grants of many active schedules in one INSERT (admin and policy assignments)."""
-    rows = [{"grant_id": uuid.uuid4().hex, "schedule_id": h.schedule_id,
-             "request_id": h.request_id, "principal_id": h.principal_id, "role_id": h.role.id,
-             "kind": t.kind, "target": to_json(t), "phase": GRANT,
-             "status": GrantStatus.PENDING_PROVISIONING, "attempts": 0,
-             "next_attempt_at": now, "created_at": now}
-            for h in items for t in targets_of(h.role.grant_targets)]
+    rows = [
+        {
+            "grant_id": uuid.uuid4().hex,
+            "schedule_id": h.schedule_id,
+            "request_id": h.request_id,
+            "principal_id": h.principal_id,
+            "role_id": h.role.id,
+            "kind": t.kind,
+            "target": to_json(t),
+            "phase": GRANT,
+            "status": GrantStatus.PENDING_PROVISIONING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for h in items
+        for t in targets_of(h.role.grant_targets)
+    ]
     if rows:
         await session.execute(insert(Grant), rows)
         note_queued(session)
@@ -73,21 +88,33 @@ async def revoke_grants(
     quiet = dict(synchronize_session=False)
     # Never tried and nobody trying: there is nothing to take back.
     await session.execute(
-        update(Grant).where(mine, pending, Grant.attempted_at.is_(None), ~in_flight)
+        update(Grant)
+        .where(mine, pending, Grant.attempted_at.is_(None), ~in_flight)
         .values(status=GrantStatus.CANCELED, phase=REVOKE, revoked_at=now, claimed_by=None)
-        .execution_options(**quiet))
+        .execution_options(**quiet)
+    )
     # A grant call in flight: the revoke waits for it. Its worker sees the new status when
     # it records the outcome and hands the row back (storage.grant_claims.release).
     await session.execute(
-        update(Grant).where(mine, pending, in_flight)
+        update(Grant)
+        .where(mine, pending, in_flight)
         .values(status=GrantStatus.PENDING_REVOKE, phase=REVOKE, attempts=0)
-        .execution_options(**quiet))
+        .execution_options(**quiet)
+    )
     # Granted, or perhaps granted (an attempt that timed out): revoke now.
     await session.execute(
-        update(Grant).where(mine, or_(Grant.status == GrantStatus.PROVISIONED, pending))
-        .values(status=GrantStatus.PENDING_REVOKE, phase=REVOKE, attempts=0,
-                next_attempt_at=now, claimed_by=None, last_error=None)
-        .execution_options(**quiet))
+        update(Grant)
+        .where(mine, or_(Grant.status == GrantStatus.PROVISIONED, pending))
+        .values(
+            status=GrantStatus.PENDING_REVOKE,
+            phase=REVOKE,
+            attempts=0,
+            next_attempt_at=now,
+            claimed_by=None,
+            last_error=None,
+        )
+        .execution_options(**quiet)
+    )
     note_queued(session)
 
 

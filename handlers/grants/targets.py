@@ -8,8 +8,13 @@ from typing import Any
 from handlers.grants.provider import TARGET_KINDS, Target
 
 # What a user reads on their card: "active in Entra", "provisioning… (Azure)".
-PLACE = {"entra_role": "Entra", "entra_group": "Entra (group)", "azure_role": "Azure",
-         "slack_usergroup": "Slack", "webhook": "webhook"}
+PLACE = {
+    "entra_role": "Entra",
+    "entra_group": "Entra (group)",
+    "azure_role": "Azure",
+    "slack_usergroup": "Slack",
+    "webhook": "webhook",
+}
 
 
 def to_json(target: Target) -> dict[str, Any]:
@@ -24,8 +29,13 @@ def to_json(target: Target) -> dict[str, Any]:
 
 def from_json(raw: dict[str, Any]) -> Target:
     kind = next(k for k in TARGET_KINDS if k in raw)
-    return Target(kind=kind, ref=str(raw[kind]), scope=raw.get("scope"),
-                  access=raw.get("access"), enforce=raw.get("enforce"))
+    return Target(
+        kind=kind,
+        ref=str(raw[kind]),
+        scope=raw.get("scope"),
+        access=raw.get("access"),
+        enforce=raw.get("enforce"),
+    )
 
 
 def targets_of(stored: list[dict[str, Any]] | None) -> list[Target]:

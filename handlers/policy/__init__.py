@@ -9,5 +9,11 @@ from handlers.policy.apply import Change, PolicyPlan, apply_policy, export_polic
 from handlers.policy.file import read_policy_file
 from handlers.policy.limits import DEFAULT_MAX_BYTES
 
-__all__ = ["DEFAULT_MAX_BYTES", "Change", "PolicyPlan", "apply_policy", "export_policy",
-           "read_policy_file"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "Change",
+    "PolicyPlan",
+    "apply_policy",
+    "export_policy",
+    "read_policy_file",
+]

@@ -54,8 +54,14 @@ _POLICY_LOCK_KEY = 7_244_614
 
 
 async def apply_policy(
-    uow: UnitOfWork, clock: Clock, *, text: str, source: str = "policy.yaml",
-    dry_run: bool = False, prune: bool = False, max_bytes: int = DEFAULT_MAX_BYTES,
+    uow: UnitOfWork,
+    clock: Clock,
+    *,
+    text: str,
+    source: str = "policy.yaml",
+    dry_run: bool = False,
+    prune: bool = False,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> PolicyPlan:
     """Check the whole file, plan, and (unless dry_run) carry out the plan in one transaction.
 
@@ -64,8 +70,9 @@ async def apply_policy(
     Each change is audited with actor `policy:<source>`.
     """
     with _no_cycle_collection():
-        return await _apply(uow, clock, text=text, source=source, dry_run=dry_run,
-                            prune=prune, max_bytes=max_bytes)
+        return await _apply(
+            uow, clock, text=text, source=source, dry_run=dry_run, prune=prune, max_bytes=max_bytes
+        )
 
 
 @contextmanager
@@ -83,8 +90,16 @@ def _no_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-async def _apply(uow: UnitOfWork, clock: Clock, *, text: str, source: str, dry_run: bool,
-                 prune: bool, max_bytes: int) -> PolicyPlan:
+async def _apply(
+    uow: UnitOfWork,
+    clock: Clock,
+    *,
+    text: str,
+    source: str,
+    dry_run: bool,
+    prune: bool,
+    max_bytes: int,
+) -> PolicyPlan:
     now = clock.now()
     doc = parse_policy(text, source=source, now=now, max_bytes=max_bytes)
     async with uow.transaction() as s:
@@ -96,15 +111,17 @@ async def _apply(uow: UnitOfWork, clock: Clock, *, text: str, source: str, dry_r
         await plan_roles(s, doc, draft)
         await plan_assignments(s, doc, draft, prune=prune)
         await plan_reviews(s, doc.reviews, draft, prune=prune)
-        await plan_directory(s, sources=doc.directory, groups=doc.group_assignments,
-                             draft=draft, prune=prune)
+        await plan_directory(
+            s, sources=doc.directory, groups=doc.group_assignments, draft=draft, prune=prune
+        )
         if draft.errors:
             raise policy_failure(source, draft.errors)
         if not dry_run:
             await carry_out(s, draft)
             await carry_directory(s, changes=draft.changes, now=now)
-    logger.info("policy %s: %d change(s)%s", source, len(draft.changes),
-                " (dry run)" if dry_run else "")
+    logger.info(
+        "policy %s: %d change(s)%s", source, len(draft.changes), " (dry run)" if dry_run else ""
+    )
     return PolicyPlan(draft.changes, applied=not dry_run)
 
 
@@ -115,9 +132,14 @@ async def export_policy(uow: UnitOfWork) -> str:
     async with uow.transaction() as s:
         people = list(await s.scalars(select(Principal).order_by(Principal.email)))
         roles = list(await s.scalars(select(Role).order_by(Role.id)))
-        schedules = list(await s.scalars(select(Schedule).where(
-            Schedule.state == ScheduleState.ACTIVE,
-            Schedule.member_type == MemberType.ASSIGNED)))
+        schedules = list(
+            await s.scalars(
+                select(Schedule).where(
+                    Schedule.state == ScheduleState.ACTIVE,
+                    Schedule.member_type == MemberType.ASSIGNED,
+                )
+            )
+        )
         reviews = await export_reviews(s)
         sources, groups = await export_directory(s)
     doc: dict[str, Any] = {"admins": [p.email for p in people if p.admin], "principals": []}
@@ -138,8 +160,11 @@ async def export_policy(uow: UnitOfWork) -> str:
         doc["roles"].append(role)
     doc["assignments"] = []
     for sched in sorted(schedules, key=lambda x: (x.principal.email, x.role_id, x.kind)):
-        item: dict[str, Any] = {"principal": sched.principal.email, "role": sched.role_id,
-                                "type": sched.kind}
+        item: dict[str, Any] = {
+            "principal": sched.principal.email,
+            "role": sched.role_id,
+            "type": sched.kind,
+        }
         if sched.end_at is not None:
             # As text: PyYAML would tag a timestamp inside {...} with !!timestamp.
             item["end"] = end_text(sched.end_at)

@@ -15,6 +15,7 @@ __all__ = ["Checker", "shown"]
 # Column widths in storage.models: a clear message beats PostgreSQL's "value too long".
 _MAX_LEN = {"email": 320, "name": 200, "slack_id": 64, "teams_id": 64, "id": 100}
 
+
 def shown(value: Any) -> str:
     """`value` as a message quotes it: repr() for short values, cut short for long ones
     whatever their size or nesting."""
@@ -37,8 +38,11 @@ class Checker:
         for key in item:
             if key not in allowed:
                 where = f"{path}.{key}" if path else str(key)
-                self.fail(item.lines.get(key, item.line), where,
-                          f"unknown key (expected one of: {', '.join(allowed)})")
+                self.fail(
+                    item.lines.get(key, item.line),
+                    where,
+                    f"unknown key (expected one of: {', '.join(allowed)})",
+                )
 
     def items(self, root: LineMap, name: str) -> Iterator[tuple[str, LineMap]]:
         """Each mapping in the list `name`, with its path (e.g. roles[1]); others are errors."""
@@ -56,7 +60,12 @@ class Checker:
                 self.fail(value.lines[index], path, "must be a mapping, e.g. {key: value, ...}")
 
     def text(
-        self, item: LineMap, key: str, path: str, *, required: bool = True,
+        self,
+        item: LineMap,
+        key: str,
+        path: str,
+        *,
+        required: bool = True,
         multiline: bool = False,
     ) -> str | None:
         value = item.get(key)

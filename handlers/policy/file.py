@@ -124,8 +124,9 @@ def parse_policy(
     check = Checker(list(duplicates))
     if root is None:
         # An empty file is far more likely an accident than "remove everything" (--prune).
-        raise policy_failure(source, [(1, "the file is empty; a policy lists at least admins, "
-                                          "principals or roles")])
+        raise policy_failure(
+            source, [(1, "the file is empty; a policy lists at least admins, principals or roles")]
+        )
     if not isinstance(root, LineMap):
         check.fail(1, "", "the file must be a mapping with " + ", ".join(TOP_LEVEL))
         raise policy_failure(source, check.errors)
@@ -139,8 +140,14 @@ def parse_policy(
     groups = unique_groups(check, groups)
     if check.errors:
         raise policy_failure(source, check.errors)
-    return PolicyDoc(principals, [r for r in roles.values() if r is not None], assignments,
-                     reviews, directory, groups)
+    return PolicyDoc(
+        principals,
+        [r for r in roles.values() if r is not None],
+        assignments,
+        reviews,
+        directory,
+        groups,
+    )
 
 
 def _not_yaml(err: yaml.YAMLError, text: str) -> tuple[int, str]:
@@ -165,7 +172,9 @@ def _principals(check: Checker, root: LineMap) -> list[PrincipalSpec]:
         check.keys(item, path, _PRINCIPAL_KEYS)
         email = check.text(item, "email", path)
         if email is not None and not _EMAIL.fullmatch(email):
-            check.fail(item.lines["email"], f"{path}.email", f"{shown(email)} is not an email address")
+            check.fail(
+                item.lines["email"], f"{path}.email", f"{shown(email)} is not an email address"
+            )
             email = None
         email = email.lower() if email else None
         name = check.text(item, "name", path)
@@ -173,8 +182,16 @@ def _principals(check: Checker, root: LineMap) -> list[PrincipalSpec]:
         for key, value in (("email", email), *ids.items()):
             check.unique(seen[key], value, item.lines.get(key, item.line), f"{path}.{key}")
         if email and name:
-            out.append(PrincipalSpec(email, name, ids["slack_id"], ids["teams_id"],
-                                     admin=email in admins, line=item.line))
+            out.append(
+                PrincipalSpec(
+                    email,
+                    name,
+                    ids["slack_id"],
+                    ids["teams_id"],
+                    admin=email in admins,
+                    line=item.line,
+                )
+            )
     for email, line in admins.items():
         if email not in seen["email"]:
             check.fail(line, "admins", f"{email} is not listed under principals; add them there")
@@ -193,7 +210,9 @@ def _admins(check: Checker, root: LineMap) -> dict[str, int]:
         if isinstance(email, str) and _EMAIL.fullmatch(email.strip()):
             out.setdefault(email.strip().lower(), value.lines[index])
         else:
-            check.fail(value.lines[index], f"admins[{index}]", f"{shown(email)} is not an email address")
+            check.fail(
+                value.lines[index], f"admins[{index}]", f"{shown(email)} is not an email address"
+            )
     return out
 
 
@@ -206,22 +225,26 @@ def _roles(check: Checker, root: LineMap, emails: set[str]) -> dict[str, RoleSpe
         check.keys(item, path, _ROLE_KEYS)
         role_id = check.text(item, "id", path)
         if role_id is not None and not _ROLE_ID.fullmatch(role_id):
-            check.fail(item.lines["id"], f"{path}.id",
-                       f"{shown(role_id)} is not a role id: use lower-case letters, digits, - _ .")
+            check.fail(
+                item.lines["id"],
+                f"{path}.id",
+                f"{shown(role_id)} is not a role id: use lower-case letters, digits, - _ .",
+            )
             role_id = None
         if role_id is not None and role_id in out:
             check.fail(item.lines["id"], f"{path}.id", f"{role_id} is listed twice")
             role_id = None
         name = check.text(item, "name", path)
         check.unique(names, name, item.lines.get("name", item.line), f"{path}.name")
-        description = check.text(item, "description", path, required=False,
-                                 multiline=True) or ""
+        description = check.text(item, "description", path, required=False, multiline=True) or ""
         settings = _settings(check, item, path, emails)
         grants = check_grants(check, item, path)
         if role_id is not None:
-            out[role_id] = (RoleSpec(role_id, name, description, settings, item.line, grants)
-                            if name is not None and settings is not None
-                            and grants is not None else None)
+            out[role_id] = (
+                RoleSpec(role_id, name, description, settings, item.line, grants)
+                if name is not None and settings is not None and grants is not None
+                else None
+            )
     return out
 
 
@@ -244,15 +267,21 @@ def _settings(check: Checker, item: LineMap, path: str, emails: set[str]) -> Rol
             broken = True
             key, message = _blame(str(err), remaining)
             where = f"{path}.settings.{key}" if key else f"{path}.settings"
-            check.fail(raw.lines.get(key, line), where,
-                       message if len(message) <= 200 else message[:199] + "…")
+            check.fail(
+                raw.lines.get(key, line),
+                where,
+                message if len(message) <= 200 else message[:199] + "…",
+            )
             if key is None:
                 return None
             del remaining[key]
     for approver in settings.approvers:
         if approver not in emails:
-            check.fail(raw.lines["approvers"], f"{path}.settings.approvers",
-                       f"{approver} is not listed under principals")
+            check.fail(
+                raw.lines["approvers"],
+                f"{path}.settings.approvers",
+                f"{approver} is not listed under principals",
+            )
             broken = True
     return None if broken else settings
 
@@ -265,13 +294,17 @@ def _blame(message: str, raw: dict[Any, Any]) -> tuple[Any, str]:
     # Longest first, so a setting whose name begins another's never takes the blame for it.
     for key in sorted(raw, key=lambda k: -len(str(k))):
         if isinstance(key, str) and message.startswith(key):
-            return key, message[len(key):].lstrip(" :") or message
+            return key, message[len(key) :].lstrip(" :") or message
     return None, message
 
 
 def _assignments(
-    check: Checker, root: LineMap, emails: set[str], roles: dict[str, RoleSpec | None],
-    now: datetime, groups: list[GroupAssignmentSpec],
+    check: Checker,
+    root: LineMap,
+    emails: set[str],
+    roles: dict[str, RoleSpec | None],
+    now: datetime,
+    groups: list[GroupAssignmentSpec],
 ) -> list[AssignmentSpec]:
     out: list[AssignmentSpec] = []
     seen: dict[tuple[str, str, str], int] = {}
@@ -285,34 +318,54 @@ def _assignments(
         email = check.text(item, "principal", path)
         email = email.lower() if email else None
         if email is not None and email not in emails:
-            check.fail(item.lines["principal"], f"{path}.principal", f"{email} is not listed "
-                       "under principals (assignments may only name people in this file)")
+            check.fail(
+                item.lines["principal"],
+                f"{path}.principal",
+                f"{email} is not listed "
+                "under principals (assignments may only name people in this file)",
+            )
             email = None
         role_id = check.text(item, "role", path)
         if role_id is not None and role_id not in roles:
-            check.fail(item.lines["role"], f"{path}.role", f"{role_id} is not listed under "
-                       "roles (assignments may only name roles in this file)")
+            check.fail(
+                item.lines["role"],
+                f"{path}.role",
+                f"{role_id} is not listed under "
+                "roles (assignments may only name roles in this file)",
+            )
             role_id = None
         kind = check.text(item, "type", path)
         if kind is not None and kind not in _KINDS:
-            check.fail(item.lines["type"], f"{path}.type",
-                       f"must be eligible or active, not {shown(kind)}")
+            check.fail(
+                item.lines["type"], f"{path}.type", f"must be eligible or active, not {shown(kind)}"
+            )
             kind = None
         end, end_ok = _end(check, item, path, now)
         if email is None or role_id is None or kind is None or not end_ok:
             continue
         role = roles[role_id]
-        if end is None and role is not None and not (
-            role.settings.allow_permanent_eligible if kind == ScheduleKind.ELIGIBLE
-            else role.settings.allow_permanent_active
+        if (
+            end is None
+            and role is not None
+            and not (
+                role.settings.allow_permanent_eligible
+                if kind == ScheduleKind.ELIGIBLE
+                else role.settings.allow_permanent_active
+            )
         ):
-            check.fail(item.line, path, f"{role_id} does not allow permanent {kind} "
-                       "assignments; give an end date")
+            check.fail(
+                item.line,
+                path,
+                f"{role_id} does not allow permanent {kind} assignments; give an end date",
+            )
             continue
         key = (email, role_id, kind)
         if key in seen:
-            check.fail(item.line, path, f"{email} {kind} {role_id} is listed twice "
-                       f"(first at line {seen[key]})")
+            check.fail(
+                item.line,
+                path,
+                f"{email} {kind} {role_id} is listed twice (first at line {seen[key]})",
+            )
             continue
         seen[key] = item.line
         out.append(AssignmentSpec(email, role_id, kind, end, item.line, path))
@@ -342,8 +395,11 @@ def _end(check: Checker, item: LineMap, path: str, now: datetime) -> tuple[datet
     except (ValueError, OverflowError):  # month 13, or year 9999 pushed past by an offset
         end = None
     if end is None:
-        check.fail(line, where, f"{shown(value)} is not a date; use e.g. 2027-06-30 or "
-                   "2027-06-30T12:00:00Z")
+        check.fail(
+            line,
+            where,
+            f"{shown(value)} is not a date; use e.g. 2027-06-30 or 2027-06-30T12:00:00Z",
+        )
         return None, False
     if end <= now:
         check.fail(line, where, f"{end.isoformat().replace('+00:00', 'Z')} is in the past")

@@ -21,11 +21,18 @@ from handlers.policy.checker import Checker, shown
 from handlers.policy.yaml_lines import LineList, LineMap
 
 # The keys each kind takes besides its own; a webhook cannot be read back, so no enforce.
-_EXTRA = {"entra_role": ("scope", "enforce"), "entra_group": ("access", "enforce"),
-          "azure_role": ("scope", "enforce"), "slack_usergroup": ("enforce",), "webhook": ()}
+_EXTRA = {
+    "entra_role": ("scope", "enforce"),
+    "entra_group": ("access", "enforce"),
+    "azure_role": ("scope", "enforce"),
+    "slack_usergroup": ("enforce",),
+    "webhook": (),
+}
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_ARM_ROLE = re.compile(r"(/[^/\s]+)*/providers/Microsoft\.Authorization/roleDefinitions/"
-                       + _GUID.pattern, re.IGNORECASE)
+_ARM_ROLE = re.compile(
+    r"(/[^/\s]+)*/providers/Microsoft\.Authorization/roleDefinitions/" + _GUID.pattern,
+    re.IGNORECASE,
+)
 _USERGROUP = re.compile(r"S[A-Z0-9]{2,30}")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -72,16 +79,23 @@ def _entry(check: Checker, entry: object, line: int, where: str) -> Target | Non
         key, message = problem
         check.fail(entry.lines.get(key, line), f"{where}.{key}", message)
         return None
-    return Target(kind=kind, ref=values[kind] or "", scope=_scope(kind, values),
-                  access=values.get("access") or ("member" if kind == "entra_group" else None),
-                  enforce=values.get("enforce"))
+    return Target(
+        kind=kind,
+        ref=values[kind] or "",
+        scope=_scope(kind, values),
+        access=values.get("access") or ("member" if kind == "entra_group" else None),
+        enforce=values.get("enforce"),
+    )
 
 
 def _text(check: Checker, entry: LineMap, key: str, where: str) -> str | None:
     value = entry[key]
     if not isinstance(value, str) or not value.strip() or "\n" in value:
-        check.fail(entry.lines.get(key, entry.line), f"{where}.{key}",
-                   f"must be one line of text, not {shown(value)}")
+        check.fail(
+            entry.lines.get(key, entry.line),
+            f"{where}.{key}",
+            f"must be one line of text, not {shown(value)}",
+        )
         return None
     return value.strip()
 

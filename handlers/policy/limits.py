@@ -33,8 +33,10 @@ ParserBase: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def too_big(max_bytes: int) -> str:
-    return (f"the file is larger than {max_bytes} bytes, the limit for policy files "
-            "(PIM_POLICY_MAX_BYTES)")
+    return (
+        f"the file is larger than {max_bytes} bytes, the limit for policy files "
+        "(PIM_POLICY_MAX_BYTES)"
+    )
 
 
 @dataclass(slots=True)
@@ -96,8 +98,10 @@ class Budget:
                 stack[-1].size += 1
         elif kind in _STARTS:
             if len(stack) >= MAX_DEPTH:
-                return (event.start_mark.line + 1,
-                        f"values are nested more than {MAX_DEPTH} levels deep")
+                return (
+                    event.start_mark.line + 1,
+                    f"values are nested more than {MAX_DEPTH} levels deep",
+                )
             _next_is_key(stack)
             stack.append(_Open(event.anchor, mapping=kind is yaml.MappingStartEvent))
             if event.anchor:
@@ -118,8 +122,10 @@ class Budget:
             return line, f"the alias *{event.anchor} refers to a value that contains it"
         self.expanded += size
         if self.expanded > ALIAS_BUDGET:
-            return line, (f"the aliases in this file expand to more than {ALIAS_BUDGET} "
-                          "values; write the values out instead")
+            return line, (
+                f"the aliases in this file expand to more than {ALIAS_BUDGET} "
+                "values; write the values out instead"
+            )
         _next_is_key(self.stack)
         _grow(self.stack, size)
         return None

@@ -35,7 +35,7 @@ T = TypeVar("T")
 
 def chunked(items: Sequence[T], size: int = BATCH) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,42 +99,75 @@ async def plan_principals(s: AsyncSession, doc: PolicyDoc, draft: PlanDraft) -> 
     emails = [p.email for p in doc.principals]
     existing: dict[str, Any] = {}
     for chunk in chunked(emails):
-        found = await s.execute(select(
-            Principal.id, Principal.email, Principal.display_name, Principal.slack_id,
-            Principal.teams_id, Principal.admin,
-        ).where(func.lower(Principal.email).in_(chunk)))
+        found = await s.execute(
+            select(
+                Principal.id,
+                Principal.email,
+                Principal.display_name,
+                Principal.slack_id,
+                Principal.teams_id,
+                Principal.admin,
+            ).where(func.lower(Principal.email).in_(chunk))
+        )
         existing.update((row.email.lower(), row) for row in found)
     listed = set(emails)
     for column in ("slack_id", "teams_id"):
         wanted = {getattr(p, column): p for p in doc.principals if getattr(p, column)}
         for ids in chunked(list(wanted)):
-            holders = await s.execute(select(Principal.email, getattr(Principal, column))
-                                      .where(getattr(Principal, column).in_(ids)))
+            holders = await s.execute(
+                select(Principal.email, getattr(Principal, column)).where(
+                    getattr(Principal, column).in_(ids)
+                )
+            )
             for email, value in holders:
                 if email.lower() in listed:
                     continue
                 spec = wanted[value]
-                draft.errors.append((spec.line, f"{column} {value} of {spec.email} "
-                                     f"already belongs to {email}, who is not in this file"))
+                draft.errors.append(
+                    (
+                        spec.line,
+                        f"{column} {value} of {spec.email} "
+                        f"already belongs to {email}, who is not in this file",
+                    )
+                )
     for spec in doc.principals:
         current = existing.get(spec.email)
         if current is None:
-            draft.add(CREATE, "principal", spec.email, f"{spec.email} ({spec.name})",
-                      name=spec.name, slack_id=spec.slack_id, teams_id=spec.teams_id)
+            draft.add(
+                CREATE,
+                "principal",
+                spec.email,
+                f"{spec.email} ({spec.name})",
+                name=spec.name,
+                slack_id=spec.slack_id,
+                teams_id=spec.teams_id,
+            )
             draft.work.new_principals.append(spec)
         else:
             # An id the file leaves out is kept: Slack and Teams fill them in by email lookup,
             # and re-applying the file at every start must not undo that.
-            spec = replace(spec, slack_id=spec.slack_id or current.slack_id,
-                           teams_id=spec.teams_id or current.teams_id)
-            diff = _diff({"name": (current.display_name, spec.name),
-                          "slack_id": (current.slack_id, spec.slack_id),
-                          "teams_id": (current.teams_id, spec.teams_id)})
+            spec = replace(
+                spec,
+                slack_id=spec.slack_id or current.slack_id,
+                teams_id=spec.teams_id or current.teams_id,
+            )
+            diff = _diff(
+                {
+                    "name": (current.display_name, spec.name),
+                    "slack_id": (current.slack_id, spec.slack_id),
+                    "teams_id": (current.teams_id, spec.teams_id),
+                }
+            )
             if diff:
                 if current.slack_id != spec.slack_id or current.teams_id != spec.teams_id:
                     draft.work.release_principals.append(current.id)
-                draft.add(UPDATE, "principal", spec.email, f"{spec.email}: {_describe(diff)}",
-                          **_audited(diff))
+                draft.add(
+                    UPDATE,
+                    "principal",
+                    spec.email,
+                    f"{spec.email}: {_describe(diff)}",
+                    **_audited(diff),
+                )
                 draft.work.principal_updates.append((current.id, spec))
         if spec.admin != (current.admin if current is not None else False):
             draft.add(CREATE if spec.admin else REMOVE, "admin", spec.email, spec.email)
@@ -153,28 +186,52 @@ async def plan_roles(s: AsyncSession, doc: PolicyDoc, draft: PlanDraft) -> None:
     listed = set(ids)
     # Chat finds roles by name case-insensitively, so a clash in case only is a clash too.
     for names in chunked(list(by_name)):
-        clashes = await s.execute(select(Role.id, Role.display_name).where(
-            func.lower(Role.display_name).in_(names)))
+        clashes = await s.execute(
+            select(Role.id, Role.display_name).where(func.lower(Role.display_name).in_(names))
+        )
         for other_id, other_name in clashes:
             if other_id in listed:
                 continue
             spec = by_name[other_name.lower()]
-            draft.errors.append((spec.line, f"role {spec.id}: the name {spec.name!r} already "
-                                 f"belongs to role {other_id}, which is not in this file"))
+            draft.errors.append(
+                (
+                    spec.line,
+                    f"role {spec.id}: the name {spec.name!r} already "
+                    f"belongs to role {other_id}, which is not in this file",
+                )
+            )
     for spec in doc.roles:
         current = existing.get(spec.id)
         if current is None:
-            draft.add(CREATE, "role", spec.id, f"{spec.id} ({spec.name}){granted(spec.grants)}",
-                      name=spec.name,
-                      description=spec.description, settings=spec.settings.to_policy(),
-                      **_grant_detail(spec))
+            draft.add(
+                CREATE,
+                "role",
+                spec.id,
+                f"{spec.id} ({spec.name}){granted(spec.grants)}",
+                name=spec.name,
+                description=spec.description,
+                settings=spec.settings.to_policy(),
+                **_grant_detail(spec),
+            )
             draft.work.new_roles.append(spec)
             continue
-        diff = _diff({"name": (current.display_name, spec.name),
-                      "description": (current.description, spec.description)})
+        diff = _diff(
+            {
+                "name": (current.display_name, spec.name),
+                "description": (current.description, spec.description),
+            }
+        )
         diff.update(_settings_diff(current.settings, spec.settings))
-        diff.update(_diff({"grant": (shown_grants(current.grant_targets), shown_grants(
-            stored_grants(spec.grants)))}))
+        diff.update(
+            _diff(
+                {
+                    "grant": (
+                        shown_grants(current.grant_targets),
+                        shown_grants(stored_grants(spec.grants)),
+                    )
+                }
+            )
+        )
         if not diff:
             continue
         if current.display_name != spec.name:
@@ -193,8 +250,11 @@ def _settings_diff(stored: dict[str, Any], new: RoleSettings) -> dict[str, tuple
         old = RoleSettings.from_mapping(stored)
     except SettingsError:
         return {"settings": ("(unreadable)", "(as in the file)")}
-    return {f.name: (getattr(old, f.name), getattr(new, f.name))
-            for f in fields(RoleSettings) if getattr(old, f.name) != getattr(new, f.name)}
+    return {
+        f.name: (getattr(old, f.name), getattr(new, f.name))
+        for f in fields(RoleSettings)
+        if getattr(old, f.name) != getattr(new, f.name)
+    }
 
 
 # --- how changes read ------------------------------------------------------------------------
@@ -235,4 +295,3 @@ def _show(value: Any) -> str:
 
 def end_text(end: datetime | None) -> str:
     return end.astimezone(UTC).isoformat().replace("+00:00", "Z") if end else "permanent"
-

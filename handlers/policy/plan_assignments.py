@@ -21,11 +21,20 @@ async def plan_assignments(
     s: AsyncSession, doc: PolicyDoc, draft: PlanDraft, *, prune: bool
 ) -> None:
     # Columns, not objects: a policy of 100,000 assignments is compared with as many rows.
-    current = await s.execute(select(
-        Schedule.id, func.lower(Principal.email), Schedule.role_id, Schedule.kind,
-        Schedule.member_type, Schedule.end_at, Schedule.from_policy,
-    ).join(Principal, Schedule.principal_id == Principal.id)
-     .where(Schedule.state == ScheduleState.ACTIVE).order_by(Schedule.id))
+    current = await s.execute(
+        select(
+            Schedule.id,
+            func.lower(Principal.email),
+            Schedule.role_id,
+            Schedule.kind,
+            Schedule.member_type,
+            Schedule.end_at,
+            Schedule.from_policy,
+        )
+        .join(Principal, Schedule.principal_id == Principal.id)
+        .where(Schedule.state == ScheduleState.ACTIVE)
+        .order_by(Schedule.id)
+    )
     assigned: dict[tuple[str, str, str], Any] = {}
     activated: dict[tuple[str, str, str], Any] = {}
     for row in current:
@@ -37,15 +46,24 @@ async def plan_assignments(
         if existing is None and spec.key in activated:
             # grant_schedule refuses while an activation of the same role runs.
             until = end_text(activated[spec.key].end_at)
-            draft.errors.append((spec.line, f"{spec.path}: {spec.principal} has activated "
-                                 f"{spec.role} until {until}; remove that activation in chat "
-                                 "or wait for it to end, then apply"))
+            draft.errors.append(
+                (
+                    spec.line,
+                    f"{spec.path}: {spec.principal} has activated "
+                    f"{spec.role} until {until}; remove that activation in chat "
+                    "or wait for it to end, then apply",
+                )
+            )
         elif existing is None:
             draft.add(CREATE, "assignment", key, f"{name} {_until(spec.end)}")
             draft.work.grants.append(spec)
         elif existing.end_at != spec.end:
-            draft.add(UPDATE, "assignment", key,
-                      f"{name}: end {end_text(existing.end_at)} -> {end_text(spec.end)}")
+            draft.add(
+                UPDATE,
+                "assignment",
+                key,
+                f"{name}: end {end_text(existing.end_at)} -> {end_text(spec.end)}",
+            )
             # One message to the person for a moved end: "assigned", not "removed" first.
             draft.work.ends.append((existing.id, False))
             draft.work.grants.append(spec)

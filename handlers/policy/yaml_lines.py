@@ -26,8 +26,9 @@ def load_with_lines(text: str) -> tuple[Any, list[tuple[int, str]]]:
 
 
 def dump_yaml(doc: Any) -> str:
-    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=None, width=120,
-                     allow_unicode=True)
+    return yaml.dump(
+        doc, Dumper=_Dumper, sort_keys=False, default_flow_style=None, width=120, allow_unicode=True
+    )
 
 
 class LineMap(dict[Any, Any]):
@@ -77,8 +78,13 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[LineMap]
         line = key_node.start_mark.line + 1
         if key_node.value in seen:
             first = seen[key_node.value]
-            loader.duplicates.append((line, f"{key_node.value!r} appears twice in one mapping"
-                                      + (f" (first at line {first})" if first != line else "")))
+            loader.duplicates.append(
+                (
+                    line,
+                    f"{key_node.value!r} appears twice in one mapping"
+                    + (f" (first at line {first})" if first != line else ""),
+                )
+            )
         seen.setdefault(key_node.value, line)
     loader.flatten_mapping(node)  # merge keys (<<: *defaults), as SafeLoader does
     lines = data.lines
@@ -86,8 +92,11 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[LineMap]
         key = _value(loader, key_node)
         if not isinstance(key, Hashable):
             raise yaml.constructor.ConstructorError(
-                "while constructing a mapping", node.start_mark, "found unhashable key",
-                key_node.start_mark)
+                "while constructing a mapping",
+                node.start_mark,
+                "found unhashable key",
+                key_node.start_mark,
+            )
         data[key] = _value(loader, value_node)
         lines[key] = key_node.start_mark.line + 1
 

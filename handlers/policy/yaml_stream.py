@@ -114,8 +114,11 @@ class _Builder:
         elif tag.endswith((":merge", ":value")):
             raise _Unusual
         else:  # numbers, booleans, null, dates: PyYAML's own constructors
-            value = self.loader.construct_object(yaml.ScalarNode(
-                tag, event.value, event.start_mark, event.end_mark, style=event.style))
+            value = self.loader.construct_object(
+                yaml.ScalarNode(
+                    tag, event.value, event.start_mark, event.end_mark, style=event.style
+                )
+            )
         self._place(value, event.start_mark.line + 1, event.value, event.anchor)
 
     def _place(self, value: Any, line: int, text: str | None, anchor: str | None) -> None:
@@ -134,9 +137,13 @@ class _Builder:
             if text is not None:
                 if text in top.seen:
                     first = top.seen[text]
-                    self.duplicates.append((line, f"{text!r} appears twice in one mapping"
-                                            + (f" (first at line {first})"
-                                               if first != line else "")))
+                    self.duplicates.append(
+                        (
+                            line,
+                            f"{text!r} appears twice in one mapping"
+                            + (f" (first at line {first})" if first != line else ""),
+                        )
+                    )
                 top.seen.setdefault(text, line)
             top.key, top.key_line = value, line
         else:

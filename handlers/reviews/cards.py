@@ -47,77 +47,153 @@ def recommendation_reason(decision: ReviewDecision | None, activations: int) -> 
 
 
 _DECIDER = aliased(Principal)
-_ITEM_COLUMNS = (ReviewItem.id, ReviewItem.kind, ReviewItem.activations,
-                 ReviewItem.recommendation, ReviewItem.decision, ReviewItem.reason,
-                 ReviewItem.decided_at, Principal.email, Principal.display_name,
-                 Role.id.label("role_id"), Role.display_name.label("role_name"),
-                 _DECIDER.email.label("by_email"), _DECIDER.display_name.label("by_name"))
+_ITEM_COLUMNS = (
+    ReviewItem.id,
+    ReviewItem.kind,
+    ReviewItem.activations,
+    ReviewItem.recommendation,
+    ReviewItem.decision,
+    ReviewItem.reason,
+    ReviewItem.decided_at,
+    Principal.email,
+    Principal.display_name,
+    Role.id.label("role_id"),
+    Role.display_name.label("role_name"),
+    _DECIDER.email.label("by_email"),
+    _DECIDER.display_name.label("by_name"),
+)
 
 
 def item_view(row: Any) -> ReviewItemView:
     by = Person(email=row.by_email, name=row.by_name) if row.by_email else None
     return ReviewItemView(
-        id=row.id, person=Person(email=row.email, name=row.display_name),
-        role=RoleRef(id=row.role_id, name=row.role_name), kind=row.kind,
+        id=row.id,
+        person=Person(email=row.email, name=row.display_name),
+        role=RoleRef(id=row.role_id, name=row.role_name),
+        kind=row.kind,
         recommendation=row.recommendation,
         recommendation_reason=recommendation_reason(row.recommendation, row.activations),
-        decision=row.decision, decided_by=by,
-        decided_at=row.decided_at.isoformat() if row.decided_at else None, reason=row.reason)
+        decision=row.decision,
+        decided_by=by,
+        decided_at=row.decided_at.isoformat() if row.decided_at else None,
+        reason=row.reason,
+    )
 
 
 def items_query() -> Any:
-    return (select(*_ITEM_COLUMNS)
-            .join(Principal, Principal.id == ReviewItem.principal_id)
-            .join(Role, Role.id == ReviewItem.role_id)
-            .outerjoin(_DECIDER, _DECIDER.id == ReviewItem.decided_by_id))
+    return (
+        select(*_ITEM_COLUMNS)
+        .join(Principal, Principal.id == ReviewItem.principal_id)
+        .join(Role, Role.id == ReviewItem.role_id)
+        .outerjoin(_DECIDER, _DECIDER.id == ReviewItem.decided_by_id)
+    )
 
 
 async def reviewer_cards(
-    s: AsyncSession, *, spec: ReviewSpec, instance: ReviewInstance, reviewer_ids: Iterable[int],
+    s: AsyncSession,
+    *,
+    spec: ReviewSpec,
+    instance: ReviewInstance,
+    reviewer_ids: Iterable[int],
 ) -> dict[int, ReviewCardView]:
     ids = list(reviewer_ids)
     undecided = ReviewItem.decision == ReviewDecision.NOT_REVIEWED
-    progress = {row.reviewer_id: (row.total, row.decided) for row in await s.execute(
-        select(ReviewReviewer.reviewer_id, func.count().label("total"),
-               func.sum(case((undecided, 0), else_=1)).label("decided"))
-        .join(ReviewItem, ReviewItem.id == ReviewReviewer.item_id)
-        .where(ReviewReviewer.instance_id == instance.id, ReviewReviewer.reviewer_id.in_(ids))
-        .group_by(ReviewReviewer.reviewer_id))}
+    progress = {
+        row.reviewer_id: (row.total, row.decided)
+        for row in await s.execute(
+            select(
+                ReviewReviewer.reviewer_id,
+                func.count().label("total"),
+                func.sum(case((undecided, 0), else_=1)).label("decided"),
+            )
+            .join(ReviewItem, ReviewItem.id == ReviewReviewer.item_id)
+            .where(ReviewReviewer.instance_id == instance.id, ReviewReviewer.reviewer_id.in_(ids))
+            .group_by(ReviewReviewer.reviewer_id)
+        )
+    }
     out: dict[int, ReviewCardView] = {}
     for rid in ids:
-        mine = items_query().join(ReviewReviewer, ReviewReviewer.item_id == ReviewItem.id).where(
-            ReviewReviewer.reviewer_id == rid, ReviewReviewer.instance_id == instance.id)
+        mine = (
+            items_query()
+            .join(ReviewReviewer, ReviewReviewer.item_id == ReviewItem.id)
+            .where(ReviewReviewer.reviewer_id == rid, ReviewReviewer.instance_id == instance.id)
+        )
         total, decided = progress.get(rid, (0, 0))
-        todo = (await s.execute(mine.where(undecided).order_by(ReviewItem.id).limit(PAGE))).all() \
-            if decided != total else []
-        done = (await s.execute(mine.where(~undecided).order_by(
-            ReviewItem.decided_at.desc(), ReviewItem.id.desc()).limit(RECENT))).all() \
-            if decided else []
+        todo = (
+            (await s.execute(mine.where(undecided).order_by(ReviewItem.id).limit(PAGE))).all()
+            if decided != total
+            else []
+        )
+        done = (
+            (
+                await s.execute(
+                    mine.where(~undecided)
+                    .order_by(ReviewItem.decided_at.desc(), ReviewItem.id.desc())
+                    .limit(RECENT)
+                )
+            ).all()
+            if decided
+            else []
+        )
         out[rid] = ReviewCardView(
-            card=card_key(instance.id, rid), review_id=spec.id, name=spec.name,
-            number=instance.number, ends_at=instance.ends_at.isoformat(),
+            card=card_key(instance.id, rid),
+            review_id=spec.id,
+            name=spec.name,
+            number=instance.number,
+            ends_at=instance.ends_at.isoformat(),
             require_reason=spec.require_reason,
             items=tuple(item_view(r) for r in [*reversed(done), *todo]),
-            total=int(total or 0), decided=int(decided or 0),
-            open=instance.status == ReviewStatus.IN_PROGRESS)
+            total=int(total or 0),
+            decided=int(decided or 0),
+            open=instance.status == ReviewStatus.IN_PROGRESS,
+        )
     return out
 
 
-async def send_cards(s: AsyncSession, *, spec: ReviewSpec, instance: ReviewInstance,
-                     reviewer_ids: Iterable[int], now: datetime, headline: str) -> None:
+async def send_cards(
+    s: AsyncSession,
+    *,
+    spec: ReviewSpec,
+    instance: ReviewInstance,
+    reviewer_ids: Iterable[int],
+    now: datetime,
+    headline: str,
+) -> None:
     """A new copy of each reviewer's card, to them (the outbox fans it out per platform)."""
     cards = await reviewer_cards(s, spec=spec, instance=instance, reviewer_ids=reviewer_ids)
     # ORM rows, not one INSERT: the unit of work notices them and wakes the sweeper.
-    s.add_all(OutboxMessage(**message_row(now=now, recipient_id=rid, note=Notification(
-        kind=v.REVIEW_CARD, headline=headline, review=card)), card=card.card)
-        for rid, card in cards.items())
+    s.add_all(
+        OutboxMessage(
+            **message_row(
+                now=now,
+                recipient_id=rid,
+                note=Notification(kind=v.REVIEW_CARD, headline=headline, review=card),
+            ),
+            card=card.card,
+        )
+        for rid, card in cards.items()
+    )
 
 
-async def redraw_cards(s: AsyncSession, *, spec: ReviewSpec, instance: ReviewInstance,
-                       reviewer_ids: Iterable[int], now: datetime) -> dict[int, ReviewCardView]:
+async def redraw_cards(
+    s: AsyncSession,
+    *,
+    spec: ReviewSpec,
+    instance: ReviewInstance,
+    reviewer_ids: Iterable[int],
+    now: datetime,
+) -> dict[int, ReviewCardView]:
     """Redraw every posted copy of these reviewers' cards; returns the cards drawn."""
     cards = await reviewer_cards(s, spec=spec, instance=instance, reviewer_ids=reviewer_ids)
-    s.add_all(OutboxMessage(**message_row(now=now, recipient_id=None, note=Notification(
-        kind=v.REVIEW_UPDATE, headline=card.progress_line(), review=card)), card=card.card)
-        for card in cards.values())
+    s.add_all(
+        OutboxMessage(
+            **message_row(
+                now=now,
+                recipient_id=None,
+                note=Notification(kind=v.REVIEW_UPDATE, headline=card.progress_line(), review=card),
+            ),
+            card=card.card,
+        )
+        for card in cards.values()
+    )
     return cards

@@ -29,8 +29,11 @@ from storage.uow import UnitOfWork
 from vocab.limits import MAX_JUSTIFICATION
 from vocab.states import ReviewDecision, ReviewStatus
 
-_VERBS = {ReviewDecision.APPROVE: "approve", ReviewDecision.DENY: "deny",
-          ReviewDecision.DONT_KNOW: "dontknow"}
+_VERBS = {
+    ReviewDecision.APPROVE: "approve",
+    ReviewDecision.DENY: "deny",
+    ReviewDecision.DONT_KNOW: "dontknow",
+}
 
 
 class NotAReviewer(PimError):
@@ -42,8 +45,14 @@ class ReviewClosed(PimError):
 
 
 async def decide_item(
-    uow: UnitOfWork, clock: Clock, *, actor: str, item_id: int, decision: ReviewDecision,
-    reason: str | None = None, check_only: bool = False,
+    uow: UnitOfWork,
+    clock: Clock,
+    *,
+    actor: str,
+    item_id: int,
+    decision: ReviewDecision,
+    reason: str | None = None,
+    check_only: bool = False,
 ) -> ReviewCardView:
     """Record a decision and redraw every reviewer's card that shows the item; returns the
     actor's card. A refused attempt is audited (and committed) before the error is raised.
@@ -65,49 +74,77 @@ async def decide_item(
         refusal = await _refusal(s, me=me, item=item, spec=spec)
         if refusal is None:
             if instance.status != ReviewStatus.IN_PROGRESS:
-                raise ReviewClosed(f"{spec.name} #{instance.number} has ended; "
-                                   "its decisions are final.")
+                raise ReviewClosed(
+                    f"{spec.name} #{instance.number} has ended; its decisions are final."
+                )
             if item.decision != ReviewDecision.NOT_REVIEWED:
                 raise AlreadyDecided(await _already(s, item_id))
             if check_only:
-                cards = await reviewer_cards(s, spec=spec, instance=instance,
-                                             reviewer_ids=[me.id])
+                cards = await reviewer_cards(s, spec=spec, instance=instance, reviewer_ids=[me.id])
                 return cards[me.id]
             _need_reason(spec, decision, reason, item_id)
-            return await _record(s, me=me, item=item, instance=instance, spec=spec,
-                                 decision=decision, reason=reason, now=now)
-        await audit(s, at=now, actor=me, action="review.refused",
-                    target=f"{spec.id}#{instance.number}", item=item.id, reason=refusal.code,
-                    attempted=_VERBS[decision])
+            return await _record(
+                s,
+                me=me,
+                item=item,
+                instance=instance,
+                spec=spec,
+                decision=decision,
+                reason=reason,
+                now=now,
+            )
+        await audit(
+            s,
+            at=now,
+            actor=me,
+            action="review.refused",
+            target=f"{spec.id}#{instance.number}",
+            item=item.id,
+            reason=refusal.code,
+            attempted=_VERBS[decision],
+        )
     raise refusal
 
 
-def _need_reason(spec: ReviewSpec, decision: ReviewDecision, reason: str | None,
-                 item_id: int) -> None:
+def _need_reason(
+    spec: ReviewSpec, decision: ReviewDecision, reason: str | None, item_id: int
+) -> None:
     if reason:
         return
     verb = _VERBS[decision]
     if spec.require_reason:
-        raise JustificationRequired(f"{spec.name} asks for a reason on every decision: "
-                                    f"review {item_id} {verb} <reason>")
+        raise JustificationRequired(
+            f"{spec.name} asks for a reason on every decision: review {item_id} {verb} <reason>"
+        )
     if decision == ReviewDecision.DENY:
         raise JustificationRequired(f"Say why you deny it: review {item_id} deny <reason>")
 
 
-async def _refusal(s: AsyncSession, *, me: Principal, item: ReviewItem,
-                   spec: ReviewSpec) -> PimError | None:
+async def _refusal(
+    s: AsyncSession, *, me: Principal, item: ReviewItem, spec: ReviewSpec
+) -> PimError | None:
     if item.principal_id == me.id and not spec.self_review:
         return SelfApprovalForbidden("You cannot review your own access.")
-    mine = await s.scalar(select(exists().where(ReviewReviewer.item_id == item.id,
-                                                ReviewReviewer.reviewer_id == me.id)))
+    mine = await s.scalar(
+        select(
+            exists().where(ReviewReviewer.item_id == item.id, ReviewReviewer.reviewer_id == me.id)
+        )
+    )
     if not mine:
         return NotAReviewer(f"You are not a reviewer of item {item.id} in {spec.name}.")
     return None
 
 
 async def _record(
-    s: AsyncSession, *, me: Principal, item: ReviewItem, instance: ReviewInstance,
-    spec: ReviewSpec, decision: ReviewDecision, reason: str | None, now: datetime,
+    s: AsyncSession,
+    *,
+    me: Principal,
+    item: ReviewItem,
+    instance: ReviewInstance,
+    spec: ReviewSpec,
+    decision: ReviewDecision,
+    reason: str | None,
+    now: datetime,
 ) -> ReviewCardView:
     # The guard on decision is what makes concurrent clicks safe: only one UPDATE matches,
     # whichever reviewer, platform or replica it came from.
@@ -115,16 +152,27 @@ async def _record(
         update(ReviewItem)
         .where(ReviewItem.id == item.id, ReviewItem.decision == ReviewDecision.NOT_REVIEWED)
         .values(decision=decision, reason=reason, decided_by_id=me.id, decided_at=now)
-        .execution_options(synchronize_session=False))
+        .execution_options(synchronize_session=False)
+    )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise AlreadyDecided(await _already(s, item.id))
     person = await s.get(Principal, item.principal_id)
-    await audit(s, at=now, actor=me, action="review.decided",
-                target=f"{person.email if person else item.principal_id}/{item.role_id}",
-                review=spec.id, instance=instance.number, item=item.id, decision=decision,
-                reason=reason, recommendation=item.recommendation)
-    reviewers = list(await s.scalars(select(ReviewReviewer.reviewer_id)
-                                     .where(ReviewReviewer.item_id == item.id)))
+    await audit(
+        s,
+        at=now,
+        actor=me,
+        action="review.decided",
+        target=f"{person.email if person else item.principal_id}/{item.role_id}",
+        review=spec.id,
+        instance=instance.number,
+        item=item.id,
+        decision=decision,
+        reason=reason,
+        recommendation=item.recommendation,
+    )
+    reviewers = list(
+        await s.scalars(select(ReviewReviewer.reviewer_id).where(ReviewReviewer.item_id == item.id))
+    )
     cards = await redraw_cards(s, spec=spec, instance=instance, reviewer_ids=reviewers, now=now)
     return cards[me.id]
 
@@ -132,7 +180,7 @@ async def _record(
 async def _already(s: AsyncSession, item_id: int) -> str:
     row = (await s.execute(items_query().where(ReviewItem.id == item_id))).one()
     view = item_view(row)
-    return (f"Item {item_id} ({view.person.name}, {view.role.name}) is already decided: "
-            f"{view.outcome_line()}.")
-
-
+    return (
+        f"Item {item_id} ({view.person.name}, {view.role.name}) is already decided: "
+        f"{view.outcome_line()}."
+    )

@@ -16,8 +16,14 @@ from handlers.durations import format_duration, parse_duration
 
 SCOPES = ("eligible", "active", "all")
 REVIEWER_KINDS = ("approvers", "admins", "self")  # or a list of emails
-RECURRENCES = {"once": 0, "weekly": 0, "monthly": 1, "quarterly": 3, "semiannual": 6,
-               "annual": 12}  # months between instances; weekly is 7 days
+RECURRENCES = {
+    "once": 0,
+    "weekly": 0,
+    "monthly": 1,
+    "quarterly": 3,
+    "semiannual": 6,
+    "annual": 12,
+}  # months between instances; weekly is 7 days
 ON_NO_RESPONSE = ("keep", "remove", "recommendation")
 # How far back pim-bot's own history is read for a recommendation.
 LOOKBACK = timedelta(days=30)
@@ -39,21 +45,27 @@ class ReviewSpec:
 
     def to_mapping(self) -> dict[str, Any]:
         return {
-            "id": self.id, "name": self.name,
+            "id": self.id,
+            "name": self.name,
             "roles": "all" if self.roles is None else list(self.roles),
             "assignments": self.assignments,
-            "reviewers": self.reviewers if isinstance(self.reviewers, str)
+            "reviewers": self.reviewers
+            if isinstance(self.reviewers, str)
             else list(self.reviewers),
-            "recurrence": self.recurrence, "start": self.start.isoformat(),
-            "duration": format_duration(self.duration), "on_no_response": self.on_no_response,
-            "auto_apply": self.auto_apply, "require_reason": self.require_reason,
+            "recurrence": self.recurrence,
+            "start": self.start.isoformat(),
+            "duration": format_duration(self.duration),
+            "on_no_response": self.on_no_response,
+            "auto_apply": self.auto_apply,
+            "require_reason": self.require_reason,
         }
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any]) -> ReviewSpec:
         roles, reviewers = raw.get("roles", "all"), raw.get("reviewers", "approvers")
         return cls(
-            id=raw["id"], name=raw["name"],
+            id=raw["id"],
+            name=raw["name"],
             roles=None if roles == "all" else tuple(roles),
             assignments=raw.get("assignments", "eligible"),
             reviewers=reviewers if isinstance(reviewers, str) else tuple(reviewers),

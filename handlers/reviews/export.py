@@ -16,22 +16,38 @@ from storage.models import Principal, ReviewItem, ReviewReviewer
 from storage.uow import UnitOfWork
 from vocab.states import ReviewOutcome
 
-FIELDS = ["item", "principal", "role", "assignment", "reviewer", "decision", "reason", "time",
-          "recommendation", "outcome", "applied"]
+FIELDS = [
+    "item",
+    "principal",
+    "role",
+    "assignment",
+    "reviewer",
+    "decision",
+    "reason",
+    "time",
+    "recommendation",
+    "outcome",
+    "applied",
+]
 CHUNK = 1000
 
 
-async def export_review(uow: UnitOfWork, *, review_id: str,
-                        number: int | None = None) -> AsyncIterator[dict[str, Any]]:
+async def export_review(
+    uow: UnitOfWork, *, review_id: str, number: int | None = None
+) -> AsyncIterator[dict[str, Any]]:
     """Rows for instance `number` (default: the latest). UnknownReview when there is none."""
     async with uow.read() as s:
         await find_definition(s, review_id)
         instance = await find_instance(s, review_id.strip().lower(), number)
     person, decider = aliased(Principal), aliased(Principal)
-    query = (select(ReviewItem, person.email, decider.email.label("by"))
-             .join(person, person.id == ReviewItem.principal_id)
-             .outerjoin(decider, decider.id == ReviewItem.decided_by_id)
-             .where(ReviewItem.instance_id == instance.id).order_by(ReviewItem.id).limit(CHUNK))
+    query = (
+        select(ReviewItem, person.email, decider.email.label("by"))
+        .join(person, person.id == ReviewItem.principal_id)
+        .outerjoin(decider, decider.id == ReviewItem.decided_by_id)
+        .where(ReviewItem.instance_id == instance.id)
+        .order_by(ReviewItem.id)
+        .limit(CHUNK)
+    )
     last = 0
     while True:
         async with uow.read() as s:
@@ -47,9 +63,11 @@ async def export_review(uow: UnitOfWork, *, review_id: str,
 async def _reviewers(s: Any, item_ids: list[int]) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {}
     for item_id, email in await s.execute(
-            select(ReviewReviewer.item_id, Principal.email)
-            .join(Principal, Principal.id == ReviewReviewer.reviewer_id)
-            .where(ReviewReviewer.item_id.in_(item_ids)).order_by(Principal.email)):
+        select(ReviewReviewer.item_id, Principal.email)
+        .join(Principal, Principal.id == ReviewReviewer.reviewer_id)
+        .where(ReviewReviewer.item_id.in_(item_ids))
+        .order_by(Principal.email)
+    ):
         out.setdefault(item_id, []).append(email)
     return out
 
@@ -61,14 +79,15 @@ def _row(item: ReviewItem, email: str, reviewer: str) -> dict[str, Any]:
         applied = f"{done} {item.applied_at.isoformat()}"
     rec = item.recommendation
     return {
-        "item": item.id, "principal": email, "role": item.role_id, "assignment": item.kind,
-        "reviewer": reviewer, "decision": str(item.decision),
+        "item": item.id,
+        "principal": email,
+        "role": item.role_id,
+        "assignment": item.kind,
+        "reviewer": reviewer,
+        "decision": str(item.decision),
         "reason": item.reason or "",
         "time": item.decided_at.isoformat() if item.decided_at else "",
-        "recommendation": f"{rec} ({recommendation_reason(rec, item.activations)})" if rec
-        else "",
+        "recommendation": f"{rec} ({recommendation_reason(rec, item.activations)})" if rec else "",
         "outcome": str(item.outcome) if item.outcome else "",
         "applied": applied,
     }
-
-

@@ -23,18 +23,36 @@ async def remind_due(s: AsyncSession, timers: Sequence[Timer], now: datetime) ->
         if instance is None or instance.status != ReviewStatus.IN_PROGRESS:
             continue
         _, spec = await find_definition(s, instance.definition_id)
-        waiting = list(await s.scalars(
-            select(ReviewReviewer.reviewer_id).distinct()
-            .join(ReviewItem, ReviewItem.id == ReviewReviewer.item_id)
-            .where(ReviewReviewer.instance_id == instance.id,
-                   ReviewItem.decision == ReviewDecision.NOT_REVIEWED)
-            .order_by(ReviewReviewer.reviewer_id)))
+        waiting = list(
+            await s.scalars(
+                select(ReviewReviewer.reviewer_id)
+                .distinct()
+                .join(ReviewItem, ReviewItem.id == ReviewReviewer.item_id)
+                .where(
+                    ReviewReviewer.instance_id == instance.id,
+                    ReviewItem.decision == ReviewDecision.NOT_REVIEWED,
+                )
+                .order_by(ReviewReviewer.reviewer_id)
+            )
+        )
         if not waiting:
             continue
-        await send_cards(s, spec=spec, instance=instance, reviewer_ids=waiting, now=now,
-                         headline=f"Reminder: {spec.name} ends "
-                                  f"{v.when(instance.ends_at.isoformat())}; "
-                                  "some of your items are still open.")
-        await audit(s, at=now, actor=SYSTEM_ACTOR, action="review.reminded",
-                    target=f"{spec.id}#{instance.number}", reviewers=len(waiting),
-                    timer=timer.key)
+        await send_cards(
+            s,
+            spec=spec,
+            instance=instance,
+            reviewer_ids=waiting,
+            now=now,
+            headline=f"Reminder: {spec.name} ends "
+            f"{v.when(instance.ends_at.isoformat())}; "
+            "some of your items are still open.",
+        )
+        await audit(
+            s,
+            at=now,
+            actor=SYSTEM_ACTOR,
+            action="review.reminded",
+            target=f"{spec.id}#{instance.number}",
+            reviewers=len(waiting),
+            timer=timer.key,
+        )

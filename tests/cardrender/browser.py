@@ -39,11 +39,19 @@ MODULES = HERE / "node_modules"
 RENDERER_JS = MODULES / "adaptivecards" / "dist" / "adaptivecards.min.js"
 MARKDOWN_JS = MODULES / "markdown-it" / "dist" / "browser" / "markdown-it.umd.min.js"
 PAGE = HERE / "render.html"
-FILES = {"/render.html": PAGE, "/adaptivecards.min.js": RENDERER_JS,
-         "/markdown-it.min.js": MARKDOWN_JS}  # what the page may load
+FILES = {
+    "/render.html": PAGE,
+    "/adaptivecards.min.js": RENDERER_JS,
+    "/markdown-it.min.js": MARKDOWN_JS,
+}  # what the page may load
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--no-first-run", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
 )
 START_TIMEOUT = 30.0
 CALL_TIMEOUT = 30.0
@@ -70,7 +78,8 @@ def check_installed() -> str:
     for path in (RENDERER_JS, MARKDOWN_JS):
         if not path.is_file():
             raise RendererUnavailable(
-                f"{path.relative_to(HERE)} is missing (cd tests/cardrender && npm ci)")
+                f"{path.relative_to(HERE)} is missing (cd tests/cardrender && npm ci)"
+            )
     return find_chromium()
 
 
@@ -103,9 +112,14 @@ class CardRenderer:
         "inputs": [ids]} for one card."""
         return await self._call("renderCard", card)
 
-    async def click(self, card: dict[str, Any], title: str, inputs: dict[str, str] | None = None,
-                    match: dict[str, str] | None = None,
-                    via: tuple[Via, ...] = ()) -> dict[str, Any]:
+    async def click(
+        self,
+        card: dict[str, Any],
+        title: str,
+        inputs: dict[str, str] | None = None,
+        match: dict[str, str] | None = None,
+        via: tuple[Via, ...] = (),
+    ) -> dict[str, Any]:
         """Render `card`, click `via` (titles, or (title, match) pairs), type `inputs` into
         it, then click the button `title` (the one whose data contains `match`). Returns {"warnings", "executed": {type, title, verb,
         data} or None}."""
@@ -117,27 +131,36 @@ class CardRenderer:
     async def _start(self) -> None:
         chromium = check_installed()
         base = await self._serve()
-        profile = Path(self._stack.enter_context(
-            tempfile.TemporaryDirectory(prefix="pim-cardrender-")))
+        profile = Path(
+            self._stack.enter_context(tempfile.TemporaryDirectory(prefix="pim-cardrender-"))
+        )
         port_file = profile / "DevToolsActivePort"
         stderr = profile / "chromium.log"
         with stderr.open("wb") as log:
             proc = await asyncio.create_subprocess_exec(
-                chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-                "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
+                chromium,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                "--remote-debugging-port=0",
+                "--remote-debugging-address=127.0.0.1",
                 "about:blank",
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self._stack.push_async_callback(self._stop, proc, stderr)
         browser_ws = await self._devtools_address(proc, port_file, stderr)
         http = await self._stack.enter_async_context(aiohttp.ClientSession())
         self._ws = await self._stack.enter_async_context(
-            http.ws_connect(browser_ws, max_msg_size=0, autoping=False))
+            http.ws_connect(browser_ws, max_msg_size=0, autoping=False)
+        )
         reader = asyncio.create_task(self._read(self._ws))
         self._stack.push_async_callback(self._cancel, reader)
         self._stack.push_async_callback(self._close_browser)  # runs first, while ws is open
         target = await self._send("Target.createTarget", {"url": "about:blank"})
-        attached = await self._send("Target.attachToTarget",
-                                    {"targetId": target["targetId"], "flatten": True})
+        attached = await self._send(
+            "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}
+        )
         self._session_id = attached["sessionId"]
         await self._send("Page.navigate", {"url": f"{base}/render.html"})
         await self._wait_ready()
@@ -157,27 +180,31 @@ class CardRenderer:
         host, port = runner.addresses[0][:2]
         return f"http://{host}:{port}"
 
-    async def _devtools_address(self, proc: asyncio.subprocess.Process, port_file: Path,
-                                stderr: Path) -> str:
+    async def _devtools_address(
+        self, proc: asyncio.subprocess.Process, port_file: Path, stderr: Path
+    ) -> str:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + START_TIMEOUT
         while loop.time() < deadline:
             if proc.returncode is not None:
                 raise RendererUnavailable(
-                    f"chromium exited with {proc.returncode}: {_tail(stderr)}")
+                    f"chromium exited with {proc.returncode}: {_tail(stderr)}"
+                )
             lines = port_file.read_text().splitlines() if port_file.exists() else []
             if len(lines) >= 2 and lines[0].isdigit():
                 return f"ws://127.0.0.1:{lines[0]}{lines[1]}"
             await asyncio.sleep(0.02)
-        raise TimeoutError(f"chromium wrote no DevToolsActivePort in {START_TIMEOUT}s: "
-                           f"{_tail(stderr)}")
+        raise TimeoutError(
+            f"chromium wrote no DevToolsActivePort in {START_TIMEOUT}s: {_tail(stderr)}"
+        )
 
     async def _wait_ready(self) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + START_TIMEOUT
         while loop.time() < deadline:
-            ready = await self._evaluate("window.harnessReady === true && "
-                                         "typeof AdaptiveCards === 'object'")
+            ready = await self._evaluate(
+                "window.harnessReady === true && typeof AdaptiveCards === 'object'"
+            )
             if ready:
                 return
             await asyncio.sleep(0.02)
@@ -235,8 +262,10 @@ class CardRenderer:
         return result
 
     async def _evaluate(self, expression: str) -> Any:
-        result = await self._send("Runtime.evaluate", {
-            "expression": expression, "returnByValue": True, "awaitPromise": True})
+        result = await self._send(
+            "Runtime.evaluate",
+            {"expression": expression, "returnByValue": True, "awaitPromise": True},
+        )
         if "exceptionDetails" in result:
             details = result["exceptionDetails"]
             text = details.get("exception", {}).get("description") or details.get("text")
@@ -257,8 +286,9 @@ class SyncCardRenderer:
 
     def __init__(self) -> None:
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
-                                        name="cardrender")
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, daemon=True, name="cardrender"
+        )
         self._renderer = CardRenderer()
 
     def __enter__(self) -> SyncCardRenderer:
@@ -280,8 +310,14 @@ class SyncCardRenderer:
         result: dict[str, Any] = self._run(self._renderer.render(card))
         return result
 
-    def click(self, card: dict[str, Any], title: str, inputs: dict[str, str] | None = None,
-              match: dict[str, str] | None = None, via: tuple[Via, ...] = ()) -> dict[str, Any]:
+    def click(
+        self,
+        card: dict[str, Any],
+        title: str,
+        inputs: dict[str, str] | None = None,
+        match: dict[str, str] | None = None,
+        via: tuple[Via, ...] = (),
+    ) -> dict[str, Any]:
         result: dict[str, Any] = self._run(self._renderer.click(card, title, inputs, match, via))
         return result
 

@@ -26,6 +26,7 @@ Card = dict[str, Any]
 
 # --- Slack: validation helpers ----------------------------------------------------------------------
 
+
 def strings(obj: Any) -> Iterator[str]:
     if isinstance(obj, str):
         yield obj
@@ -103,26 +104,68 @@ _COMMON = {"type", "id", "isVisible", "separator", "spacing", "height", "fallbac
 _INPUT = _COMMON | {"label", "isRequired", "errorMessage"}
 _ACTION = {"type", "id", "title", "iconUrl", "style", "fallback", "requires"}
 ELEMENTS = {
-    "TextBlock": _COMMON | {"text", "color", "fontType", "horizontalAlignment", "isSubtle",
-                            "maxLines", "size", "weight", "wrap"},
+    "TextBlock": _COMMON
+    | {
+        "text",
+        "color",
+        "fontType",
+        "horizontalAlignment",
+        "isSubtle",
+        "maxLines",
+        "size",
+        "weight",
+        "wrap",
+    },
     "RichTextBlock": _COMMON | {"inlines", "horizontalAlignment"},
     "FactSet": _COMMON | {"facts"},
-    "Container": _COMMON | {"items", "selectAction", "style", "verticalContentAlignment",
-                            "bleed", "backgroundImage", "minHeight"},
+    "Container": _COMMON
+    | {
+        "items",
+        "selectAction",
+        "style",
+        "verticalContentAlignment",
+        "bleed",
+        "backgroundImage",
+        "minHeight",
+    },
     "ActionSet": _COMMON | {"actions"},
-    "Input.Text": _INPUT | {"isMultiline", "maxLength", "placeholder", "regex", "style",
-                            "inlineAction", "value"},
-    "Input.ChoiceSet": _INPUT | {"choices", "isMultiSelect", "style", "value", "placeholder",
-                                 "wrap"},
+    "Input.Text": _INPUT
+    | {"isMultiline", "maxLength", "placeholder", "regex", "style", "inlineAction", "value"},
+    "Input.ChoiceSet": _INPUT
+    | {"choices", "isMultiSelect", "style", "value", "placeholder", "wrap"},
 }
 ACTIONS = {
     "Action.Execute": _ACTION | {"verb", "data", "associatedInputs"},
     "Action.ShowCard": _ACTION | {"card"},
 }
-TEXT_RUN = {"type", "text", "color", "fontType", "highlight", "isSubtle", "italic",
-            "selectAction", "size", "strikethrough", "underline", "weight"}
-CARD = {"type", "version", "$schema", "body", "actions", "fallbackText", "speak", "lang",
-        "minHeight", "selectAction", "verticalContentAlignment", "backgroundImage"}
+TEXT_RUN = {
+    "type",
+    "text",
+    "color",
+    "fontType",
+    "highlight",
+    "isSubtle",
+    "italic",
+    "selectAction",
+    "size",
+    "strikethrough",
+    "underline",
+    "weight",
+}
+CARD = {
+    "type",
+    "version",
+    "$schema",
+    "body",
+    "actions",
+    "fallbackText",
+    "speak",
+    "lang",
+    "minHeight",
+    "selectAction",
+    "verticalContentAlignment",
+    "backgroundImage",
+}
 ENUMS = {
     "size": {"default", "small", "medium", "large", "extraLarge"},
     "weight": {"default", "lighter", "bolder"},
@@ -269,11 +312,15 @@ def executes(card: Card) -> list[tuple[str, dict[str, str]]]:
     return [(a["verb"], a["data"]) for a in walk_of(card).executes]
 
 
-def click(card: Card, verb: str, typed: dict[str, str], data: dict[str, str] | None = None
-          ) -> dict[str, Any]:
+def click(
+    card: Card, verb: str, typed: dict[str, str], data: dict[str, str] | None = None
+) -> dict[str, Any]:
     """What Teams sends in the invoke: the action's data with every input's value merged."""
-    action = next(a for a in walk_of(card).executes
-                  if a["verb"] == verb and (data is None or a["data"] == data))
+    action = next(
+        a
+        for a in walk_of(card).executes
+        if a["verb"] == verb and (data is None or a["data"] == data)
+    )
     values = {i["id"]: typed.get(i["id"], i.get("value", "")) for i in walk_of(card).inputs}
     return {"verb": action["verb"], "data": {**action["data"], **values}}
 

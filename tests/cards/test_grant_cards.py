@@ -13,16 +13,31 @@ from cards.views import Notification, RoleRef
 
 ROLE = RoleRef(id="global-admin", name="Global Administrator")
 NOTES = [
-    (Notification(kind=v.ACTIVATED, role=ROLE, end_at="2026-11-27T10:00:00+00:00",
-                  headline="Global Administrator is active until 2026-11-27 10:00 UTC.",
-                  details=("Entra: provisioning…",)), ["Entra: provisioning…"]),
-    (Notification(kind=v.GRANT_STATUS, role=ROLE,
-                  headline="Global Administrator is active in Entra."),
-     ["Global Administrator is active in Entra."]),
-    (Notification(kind=v.GRANT_FAILED, role=ROLE,
-                  headline="Global Administrator in Entra: failed: HTTP 403 <b>",
-                  details=("granting entra_role 62e9… at /; the admins are told.",)),
-     ["failed: HTTP 403", "the admins are told"]),
+    (
+        Notification(
+            kind=v.ACTIVATED,
+            role=ROLE,
+            end_at="2026-11-27T10:00:00+00:00",
+            headline="Global Administrator is active until 2026-11-27 10:00 UTC.",
+            details=("Entra: provisioning…",),
+        ),
+        ["Entra: provisioning…"],
+    ),
+    (
+        Notification(
+            kind=v.GRANT_STATUS, role=ROLE, headline="Global Administrator is active in Entra."
+        ),
+        ["Global Administrator is active in Entra."],
+    ),
+    (
+        Notification(
+            kind=v.GRANT_FAILED,
+            role=ROLE,
+            headline="Global Administrator in Entra: failed: HTTP 403 <b>",
+            details=("granting entra_role 62e9… at /; the admins are told.",),
+        ),
+        ["failed: HTTP 403", "the admins are told"],
+    ),
 ]
 
 

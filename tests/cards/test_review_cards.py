@@ -23,9 +23,15 @@ def note(card: v.ReviewCardView, kind: str = v.REVIEW_CARD) -> Notification:
 def test_slack_card_has_three_buttons_per_open_item_and_escapes_text() -> None:
     message = check_message(slack.notification_message(note(CARD)))
     buttons = [(b["action_id"], b["value"], b["text"]["text"]) for b in actions_of(message)]
-    assert buttons == [(a, item, label) for item in ("12", "13") for a, label in (
-        (v.REVIEW_APPROVE, "Approve"), (v.REVIEW_DENY, "Deny"),
-        (v.REVIEW_DONT_KNOW, "Don't know"))]
+    assert buttons == [
+        (a, item, label)
+        for item in ("12", "13")
+        for a, label in (
+            (v.REVIEW_APPROVE, "Approve"),
+            (v.REVIEW_DENY, "Deny"),
+            (v.REVIEW_DONT_KNOW, "Don't know"),
+        )
+    ]
     text = shown(message)
     assert ESCAPED in text and "<!channel>" not in json.dumps(message)
     assert "no activation in 30 days" in text and "activated 12 times in 30 days" in text
@@ -50,8 +56,9 @@ def test_slack_long_list_counts_the_rest_and_reviews_reply_fits() -> None:
 
 
 def test_slack_reason_modal() -> None:
-    modal = check_view(slack.review_modal(12, ReviewDecision.DENY, title=f"Bob · {HOSTILE}",
-                                          require_reason=False))
+    modal = check_view(
+        slack.review_modal(12, ReviewDecision.DENY, title=f"Bob · {HOSTILE}", require_reason=False)
+    )
     assert modal["callback_id"] == slack.REVIEW_MODAL
     assert json.loads(modal["private_metadata"]) == {"item": 12, "decision": "Deny"}
     assert ESCAPED in shown(modal)
@@ -60,7 +67,9 @@ def test_slack_reason_modal() -> None:
 def test_teams_card_each_item_decides_with_its_own_reason() -> None:
     card = check_card(teams.notification_card(note(CARD)))
     assert click(card, v.REVIEW_DENY, {"reason-12": "left"}, data={"item": "12"}) == {
-        "verb": v.REVIEW_DENY, "data": {"item": "12", "reason-12": "left", "reason-13": ""}}
+        "verb": v.REVIEW_DENY,
+        "data": {"item": "12", "reason-12": "left", "reason-13": ""},
+    }
     strict = check_card(teams.notification_card(note(STRICT)))
     required = [i for i in json.dumps(strict).split('"id": ')[1:] if "isRequired" in i]
     assert len(required) == 2 and "errorMessage" in json.dumps(strict)

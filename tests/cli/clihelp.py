@@ -35,7 +35,8 @@ def pim_command() -> list[str]:
 
 def clean_env(database_url: str | None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {
-        k: v for k, v in os.environ.items()
+        k: v
+        for k, v in os.environ.items()
         if not k.startswith(("PIM_", "SLACK_", "MICROSOFT_"))
         and k not in ("DATABASE_URL", "PORT", "LOG_LEVEL")
     }

@@ -42,8 +42,15 @@ def run_pim(workdir: Path) -> Run:
     ) -> subprocess.CompletedProcess[str]:
         stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
         return subprocess.run(
-            [*pim_command(), *args], cwd=workdir, env=clean_env(db, env), **stdin,
-            capture_output=True, text=True, encoding="utf-8", timeout=timeout, check=False,
+            [*pim_command(), *args],
+            cwd=workdir,
+            env=clean_env(db, env),
+            **stdin,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            timeout=timeout,
+            check=False,
         )
 
     return run
@@ -53,15 +60,19 @@ def run_pim(workdir: Path) -> Run:
 def start_serve(workdir: Path) -> Iterator:
     started: list[Server] = []
 
-    def start(db: str, *args: str, env: Mapping[str, str] | None = None,
-              port: int | None = None) -> Server:
+    def start(
+        db: str, *args: str, env: Mapping[str, str] | None = None, port: int | None = None
+    ) -> Server:
         port = port or free_port()
         log = workdir / f"serve-{len(started)}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [*pim_command(), "serve", "--host", "127.0.0.1", *args], cwd=workdir,
+                [*pim_command(), "serve", "--host", "127.0.0.1", *args],
+                cwd=workdir,
                 env=clean_env(db, {"PIM_POLICY": str(EXAMPLE_POLICY), **(env or {})}),
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 preexec_fn=default_sigint,
             )
         server = Server(proc, log, port)

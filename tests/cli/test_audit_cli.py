@@ -33,9 +33,17 @@ def busy_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     url = f"sqlite:///{base}/pim.db"
 
     def run(*args: str, input: str | None = None):
-        return subprocess.run([*pim_command(), *args], cwd=base, env=clean_env(url),
-                              input=input, capture_output=True, text=True, encoding="utf-8",
-                              timeout=60, check=False)
+        return subprocess.run(
+            [*pim_command(), *args],
+            cwd=base,
+            env=clean_env(url),
+            input=input,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            timeout=60,
+            check=False,
+        )
 
     applied = run("policy", "apply", str(EXAMPLE_POLICY))
     assert applied.returncode == 0, applied.stderr

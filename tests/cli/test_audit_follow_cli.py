@@ -22,8 +22,14 @@ class Follower:
     def __init__(self, db: str, cwd: Path, *args: str) -> None:
         self.proc = subprocess.Popen(
             [*pim_command(), "audit", "export", "--follow", "--interval", "0.2", *args],
-            cwd=cwd, env=clean_env(db), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, encoding="utf-8")
+            cwd=cwd,
+            env=clean_env(db),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+        )
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -64,19 +70,26 @@ def follow(sqlite_url: str, workdir: Path):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
 def test_follow_streams_new_events_and_stops_cleanly(
-        run_pim: Run, sqlite_url: str, follow, sig: int) -> None:
+    run_pim: Run, sqlite_url: str, follow, sig: int
+) -> None:
     assert run_pim("policy", "apply", "policy.yaml", db=sqlite_url).returncode == 0
     feed = follow()
     backlog = feed.events(14)
     assert [e["id"] for e in backlog] == list(range(1, 15))
 
-    session = run_pim("console", "--as", "bob@contoso.com", db=sqlite_url,
-                      input="activate helpdesk-admin 30m printers\n")
+    session = run_pim(
+        "console",
+        "--as",
+        "bob@contoso.com",
+        db=sqlite_url,
+        input="activate helpdesk-admin 30m printers\n",
+    )
     assert session.returncode == 0, session.stderr
     new = feed.events(2)
     assert [(e["id"], e["action"], e["target"]) for e in new] == [
         (15, "request.created", "bob@contoso.com/helpdesk-admin"),
-        (16, "role.activated", "bob@contoso.com/helpdesk-admin")]
+        (16, "role.activated", "bob@contoso.com/helpdesk-admin"),
+    ]
     assert new[0]["prev_hash"] == backlog[-1]["hash"] and new[1]["prev_hash"] == new[0]["hash"]
 
     code, stderr = feed.stop(sig)
@@ -97,5 +110,6 @@ def test_follow_refuses_csv(run_pim: Run, sqlite_url: str) -> None:
     result = run_pim("audit", "export", "--follow", "--format", "csv", db=sqlite_url)
     assert_no_traceback(result.stdout, result.stderr)
     assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr == ("pim-bot: --follow writes JSON lines; leave out --format or use "
-                             "jsonl\n")
+    assert result.stderr == (
+        "pim-bot: --follow writes JSON lines; leave out --format or use jsonl\n"
+    )

@@ -56,10 +56,19 @@ def role_line(block: Block, role_id: str) -> str:
     return lines[0]
 
 
-def console(run_pim: Run, db: str, script: str, *, actor: str = "bob@contoso.com",
-            timeout: float = 90):
-    return run_pim("console", "--as", actor, "--policy", str(EXAMPLE_POLICY),
-                   db=db, input=script, timeout=timeout)
+def console(
+    run_pim: Run, db: str, script: str, *, actor: str = "bob@contoso.com", timeout: float = 90
+):
+    return run_pim(
+        "console",
+        "--as",
+        actor,
+        "--policy",
+        str(EXAMPLE_POLICY),
+        db=db,
+        input=script,
+        timeout=timeout,
+    )
 
 
 LOOP = """\
@@ -97,8 +106,9 @@ def test_ask_approve_active_expire(run_pim: Run, db_url: str) -> None:
 
     # Bob asks: the request waits for approval and gets a short id.
     asked = only(blocks, "activate demo-short 10s testing expiry")
-    found = re.search(r"Request (R-[0-9A-Z]{4,8}) for Demo Short Role is waiting for approval\.",
-                      asked.text)
+    found = re.search(
+        r"Request (R-[0-9A-Z]{4,8}) for Demo Short Role is waiting for approval\.", asked.text
+    )
     assert found, asked.text
     rid = found.group(1)
     # One notice, not two: the answer itself says how to cancel and until when approvers
@@ -186,7 +196,9 @@ whoami
 
 
 def test_help_and_console_words(run_pim: Run, sqlite_only: str) -> None:
-    script = "help\nas\nas   \n" + """\
+    script = (
+        "help\nas\nas   \n"
+        + """\
 whoami
 wait soon
 as CAROL@contoso.com
@@ -194,16 +206,24 @@ whoami
 quit
 roles
 """
+    )
     result = console(run_pim, sqlite_only, script)
     assert result.returncode == 0, result.stderr
     assert_no_traceback(result.stdout, result.stderr)
     blocks = transcript(result.stdout)
 
     helped = only(blocks, "help").text
-    for usage in ("roles", "activate ROLE [DURATION] [ticket:REF] [JUSTIFICATION…]",
-                  "requests", "cancel REQUEST_ID", "approvals",
-                  "approve REQUEST_ID [JUSTIFICATION…]", "deny REQUEST_ID JUSTIFICATION…",
-                  "deactivate ROLE", "audit [USER|ROLE] [since DURATION]"):
+    for usage in (
+        "roles",
+        "activate ROLE [DURATION] [ticket:REF] [JUSTIFICATION…]",
+        "requests",
+        "cancel REQUEST_ID",
+        "approvals",
+        "approve REQUEST_ID [JUSTIFICATION…]",
+        "deny REQUEST_ID JUSTIFICATION…",
+        "deactivate ROLE",
+        "audit [USER|ROLE] [since DURATION]",
+    ):
         assert re.search(rf"^{re.escape(usage)} — ", helped, re.MULTILINE), usage
     # The console's own words are discoverable from `help`.
     assert "as EMAIL" in helped and "wait DURATION" in helped and "quit" in helped
@@ -230,9 +250,14 @@ def test_interactive_terminal_shows_banner_and_prompt(sqlite_only: str, workdir)
     controller, terminal = os.openpty()
     try:
         proc = subprocess.Popen(
-            [*pim_command(), "console", "--as", "Bob@Contoso.com"], cwd=workdir,
-            env=clean_env(sqlite_only), stdin=terminal, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, encoding="utf-8",
+            [*pim_command(), "console", "--as", "Bob@Contoso.com"],
+            cwd=workdir,
+            env=clean_env(sqlite_only),
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
         )
         os.write(controller, b"whoami\nquit\n")
         try:

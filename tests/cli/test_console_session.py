@@ -20,7 +20,11 @@ def ran(result) -> list:
 
 
 def test_each_notice_once_and_under_its_command(run_pim: Run, sqlite_url: str) -> None:
-    blocks = ran(console(run_pim, sqlite_url, """\
+    blocks = ran(
+        console(
+            run_pim,
+            sqlite_url,
+            """\
 activate helpdesk-admin 1h printers
 wait 10m
 deactivate helpdesk-admin
@@ -28,12 +32,15 @@ activate demo-short 1m trying
 as carol@contoso.com
 approve $last
 as bob@contoso.com
-"""))
+""",
+        )
+    )
     asked = only(blocks, "activate helpdesk-admin 1h printers")
     assert len(asked.lines) == 1, asked.text  # no second "is active" notice after the answer
     assert asked.lines[0].startswith("Helpdesk Administrator is active now. Request R-")
     assert only(blocks, "deactivate helpdesk-admin").lines == [
-        "Helpdesk Administrator is deactivated. Your access has ended."]
+        "Helpdesk Administrator is deactivated. Your access has ended."
+    ]
     pending = only(blocks, "activate demo-short 1m trying")
     assert len(pending.lines) == 2 and "→ cancel R-" in pending.lines[1], pending.text
     # Carol's card was waiting; her approval's consequences reach Bob when he is back, and
@@ -57,19 +64,27 @@ def test_an_inbox_outlives_the_run(run_pim: Run, sqlite_url: str) -> None:
 
 def test_wait_lets_a_day_pass_and_needs_a_duration(run_pim: Run, sqlite_url: str) -> None:
     started = time.monotonic()
-    blocks = ran(console(run_pim, sqlite_url, """\
+    blocks = ran(
+        console(
+            run_pim,
+            sqlite_url,
+            """\
 activate helpdesk-admin 1h printers
 wait 1d
 roles
 wait
-"""))
+""",
+        )
+    )
     waited = only(blocks, "wait 1d").text
     # The warning 15 minutes before the end comes before the end, both within the day.
     assert "🔔 Your Helpdesk Administrator access ends in 1" in waited  # 15m, give or take
     assert waited.index("access ends in") < waited.index("access has ended")
     assert "ACTIVE" not in only(blocks, "roles").text
-    assert only(blocks, "wait").lines == ["✗ Say how long: wait DURATION",
-                                          "  usage: wait DURATION (e.g. wait 30s, wait 1d)"]
+    assert only(blocks, "wait").lines == [
+        "✗ Say how long: wait DURATION",
+        "  usage: wait DURATION (e.g. wait 30s, wait 1d)",
+    ]
     assert time.monotonic() - started < 600  # not a real day (nor the old silent hour)
 
 
@@ -90,10 +105,14 @@ def _read_until(fd: int, wanted: str, seen: list[str], timeout: float = 60) -> N
 def test_ctrl_c_at_the_prompt_clears_the_line(sqlite_url: str, workdir) -> None:
     """In a real terminal: Ctrl-C drops what was typed and the session goes on."""
     controller, terminal = os.openpty()
-    proc = subprocess.Popen([*pim_command(), "console", "--as", "bob@contoso.com"],
-                            cwd=workdir, env={**clean_env(sqlite_url), "TERM": "xterm",
-                                                  "PROMPT_TOOLKIT_NO_CPR": "1"},
-                            stdin=terminal, stdout=terminal, stderr=terminal)
+    proc = subprocess.Popen(
+        [*pim_command(), "console", "--as", "bob@contoso.com"],
+        cwd=workdir,
+        env={**clean_env(sqlite_url), "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"},
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+    )
     seen: list[str] = []
     try:
         _read_until(controller, "bob@contoso.com>", seen)

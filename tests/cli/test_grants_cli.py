@@ -37,8 +37,9 @@ async def refused_grant(url: str) -> None:
     async with WebhookReceiver(script=["400"]) as hook:
         async with uow.transaction() as s:
             await s.execute(update(Role).values(grant_targets=[{"webhook": hook.url}]))
-        await request_activation(uow, clock, actor="bob@contoso.com",
-                                 ask=ActivationAsk(role="db", duration=None))
+        await request_activation(
+            uow, clock, actor="bob@contoso.com", ask=ActivationAsk(role="db", duration=None)
+        )
         provider = WebhookProvider(secret=SECRET)
         await GrantsWorker(uow, clock, {"webhook": provider}, worker="cli-test").run_once()
         await provider.close()
@@ -54,8 +55,17 @@ def test_grants_table_lists_the_failed_one(run_pim: Run, sqlite_url: str, workdi
     result = run_pim("grants", "--failed", db=sqlite_url)
     assert result.returncode == 0, result.stderr
     header, row = result.stdout.splitlines()
-    assert header.split() == ["STATUS", "PHASE", "PERSON", "ROLE", "TARGET", "REQUEST", "TRIES",
-                              "UPDATED", "ERROR"]
+    assert header.split() == [
+        "STATUS",
+        "PHASE",
+        "PERSON",
+        "ROLE",
+        "TARGET",
+        "REQUEST",
+        "TRIES",
+        "UPDATED",
+        "ERROR",
+    ]
     assert row.split()[:5] == ["Failed", "grant", "bob@contoso.com", "db", "webhook"]
     assert "webhook answered HTTP 400" in row
     assert len(run_pim("grants", db=sqlite_url).stdout.splitlines()) == 2

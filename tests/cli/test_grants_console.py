@@ -33,9 +33,17 @@ grants
 def test_console_shows_the_grant_status(run_pim: Run, sqlite_url: str, workdir) -> None:
     with ThreadedReceiver() as hook:
         (workdir / "grants.yaml").write_text(POLICY.replace("URL", hook.url), encoding="utf-8")
-        result = run_pim("console", "--as", "bob@contoso.com", "--policy", "grants.yaml",
-                         db=sqlite_url, input=SCRIPT, timeout=90,
-                         env={"PIM_WEBHOOK_SECRET": SECRET})
+        result = run_pim(
+            "console",
+            "--as",
+            "bob@contoso.com",
+            "--policy",
+            "grants.yaml",
+            db=sqlite_url,
+            input=SCRIPT,
+            timeout=90,
+            env={"PIM_WEBHOOK_SECRET": SECRET},
+        )
     assert result.returncode == 0, result.stderr
     assert_no_traceback(result.stdout, result.stderr)
     out = result.stdout

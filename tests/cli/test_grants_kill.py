@@ -26,8 +26,11 @@ LIVE = timedelta(seconds=40)  # how long each assignment lasts: revokes come aft
 
 def policy(url: str, end: datetime) -> str:
     people = "\n".join(f"  - {{email: p{i}@contoso.com, name: P {i}}}" for i in range(N))
-    active = "\n".join(f"  - {{principal: p{i}@contoso.com, role: db, type: active, "
-                       f"end: {end.isoformat().replace('+00:00', 'Z')}}}" for i in range(N))
+    active = "\n".join(
+        f"  - {{principal: p{i}@contoso.com, role: db, type: active, "
+        f"end: {end.isoformat().replace('+00:00', 'Z')}}}"
+        for i in range(N)
+    )
     return f"""admins: [alice@contoso.com]
 principals:
   - {{email: alice@contoso.com, name: Alice Admin}}
@@ -45,10 +48,17 @@ async def statuses(url: str) -> tuple[dict[str, int], int, bool]:
     engine = make_engine(url)
     try:
         async with UnitOfWork(engine).read() as s:
-            counts = dict((await s.execute(
-                select(Grant.status, func.count()).group_by(Grant.status))).all())
-            audited = await s.scalar(select(func.count()).select_from(AuditEvent).where(
-                AuditEvent.action.in_(["grant.provisioned", "grant.revoked"]))) or 0
+            counts = dict(
+                (await s.execute(select(Grant.status, func.count()).group_by(Grant.status))).all()
+            )
+            audited = (
+                await s.scalar(
+                    select(func.count())
+                    .select_from(AuditEvent)
+                    .where(AuditEvent.action.in_(["grant.provisioned", "grant.revoked"]))
+                )
+                or 0
+            )
             ok = (await verify_chain(s)).ok
     finally:
         await engine.dispose()
@@ -63,13 +73,18 @@ async def wait_for(check, seconds: float) -> None:
 
 
 @pytest.mark.slow
-async def test_kill_9_mid_grant_burst_grants_and_revokes_each_once(start_serve, db_url: str,
-                                                                   workdir: Path):
+async def test_kill_9_mid_grant_burst_grants_and_revokes_each_once(
+    start_serve, db_url: str, workdir: Path
+):
     async with WebhookReceiver(per_second=8, delay=0.5) as hook:
         end = datetime.now(UTC).replace(microsecond=0) + LIVE
         (workdir / "grants.yaml").write_text(policy(hook.url, end), encoding="utf-8")
-        env = {"PIM_POLICY": str(workdir / "grants.yaml"), "PIM_WEBHOOK_SECRET": SECRET,
-               "PIM_GRANT_LEASE_SECONDS": "3", "PIM_SWEEP_SECONDS": "1"}
+        env = {
+            "PIM_POLICY": str(workdir / "grants.yaml"),
+            "PIM_WEBHOOK_SECRET": SECRET,
+            "PIM_GRANT_LEASE_SECONDS": "3",
+            "PIM_SWEEP_SECONDS": "1",
+        }
         port = free_port()
         server: Server = start_serve(db_url, "--port", str(port), env=env, port=port)
         assert (await server.healthz())[0] == 200
@@ -89,9 +104,11 @@ async def test_kill_9_mid_grant_burst_grants_and_revokes_each_once(start_serve, 
         health = (await again.healthz())[1]
     counts, audited, chain_ok = await statuses(db_url)
     effects = hook.effects()
-    print(f"\nkill -9 grant burst on {db_url.split(':')[0]}: {N} grants, {at_kill} delivered "
-          f"before the kill, {hook.repeats()} resent with the same webhook id after it, "
-          f"{hook.answers['429']} throttled; statuses {counts}")
+    print(
+        f"\nkill -9 grant burst on {db_url.split(':')[0]}: {N} grants, {at_kill} delivered "
+        f"before the kill, {hook.repeats()} resent with the same webhook id after it, "
+        f"{hook.answers['429']} throttled; statuses {counts}"
+    )
     assert counts == {"Revoked": N}
     assert len(effects) == 2 * N and set(effects.values()) == {1}  # each event acted on once
     assert {kind for _, kind in effects} == {"grant.activated", "grant.revoked"}

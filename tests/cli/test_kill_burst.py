@@ -26,11 +26,14 @@ SLOW = "slow to answer"  # an overloaded machine: the answer promises nothing ei
 
 
 def policy() -> str:
-    people = "\n".join(f"  - {{email: p{i}@contoso.com, name: P {i}, slack_id: UP{i:03d}}}"
-                       for i in range(N))
+    people = "\n".join(
+        f"  - {{email: p{i}@contoso.com, name: P {i}, slack_id: UP{i:03d}}}" for i in range(N)
+    )
     grants = "\n".join(
         f"  - {{principal: p{i}@contoso.com, role: {'gated' if i % 2 else 'quick'}, "
-        "type: eligible}" for i in range(N))
+        "type: eligible}"
+        for i in range(N)
+    )
     return f"""admins: [alice@contoso.com]
 principals:
   - {{email: alice@contoso.com, name: Alice Admin, slack_id: UALICE}}
@@ -56,8 +59,9 @@ async def send(http: aiohttp.ClientSession, port: int, i: int) -> str | None:
     """The ack body's text, or None when no answer came (connection lost)."""
     body = command_for(i)
     try:
-        async with http.post(f"http://127.0.0.1:{port}/slack/events", data=body,
-                             headers=sign(body, SECRET)) as resp:
+        async with http.post(
+            f"http://127.0.0.1:{port}/slack/events", data=body, headers=sign(body, SECRET)
+        ) as resp:
             if resp.status != 200:
                 return None
             text = await resp.text()
@@ -69,14 +73,17 @@ async def send(http: aiohttp.ClientSession, port: int, i: int) -> str | None:
 async def burst(server: Server) -> dict[int, str | None]:
     answers: dict[int, str | None] = {}
     timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(timeout=timeout,
-                                     connector=aiohttp.TCPConnector(limit=CONCURRENCY)) as http:
+    async with aiohttp.ClientSession(
+        timeout=timeout, connector=aiohttp.TCPConnector(limit=CONCURRENCY)
+    ) as http:
+
         async def one(i: int) -> None:
             answers[i] = await send(http, server.port, i)
 
         tasks = [asyncio.create_task(one(i)) for i in range(N)]
-        while sum(a is not None for a in answers.values()) < KILL_AFTER and \
-                not all(t.done() for t in tasks):
+        while sum(a is not None for a in answers.values()) < KILL_AFTER and not all(
+            t.done() for t in tasks
+        ):
             await asyncio.sleep(0.005)
         server.proc.kill()  # SIGKILL: no clean-up, no flush, mid-burst
         server.proc.wait(timeout=10)
@@ -89,12 +96,18 @@ async def stored(url: str) -> tuple[dict[str, str], set[str]]:
     engine = make_engine(url)
     try:
         async with UnitOfWork(engine).transaction() as s:
-            rows = (await s.execute(select(Principal.email, ScheduleRequest.status,
-                                           ScheduleRequest.short_id)
-                                    .join(Principal, Principal.id == ScheduleRequest.principal_id)
-                                    .where(ScheduleRequest.action == "selfActivate"))).all()
-            details = (await s.scalars(select(AuditEvent.details)
-                                       .where(AuditEvent.action == "request.created"))).all()
+            rows = (
+                await s.execute(
+                    select(Principal.email, ScheduleRequest.status, ScheduleRequest.short_id)
+                    .join(Principal, Principal.id == ScheduleRequest.principal_id)
+                    .where(ScheduleRequest.action == "selfActivate")
+                )
+            ).all()
+            details = (
+                await s.scalars(
+                    select(AuditEvent.details).where(AuditEvent.action == "request.created")
+                )
+            ).all()
     finally:
         await engine.dispose()
     audited = {str(d.get("request")) for d in details if isinstance(d, dict)}
@@ -103,12 +116,15 @@ async def stored(url: str) -> tuple[dict[str, str], set[str]]:
 
 
 @pytest.mark.slow
-async def test_kill_9_mid_burst_loses_no_answered_command(start_serve, db_url: str,
-                                                          workdir: Path):
+async def test_kill_9_mid_burst_loses_no_answered_command(start_serve, db_url: str, workdir: Path):
     (workdir / "burst.yaml").write_text(policy(), encoding="utf-8")
     async with FakeSlackAPI() as fake:
-        env = {"SLACK_BOT_TOKEN": "xoxb-burst", "SLACK_SIGNING_SECRET": SECRET,
-               "SLACK_API_URL": fake.base_url, "PIM_POLICY": str(workdir / "burst.yaml")}
+        env = {
+            "SLACK_BOT_TOKEN": "xoxb-burst",
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": fake.base_url,
+            "PIM_POLICY": str(workdir / "burst.yaml"),
+        }
         port = free_port()
         server = start_serve(db_url, "--port", str(port), env=env, port=port)
         assert (await server.healthz())[0] == 200
@@ -124,11 +140,13 @@ async def test_kill_9_mid_burst_loses_no_answered_command(start_serve, db_url: s
     undecided = unanswered | {i for i, a in answers.items() if a is not None and SLOW in a}
     in_db = {i for i in range(N) if f"p{i}@contoso.com" in by_person}
     lost = answered_done - in_db
-    print(f"\nkill -9 burst on {db_url.split(':')[0]}: sent {N}, answered "
-          f"{N - len(unanswered)} (done {len(answered_done)}, busy or refused "
-          f"{N - len(undecided) - len(answered_done)}, slow {len(undecided - unanswered)}), "
-          f"unanswered {len(unanswered)}; in db {len(in_db)} (of them unanswered or slow "
-          f"{len(in_db & undecided)}); lost {len(lost)}")
+    print(
+        f"\nkill -9 burst on {db_url.split(':')[0]}: sent {N}, answered "
+        f"{N - len(unanswered)} (done {len(answered_done)}, busy or refused "
+        f"{N - len(undecided) - len(answered_done)}, slow {len(undecided - unanswered)}), "
+        f"unanswered {len(unanswered)}; in db {len(in_db)} (of them unanswered or slow "
+        f"{len(in_db & undecided)}); lost {len(lost)}"
+    )
     assert answered_done, answers  # the kill came mid-burst, after some answers
     assert not lost, {i: answers[i] for i in lost}
     # An answer that said "nothing was changed" (or refused) is true: no row for it.

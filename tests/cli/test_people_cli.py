@@ -18,8 +18,9 @@ def test_link_rebinds_and_is_audited(run_pim: Run, sqlite_url: str) -> None:
     assert run_pim("policy", "apply", "policy.yaml", db=sqlite_url).returncode == 0
     result = run_pim("people", "link", "Alice@Contoso.com", "slack:U0ALICE2", db=sqlite_url)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == ("Alice Admin (alice@contoso.com) is now Slack user U0ALICE2 "
-                             "(was U0ALICE).\n")
+    assert result.stdout == (
+        "Alice Admin (alice@contoso.com) is now Slack user U0ALICE2 (was U0ALICE).\n"
+    )
     (linked,) = [e for e in audit_events(run_pim, sqlite_url) if e["action"] == "principal.linked"]
     assert linked["target"] == "alice@contoso.com" and linked["actor"].startswith("cli")
     assert linked["details"] == {"platform": "slack", "old_id": "U0ALICE", "new_id": "U0ALICE2"}

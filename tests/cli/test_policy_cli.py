@@ -47,7 +47,11 @@ def test_dry_run_prints_the_plan_and_changes_nothing(run_pim: Run, sqlite_url: s
     assert again == out
     assert audit_events(run_pim, sqlite_url) == []
     assert exported(run_pim, sqlite_url) == {
-        "admins": [], "principals": [], "roles": [], "assignments": []}
+        "admins": [],
+        "principals": [],
+        "roles": [],
+        "assignments": [],
+    }
 
 
 def test_apply_is_idempotent_and_audited(run_pim: Run, sqlite_url: str) -> None:
@@ -71,8 +75,12 @@ def test_a_change_to_the_file_is_planned_as_an_update(
 ) -> None:
     ok(run_pim("policy", "apply", "policy.yaml", db=sqlite_url))
     policy = workdir / "policy.yaml"
-    policy.write_text(policy.read_text(encoding="utf-8").replace(
-        "settings: {max_duration: 4h}", "settings: {max_duration: 2h}"), encoding="utf-8")
+    policy.write_text(
+        policy.read_text(encoding="utf-8").replace(
+            "settings: {max_duration: 4h}", "settings: {max_duration: 2h}"
+        ),
+        encoding="utf-8",
+    )
     dry = ok(run_pim("policy", "apply", "policy.yaml", "--dry-run", db=sqlite_url))
     changed = [line for line in dry.splitlines() if "helpdesk-admin" in line]
     assert len(changed) == 1 and not changed[0].startswith("+"), dry
@@ -136,8 +144,7 @@ def test_unreadable_files_get_one_line(run_pim: Run, sqlite_url: str, workdir: P
     assert_no_traceback(binary.stderr)
     assert binary.stderr.count("\n") == 1 and "UTF-8" in binary.stderr
 
-    (workdir / "broken.yaml").write_text("admins: [alice@contoso.com\nroles: {\n",
-                                         encoding="utf-8")
+    (workdir / "broken.yaml").write_text("admins: [alice@contoso.com\nroles: {\n", encoding="utf-8")
     broken = run_pim("policy", "apply", "broken.yaml", db=sqlite_url)
     assert broken.returncode == 2
     assert_no_traceback(broken.stderr)

@@ -9,13 +9,17 @@ from clihelp import Run, assert_no_traceback
 
 BOMB_LEVELS = ["    description: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
 BOMB_LEVELS += [f"    x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
-BOMB = """\
+BOMB = (
+    """\
 principals:
   - {email: alice@contoso.com, name: Alice Admin}
 roles:
   - id: helpdesk-admin
     name: Helpdesk Administrator
-""" + "\n".join(BOMB_LEVELS) + "\n"
+"""
+    + "\n".join(BOMB_LEVELS)
+    + "\n"
+)
 
 
 def refused(run_pim: Run, db: str, name: str, env: dict[str, str] | None = None) -> str:
@@ -33,24 +37,29 @@ def test_hostile_files_are_refused_with_their_line(
     assert refused(run_pim, sqlite_url, "bomb.yaml") == (
         "pim-bot: bomb.yaml: 1 error, nothing changed\n"
         "bomb.yaml:10: the aliases in this file expand to more than 10000 values; "
-        "write the values out instead\n")
+        "write the values out instead\n"
+    )
 
-    (workdir / "deep.yaml").write_text("roles: " + "[" * 10_000 + "]" * 10_000 + "\n",
-                                       encoding="utf-8")
+    (workdir / "deep.yaml").write_text(
+        "roles: " + "[" * 10_000 + "]" * 10_000 + "\n", encoding="utf-8"
+    )
     stderr = refused(run_pim, sqlite_url, "deep.yaml")
     assert stderr.startswith("pim-bot: deep.yaml: 1 error, nothing changed\ndeep.yaml:1: ")
     assert stderr.count("\n") == 2 and "nest" in stderr
 
     (workdir / "nul.yaml").write_text(
-        'principals:\n  - {email: alice@contoso.com, name: "Alice\\0"}\n', encoding="utf-8")
+        'principals:\n  - {email: alice@contoso.com, name: "Alice\\0"}\n', encoding="utf-8"
+    )
     assert refused(run_pim, sqlite_url, "nul.yaml").endswith(
-        "nul.yaml:2: a value contains a control character (U+0000); remove it\n")
+        "nul.yaml:2: a value contains a control character (U+0000); remove it\n"
+    )
 
     # Over PIM_POLICY_MAX_BYTES the file is not even read to the end.
     assert refused(run_pim, sqlite_url, "policy.yaml", env={"PIM_POLICY_MAX_BYTES": "100"}) == (
         "pim-bot: policy.yaml: 1 error, nothing changed\n"
         "policy.yaml:1: the file is larger than 100 bytes, the limit for policy files "
-        "(PIM_POLICY_MAX_BYTES)\n")
+        "(PIM_POLICY_MAX_BYTES)\n"
+    )
 
     exported = run_pim("policy", "export", db=sqlite_url)
     assert "alice" not in exported.stdout  # nothing was applied

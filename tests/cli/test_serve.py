@@ -46,17 +46,28 @@ def test_serve_port_from_env_and_sigint(start_serve, sqlite_url: str) -> None:
     assert_no_traceback(server.log)
 
 
-@pytest.mark.parametrize(("env", "names"), [
-    ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
-    ({"PIM_DIGEST_CRON": "not a cron"}, "PIM_DIGEST_CRON"),
-    ({"PIM_TIMEZONE": "Mars/Olympus_Mons"}, "PIM_TIMEZONE"),
-    ({"PORT": "eighty"}, "PORT"),
-])
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+        ({"PIM_DIGEST_CRON": "not a cron"}, "PIM_DIGEST_CRON"),
+        ({"PIM_TIMEZONE": "Mars/Olympus_Mons"}, "PIM_TIMEZONE"),
+        ({"PORT": "eighty"}, "PORT"),
+    ],
+)
 def test_bad_configuration_is_one_line_and_exit_2(
     run_pim: Run, tmp_path: Path, env: dict[str, str], names: str
 ) -> None:
-    result = run_pim("serve", "--host", "127.0.0.1", "--port", str(free_port()),
-                     db=f"sqlite:///{tmp_path}/never.db", env=env, timeout=30)
+    result = run_pim(
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(free_port()),
+        db=f"sqlite:///{tmp_path}/never.db",
+        env=env,
+        timeout=30,
+    )
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1, result.stderr

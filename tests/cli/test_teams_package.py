@@ -12,8 +12,14 @@ from bot.cli import main
 from handlers.grammar import USAGE
 
 APP_ID = "0b5c7a1e-3f4d-4e6a-9c2b-8d7e6f5a4b3c"
-LINKS = ["--website", "https://pim.contoso.com/", "--privacy-url",
-         "https://pim.contoso.com/privacy", "--terms-url", "https://pim.contoso.com/terms"]
+LINKS = [
+    "--website",
+    "https://pim.contoso.com/",
+    "--privacy-url",
+    "https://pim.contoso.com/privacy",
+    "--terms-url",
+    "https://pim.contoso.com/terms",
+]
 
 
 def test_package_has_manifest_icons_and_commands(tmp_path, capsys):
@@ -23,15 +29,19 @@ def test_package_has_manifest_icons_and_commands(tmp_path, capsys):
     with zipfile.ZipFile(out) as zf:
         assert sorted(zf.namelist()) == ["color.png", "manifest.json", "outline.png"]
         manifest = json.loads(zf.read("manifest.json"))
-        sizes = {name: struct.unpack(">II", zf.read(name)[16:24])
-                 for name in ("color.png", "outline.png")}
+        sizes = {
+            name: struct.unpack(">II", zf.read(name)[16:24])
+            for name in ("color.png", "outline.png")
+        }
     assert sizes == {"color.png": (192, 192), "outline.png": (32, 32)}
     assert manifest["id"] == APP_ID and manifest["bots"][0]["botId"] == APP_ID
     assert manifest["bots"][0]["scopes"] == ["personal"]
     commands = manifest["bots"][0]["commandLists"][0]["commands"]
     assert 0 < len(commands) <= 10  # Teams' limit per command list
-    assert all(c["title"] in USAGE and len(c["title"]) <= 32 and len(c["description"]) <= 128
-               for c in commands)
+    assert all(
+        c["title"] in USAGE and len(c["title"]) <= 32 and len(c["description"]) <= 128
+        for c in commands
+    )
 
 
 @pytest.mark.parametrize("app_id", ["nope", "", "1234"])

@@ -37,6 +37,10 @@ async def microsoft() -> AsyncIterator[Microsoft]:
 @pytest.fixture
 def readers(ms, slack, microsoft):  # noqa: F811
     """The production wiring of directory readers, pointed at the fakes."""
-    settings = Settings(database_url="sqlite://", slack_bot_token="xoxb-test",
-                        slack_api_url=slack.base_url, slack_team_id="T1")
+    settings = Settings(
+        database_url="sqlite://",
+        slack_bot_token="xoxb-test",
+        slack_api_url=slack.base_url,
+        slack_team_id="T1",
+    )
     return directory_readers(microsoft, slack=workspace_source(settings))

@@ -23,14 +23,20 @@ directory:
 
 async def people(eng) -> dict[str, tuple[str, str | None, str | None]]:
     async with eng.uow.read() as s:
-        return {p.email: (p.display_name, p.slack_id, p.teams_id)
-                for p in await s.scalars(select(Principal))}
+        return {
+            p.email: (p.display_name, p.slack_id, p.teams_id)
+            for p in await s.scalars(select(Principal))
+        }
 
 
 async def actions(eng, action: str) -> list[tuple[str, dict]]:
     async with eng.uow.read() as s:
-        return [(e.target, e.details) for e in await s.scalars(
-            select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id))]
+        return [
+            (e.target, e.details)
+            for e in await s.scalars(
+                select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
+            )
+        ]
 
 
 async def bind(eng, email: str, **ids: str) -> None:
@@ -58,7 +64,9 @@ async def test_the_policy_names_sources_and_a_dry_run_changes_nothing(eng):
     await apply_policy(eng.uow, eng.clock, text=POLICY)
     assert await eng.count(DirectorySource) == 2
     assert [t for t, _ in await actions(eng, "policy.directory.created")] == [
-        f"entra_group:{GROUP}", "slack:workspace"]
+        f"entra_group:{GROUP}",
+        "slack:workspace",
+    ]
     exported = await export_policy(eng.uow)
     assert (await apply_policy(eng.uow, eng.clock, text=exported)).render() == "No changes."
     # A file without `directory:` leaves the sources alone; an empty list removes them.
@@ -67,13 +75,16 @@ async def test_the_policy_names_sources_and_a_dry_run_changes_nothing(eng):
     assert gone.render().count("- directory") == 2
 
 
-@pytest.mark.parametrize("text, message", [
-    ("directory: [{entra_group: not-a-guid}]", "is not a group object id"),
-    ("directory: [{slack: everyone}]", "must be workspace"),
-    ("directory: [{ldap: x}]", "unknown source (expected entra_group or slack)"),
-    ("directory: [{slack: workspace}, {slack: workspace}]", "is listed twice"),
-    ("directory: slack", "must be a list of sources"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("directory: [{entra_group: not-a-guid}]", "is not a group object id"),
+        ("directory: [{slack: everyone}]", "must be workspace"),
+        ("directory: [{ldap: x}]", "unknown source (expected entra_group or slack)"),
+        ("directory: [{slack: workspace}, {slack: workspace}]", "is listed twice"),
+        ("directory: slack", "must be a list of sources"),
+    ],
+)
 async def test_a_bad_directory_is_refused_by_line_and_changes_nothing(eng, text, message):
     with pytest.raises(PolicyError) as err:
         await apply_policy(eng.uow, eng.clock, text=text)
@@ -101,11 +112,14 @@ async def test_sync_upserts_people_and_never_rebinds_an_id(eng, ms, slack, reade
     assert (details["presented_id"], details["bound_id"]) == ("U0BOBNEW", "U0BOB")
     alerts = await eng.outbox("alert")
     assert [(who, "U0BOBNEW" in p["headline"]) for who, _, p in alerts] == [
-        ("alice@contoso.com", True)]
+        ("alice@contoso.com", True)
+    ]
     created = await actions(eng, "directory.principal.created")
     assert sorted(t for t, _ in created) == ["ann@contoso.com", "erin@contoso.com"]
     assert [t for t, _ in await actions(eng, "principal.teams_id_linked")] == [
-        "ann@contoso.com", "bob@contoso.com"]
+        "ann@contoso.com",
+        "bob@contoso.com",
+    ]
 
     # Again, unchanged: nothing new but the refusal, which is audited each time (admins are
     # told once a day).
@@ -129,16 +143,17 @@ async def test_people_who_leave_are_kept_and_marked_and_may_come_back(eng, ms, s
     assert "ann@contoso.com" in await people(eng)  # not deleted
     assert [t for t, _ in await actions(eng, "directory.principal.left")] == ["ann@contoso.com"]
     async with eng.uow.read() as s:
-        left = await s.scalar(select(DirectoryPerson.left_at).join(
-            Principal, Principal.id == DirectoryPerson.principal_id)
-            .where(Principal.email == "ann@contoso.com"))
+        left = await s.scalar(
+            select(DirectoryPerson.left_at)
+            .join(Principal, Principal.id == DirectoryPerson.principal_id)
+            .where(Principal.email == "ann@contoso.com")
+        )
     assert left == eng.clock.now()
 
     ms.graph.group_members[GROUP].append("u-ann")
     back = await sync_directory(eng.uow, eng.clock, readers=readers)
     assert (back.returned, back.left) == (1, 0)
-    assert [t for t, _ in await actions(eng, "directory.principal.returned")] == [
-        "ann@contoso.com"]
+    assert [t for t, _ in await actions(eng, "directory.principal.returned")] == ["ann@contoso.com"]
 
 
 async def test_a_source_that_fails_changes_nothing(eng, ms, slack, readers):
@@ -153,8 +168,14 @@ async def test_a_source_that_fails_changes_nothing(eng, ms, slack, readers):
 
     assert (await people(eng), await eng.count(AuditEvent)) == before
     async with eng.uow.read() as s:
-        assert await s.scalar(select(func.count()).select_from(DirectoryPerson).where(
-            DirectoryPerson.left_at.is_not(None))) == 0
+        assert (
+            await s.scalar(
+                select(func.count())
+                .select_from(DirectoryPerson)
+                .where(DirectoryPerson.left_at.is_not(None))
+            )
+            == 0
+        )
 
 
 async def test_a_source_without_credentials_is_named(eng, slack, microsoft):

@@ -52,8 +52,9 @@ def groups(ms, microsoft, ticks) -> GroupMembership:
     ms.graph.add_user("u-erin", mail=ERIN, name="Erin Example")
     ms.graph.add_user("u-frank", mail="frank@contoso.com", name="Frank Field")
     ms.graph.add_group_member(GROUP, "u-erin")
-    return GroupMembership(EntraMembership(lambda g: EntraGroupSource(microsoft, g),
-                                           timer=ticks), timer=ticks)
+    return GroupMembership(
+        EntraMembership(lambda g: EntraGroupSource(microsoft, g), timer=ticks), timer=ticks
+    )
 
 
 def ask(role: str = "oncall") -> ActivationAsk:
@@ -66,11 +67,15 @@ async def test_a_member_activates_and_a_non_member_is_told_not_eligible(eng, ms,
     view = await request_activation(eng.uow, eng.clock, actor=ERIN, ask=ask(), groups=groups)
     assert view.status == "Provisioned"
     with pytest.raises(NotEligible, match="You are not eligible for On-call Responder"):
-        await request_activation(eng.uow, eng.clock, actor="frank@contoso.com", ask=ask(),
-                                 groups=groups)
+        await request_activation(
+            eng.uow, eng.clock, actor="frank@contoso.com", ask=ask(), groups=groups
+        )
     async with eng.uow.read() as s:
-        created = (await s.scalars(select(AuditEvent.details).where(
-            AuditEvent.action == "request.created"))).all()
+        created = (
+            await s.scalars(
+                select(AuditEvent.details).where(AuditEvent.action == "request.created")
+            )
+        ).all()
     assert [d.get("group") for d in created] == [GROUP]
     # Without a directory wired, a group gives nobody anything.
     with pytest.raises(NotEligible):
@@ -81,7 +86,8 @@ async def test_roles_and_the_form_count_group_eligibility(eng, groups):
     await apply_policy(eng.uow, eng.clock, text=POLICY)
     roles = await my_roles(eng.uow, actor=ERIN, groups=groups)
     assert [(line.role.id, line.eligible_until, line.active_until) for line in roles.roles] == [
-        ("oncall", None, None)]
+        ("oncall", None, None)
+    ]
     form = await activation_form(eng.uow, actor=ERIN, groups=groups)
     assert [line.role.id for line in form.roles] == ["oncall"]
     assert (await my_roles(eng.uow, actor="frank@contoso.com", groups=groups)).roles == ()
@@ -92,8 +98,9 @@ async def test_roles_and_the_form_count_group_eligibility(eng, groups):
     assert {line.role.id for line in bob.roles} == {"global-admin", "helpdesk-admin", "quick"}
     # And in chat, as people type it.
     commands = command_table(digest=DigestOptions(), groups=groups)
-    answer = await run_text(eng.uow, eng.clock, commands=commands, actor=ERIN,
-                            text="activate oncall 1h")
+    answer = await run_text(
+        eng.uow, eng.clock, commands=commands, actor=ERIN, text="activate oncall 1h"
+    )
     assert answer.ok and "On-call Responder is active now" in answer.text
     listed = await run_text(eng.uow, eng.clock, commands=commands, actor=ERIN, text="roles")
     assert [line.role.id for line in listed.roles] == ["oncall"]
@@ -126,8 +133,11 @@ async def test_someone_who_left_the_directory_is_not_eligible_through_a_group(en
     await apply_policy(eng.uow, eng.clock, text=POLICY)
     async with eng.uow.transaction() as s:
         erin = await s.scalar(select(Principal).where(Principal.email == ERIN))
-        s.add(DirectoryPerson(principal_id=erin.id, sources=[], seen_at=eng.clock.now(),
-                              left_at=eng.clock.now()))
+        s.add(
+            DirectoryPerson(
+                principal_id=erin.id, sources=[], seen_at=eng.clock.now(), left_at=eng.clock.now()
+            )
+        )
     with pytest.raises(NotEligible):
         await request_activation(eng.uow, eng.clock, actor=ERIN, ask=ask(), groups=groups)
 
@@ -141,8 +151,10 @@ async def test_group_assignments_plan_apply_export_and_prune(eng):
     assert f"group: {GROUP}" in exported
     assert (await apply_policy(eng.uow, eng.clock, text=exported)).render() == "No changes."
     moved = POLICY.replace("type: eligible}", "type: eligible, end: 2027-01-01}")
-    assert "end permanent -> 2027-01-01T00:00:00Z" in (
-        await apply_policy(eng.uow, eng.clock, text=moved)).render()
+    assert (
+        "end permanent -> 2027-01-01T00:00:00Z"
+        in (await apply_policy(eng.uow, eng.clock, text=moved)).render()
+    )
     without = POLICY.split("assignments:")[0]
     assert (await apply_policy(eng.uow, eng.clock, text=without)).render() == "No changes."
     pruned = await apply_policy(eng.uow, eng.clock, text=without, prune=True)
@@ -150,12 +162,15 @@ async def test_group_assignments_plan_apply_export_and_prune(eng):
     assert await eng.count(GroupAssignment) == 0
 
 
-@pytest.mark.parametrize("item, message", [
-    (f"{{group: {GROUP}, role: oncall, type: active}}", "a group can only be made eligible"),
-    ("{group: nope, role: oncall, type: eligible}", "is not a group object id"),
-    (f"{{group: {GROUP}, role: nothing, type: eligible}}", "nothing is not listed under roles"),
-    (f"{{group: {GROUP}, role: oncall, type: eligible, colour: red}}", "unknown key"),
-])
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        (f"{{group: {GROUP}, role: oncall, type: active}}", "a group can only be made eligible"),
+        ("{group: nope, role: oncall, type: eligible}", "is not a group object id"),
+        (f"{{group: {GROUP}, role: nothing, type: eligible}}", "nothing is not listed under roles"),
+        (f"{{group: {GROUP}, role: oncall, type: eligible, colour: red}}", "unknown key"),
+    ],
+)
 async def test_a_bad_group_assignment_is_refused_by_line(eng, item, message):
     text = POLICY.replace(f"{{group: {GROUP}, role: oncall, type: eligible}}", item)
     with pytest.raises(PolicyError) as err:
@@ -174,18 +189,33 @@ async def test_the_same_group_twice_is_refused(eng):
 
 
 async def test_a_person_eligible_by_name_is_not_said_to_be_eligible_through_a_group(
-        eng, ms, groups):
-    await apply_policy(eng.uow, eng.clock, text=POLICY.replace("role: oncall", "role: quick")
-                       .replace("roles:\n", "roles:\n  - {id: quick, name: Quick Role, settings: "
-                                "{min_duration: 1s, max_duration: 1h, require_justification: "
-                                "false, allow_permanent_eligible: true}}\n"))
+    eng, ms, groups
+):
+    await apply_policy(
+        eng.uow,
+        eng.clock,
+        text=POLICY.replace("role: oncall", "role: quick").replace(
+            "roles:\n",
+            "roles:\n  - {id: quick, name: Quick Role, settings: "
+            "{min_duration: 1s, max_duration: 1h, require_justification: "
+            "false, allow_permanent_eligible: true}}\n",
+        ),
+    )
     ms.graph.add_user("u-bob", mail="bob@contoso.com", name="Bob Builder")
     ms.graph.add_group_member(GROUP, "u-bob")  # Bob is in the group and eligible by name
-    await request_activation(eng.uow, eng.clock, actor="bob@contoso.com",
-                             ask=ActivationAsk(role="quick"), groups=groups)
+    await request_activation(
+        eng.uow, eng.clock, actor="bob@contoso.com", ask=ActivationAsk(role="quick"), groups=groups
+    )
     await request_activation(eng.uow, eng.clock, actor=ERIN, ask=ask("quick"), groups=groups)
     async with eng.uow.read() as s:
-        created = (await s.scalars(select(AuditEvent).where(
-            AuditEvent.action == "request.created").order_by(AuditEvent.id))).all()
+        created = (
+            await s.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.action == "request.created")
+                .order_by(AuditEvent.id)
+            )
+        ).all()
     assert [(e.actor, e.details.get("group")) for e in created] == [
-        ("bob@contoso.com", None), (ERIN, GROUP)]
+        ("bob@contoso.com", None),
+        (ERIN, GROUP),
+    ]

@@ -14,11 +14,16 @@ from handlers.periodic import period_key, period_start
 def test_defaults_and_durations():
     settings = Settings.from_env({})
     assert (settings.reconcile_interval, settings.directory_sync_interval) == (
-        timedelta(minutes=15), timedelta(hours=1))
-    chosen = Settings.from_env({"PIM_RECONCILE_INTERVAL": "5m",
-                                "PIM_DIRECTORY_SYNC_INTERVAL": "PT2H"})
+        timedelta(minutes=15),
+        timedelta(hours=1),
+    )
+    chosen = Settings.from_env(
+        {"PIM_RECONCILE_INTERVAL": "5m", "PIM_DIRECTORY_SYNC_INTERVAL": "PT2H"}
+    )
     assert (chosen.reconcile_interval, chosen.directory_sync_interval) == (
-        timedelta(minutes=5), timedelta(hours=2))
+        timedelta(minutes=5),
+        timedelta(hours=2),
+    )
 
 
 @pytest.mark.parametrize("value", ["soon", "-5m", "0s"])
@@ -35,4 +40,5 @@ def test_every_replica_names_the_same_period():
     late = datetime(2026, 11, 30, 14, 14, 59, tzinfo=UTC)
     assert period_start(early, every) == period_start(late, every) == early.replace(second=0)
     assert period_key("reconcile", period_start(late + timedelta(seconds=1), every)) == (
-        "reconcile:2026-11-30T14:15:00+00:00")
+        "reconcile:2026-11-30T14:15:00+00:00"
+    )

@@ -26,6 +26,7 @@ def counting(readers, calls: Counter, name: str):
     def reader(kind: str, ref: str):
         calls[name] += 1
         return readers(kind, ref)
+
     return reader
 
 
@@ -33,8 +34,9 @@ async def test_two_replicas_sync_each_period_exactly_once(db_url, eng, ms, reade
     await apply_policy(eng.uow, eng.clock, text=f"directory: [{{entra_group: {GROUP}}}]")
     ms.graph.add_user("u-ann", mail="ann@contoso.com", name="Ann Archer")
     ms.graph.add_group_member(GROUP, "u-ann")
-    settings = Settings.from_env({"DATABASE_URL": db_url, "PIM_DIRECTORY_SYNC_INTERVAL": "1s",
-                                  "PIM_SWEEP_SECONDS": "60"})
+    settings = Settings.from_env(
+        {"DATABASE_URL": db_url, "PIM_DIRECTORY_SYNC_INTERVAL": "1s", "PIM_SWEEP_SECONDS": "60"}
+    )
     calls: Counter[str] = Counter()
     replicas = [Runtime.build(settings) for _ in range(2)]
     for name, runtime in zip("ab", replicas, strict=True):
@@ -47,17 +49,22 @@ async def test_two_replicas_sync_each_period_exactly_once(db_url, eng, ms, reade
         await runtime.close()
 
     async with eng.uow.read() as s:
-        periods = list(await s.execute(select(Timer.key, Timer.status).where(
-            Timer.kind == "directory_sync")))
-        created = list(await s.scalars(select(AuditEvent.target).where(
-            AuditEvent.action == "directory.principal.created")))
+        periods = list(
+            await s.execute(select(Timer.key, Timer.status).where(Timer.kind == "directory_sync"))
+        )
+        created = list(
+            await s.scalars(
+                select(AuditEvent.target).where(AuditEvent.action == "directory.principal.created")
+            )
+        )
     keys = [k for k, _ in periods]
     assert len(keys) == len(set(keys)) >= 4  # one row per period, a period each second
     assert all(status == TimerStatus.DONE for _, status in periods)
     assert sum(calls.values()) == len(keys)  # each period's sync ran on one replica only
     assert created == ["ann@contoso.com"]  # and the person was created once
-    assert min(keys) >= period_key("directory_sync", started.replace(microsecond=0)
-                                   - timedelta(seconds=1))
+    assert min(keys) >= period_key(
+        "directory_sync", started.replace(microsecond=0) - timedelta(seconds=1)
+    )
 
 
 async def test_many_firings_in_one_period_run_the_work_once(db_url, eng):
@@ -74,8 +81,10 @@ async def test_many_firings_in_one_period_run_the_work_once(db_url, eng):
             ran.append(name)
             await asyncio.sleep(0.05)  # the other replica fires meanwhile
             await sync_directory(uow, clock, readers=lambda kind, ref: None)
-        return PeriodicJob(uow, clock, kind="reconcile", interval=timedelta(minutes=15),
-                           work=work, worker=name)
+
+        return PeriodicJob(
+            uow, clock, kind="reconcile", interval=timedelta(minutes=15), work=work, worker=name
+        )
 
     jobs = [job(UnitOfWork(e), name) for e, name in zip(engines, "ab", strict=True)]
     try:

@@ -50,13 +50,17 @@ assignments:
 async def world(eng, slack):
     slack.add_usergroup("S0ADMINS")
     slack.add_usergroup("S0DEPLOY")
-    providers = {"slack_usergroup": SlackUsergroupProvider(
-        AsyncWebClient(token="xoxb-test", base_url=slack.base_url))}
+    providers = {
+        "slack_usergroup": SlackUsergroupProvider(
+            AsyncWebClient(token="xoxb-test", base_url=slack.base_url)
+        )
+    }
     worker = GrantsWorker(eng.uow, eng.clock, providers, worker="test")
     await apply_policy(eng.uow, eng.clock, text=POLICY)
     for role in ("slack-admins", "deployers"):
-        await request_activation(eng.uow, eng.clock, actor=BOB,
-                                 ask=ActivationAsk(role=role, duration=timedelta(hours=1)))
+        await request_activation(
+            eng.uow, eng.clock, actor=BOB, ask=ActivationAsk(role=role, duration=timedelta(hours=1))
+        )
     assert await worker.run_once() == 2
     assert slack.usergroups == {"S0ADMINS": ["U0BOB"], "S0DEPLOY": ["U0BOB"]}
     return providers, worker
@@ -68,8 +72,11 @@ async def run(eng, providers):
 
 async def audited(eng, action: str) -> list[str]:
     async with eng.uow.read() as s:
-        return list(await s.scalars(select(AuditEvent.target).where(
-            AuditEvent.action == action).order_by(AuditEvent.id)))
+        return list(
+            await s.scalars(
+                select(AuditEvent.target).where(AuditEvent.action == action).order_by(AuditEvent.id)
+            )
+        )
 
 
 async def test_nothing_to_say_when_everything_matches(eng, world):
@@ -86,23 +93,34 @@ async def test_access_given_outside_pim_is_alerted_and_removed_where_enforced(en
 
     report = await run(eng, providers)
 
-    assert sorted(report.outside) == [("slack_usergroup:S0ADMINS", "U0MALLORY"),
-                              ("slack_usergroup:S0DEPLOY", "U0CAROL")]
+    assert sorted(report.outside) == [
+        ("slack_usergroup:S0ADMINS", "U0MALLORY"),
+        ("slack_usergroup:S0DEPLOY", "U0CAROL"),
+    ]
     assert report.removed == [("slack_usergroup:S0ADMINS", "U0MALLORY")]
     assert slack.usergroups == {"S0ADMINS": ["U0BOB"], "S0DEPLOY": ["U0BOB", "U0CAROL"]}
-    assert sorted(await audited(eng, OUTSIDE)) == ["U0MALLORY/slack-admins",
-                                                   "carol@contoso.com/deployers"]
+    assert sorted(await audited(eng, OUTSIDE)) == [
+        "U0MALLORY/slack-admins",
+        "carol@contoso.com/deployers",
+    ]
     assert await audited(eng, REMOVED) == ["U0MALLORY/slack-admins"]
-    alerts = sorted(((who, p["headline"], p["details"]) for who, _, p in
-                     await eng.outbox("alert")), key=lambda a: "Carol" in a[1])
+    alerts = sorted(
+        ((who, p["headline"], p["details"]) for who, _, p in await eng.outbox("alert")),
+        key=lambda a: "Carol" in a[1],
+    )
     assert [who for who, _, _ in alerts] == ["alice@contoso.com", "alice@contoso.com"]
-    assert alerts[0][1] == ("Roles are being assigned outside of PIM: account U0MALLORY holds "
-                            "Slack Admins (slack_usergroup:S0ADMINS), which pim-bot did not "
-                            "grant.")
-    assert alerts[0][2] == ["high · roles_assigned_outside_pim",
-                            "pim-bot removed it (enforce: remove)."]
-    assert alerts[1][1].startswith("Roles are being assigned outside of PIM: Carol Chen "
-                                   "(carol@contoso.com) holds Deployers")
+    assert alerts[0][1] == (
+        "Roles are being assigned outside of PIM: account U0MALLORY holds "
+        "Slack Admins (slack_usergroup:S0ADMINS), which pim-bot did not "
+        "grant."
+    )
+    assert alerts[0][2] == [
+        "high · roles_assigned_outside_pim",
+        "pim-bot removed it (enforce: remove).",
+    ]
+    assert alerts[1][1].startswith(
+        "Roles are being assigned outside of PIM: Carol Chen (carol@contoso.com) holds Deployers"
+    )
 
     # A standing exception is not repeated every 15 minutes; a day later it is.
     again = await run(eng, providers)
@@ -126,9 +144,11 @@ async def test_a_missing_grant_is_restored_and_alerted(eng, slack, world):
     assert await audited(eng, RESTORED) == ["bob@contoso.com/deployers"]
     [(who, _, payload)] = await eng.outbox("alert")
     assert who == "alice@contoso.com"
-    assert payload["headline"] == ("Bob Builder (bob@contoso.com) should hold Deployers "
-                                   "(slack_usergroup:S0DEPLOY) through pim-bot, but it was "
-                                   "missing there: pim-bot is granting it again.")
+    assert payload["headline"] == (
+        "Bob Builder (bob@contoso.com) should hold Deployers "
+        "(slack_usergroup:S0DEPLOY) through pim-bot, but it was "
+        "missing there: pim-bot is granting it again."
+    )
     assert await worker.run_once() == 1
     assert slack.usergroups["S0DEPLOY"] == ["U0BOB"]
     assert (await run(eng, providers)).restored == []

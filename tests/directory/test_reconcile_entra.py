@@ -43,13 +43,19 @@ assignments:
 @pytest.fixture
 async def world(eng, ms, apis):
     eng.clock.set(datetime.now(UTC))  # Graph checks the expiration against its own clock
-    providers = {"entra_role": EntraRoleProvider(apis.graph),
-                 "entra_group": EntraGroupProvider(apis.graph)}
+    providers = {
+        "entra_role": EntraRoleProvider(apis.graph),
+        "entra_group": EntraGroupProvider(apis.graph),
+    }
     worker = GrantsWorker(eng.uow, eng.clock, providers, worker="test")
     await apply_policy(eng.uow, eng.clock, text=POLICY)
     for role in ("global-admin", "oncall-group"):
-        await request_activation(eng.uow, eng.clock, actor="bob@contoso.com",
-                                 ask=ActivationAsk(role=role, duration=timedelta(hours=1)))
+        await request_activation(
+            eng.uow,
+            eng.clock,
+            actor="bob@contoso.com",
+            ask=ActivationAsk(role=role, duration=timedelta(hours=1)),
+        )
     assert await worker.run_once() == 2
     assert ms.graph.role_holders(ROLE) == {"u-bob"}
     assert ms.graph.group_holders(GROUP) == {"u-bob"}
@@ -58,8 +64,11 @@ async def world(eng, ms, apis):
 
 async def audited(eng, action: str) -> list[str]:
     async with eng.uow.read() as s:
-        return list(await s.scalars(select(AuditEvent.target).where(
-            AuditEvent.action == action).order_by(AuditEvent.id)))
+        return list(
+            await s.scalars(
+                select(AuditEvent.target).where(AuditEvent.action == action).order_by(AuditEvent.id)
+            )
+        )
 
 
 async def test_entra_drift_both_ways(eng, ms, world):
@@ -70,12 +79,16 @@ async def test_entra_drift_both_ways(eng, ms, world):
 
     report = await reconcile(eng.uow, eng.clock, book=SqlGrantBook(), providers=providers)
 
-    assert sorted(report.outside) == [(f"entra_group:{GROUP}:member", "u-alice"),
-                                      (f"entra_role:{ROLE}:/", "u-mallory")]
+    assert sorted(report.outside) == [
+        (f"entra_group:{GROUP}:member", "u-alice"),
+        (f"entra_role:{ROLE}:/", "u-mallory"),
+    ]
     assert report.removed == [(f"entra_role:{ROLE}:/", "u-mallory")]
     assert ms.graph.role_holders(ROLE) == {"u-bob"}  # enforce: remove took it away
-    assert sorted(await audited(eng, OUTSIDE)) == ["alice@contoso.com/oncall-group",
-                                                   "u-mallory/global-admin"]
+    assert sorted(await audited(eng, OUTSIDE)) == [
+        "alice@contoso.com/oncall-group",
+        "u-mallory/global-admin",
+    ]
     assert await audited(eng, REMOVED) == ["u-mallory/global-admin"]
     assert await audited(eng, RESTORED) == ["bob@contoso.com/oncall-group"]
     async with eng.uow.read() as s:

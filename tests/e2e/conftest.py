@@ -77,24 +77,34 @@ class SlackBot:
     # Answers that came back in the HTTP ack body (commit before you answer), by token.
     acked: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
-    async def post(self, body: bytes, *, secret: str = SECRET,
-                   timestamp: int | None = None) -> ClientResponse:
-        return await self.http.post("/slack/events", data=body,
-                                    headers=sign(body, secret, timestamp=timestamp))
+    async def post(
+        self, body: bytes, *, secret: str = SECRET, timestamp: int | None = None
+    ) -> ClientResponse:
+        return await self.http.post(
+            "/slack/events", data=body, headers=sign(body, secret, timestamp=timestamp)
+        )
 
     async def command(self, user: str, text: str, *, token: str | None = None) -> ClientResponse:
         token = token or f"{user}-{time.time_ns()}"
         body = slash_command(text, user_id=user, response_url=self.fake.response_url(token))
         return await self._answered(token, await self.post(body))
 
-    async def click(self, user: str, action_id: str, value: str, *,
-                    posted: dict[str, Any] | None = None, token: str | None = None) -> ClientResponse:
+    async def click(
+        self,
+        user: str,
+        action_id: str,
+        value: str,
+        *,
+        posted: dict[str, Any] | None = None,
+        token: str | None = None,
+    ) -> ClientResponse:
         kwargs: dict[str, Any] = {}
         if posted is not None:
             kwargs = {"message": posted.get("message"), "channel_id": posted.get("channel")}
         token = token or f"{user}-{time.time_ns()}"
-        body = block_action(action_id, value, user_id=user,
-                            response_url=self.fake.response_url(token), **kwargs)
+        body = block_action(
+            action_id, value, user_id=user, response_url=self.fake.response_url(token), **kwargs
+        )
         return await self._answered(token, await self.post(body))
 
     async def _answered(self, token: str, resp: ClientResponse) -> ClientResponse:
@@ -103,10 +113,17 @@ class SlackBot:
             self.acked.setdefault(token, []).append(json.loads(text))
         return resp
 
-    async def submit(self, user: str, callback_id: str, values: dict[str, dict[str, Any]], *,
-                     private_metadata: str = "") -> ClientResponse:
-        return await self.post(view_submission(callback_id, values, user_id=user,
-                                               private_metadata=private_metadata))
+    async def submit(
+        self,
+        user: str,
+        callback_id: str,
+        values: dict[str, dict[str, Any]],
+        *,
+        private_metadata: str = "",
+    ) -> ClientResponse:
+        return await self.post(
+            view_submission(callback_id, values, user_id=user, private_metadata=private_metadata)
+        )
 
     async def replies(self, token: str, *, count: int = 1) -> list[dict[str, Any]]:
         """The private answers to the requests sent with `token`: in the ack body, else
@@ -114,8 +131,9 @@ class SlackBot:
         acked = self.acked.get(token, [])[:count]
         if len(acked) == count:
             return acked
-        calls = await self.fake.wait_for("response_url", count=count - len(acked),
-                                         where=lambda c: c.path.endswith(f"/{token}"))
+        calls = await self.fake.wait_for(
+            "response_url", count=count - len(acked), where=lambda c: c.path.endswith(f"/{token}")
+        )
         return acked + [c.args for c in calls]
 
 
@@ -124,8 +142,11 @@ async def drained(runtime: Runtime, within: float = 10.0) -> None:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         async with runtime.uow.transaction() as s:
-            left = await s.scalar(select(func.count()).select_from(OutboxMessage).where(
-                OutboxMessage.status.in_(["pending", "sending"])))
+            left = await s.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.status.in_(["pending", "sending"]))
+            )
         if not left:
             return
         await asyncio.sleep(0.05)
@@ -136,10 +157,13 @@ async def drained(runtime: Runtime, within: float = 10.0) -> None:
 async def teams(db_url: str) -> AsyncIterator[TeamsBot]:
     async with FakeConnector() as connector:
         connector.add_member("aad-dave", "Dave Duty", "dave@contoso.com")
-        settings = Settings.from_env({
-            "DATABASE_URL": db_url, "PIM_TEAMS_ALLOW_UNAUTHENTICATED": "1",
-            "PIM_SWEEP_SECONDS": "1",
-        })
+        settings = Settings.from_env(
+            {
+                "DATABASE_URL": db_url,
+                "PIM_TEAMS_ALLOW_UNAUTHENTICATED": "1",
+                "PIM_SWEEP_SECONDS": "1",
+            }
+        )
         runtime = Runtime.build(settings)
         await runtime.prepare()
         await apply_policy(runtime.uow, runtime.clock, text=POLICY, source="test-policy.yaml")
@@ -160,11 +184,15 @@ async def slack(db_url: str) -> AsyncIterator[SlackBot]:
     async with FakeSlackAPI() as fake:
         fake.add_user(id="U0DAVE", email="dave@contoso.com", name="Dave Duty")
         fake.add_user(id="U0ZED", email="zed@elsewhere.com", name="Zed Stranger")
-        settings = Settings.from_env({
-            "DATABASE_URL": db_url, "SLACK_BOT_TOKEN": "xoxb-test",
-            "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake.base_url,
-            "PIM_SWEEP_SECONDS": "1",
-        })
+        settings = Settings.from_env(
+            {
+                "DATABASE_URL": db_url,
+                "SLACK_BOT_TOKEN": "xoxb-test",
+                "SLACK_SIGNING_SECRET": SECRET,
+                "SLACK_API_URL": fake.base_url,
+                "PIM_SWEEP_SECONDS": "1",
+            }
+        )
         runtime = Runtime.build(settings)
         await runtime.prepare()
         await apply_policy(runtime.uow, runtime.clock, text=POLICY, source="test-policy.yaml")

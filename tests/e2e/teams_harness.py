@@ -22,8 +22,13 @@ from tests.teamsfake import (
     personal_conversation_id,
 )
 
-AAD = {"alice": "aad-alice", "bob": "aad-bob", "carol": "aad-carol", "erin": "aad-erin",
-       "dave": "aad-dave"}
+AAD = {
+    "alice": "aad-alice",
+    "bob": "aad-bob",
+    "carol": "aad-carol",
+    "erin": "aad-erin",
+    "dave": "aad-dave",
+}
 
 
 @dataclass
@@ -32,29 +37,53 @@ class TeamsBot:
     http: TestClient
     runtime: Runtime
 
-    async def post(self, activity: dict[str, Any], *,
-                   headers: dict[str, str] | None = None) -> ClientResponse:
+    async def post(
+        self, activity: dict[str, Any], *, headers: dict[str, str] | None = None
+    ) -> ClientResponse:
         return await self.http.post("/api/messages", json=activity, headers=headers or {})
 
     async def install(self, who: str) -> None:
-        resp = await self.post(installation_update(AAD[who], service_url=self.connector.service_url))
+        resp = await self.post(
+            installation_update(AAD[who], service_url=self.connector.service_url)
+        )
         assert resp.status in (200, 201), await resp.text()
 
     async def say(self, who: str, text: str) -> ClientResponse:
-        return await self.post(message(text, user_aad=AAD[who], user_name=who.title(),
-                                       service_url=self.connector.service_url))
+        return await self.post(
+            message(
+                text,
+                user_aad=AAD[who],
+                user_name=who.title(),
+                service_url=self.connector.service_url,
+            )
+        )
 
-    async def click(self, who: str, verb: str, data: dict[str, Any], *, card_id: str,
-                    inputs: dict[str, Any] | None = None) -> dict[str, Any]:
-        resp = await self.post(invoke_action(verb, data, user_aad=AAD[who],
-                                             service_url=self.connector.service_url,
-                                             reply_to_id=card_id, inputs=inputs,
-                                             user_name=who.title()))
+    async def click(
+        self,
+        who: str,
+        verb: str,
+        data: dict[str, Any],
+        *,
+        card_id: str,
+        inputs: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        resp = await self.post(
+            invoke_action(
+                verb,
+                data,
+                user_aad=AAD[who],
+                service_url=self.connector.service_url,
+                reply_to_id=card_id,
+                inputs=inputs,
+                user_name=who.title(),
+            )
+        )
         assert resp.status == 200, await resp.text()
         return dict(await resp.json())
 
 
 # --- what tests do and look for, as a person in Teams ----------------------------------------
+
 
 def dump(obj: Any) -> str:
     """Everything a person can read in an activity or card (its JSON, unescaped unicode)."""
@@ -84,13 +113,17 @@ def verbs(card: dict[str, Any] | None) -> list[tuple[str, dict[str, Any]]]:
 
 
 def to(who: str, *words: str):  # noqa: ANN201 - a wait_for predicate
-    return lambda c: c.ok and c.conversation_id == conv(who) and all(w in dump(c.body)
-                                                                       for w in words)
+    return lambda c: (
+        c.ok and c.conversation_id == conv(who) and all(w in dump(c.body) for w in words)
+    )
 
 
 def with_verb(who: str, verb: str):  # noqa: ANN201
-    return lambda c: c.ok and c.conversation_id == conv(who) and any(
-        found == verb for found, _ in verbs(card_of(c)))
+    return lambda c: (
+        c.ok
+        and c.conversation_id == conv(who)
+        and any(found == verb for found, _ in verbs(card_of(c)))
+    )
 
 
 async def setup(teams: TeamsBot, *people: str) -> None:

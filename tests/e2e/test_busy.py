@@ -24,15 +24,21 @@ async def locked(runtime: Runtime) -> AsyncIterator[None]:
         if runtime.uow.dialect == "sqlite":
             await s.execute(text("UPDATE principals SET email = email"))  # BEGIN IMMEDIATE: held
         else:
-            await s.execute(text("LOCK TABLE principals, schedule_requests, conversation_refs "
-                                 "IN ACCESS EXCLUSIVE MODE"))
+            await s.execute(
+                text(
+                    "LOCK TABLE principals, schedule_requests, conversation_refs "
+                    "IN ACCESS EXCLUSIVE MODE"
+                )
+            )
         yield
 
 
 async def requests_and_events(runtime: Runtime) -> tuple[int, int]:
     async with runtime.uow.transaction() as s:
-        return (await s.scalar(select(func.count()).select_from(ScheduleRequest)) or 0,
-                await s.scalar(select(func.count()).select_from(AuditEvent)) or 0)
+        return (
+            await s.scalar(select(func.count()).select_from(ScheduleRequest)) or 0,
+            await s.scalar(select(func.count()).select_from(AuditEvent)) or 0,
+        )
 
 
 async def test_slack_answers_busy_in_the_ack_when_the_database_is_locked(slack: SlackBot):

@@ -28,14 +28,19 @@ NUL_REFUSED = "contains a control character (U+0000); remove it and try again"
 
 async def counts(runtime: Any) -> tuple[int, int, int]:
     async with runtime.uow.transaction() as s:
-        return tuple([int(await s.scalar(select(func.count()).select_from(m)) or 0)
-                      for m in (ScheduleRequest, AuditEvent, OutboxMessage)])
+        return tuple(
+            [
+                int(await s.scalar(select(func.count()).select_from(m)) or 0)
+                for m in (ScheduleRequest, AuditEvent, OutboxMessage)
+            ]
+        )
 
 
 async def status_of(runtime: Any, request_id: str) -> str | None:
     async with runtime.uow.transaction() as s:
-        return await s.scalar(select(ScheduleRequest.status)
-                              .where(ScheduleRequest.short_id == request_id))
+        return await s.scalar(
+            select(ScheduleRequest.status).where(ScheduleRequest.short_id == request_id)
+        )
 
 
 async def slack_reply(slack: SlackBot, user: str, text: str, token: str) -> str:
@@ -47,24 +52,32 @@ async def slack_reply(slack: SlackBot, user: str, text: str, token: str) -> str:
 
 async def test_slack_nul_in_command_and_modals_gets_a_clear_answer(slack: SlackBot):
     before = await counts(slack.runtime)
-    answer = await slack_reply(slack, "U0BOB", "activate global-admin 1h rotate\x00the keys",
-                               "nul-command")
+    answer = await slack_reply(
+        slack, "U0BOB", "activate global-admin 1h rotate\x00the keys", "nul-command"
+    )
     assert f"The command {NUL_REFUSED}." in answer, answer
     assert await counts(slack.runtime) == before
 
-    resp = await slack.submit("U0BOB", slack_cards.ACTIVATION_MODAL, {
-        slack_cards.ROLE_BLOCK: {slack_cards.ROLE_ACTION: select_value("quick")},
-        slack_cards.DURATION_BLOCK: {slack_cards.DURATION_ACTION: text_value("5m")},
-        slack_cards.JUSTIFICATION_BLOCK: {
-            slack_cards.JUSTIFICATION_ACTION: text_value("on call\x00")},
-        slack_cards.TICKET_BLOCK: {slack_cards.TICKET_ACTION: text_value("INC\x01")},
-    })
+    resp = await slack.submit(
+        "U0BOB",
+        slack_cards.ACTIVATION_MODAL,
+        {
+            slack_cards.ROLE_BLOCK: {slack_cards.ROLE_ACTION: select_value("quick")},
+            slack_cards.DURATION_BLOCK: {slack_cards.DURATION_ACTION: text_value("5m")},
+            slack_cards.JUSTIFICATION_BLOCK: {
+                slack_cards.JUSTIFICATION_ACTION: text_value("on call\x00")
+            },
+            slack_cards.TICKET_BLOCK: {slack_cards.TICKET_ACTION: text_value("INC\x01")},
+        },
+    )
     assert resp.status == 200
-    assert await resp.json() == {"response_action": "errors", "errors": {
-        slack_cards.JUSTIFICATION_BLOCK: f"The justification {NUL_REFUSED}.",
-        slack_cards.TICKET_BLOCK:
-            "The ticket contains a control character (U+0001); remove it and try again.",
-    }}
+    assert await resp.json() == {
+        "response_action": "errors",
+        "errors": {
+            slack_cards.JUSTIFICATION_BLOCK: f"The justification {NUL_REFUSED}.",
+            slack_cards.TICKET_BLOCK: "The ticket contains a control character (U+0001); remove it and try again.",
+        },
+    }
     assert await counts(slack.runtime) == before
 
     answer = await slack_reply(slack, "U0BOB", "activate global-admin 1h rotate the keys", "ask")
@@ -73,20 +86,26 @@ async def test_slack_nul_in_command_and_modals_gets_a_clear_answer(slack: SlackB
     (opened,) = await slack.fake.wait_for("views.open")
     before = await counts(slack.runtime)
     resp = await slack.submit(
-        "U0CAROL", slack_cards.DECISION_MODAL,
+        "U0CAROL",
+        slack_cards.DECISION_MODAL,
         {slack_cards.REASON_BLOCK: {slack_cards.REASON_ACTION: text_value("no\x00pe")}},
-        private_metadata=opened.args["view"]["private_metadata"])
+        private_metadata=opened.args["view"]["private_metadata"],
+    )
     assert resp.status == 200
-    assert await resp.json() == {"response_action": "errors", "errors": {
-        slack_cards.REASON_BLOCK: f"The justification {NUL_REFUSED}."}}
+    assert await resp.json() == {
+        "response_action": "errors",
+        "errors": {slack_cards.REASON_BLOCK: f"The justification {NUL_REFUSED}."},
+    }
     assert await status_of(slack.runtime, request_id) == Status.PENDING_APPROVAL
     assert await counts(slack.runtime) == before
 
     # A Windows line end is no control character worth refusing: it is kept as a plain one.
     resp = await slack.submit(
-        "U0CAROL", slack_cards.DECISION_MODAL,
+        "U0CAROL",
+        slack_cards.DECISION_MODAL,
         {slack_cards.REASON_BLOCK: {slack_cards.REASON_ACTION: text_value("no:\r\nfreeze")}},
-        private_metadata=opened.args["view"]["private_metadata"])
+        private_metadata=opened.args["view"]["private_metadata"],
+    )
     assert resp.status == 200 and await resp.read() == b""
     assert await status_of(slack.runtime, request_id) == Status.DENIED
     async with slack.runtime.uow.transaction() as s:
@@ -96,8 +115,11 @@ async def test_slack_nul_in_command_and_modals_gets_a_clear_answer(slack: SlackB
 
 def to(who: str, words: str):  # noqa: ANN201 - a wait_for predicate
     conversation = personal_conversation_id(f"aad-{who}")
-    return lambda c: (c.ok and c.conversation_id == conversation
-                      and words in json.dumps(c.body, ensure_ascii=False))
+    return lambda c: (
+        c.ok
+        and c.conversation_id == conversation
+        and words in json.dumps(c.body, ensure_ascii=False)
+    )
 
 
 async def test_teams_nul_in_a_message_and_a_card_reason_gets_a_clear_answer(teams: TeamsBot):
@@ -118,13 +140,23 @@ async def test_teams_nul_in_a_message_and_a_card_reason_gets_a_clear_answer(team
 
     (card,) = await teams.connector.wait_for("post", where=approval_card)
     async with teams.runtime.uow.transaction() as s:
-        request_id = await s.scalar(select(ScheduleRequest.short_id).where(
-            ScheduleRequest.status == Status.PENDING_APPROVAL))
+        request_id = await s.scalar(
+            select(ScheduleRequest.short_id).where(
+                ScheduleRequest.status == Status.PENDING_APPROVAL
+            )
+        )
     before = await counts(teams.runtime)
-    result = await teams.click("carol", v.DENY, {"request": request_id},
-                               card_id=card.activity_id or "",
-                               inputs={teams_cards.REASON_INPUT: "no\x00pe"})
-    assert result == {"statusCode": 200, "type": "application/vnd.microsoft.activity.message",
-                      "value": f"The justification {NUL_REFUSED}."}
+    result = await teams.click(
+        "carol",
+        v.DENY,
+        {"request": request_id},
+        card_id=card.activity_id or "",
+        inputs={teams_cards.REASON_INPUT: "no\x00pe"},
+    )
+    assert result == {
+        "statusCode": 200,
+        "type": "application/vnd.microsoft.activity.message",
+        "value": f"The justification {NUL_REFUSED}.",
+    }
     assert await status_of(teams.runtime, request_id) == Status.PENDING_APPROVAL
     assert await counts(teams.runtime) == before

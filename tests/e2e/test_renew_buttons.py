@@ -25,24 +25,35 @@ def texts(message: dict) -> str:
 
 
 def buttons(message: dict) -> list[tuple[str, str]]:
-    return [(e["action_id"], e["value"]) for b in message.get("blocks", [])
-            if b["type"] == "actions" for e in b["elements"]]
+    return [
+        (e["action_id"], e["value"])
+        for b in message.get("blocks", [])
+        if b["type"] == "actions"
+        for e in b["elements"]
+    ]
 
 
 async def _renewal_falls_due(runtime: Runtime) -> None:
     """Sixteen days later, as far as the renewal timer knows: it is due now."""
     async with runtime.uow.transaction() as s:
-        await s.execute(update(Timer).where(Timer.kind == "renew",
-                                            Timer.status == TimerStatus.PENDING)
-                        .values(due_at=runtime.clock.now()))
+        await s.execute(
+            update(Timer)
+            .where(Timer.kind == "renew", Timer.status == TimerStatus.PENDING)
+            .values(due_at=runtime.clock.now())
+        )
     runtime.poke()
 
 
 async def _eligible_end(runtime: Runtime, email_role: str) -> object:
     async with runtime.uow.transaction() as s:
-        return await s.scalar(select(Schedule.end_at).where(
-            Schedule.role_id == email_role, Schedule.kind == ScheduleKind.ELIGIBLE,
-            Schedule.principal_id == 3, Schedule.state == ScheduleState.ACTIVE))
+        return await s.scalar(
+            select(Schedule.end_at).where(
+                Schedule.role_id == email_role,
+                Schedule.kind == ScheduleKind.ELIGIBLE,
+                Schedule.principal_id == 3,
+                Schedule.state == ScheduleState.ACTIVE,
+            )
+        )
 
 
 async def _audited(runtime: Runtime) -> list[str]:
@@ -56,13 +67,17 @@ async def test_slack_renew_button_asks_the_admins(slack: SlackBot):
     end = await _eligible_end(slack.runtime, "quick")
     await _renewal_falls_due(slack.runtime)
     (notice,) = await slack.fake.wait_for(
-        "chat.postMessage", timeout=10,
-        where=lambda c: c.args["channel"] == "U0CAROL" and "ends in" in texts(c.args))
+        "chat.postMessage",
+        timeout=10,
+        where=lambda c: c.args["channel"] == "U0CAROL" and "ends in" in texts(c.args),
+    )
     assert "Your eligibility for Quick Role ends in" in texts(notice.args)
     assert buttons(notice.args) == [(v.RENEW, "quick")]
     (offer,) = await slack.fake.wait_for(
-        "chat.postMessage", timeout=10,
-        where=lambda c: c.args["channel"] == "U0ALICE" and "extend-assignment" in texts(c.args))
+        "chat.postMessage",
+        timeout=10,
+        where=lambda c: c.args["channel"] == "U0ALICE" and "extend-assignment" in texts(c.args),
+    )
     assert "extend-assignment carol@contoso.com quick eligible" in texts(offer.args)
     resp = await slack.click("U0CAROL", v.RENEW, "quick", token="renew")
     assert resp.status == 200
@@ -70,16 +85,20 @@ async def test_slack_renew_button_asks_the_admins(slack: SlackBot):
     assert "to renew Quick Role is waiting for an admin" in texts(reply), reply
     request_id = texts(reply).split("Request ")[1].split(" ")[0]
     (card,) = await slack.fake.wait_for(
-        "chat.postMessage", timeout=10,
-        where=lambda c: c.args["channel"] == "U0ALICE" and "asks to renew" in texts(c.args))
+        "chat.postMessage",
+        timeout=10,
+        where=lambda c: c.args["channel"] == "U0ALICE" and "asks to renew" in texts(c.args),
+    )
     assert buttons(card.args) == [(v.APPROVE, request_id), (v.DENY, request_id)]
     resp = await slack.command("U0ALICE", f"approve {request_id} still on call", token="ok")
     assert resp.status == 200
     (approved,) = await slack.replies("ok")
     assert approved["text"].startswith(f"You approved {request_id}"), approved
     await slack.fake.wait_for(
-        "chat.postMessage", timeout=10,
-        where=lambda c: c.args["channel"] == "U0CAROL" and "is renewed until" in texts(c.args))
+        "chat.postMessage",
+        timeout=10,
+        where=lambda c: c.args["channel"] == "U0CAROL" and "is renewed until" in texts(c.args),
+    )
     assert await _eligible_end(slack.runtime, "quick") == end + timedelta(days=30)
     assert "assignment.renewed" in await _audited(slack.runtime)
 
@@ -89,15 +108,16 @@ async def test_teams_renew_action_asks_the_admins(teams: TeamsBot):
     await teams.say("alice", "assign carol@contoso.com quick eligible 30d on call")
     await teams.connector.wait_for("post", where=to("carol", "now eligible"), timeout=10)
     await _renewal_falls_due(teams.runtime)
-    (notice,) = await teams.connector.wait_for("post", where=with_verb("carol", v.RENEW),
-                                               timeout=10)
+    (notice,) = await teams.connector.wait_for(
+        "post", where=with_verb("carol", v.RENEW), timeout=10
+    )
     assert verbs(card_of(notice)) == [(v.RENEW, {"role": "quick"})]
     await teams.connector.wait_for("post", where=to("alice", "extend-assignment"), timeout=10)
-    result = await teams.click("carol", v.RENEW, {"role": "quick"},
-                               card_id=notice.activity_id or "")
+    result = await teams.click(
+        "carol", v.RENEW, {"role": "quick"}, card_id=notice.activity_id or ""
+    )
     assert result["type"] == MESSAGE
     assert "to renew Quick Role is waiting for an admin" in result["value"], result
     # a second click finds the first request waiting
-    again = await teams.click("carol", v.RENEW, {"role": "quick"},
-                              card_id=notice.activity_id or "")
+    again = await teams.click("carol", v.RENEW, {"role": "quick"}, card_id=notice.activity_id or "")
     assert "You already asked to renew Quick Role" in again["value"]

@@ -19,8 +19,12 @@ def texts(message: dict) -> str:
 
 
 def buttons(message: dict) -> list[tuple[str, str]]:
-    return [(e["action_id"], e["value"]) for b in message.get("blocks", [])
-            if b["type"] == "actions" for e in b["elements"]]
+    return [
+        (e["action_id"], e["value"])
+        for b in message.get("blocks", [])
+        if b["type"] == "actions"
+        for e in b["elements"]
+    ]
 
 
 async def test_whole_loop_ask_card_click_told(slack: SlackBot):
@@ -31,14 +35,16 @@ async def test_whole_loop_ask_card_click_told(slack: SlackBot):
     # Carol and Erin (approvers) get the card by DM, and the approval channel gets a copy.
     for target in ("U0CAROL", "U0ERIN", "C0APPROVALS"):
         (card,) = await slack.fake.wait_for(
-            "chat.postMessage", where=lambda c, t=target: c.args["channel"] == t)
+            "chat.postMessage", where=lambda c, t=target: c.args["channel"] == t
+        )
         assert buttons(card.args) == [(v.APPROVE, request_id), (v.DENY, request_id)]
         assert "Bob Builder" in texts(card.args) and "Global Administrator" in texts(card.args)
         # hostile text is shown, not executed
         assert "&lt;!channel&gt; keys &amp; stuff" in texts(card.args)
         assert "<!channel>" not in texts(card.args)
-    (submitted,) = await slack.fake.wait_for("chat.postMessage",
-                                             where=lambda c: c.args["channel"] == "U0BOB")
+    (submitted,) = await slack.fake.wait_for(
+        "chat.postMessage", where=lambda c: c.args["channel"] == "U0BOB"
+    )
     assert buttons(submitted.args) == [(v.CANCEL, request_id)]
 
     carol_card = slack.fake.messages_to("U0CAROL")[0].response
@@ -54,8 +60,9 @@ async def test_whole_loop_ask_card_click_told(slack: SlackBot):
         assert "Approved by Carol Chen" in texts(c.args)
 
     # Bob is told, and then told it is active.
-    told = await slack.fake.wait_for("chat.postMessage", count=3,
-                                     where=lambda c: c.args["channel"] == "U0BOB")
+    told = await slack.fake.wait_for(
+        "chat.postMessage", count=3, where=lambda c: c.args["channel"] == "U0BOB"
+    )
     said = [texts(c.args) for c in told]
     assert any(f"Carol Chen approved your request {request_id}" in s for s in said)
     assert any("Global Administrator is active until" in s for s in said)
@@ -65,13 +72,17 @@ async def test_request_without_approval_answers_at_once_then_expires(slack: Slac
     answer = await ask(slack, "activate quick 3s")
     assert answer.startswith("Quick Role is active now.")
     warned = await slack.fake.wait_for(
-        "chat.postMessage", timeout=6,
-        where=lambda c: c.args["channel"] == "U0BOB" and "ends in" in texts(c.args))
+        "chat.postMessage",
+        timeout=6,
+        where=lambda c: c.args["channel"] == "U0BOB" and "ends in" in texts(c.args),
+    )
     # The warning offers more time; the end offers to ask again.
     assert buttons(warned[0].args) == [(v.EXTEND, "quick")]
     (ended,) = await slack.fake.wait_for(
-        "chat.postMessage", timeout=6,
-        where=lambda c: c.args["channel"] == "U0BOB" and "access has ended" in texts(c.args))
+        "chat.postMessage",
+        timeout=6,
+        where=lambda c: c.args["channel"] == "U0BOB" and "access has ended" in texts(c.args),
+    )
     assert buttons(ended.args) == [(v.REQUEST_AGAIN, "quick")]
 
 
@@ -79,16 +90,19 @@ async def test_extend_from_the_warning_and_request_again_prefilled(slack: SlackB
     answer = await ask(slack, "activate quick 4s printer queue stuck")
     assert answer.startswith("Quick Role is active now.")
     await slack.fake.wait_for(
-        "chat.postMessage", timeout=6,
-        where=lambda c: c.args["channel"] == "U0BOB" and "ends in" in texts(c.args))
+        "chat.postMessage",
+        timeout=6,
+        where=lambda c: c.args["channel"] == "U0BOB" and "ends in" in texts(c.args),
+    )
     resp = await slack.click("U0BOB", v.EXTEND, "quick", token="extend")
     assert resp.status == 200
     (said,) = await slack.replies("extend")
     assert "Quick Role is extended until" in texts(said), said
     await slack.click("U0BOB", v.REQUEST_AGAIN, "quick", token="again")
     (opened,) = await slack.fake.wait_for("views.open")
-    block = next(b for b in opened.args["view"]["blocks"]
-                 if b.get("block_id") == cards.JUSTIFICATION_BLOCK)
+    block = next(
+        b for b in opened.args["view"]["blocks"] if b.get("block_id") == cards.JUSTIFICATION_BLOCK
+    )
     assert block["element"]["initial_value"] == "printer queue stuck"
 
 
@@ -96,20 +110,28 @@ async def test_double_click_race_decides_once(slack: SlackBot):
     answer = await ask(slack, "activate global-admin 1h keys")
     request_id = answer.split("Request ")[1].split(" ")[0]
     await slack.fake.wait_for("chat.postMessage", count=4)
-    clicks = [slack.click(user, action, request_id, token=f"race{i}")
-              for i, (user, action) in enumerate([("U0CAROL", v.APPROVE), ("U0ERIN", v.APPROVE),
-                                                  ("U0CAROL", v.APPROVE)] * 2)]
+    clicks = [
+        slack.click(user, action, request_id, token=f"race{i}")
+        for i, (user, action) in enumerate(
+            [("U0CAROL", v.APPROVE), ("U0ERIN", v.APPROVE), ("U0CAROL", v.APPROVE)] * 2
+        )
+    ]
     for resp in await asyncio.gather(*clicks):
         assert resp.status == 200
     told = await slack.fake.wait_for(
-        "chat.postMessage", where=lambda c: c.args["channel"] == "U0BOB"
-        and "approved your request" in texts(c.args))
+        "chat.postMessage",
+        where=lambda c: c.args["channel"] == "U0BOB" and "approved your request" in texts(c.args),
+    )
     await drained(slack.runtime)  # everything the six clicks queued has gone out
-    approvals = [c for c in slack.fake.calls("chat.postMessage")
-                 if c.args["channel"] == "U0BOB" and "approved your request" in texts(c.args)]
+    approvals = [
+        c
+        for c in slack.fake.calls("chat.postMessage")
+        if c.args["channel"] == "U0BOB" and "approved your request" in texts(c.args)
+    ]
     assert len(approvals) == len(told) == 1
-    refusals = await slack.fake.wait_for("response_url", count=5,
-                                         where=lambda c: "already decided" in texts(c.args))
+    refusals = await slack.fake.wait_for(
+        "response_url", count=5, where=lambda c: "already decided" in texts(c.args)
+    )
     assert len(refusals) == 5
 
 
@@ -121,20 +143,29 @@ async def test_modal_path_for_reason_and_deny(slack: SlackBot):
     (opened,) = await slack.fake.wait_for("views.open")
     modal = opened.args["view"]
     assert modal["callback_id"] == cards.DECISION_MODAL
-    empty = await slack.submit("U0CAROL", cards.DECISION_MODAL,
-                               {cards.REASON_BLOCK: {cards.REASON_ACTION: {
-                                   "type": "plain_text_input", "value": ""}}},
-                               private_metadata=modal["private_metadata"])
+    empty = await slack.submit(
+        "U0CAROL",
+        cards.DECISION_MODAL,
+        {cards.REASON_BLOCK: {cards.REASON_ACTION: {"type": "plain_text_input", "value": ""}}},
+        private_metadata=modal["private_metadata"],
+    )
     body = await empty.json()
     assert body["response_action"] == "errors" and cards.REASON_BLOCK in body["errors"]
-    resp = await slack.submit("U0CAROL", cards.DECISION_MODAL,
-                              {cards.REASON_BLOCK: {cards.REASON_ACTION: {
-                                  "type": "plain_text_input", "value": "use <b>helpdesk</b>"}}},
-                              private_metadata=modal["private_metadata"])
+    resp = await slack.submit(
+        "U0CAROL",
+        cards.DECISION_MODAL,
+        {
+            cards.REASON_BLOCK: {
+                cards.REASON_ACTION: {"type": "plain_text_input", "value": "use <b>helpdesk</b>"}
+            }
+        },
+        private_metadata=modal["private_metadata"],
+    )
     assert resp.status == 200
     told = await slack.fake.wait_for(
-        "chat.postMessage", where=lambda c: c.args["channel"] == "U0BOB"
-        and "denied your request" in texts(c.args))
+        "chat.postMessage",
+        where=lambda c: c.args["channel"] == "U0BOB" and "denied your request" in texts(c.args),
+    )
     assert "Reason: use &lt;b&gt;helpdesk&lt;/b&gt;" in texts(told[0].args)
     updates = await slack.fake.wait_for("chat.update", count=2)
     assert all("Denied by Carol Chen" in texts(c.args) for c in updates)

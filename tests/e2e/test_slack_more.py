@@ -44,6 +44,7 @@ VIEW_METHODS = ("views.open", "views.publish", "views.update", "views.push")
 
 # --- helpers -----------------------------------------------------------------------------------
 
+
 def assert_valid_block_kit(fake: FakeSlackAPI) -> int:
     """Run slack_sdk's checks (`to_dict()`) on every block and view the fake received."""
     checked = 0
@@ -110,24 +111,40 @@ async def ask(slack: SlackBot, text: str, *, user: str = "U0BOB", token: str = "
 
 async def counts(slack: SlackBot) -> dict[str, int]:
     async with slack.runtime.uow.transaction() as s:
-        return {m.__name__: await s.scalar(select(func.count()).select_from(m)) or 0
-                for m in (ScheduleRequest, AuditEvent, OutboxMessage, Principal)}
+        return {
+            m.__name__: await s.scalar(select(func.count()).select_from(m)) or 0
+            for m in (ScheduleRequest, AuditEvent, OutboxMessage, Principal)
+        }
 
 
 async def audit_events(slack: SlackBot, action: str) -> list[AuditEvent]:
     async with slack.runtime.uow.transaction() as s:
-        return list((await s.scalars(select(AuditEvent).where(AuditEvent.action == action)
-                                     .order_by(AuditEvent.id))).all())
+        return list(
+            (
+                await s.scalars(
+                    select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
+                )
+            ).all()
+        )
 
 
 async def self_activations(slack: SlackBot) -> list[ScheduleRequest]:
     async with slack.runtime.uow.transaction() as s:
-        return list((await s.scalars(select(ScheduleRequest).where(
-            ScheduleRequest.action == Action.SELF_ACTIVATE))).all())
+        return list(
+            (
+                await s.scalars(
+                    select(ScheduleRequest).where(ScheduleRequest.action == Action.SELF_ACTIVATE)
+                )
+            ).all()
+        )
 
 
-def modal_values(role: str | None, duration: str | None = None, justification: str | None = None,
-                 ticket: str | None = None) -> dict[str, dict[str, Any]]:
+def modal_values(
+    role: str | None,
+    duration: str | None = None,
+    justification: str | None = None,
+    ticket: str | None = None,
+) -> dict[str, dict[str, Any]]:
     return {
         cards.ROLE_BLOCK: {cards.ROLE_ACTION: select_value(role)},
         cards.DURATION_BLOCK: {cards.DURATION_ACTION: text_value(duration)},
@@ -145,6 +162,7 @@ BOB_ROLES = {"global-admin", "secret-admin", "quick", "slow-approval"}
 
 # --- App Home ----------------------------------------------------------------------------------
 
+
 async def test_app_home_shows_roles_requests_and_approvals_and_follows_changes(slack: SlackBot):
     resp = await slack.post(app_home_opened("U0BOB"))
     assert resp.status == 200
@@ -153,8 +171,7 @@ async def test_app_home_shows_roles_requests_and_approvals_and_follows_changes(s
     assert home["type"] == "home"
     headers = [b["text"]["text"] for b in home["blocks"] if b["type"] == "header"]
     assert headers == ["My roles", "My requests", "Approve requests"]
-    assert {value for action, value in buttons(home["blocks"])
-            if action == v.ACTIVATE} == BOB_ROLES
+    assert {value for action, value in buttons(home["blocks"]) if action == v.ACTIVATE} == BOB_ROLES
     assert "Quick Role" in sections_of(home) and "needs approval" in sections_of(home)
     assert "You have no pending requests." in sections_of(home)
 
@@ -164,8 +181,9 @@ async def test_app_home_shows_roles_requests_and_approvals_and_follows_changes(s
     # (her Home was already redrawn when the card reached her; opening it publishes again)
     seen = len([c for c in slack.fake.calls("views.publish") if published_for("U0CAROL")(c)])
     await slack.post(app_home_opened("U0CAROL"))
-    carol = await slack.fake.wait_for("views.publish", count=seen + 1,
-                                      where=published_for("U0CAROL"))
+    carol = await slack.fake.wait_for(
+        "views.publish", count=seen + 1, where=published_for("U0CAROL")
+    )
     carol_home = carol[-1].args["view"]
     assert (v.APPROVE, request_id) in buttons(carol_home["blocks"])
     assert (v.DENY, request_id) in buttons(carol_home["blocks"])
@@ -173,16 +191,24 @@ async def test_app_home_shows_roles_requests_and_approvals_and_follows_changes(s
 
     # Bob's own Home, redrawn after his request, lists it under My requests with Cancel.
     mine = await slack.fake.wait_for(
-        "views.publish", where=lambda c: published_for("U0BOB")(c)
-        and (v.CANCEL, request_id) in buttons(c.args["view"]["blocks"]))
+        "views.publish",
+        where=lambda c: (
+            published_for("U0BOB")(c)
+            and (v.CANCEL, request_id) in buttons(c.args["view"]["blocks"])
+        ),
+    )
     assert (v.ACTIVATE, "global-admin") not in buttons(mine[-1].args["view"]["blocks"])
 
     # A change that concerns Bob redraws his Home: quick now shows Deactivate.
     answer = await reply(slack, "U0BOB", "activate quick 10m", "quick")
     assert answer["text"].startswith("Quick Role is active now.")
     refreshed = await slack.fake.wait_for(
-        "views.publish", where=lambda c: published_for("U0BOB")(c)
-        and (v.DEACTIVATE, "quick") in buttons(c.args["view"]["blocks"]))
+        "views.publish",
+        where=lambda c: (
+            published_for("U0BOB")(c)
+            and (v.DEACTIVATE, "quick") in buttons(c.args["view"]["blocks"])
+        ),
+    )
     assert "Active until" in sections_of(refreshed[-1].args["view"])
 
 
@@ -197,15 +223,18 @@ async def test_app_home_of_approvers_drops_a_request_once_it_is_decided(slack: S
     await slack.fake.wait_for("chat.update", count=4)
     await drained(slack.runtime)
     later = slack.fake.calls("views.publish")[seen:]
-    for user, empty in (("U0CAROL", "Nothing is waiting for you."),
-                        ("U0ERIN", "Nothing is waiting for you."),
-                        ("U0BOB", "You have no pending requests.")):
+    for user, empty in (
+        ("U0CAROL", "Nothing is waiting for you."),
+        ("U0ERIN", "Nothing is waiting for you."),
+        ("U0BOB", "You have no pending requests."),
+    ):
         (home,) = [c for c in later if published_for(user)(c)]
         assert empty in sections_of(home.args["view"])
         assert request_id not in dump(home.args["view"])
 
 
 # --- the activation modal ------------------------------------------------------------------------
+
 
 async def open_form(slack: SlackBot) -> dict[str, Any]:
     resp = await slack.command("U0BOB", "activate", token="form")
@@ -235,11 +264,13 @@ async def test_activate_without_role_opens_the_modal_and_errors_show_inline(slac
 
     bad = await errors_for(modal_values("quick", "soon"))
     assert list(bad) == [cards.DURATION_BLOCK]
-    assert bad[cards.DURATION_BLOCK] == ("'soon' is not a duration; "
-                                         "use e.g. 90m, 2h, 1h30m, 1d or PT2H")
+    assert bad[cards.DURATION_BLOCK] == (
+        "'soon' is not a duration; use e.g. 90m, 2h, 1h30m, 1d or PT2H"
+    )
     too_long = await errors_for(modal_values("quick", "2h"))
-    assert too_long == {cards.DURATION_BLOCK:
-                        "Quick Role can be activated for 1s to 1h; you asked for 2h."}
+    assert too_long == {
+        cards.DURATION_BLOCK: "Quick Role can be activated for 1s to 1h; you asked for 2h."
+    }
     why = await errors_for(modal_values("secret-admin", "1h"))
     assert list(why) == [cards.JUSTIFICATION_BLOCK]
     assert "needs a justification" in why[cards.JUSTIFICATION_BLOCK]
@@ -249,18 +280,24 @@ async def test_activate_without_role_opens_the_modal_and_errors_show_inline(slac
     assert slack.fake.calls("chat.postMessage") == []
 
     # Valid: the modal closes (an empty 200) and Bob is told by DM.
-    ok = await slack.submit("U0BOB", cards.ACTIVATION_MODAL,
-                            modal_values("quick", "5m", ticket="jira:OPS-12"))
+    ok = await slack.submit(
+        "U0BOB", cards.ACTIVATION_MODAL, modal_values("quick", "5m", ticket="jira:OPS-12")
+    )
     assert ok.status == 200 and await ok.text() == ""
     (activated,) = await slack.fake.wait_for(
-        "chat.postMessage", where=lambda c: to("U0BOB")(c) and "is active until" in dump(c.args))
+        "chat.postMessage", where=lambda c: to("U0BOB")(c) and "is active until" in dump(c.args)
+    )
     assert "Quick Role" in dump(activated.args)
 
-    ok = await slack.submit("U0BOB", cards.ACTIVATION_MODAL,
-                            modal_values("secret-admin", "1h", justification="quarterly audit"))
+    ok = await slack.submit(
+        "U0BOB",
+        cards.ACTIVATION_MODAL,
+        modal_values("secret-admin", "1h", justification="quarterly audit"),
+    )
     assert ok.status == 200 and await ok.text() == ""
     (submitted,) = await slack.fake.wait_for(
-        "chat.postMessage", where=lambda c: to("U0BOB")(c) and "waiting for" in dump(c.args))
+        "chat.postMessage", where=lambda c: to("U0BOB")(c) and "waiting for" in dump(c.args)
+    )
     (req,) = [r for r in await self_activations(slack) if r.role_id == "secret-admin"]
     assert buttons(submitted.args["blocks"]) == [(v.CANCEL, req.short_id)]
     assert "quarterly audit" in dump(submitted.args)
@@ -280,13 +317,15 @@ async def test_request_again_opens_the_modal_with_the_role_chosen(slack: SlackBo
 
 # --- cancel, time-out, deactivate --------------------------------------------------------------
 
+
 async def test_cancel_from_the_submitted_message_redraws_every_card(slack: SlackBot):
     request_id = await ask(slack, "activate global-admin 1h rotate the keys")
     await slack.fake.wait_for("chat.postMessage", count=4)
     (submitted,) = slack.fake.messages_to("U0BOB")
     assert buttons(submitted.args["blocks"]) == [(v.CANCEL, request_id)]
-    resp = await slack.click("U0BOB", v.CANCEL, request_id, posted=submitted.response,
-                             token="cancel")
+    resp = await slack.click(
+        "U0BOB", v.CANCEL, request_id, posted=submitted.response, token="cancel"
+    )
     assert resp.status == 200
     (answer,) = await slack.replies("cancel")
     assert answer["response_type"] == "ephemeral"
@@ -295,15 +334,17 @@ async def test_cancel_from_the_submitted_message_redraws_every_card(slack: Slack
     updates = await slack.fake.wait_for("chat.update", count=4)
     posted = [c.response for c in slack.fake.calls("chat.postMessage") if c.ok]
     assert {(c.args["channel"], c.args["ts"]) for c in updates} == {
-        (p["channel"], p["ts"]) for p in posted}
+        (p["channel"], p["ts"]) for p in posted
+    }
     for p in posted:  # every copy as it stands now
         now = slack.fake.message(p["channel"], p["ts"])
         assert buttons(now["blocks"]) == []
         assert "Canceled by Bob Builder" in dump(now)
         assert "Request canceled" in dump(now["blocks"][0])
     async with slack.runtime.uow.transaction() as s:
-        status = await s.scalar(select(ScheduleRequest.status)
-                                .where(ScheduleRequest.short_id == request_id))
+        status = await s.scalar(
+            select(ScheduleRequest.status).where(ScheduleRequest.short_id == request_id)
+        )
     assert status == Status.CANCELED
 
 
@@ -312,11 +353,14 @@ async def test_a_request_nobody_decides_times_out_and_every_card_says_so(slack: 
     request_id = await ask(slack, "activate slow-approval 1h nightly batch is stuck")
     (card,) = await slack.fake.wait_for("chat.postMessage", where=to("U0CAROL"))
     (told,) = await slack.fake.wait_for(
-        "chat.postMessage", timeout=4,
-        where=lambda c: to("U0BOB")(c) and "timed out" in dump(c.args))
+        "chat.postMessage",
+        timeout=4,
+        where=lambda c: to("U0BOB")(c) and "timed out" in dump(c.args),
+    )
     assert request_id in dump(told.args)
     redrawn = await slack.fake.wait_for(
-        "chat.update", timeout=2, where=lambda c: c.args["ts"] == card.response["ts"])
+        "chat.update", timeout=2, where=lambda c: c.args["ts"] == card.response["ts"]
+    )
     assert time.monotonic() - started < 5
     now = slack.fake.message(card.response["channel"], card.response["ts"])
     assert buttons(now["blocks"]) == [] and buttons(redrawn[-1].args["blocks"]) == []
@@ -335,7 +379,8 @@ async def test_deactivate_button_from_roles(slack: SlackBot):
     assert done["response_type"] == "ephemeral"
     assert done["text"] == "Quick Role is deactivated. Your access has ended."
     await slack.fake.wait_for(
-        "chat.postMessage", where=lambda c: to("U0BOB")(c) and "deactivated" in dump(c.args))
+        "chat.postMessage", where=lambda c: to("U0BOB")(c) and "deactivated" in dump(c.args)
+    )
     assert await audit_events(slack, "role.deactivated")
 
 
@@ -344,17 +389,23 @@ async def test_the_word_payload_in_a_slash_command(slack: SlackBot):
     assert answer["text"].startswith("Quick Role is active now."), answer
     (req,) = await self_activations(slack)
     assert (req.role_id, req.justification, req.duration_seconds) == (
-        "quick", "fix the payload service", 60)
+        "quick",
+        "fix the payload service",
+        60,
+    )
 
 
 # --- signatures --------------------------------------------------------------------------------
 
+
 async def test_forged_or_stale_requests_are_refused_and_change_nothing(slack: SlackBot):
     before = await counts(slack)
-    command = slash_command("activate quick 1m", user_id="U0BOB",
-                            response_url=slack.fake.response_url("forged"))
-    click = block_action(v.APPROVE, "R-AAAA", user_id="U0CAROL",
-                         response_url=slack.fake.response_url("forged"))
+    command = slash_command(
+        "activate quick 1m", user_id="U0BOB", response_url=slack.fake.response_url("forged")
+    )
+    click = block_action(
+        v.APPROVE, "R-AAAA", user_id="U0CAROL", response_url=slack.fake.response_url("forged")
+    )
     for body in (command, click, app_home_opened("U0BOB")):
         forged = await slack.post(body, secret="not-the-secret")
         assert forged.status == 401
@@ -371,15 +422,18 @@ async def test_forged_or_stale_requests_are_refused_and_change_nothing(slack: Sl
 
 # --- refusals ----------------------------------------------------------------------------------
 
-async def test_clicks_by_non_approvers_and_by_the_requester_are_refused_privately(
-        slack: SlackBot):
+
+async def test_clicks_by_non_approvers_and_by_the_requester_are_refused_privately(slack: SlackBot):
     request_id = await ask(slack, "activate global-admin 1h rotate the keys")
     await slack.fake.wait_for("chat.postMessage", count=4)
     card = slack.fake.messages_to("U0CAROL")[0].response
     before = dump(slack.fake.message(card["channel"], card["ts"]))
-    clicks = [("U0DAVE", v.APPROVE, "not an approver"), ("U0ALICE", v.APPROVE, "not an approver"),
-              ("U0ALICE", v.DENY, "not an approver"),
-              ("U0BOB", v.APPROVE, "cannot approve your own request")]
+    clicks = [
+        ("U0DAVE", v.APPROVE, "not an approver"),
+        ("U0ALICE", v.APPROVE, "not an approver"),
+        ("U0ALICE", v.DENY, "not an approver"),
+        ("U0BOB", v.APPROVE, "cannot approve your own request"),
+    ]
     for user, action, why in clicks:
         token = f"{user}-{action}"
         resp = await slack.click(user, action, request_id, posted=card, token=token)
@@ -400,8 +454,9 @@ async def test_clicks_by_non_approvers_and_by_the_requester_are_refused_privatel
     ]
     assert all(e.details["request"] == request_id for e in refused)
     async with slack.runtime.uow.transaction() as s:
-        status = await s.scalar(select(ScheduleRequest.status)
-                                .where(ScheduleRequest.short_id == request_id))
+        status = await s.scalar(
+            select(ScheduleRequest.status).where(ScheduleRequest.short_id == request_id)
+        )
     assert status == Status.PENDING_APPROVAL
 
 
@@ -416,18 +471,23 @@ async def test_hostile_text_is_escaped_everywhere(slack: SlackBot):
     for target in ("U0CAROL", "U0ERIN", "C0APPROVALS", "U0BOB"):
         (card,) = slack.fake.messages_to(target)
         assert HOSTILE_SHOWN in dump(card.args)
-    await slack.fake.wait_for("views.publish", where=lambda c: published_for("U0CAROL")(c)
-                              and HOSTILE_SHOWN in dump(c.args))
+    await slack.fake.wait_for(
+        "views.publish",
+        where=lambda c: published_for("U0CAROL")(c) and HOSTILE_SHOWN in dump(c.args),
+    )
     await slack.click("U0CAROL", v.DENY, request_id, token="deny")
     (opened,) = await slack.fake.wait_for("views.open")
     assert HOSTILE_SHOWN in dump(opened.args["view"])
     resp = await slack.submit(
-        "U0CAROL", cards.DECISION_MODAL,
+        "U0CAROL",
+        cards.DECISION_MODAL,
         {cards.REASON_BLOCK: {cards.REASON_ACTION: text_value(f"no: {HOSTILE}")}},
-        private_metadata=opened.args["view"]["private_metadata"])
+        private_metadata=opened.args["view"]["private_metadata"],
+    )
     assert resp.status == 200
     (told,) = await slack.fake.wait_for(
-        "chat.postMessage", where=lambda c: to("U0BOB")(c) and "denied your request" in dump(c.args))
+        "chat.postMessage", where=lambda c: to("U0BOB")(c) and "denied your request" in dump(c.args)
+    )
     assert f"no: {HOSTILE_SHOWN}" in told.args["text"]
     await slack.fake.wait_for("chat.update", count=4)
     # and in the ephemeral answers: the approvals list, the audit trail
@@ -444,11 +504,13 @@ async def test_hostile_text_is_escaped_everywhere(slack: SlackBot):
 
 # --- rate limits -------------------------------------------------------------------------------
 
+
 async def test_a_429_is_retried_after_retry_after_and_delivered_once(slack: SlackBot):
     slack.fake.fail_next("chat.postMessage", status=429, retry_after=1)
     await ask(slack, "activate secret-admin 1h quarterly audit")
-    await slack.fake.wait_for("chat.postMessage", where=lambda c: to("U0CAROL")(c) and c.ok,
-                              timeout=5)
+    await slack.fake.wait_for(
+        "chat.postMessage", where=lambda c: to("U0CAROL")(c) and c.ok, timeout=5
+    )
     await drained(slack.runtime)  # a duplicate would be a retry still queued, or sent by now
     to_carol = [c for c in slack.fake.calls("chat.postMessage") if to("U0CAROL")(c)]
     assert [c.status for c in to_carol] == [429, 200]
@@ -459,6 +521,7 @@ async def test_a_429_is_retried_after_retry_after_and_delivered_once(slack: Slac
 
 
 # --- people ------------------------------------------------------------------------------------
+
 
 async def test_people_are_found_by_email_and_strangers_refused(slack: SlackBot):
     # Dave has no slack_id in the policy. His "you are eligible" DM, sent at start-up, found
@@ -484,8 +547,9 @@ async def test_people_are_found_by_email_and_strangers_refused(slack: SlackBot):
 
     before = await counts(slack)
     answer = await reply(slack, "U0ZED", "activate global-admin 1h let me in", "zed")
-    assert answer["text"].endswith("You are not set up in pim-bot yet. "
-                                   "Ask a pim-bot admin to add you to the policy.")
+    assert answer["text"].endswith(
+        "You are not set up in pim-bot yet. Ask a pim-bot admin to add you to the policy."
+    )
     await slack.post(app_home_opened("U0ZED"))
     (home,) = await slack.fake.wait_for("views.publish", where=published_for("U0ZED"))
     assert "You are not set up in pim-bot yet" in dump(home.args["view"])

@@ -24,12 +24,17 @@ async def test_access_ended_never_arrives_before_approved_even_after_a_429(slack
     slack.fake.fail_next("chat.postMessage", status=429, retry_after=1)
     resp = await slack.click("U0CAROL", v.APPROVE, request_id, posted=carol_card)
     assert resp.status == 200
-    await slack.fake.wait_for("chat.postMessage", count=2, timeout=8,
-                              where=lambda c: c.ok and c.args["channel"] == "U0BOB")
+    await slack.fake.wait_for(
+        "chat.postMessage",
+        count=2,
+        timeout=8,
+        where=lambda c: c.ok and c.args["channel"] == "U0BOB",
+    )
     await asyncio.sleep(0.3)  # room for anything out of order
     to_bob = [c for c in slack.fake.calls("chat.postMessage") if c.args["channel"] == "U0BOB"]
-    assert [(c.status, "approved your request" in said(c), "is active until" in said(c))
-            for c in to_bob] == [(429, True, False), (200, True, False), (200, False, True)]
+    assert [
+        (c.status, "approved your request" in said(c), "is active until" in said(c)) for c in to_bob
+    ] == [(429, True, False), (200, True, False), (200, False, True)]
     refused, approved, active = to_bob
     assert approved.at - refused.at >= 0.95  # Retry-After honoured
     assert active.at >= approved.at  # "active" waited for "approved", retry and all

@@ -60,8 +60,11 @@ async def open_review(slack: SlackBot) -> tuple[dict, dict]:
     cards_to = {}
     for user in ("U0CAROL", "U0ERIN"):
         (card,) = await slack.fake.wait_for(
-            "chat.postMessage", where=lambda c, u=user: c.args["channel"] == u
-            and "Please review access" in texts(c.args))
+            "chat.postMessage",
+            where=lambda c, u=user: (
+                c.args["channel"] == u and "Please review access" in texts(c.args)
+            ),
+        )
         cards_to[user] = card
     return cards_to["U0CAROL"], cards_to["U0ERIN"]
 
@@ -72,13 +75,17 @@ async def test_review_cards_click_modal_redraw_and_end(slack: SlackBot):
         assert set(map(tuple, review_buttons(card.args).values())) == {tuple(v.REVIEW_VERBS)}
         assert "Bob Builder" in texts(card.args) and "Dave Duty" in texts(card.args)
         assert "no activation in 30 days" in texts(card.args)
-    assert not [c for c in slack.fake.calls("chat.postMessage")
-                if c.args["channel"] in ("U0BOB", "U0DAVE") and "review" in texts(c.args)]
+    assert not [
+        c
+        for c in slack.fake.calls("chat.postMessage")
+        if c.args["channel"] in ("U0BOB", "U0DAVE") and "review" in texts(c.args)
+    ]
     bob, dave = item_of(carol.args, "Bob Builder"), item_of(carol.args, "Dave Duty")
 
     # Carol approves Bob with one click: she is told, and both cards are redrawn.
-    resp = await slack.click("U0CAROL", v.REVIEW_APPROVE, bob, posted=carol.response,
-                             token="carol-approve")
+    resp = await slack.click(
+        "U0CAROL", v.REVIEW_APPROVE, bob, posted=carol.response, token="carol-approve"
+    )
     assert resp.status == 200
     (answer,) = await slack.replies("carol-approve")
     assert answer["text"].startswith(f"Recorded: item {bob} approved.")
@@ -94,15 +101,20 @@ async def test_review_cards_click_modal_redraw_and_end(slack: SlackBot):
     (opened,) = await slack.fake.wait_for("views.open")
     modal = opened.args["view"]
     assert modal["callback_id"] == cards.REVIEW_MODAL and "Dave Duty" in texts(modal)
-    field = {cards.REVIEW_REASON_BLOCK: {cards.REVIEW_REASON_ACTION: {
-        "type": "plain_text_input", "value": ""}}}
-    empty = await slack.submit("U0ERIN", cards.REVIEW_MODAL, field,
-                               private_metadata=modal["private_metadata"])
+    field = {
+        cards.REVIEW_REASON_BLOCK: {
+            cards.REVIEW_REASON_ACTION: {"type": "plain_text_input", "value": ""}
+        }
+    }
+    empty = await slack.submit(
+        "U0ERIN", cards.REVIEW_MODAL, field, private_metadata=modal["private_metadata"]
+    )
     body = await empty.json()
     assert body["response_action"] == "errors" and cards.REVIEW_REASON_BLOCK in body["errors"]
     field[cards.REVIEW_REASON_BLOCK][cards.REVIEW_REASON_ACTION]["value"] = "moved <b>to</b> sales"
-    resp = await slack.submit("U0ERIN", cards.REVIEW_MODAL, field,
-                              private_metadata=modal["private_metadata"])
+    resp = await slack.submit(
+        "U0ERIN", cards.REVIEW_MODAL, field, private_metadata=modal["private_metadata"]
+    )
     assert resp.status == 200
     updates = await slack.fake.wait_for("chat.update", count=2)
     for c in updates:
@@ -122,16 +134,19 @@ async def test_review_cards_click_modal_redraw_and_end(slack: SlackBot):
 
     # The end: Dave's eligibility goes, he is told why; Alice gets the summary.
     slack.fake.clear()
-    line = await end_review(slack.runtime.uow, slack.runtime.clock, actor="cli:ops",
-                            review_id="ga-review")
+    line = await end_review(
+        slack.runtime.uow, slack.runtime.clock, actor="cli:ops", review_id="ga-review"
+    )
     assert "approved 1, denied 1" in line and "applied: 1 removed" in line
     slack.runtime.poke()
-    (told,) = await slack.fake.wait_for("chat.postMessage",
-                                        where=lambda c: c.args["channel"] == "U0DAVE")
+    (told,) = await slack.fake.wait_for(
+        "chat.postMessage", where=lambda c: c.args["channel"] == "U0DAVE"
+    )
     assert "removed by the access review" in texts(told.args)
     assert "Erin Ersatz denied it (moved &lt;b&gt;to&lt;/b&gt; sales)" in texts(told.args)
-    (summary,) = await slack.fake.wait_for("chat.postMessage",
-                                           where=lambda c: c.args["channel"] == "U0ALICE")
+    (summary,) = await slack.fake.wait_for(
+        "chat.postMessage", where=lambda c: c.args["channel"] == "U0ALICE"
+    )
     assert "Access review ended: Global admin review #1" in texts(summary.args)
     assert "Applied: 1 removed" in texts(summary.args)
     closed = await slack.fake.wait_for("chat.update", count=2)
@@ -141,19 +156,23 @@ async def test_review_cards_click_modal_redraw_and_end(slack: SlackBot):
 async def test_a_reviewer_cannot_review_their_own_access_in_slack(slack: SlackBot):
     selfish = POLICY.replace(
         "approvers: [carol@contoso.com, erin@contoso.com],",
-        "approvers: [carol@contoso.com, erin@contoso.com, dave@contoso.com],")
+        "approvers: [carol@contoso.com, erin@contoso.com, dave@contoso.com],",
+    )
     await apply_policy(slack.runtime.uow, slack.runtime.clock, text=selfish + REVIEW)
-    await start_review(slack.runtime.uow, slack.runtime.clock, actor="cli:ops",
-                       review_id="ga-review")
+    await start_review(
+        slack.runtime.uow, slack.runtime.clock, actor="cli:ops", review_id="ga-review"
+    )
     slack.runtime.poke()
     (card,) = await slack.fake.wait_for(
-        "chat.postMessage", where=lambda c: c.args["channel"] == "U0DAVE"
-        and "Please review access" in texts(c.args))
+        "chat.postMessage",
+        where=lambda c: c.args["channel"] == "U0DAVE" and "Please review access" in texts(c.args),
+    )
     assert "Bob Builder" in texts(card.args)
     assert "Dave Duty" not in texts(card.args)  # his own eligibility is not on his card
     (carols,) = await slack.fake.wait_for(
-        "chat.postMessage", where=lambda c: c.args["channel"] == "U0CAROL"
-        and "Please review access" in texts(c.args))
+        "chat.postMessage",
+        where=lambda c: c.args["channel"] == "U0CAROL" and "Please review access" in texts(c.args),
+    )
     own = item_of(carols.args, "Dave Duty")
     await slack.click("U0DAVE", v.REVIEW_APPROVE, own, token="own")
     (refused,) = await slack.replies("own")

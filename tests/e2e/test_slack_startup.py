@@ -12,10 +12,14 @@ from bot.runtime import Runtime
 from bot.slack.app import build_slack
 
 
-async def test_no_token_will_be_unused_warning(sqlite_url: str, monkeypatch: pytest.MonkeyPatch,
-                                               caplog: pytest.LogCaptureFixture) -> None:
-    env = {"DATABASE_URL": sqlite_url, "SLACK_BOT_TOKEN": "xoxb-test",
-           "SLACK_SIGNING_SECRET": "s3cret"}
+async def test_no_token_will_be_unused_warning(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = {
+        "DATABASE_URL": sqlite_url,
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": "s3cret",
+    }
     for key, value in env.items():  # Bolt reads SLACK_BOT_TOKEN from the environment too
         monkeypatch.setenv(key, value)
     runtime = Runtime.build(Settings.from_env(env))

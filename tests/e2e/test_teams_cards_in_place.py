@@ -42,8 +42,9 @@ async def test_one_card_per_request_updated_in_place(teams: TeamsBot):
     assert verbs(card_of(mine)) == [(v.CANCEL, {"request": request_id})]
     assert "waiting for approval" in dump(mine.body)
 
-    await teams.click("carol", v.APPROVE, {"request": request_id},
-                      card_id=approver.activity_id or "")
+    await teams.click(
+        "carol", v.APPROVE, {"request": request_id}, card_id=approver.activity_id or ""
+    )
     await teams.connector.wait_for("update", where=lambda c: c.activity_id == mine.activity_id)
     now = card_of(teams.connector.activity(conv("bob"), mine.activity_id or ""))
     assert verbs(now) == [] and "Approved by Carol Chen" in dump(now)
@@ -62,8 +63,7 @@ async def test_deciding_from_the_approvals_list_keeps_the_other_rows(teams: Team
     ids = [d["request"] for d in approve]
     assert len(ids) == 2 and approve[0][cards.SHOWN_INPUT].split(",") == ids
 
-    result = await teams.click("carol", v.APPROVE, approve[0],
-                               card_id=listed.activity_id or "")
+    result = await teams.click("carol", v.APPROVE, approve[0], card_id=listed.activity_id or "")
     assert result["type"] == CARD
     after = result["value"]
     assert "Requests you can decide" in dump(after)
@@ -91,8 +91,13 @@ async def test_required_inputs_are_checked_on_the_card(teams: TeamsBot):
 
 async def test_the_form_echoes_the_duration_as_typed(teams: TeamsBot):
     await setup(teams, "bob")
-    result = await teams.click("bob", cards.SUBMIT_ACTIVATION, {}, card_id="1", inputs={
-        cards.ROLE_INPUT: "quick", cards.DURATION_INPUT: "99h"})
+    result = await teams.click(
+        "bob",
+        cards.SUBMIT_ACTIVATION,
+        {},
+        card_id="1",
+        inputs={cards.ROLE_INPUT: "quick", cards.DURATION_INPUT: "99h"},
+    )
     assert "you asked for 99h" in dump(result["value"])
     assert "4d3h" not in dump(result["value"])
 
@@ -111,7 +116,11 @@ async def test_an_approver_gets_missed_cards_when_first_talking_to_the_bot(teams
     await teams.click("carol", v.APPROVE, {"request": request_id}, card_id=card.activity_id or "")
     await teams.connector.wait_for("update", where=lambda c: c.activity_id == card.activity_id)
     await drained(teams.runtime)
-    again = [c for c in teams.connector.calls("post")
-             if c.conversation_id == conv("carol") and request_id in dump(c.body)
-             and with_verb("carol", v.APPROVE)(c)]
+    again = [
+        c
+        for c in teams.connector.calls("post")
+        if c.conversation_id == conv("carol")
+        and request_id in dump(c.body)
+        and with_verb("carol", v.APPROVE)(c)
+    ]
     assert len(again) == 1  # once, not at every turn

@@ -51,23 +51,31 @@ CARD = "application/vnd.microsoft.card.adaptive"
 
 # --- helpers -----------------------------------------------------------------------------------
 
+
 async def counts(runtime: Runtime) -> dict[str, int]:
     async with runtime.uow.transaction() as s:
-        return {m.__name__: await s.scalar(select(func.count()).select_from(m)) or 0
-                for m in (ScheduleRequest, AuditEvent, OutboxMessage, Principal,
-                          ConversationRef)}
+        return {
+            m.__name__: await s.scalar(select(func.count()).select_from(m)) or 0
+            for m in (ScheduleRequest, AuditEvent, OutboxMessage, Principal, ConversationRef)
+        }
 
 
 async def status_of(runtime: Runtime, request_id: str) -> str | None:
     async with runtime.uow.transaction() as s:
-        return await s.scalar(select(ScheduleRequest.status)
-                              .where(ScheduleRequest.short_id == request_id))
+        return await s.scalar(
+            select(ScheduleRequest.status).where(ScheduleRequest.short_id == request_id)
+        )
 
 
 async def audit_events(runtime: Runtime, action: str) -> list[AuditEvent]:
     async with runtime.uow.transaction() as s:
-        return list((await s.scalars(select(AuditEvent).where(AuditEvent.action == action)
-                                     .order_by(AuditEvent.id))).all())
+        return list(
+            (
+                await s.scalars(
+                    select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
+                )
+            ).all()
+        )
 
 
 def now_showing(teams: TeamsBot, who: str, call: Call) -> dict[str, Any]:
@@ -79,12 +87,18 @@ def now_showing(teams: TeamsBot, who: str, call: Call) -> dict[str, Any]:
 
 # --- deny ----------------------------------------------------------------------------------------
 
+
 async def test_deny_with_the_reason_typed_into_the_card(teams: TeamsBot):
     await setup(teams, "carol", "bob")
     request_id, card, submitted = await ask(teams, "activate global-admin 1h rotate the keys")
     reason = "not during the change freeze"
-    result = await teams.click("carol", v.DENY, {"request": request_id},
-                               card_id=card.activity_id or "", inputs={cards.REASON_INPUT: reason})
+    result = await teams.click(
+        "carol",
+        v.DENY,
+        {"request": request_id},
+        card_id=card.activity_id or "",
+        inputs={cards.REASON_INPUT: reason},
+    )
     # The invoke answers with the decided card: outcome and reason shown, buttons gone.
     assert result["statusCode"] == 200 and result["type"] == ADAPTIVE
     assert verbs(result["value"]) == []
@@ -92,8 +106,10 @@ async def test_deny_with_the_reason_typed_into_the_card(teams: TeamsBot):
     assert f": {reason}" in dump(result["value"]) and "Request denied" in dump(result["value"])
 
     (told,) = await teams.connector.wait_for("post", where=to("bob", "denied your request"))
-    assert f"Carol Chen denied your request {request_id} for Global Administrator. " \
-           f"Reason: {reason}" in dump(told.body)
+    assert (
+        f"Carol Chen denied your request {request_id} for Global Administrator. "
+        f"Reason: {reason}" in dump(told.body)
+    )
     # Carol's card and Bob's submitted card are redrawn in place.
     await teams.connector.wait_for("update", count=2)
     for who, call in (("carol", card), ("bob", submitted)):
@@ -113,8 +129,9 @@ async def test_deny_without_a_reason_is_asked_on_the_card_and_changes_nothing(te
     calls_before = len(teams.connector.calls())
     # Teams sends an empty input as "" (or leaves it out); blanks are no reason either.
     for inputs in (None, {cards.REASON_INPUT: ""}, {cards.REASON_INPUT: "   "}):
-        result = await teams.click("carol", v.DENY, {"request": request_id},
-                                   card_id=card.activity_id or "", inputs=inputs)
+        result = await teams.click(
+            "carol", v.DENY, {"request": request_id}, card_id=card.activity_id or "", inputs=inputs
+        )
         # Asked on the card, not in text-command syntax: the same card, buttons and all,
         # with the question under the reason box.
         assert result["statusCode"] == 200 and result["type"] == CARD
@@ -126,18 +143,23 @@ async def test_deny_without_a_reason_is_asked_on_the_card_and_changes_nothing(te
     assert dump(now_showing(teams, "carol", card)) == before
     assert await status_of(teams.runtime, request_id) == Status.PENDING_APPROVAL
     # and the card still works
-    result = await teams.click("carol", v.APPROVE, {"request": request_id},
-                               card_id=card.activity_id or "")
+    result = await teams.click(
+        "carol", v.APPROVE, {"request": request_id}, card_id=card.activity_id or ""
+    )
     assert "Approved by Carol Chen" in dump(result["value"])
-
 
 
 async def test_a_role_that_asks_approvers_for_a_reason_gets_it_from_the_card(teams: TeamsBot):
     await setup(teams, "carol", "bob")
     request_id, card, _ = await ask(teams, "activate secret-admin 1h quarterly audit")
     assert "Reason (required)" in dump(card_of(card))
-    refused = await teams.click("carol", v.APPROVE, {"request": request_id},
-                                card_id=card.activity_id or "", inputs={cards.REASON_INPUT: ""})
+    refused = await teams.click(
+        "carol",
+        v.APPROVE,
+        {"request": request_id},
+        card_id=card.activity_id or "",
+        inputs={cards.REASON_INPUT: ""},
+    )
     # Asked on the card (not in text-command syntax), and the box says it is required.
     assert refused["type"] == CARD
     assert "Secret Administrator asks approvers for a reason" in dump(refused["value"])
@@ -145,26 +167,34 @@ async def test_a_role_that_asks_approvers_for_a_reason_gets_it_from_the_card(tea
     (box,) = [e for e in refused["value"]["body"] if e.get("id") == cards.REASON_INPUT]
     assert box["isRequired"] is True and box["errorMessage"]
     assert await status_of(teams.runtime, request_id) == Status.PENDING_APPROVAL
-    result = await teams.click("carol", v.APPROVE, {"request": request_id},
-                               card_id=card.activity_id or "",
-                               inputs={cards.REASON_INPUT: "audit ticket OPS-7"})
+    result = await teams.click(
+        "carol",
+        v.APPROVE,
+        {"request": request_id},
+        card_id=card.activity_id or "",
+        inputs={cards.REASON_INPUT: "audit ticket OPS-7"},
+    )
     assert "Approved by Carol Chen" in dump(result["value"])
     assert "audit ticket OPS-7" in dump(result["value"])
     await teams.connector.wait_for("post", where=to("bob", "approved your request", request_id))
 
+
 # --- cancel and time-out -------------------------------------------------------------------------
+
 
 async def test_cancel_from_the_submitted_card_redraws_the_approvers_card(teams: TeamsBot):
     await setup(teams, "carol", "bob")
     request_id, card, submitted = await ask(teams, "activate global-admin 1h rotate the keys")
-    result = await teams.click("bob", v.CANCEL, {"request": request_id},
-                               card_id=submitted.activity_id or "")
+    result = await teams.click(
+        "bob", v.CANCEL, {"request": request_id}, card_id=submitted.activity_id or ""
+    )
     assert result["type"] == ADAPTIVE and verbs(result["value"]) == []
     assert "Canceled by Bob Builder" in dump(result["value"])
     assert "Request canceled" in dump(result["value"])
 
     (update,) = await teams.connector.wait_for(
-        "update", where=lambda c: c.activity_id == card.activity_id)
+        "update", where=lambda c: c.activity_id == card.activity_id
+    )
     assert update.conversation_id == conv("carol") and update.ok
     shown = now_showing(teams, "carol", card)
     assert verbs(shown) == [] and "Canceled by Bob Builder" in dump(shown)
@@ -172,8 +202,9 @@ async def test_cancel_from_the_submitted_card_redraws_the_approvers_card(teams: 
     assert "Canceled by Bob Builder" in dump(now_showing(teams, "bob", submitted))
     assert await status_of(teams.runtime, request_id) == Status.CANCELED
     # Carol's stale click now only says so, privately.
-    late = await teams.click("carol", v.APPROVE, {"request": request_id},
-                             card_id=card.activity_id or "")
+    late = await teams.click(
+        "carol", v.APPROVE, {"request": request_id}, card_id=card.activity_id or ""
+    )
     assert late["type"] == MESSAGE
     # (the engine's later view of a canceled request does not say who canceled it)
     assert late["value"].startswith(f"{request_id} is already decided: Canceled")
@@ -185,8 +216,9 @@ async def test_a_request_nobody_decides_times_out_and_the_cards_say_so(teams: Te
     request_id, card, submitted = await ask(teams, "activate slow-approval 1h batch is stuck")
     (told,) = await teams.connector.wait_for("post", timeout=6, where=to("bob", "timed out"))
     assert request_id in dump(told.body) and "Slow Approval" in dump(told.body)
-    await teams.connector.wait_for("update", timeout=3,
-                                   where=lambda c: c.activity_id == card.activity_id)
+    await teams.connector.wait_for(
+        "update", timeout=3, where=lambda c: c.activity_id == card.activity_id
+    )
     assert time.monotonic() - started < 6
     shown = now_showing(teams, "carol", card)
     assert verbs(shown) == [] and "nobody decided in time" in dump(shown)
@@ -198,11 +230,14 @@ async def test_a_request_nobody_decides_times_out_and_the_cards_say_so(teams: Te
 
 # --- the double click ----------------------------------------------------------------------------
 
+
 async def test_concurrent_clicks_make_exactly_one_decision(teams: TeamsBot):
     await setup(teams, "carol", "bob")
     request_id, card, _ = await ask(teams, "activate global-admin 1h rotate the keys")
-    clicks = [teams.click("carol", v.APPROVE, {"request": request_id},
-                          card_id=card.activity_id or "") for _ in range(6)]
+    clicks = [
+        teams.click("carol", v.APPROVE, {"request": request_id}, card_id=card.activity_id or "")
+        for _ in range(6)
+    ]
     results = await asyncio.gather(*clicks)
     decided = [r for r in results if r["type"] == ADAPTIVE]
     refused = [r for r in results if r["type"] == MESSAGE]
@@ -217,8 +252,7 @@ async def test_concurrent_clicks_make_exactly_one_decision(teams: TeamsBot):
     assert len(approved) == 1
     assert len(await audit_events(teams.runtime, "request.approved")) == 1
     async with teams.runtime.uow.transaction() as s:
-        req = await s.scalar(select(ScheduleRequest).where(
-            ScheduleRequest.short_id == request_id))
+        req = await s.scalar(select(ScheduleRequest).where(ScheduleRequest.short_id == request_id))
         assert req is not None and req.status == Status.PROVISIONED
     # Carol's card was redrawn once (by the outbox), to the one outcome.
     updates = [c for c in teams.connector.calls("update") if c.activity_id == card.activity_id]
@@ -227,17 +261,21 @@ async def test_concurrent_clicks_make_exactly_one_decision(teams: TeamsBot):
 
 # --- what people type ---------------------------------------------------------------------------
 
+
 async def test_a_typed_mistake_gets_a_one_line_error_card_and_records_nothing(teams: TeamsBot):
     await setup(teams, "bob")
     await drained(teams.runtime)
     before = await counts(teams.runtime)
-    for text, error in (("activate quick 2x", "✗ '2x' is not a duration"),
-                        ("fly me to the moon", "✗ ")):
+    for text, error in (
+        ("activate quick 2x", "✗ '2x' is not a duration"),
+        ("fly me to the moon", "✗ "),
+    ):
         teams.connector.clear()
         resp = await teams.say("bob", text)
         assert resp.status in (200, 201)
-        (answer,) = await teams.connector.wait_for("post", where=lambda c: c.conversation_id
-                                                   == conv("bob"))
+        (answer,) = await teams.connector.wait_for(
+            "post", where=lambda c: c.conversation_id == conv("bob")
+        )
         card = card_of(answer)
         assert card is not None and verbs(card) == []
         first = card["body"][0]["inlines"][0]
@@ -257,32 +295,39 @@ async def test_strangers_are_refused_politely_and_recorded_nowhere(teams: TeamsB
     url = teams.connector.service_url
     for aad in ("aad-zed", "aad-nobody"):  # in the roster with a foreign email; not at all
         teams.connector.clear()
-        resp = await teams.post(message("activate global-admin 1h let me in", user_aad=aad,
-                                        service_url=url))
+        resp = await teams.post(
+            message("activate global-admin 1h let me in", user_aad=aad, service_url=url)
+        )
         assert resp.status in (200, 201)
         (answer,) = await teams.connector.wait_for("reply")
         assert answer.body["text"] == NOT_SET_UP
         assert answer.conversation_id == personal_conversation_id(aad)
-        resp = await teams.post(invoke_action(v.APPROVE, {"request": "R-AAAA"}, user_aad=aad,
-                                              service_url=url, reply_to_id="1"))
+        resp = await teams.post(
+            invoke_action(
+                v.APPROVE, {"request": "R-AAAA"}, user_aad=aad, service_url=url, reply_to_id="1"
+            )
+        )
         assert resp.status == 200
         assert await resp.json() == {"statusCode": 200, "type": MESSAGE, "value": NOT_SET_UP}
     after = await counts(teams.runtime)
     # Only where to answer them is kept (a conversation reference per chat), nothing else.
     assert after == {**before, "ConversationRef": before["ConversationRef"] + 2}
     async with teams.runtime.uow.transaction() as s:
-        refs = (await s.scalars(select(ConversationRef).where(
-            ConversationRef.key.in_(["aad-zed", "aad-nobody"])))).all()
+        refs = (
+            await s.scalars(
+                select(ConversationRef).where(ConversationRef.key.in_(["aad-zed", "aad-nobody"]))
+            )
+        ).all()
     assert [r.principal_id for r in refs] == [None, None]
 
 
-async def test_someone_without_a_teams_id_is_found_through_the_roster_and_linked(
-        teams: TeamsBot):
+async def test_someone_without_a_teams_id_is_found_through_the_roster_and_linked(teams: TeamsBot):
     await setup(teams, "carol")
     resp = await teams.say("dave", "roles")
     assert resp.status in (200, 201)
-    (answer,) = await teams.connector.wait_for("post", where=lambda c: c.conversation_id
-                                               == conv("dave"))
+    (answer,) = await teams.connector.wait_for(
+        "post", where=lambda c: c.conversation_id == conv("dave")
+    )
     assert "Global Administrator" in dump(answer.body)
     (lookup,) = teams.connector.calls("member")
     assert lookup.path.endswith("/members/29:aad-dave")
@@ -320,10 +365,14 @@ async def registered(db_url: str) -> AsyncIterator[Registered]:
     """pim-bot registered with the Bot Framework: MICROSOFT_APP_ID set, JWTs checked."""
     async with FakeConnector() as connector:
         connector.add_member("aad-dave", "Dave Duty", "dave@contoso.com")
-        settings = Settings.from_env({
-            "DATABASE_URL": db_url, "MICROSOFT_APP_ID": APP_ID, "MICROSOFT_APP_PASSWORD": "x",
-            "PIM_SWEEP_SECONDS": "1",
-        })
+        settings = Settings.from_env(
+            {
+                "DATABASE_URL": db_url,
+                "MICROSOFT_APP_ID": APP_ID,
+                "MICROSOFT_APP_PASSWORD": "x",
+                "PIM_SWEEP_SECONDS": "1",
+            }
+        )
         assert teams_missing(settings) is None
         runtime = Runtime.build(settings)
         await runtime.prepare()
@@ -345,21 +394,30 @@ def forged_token(service_url: str) -> str:
     issuer the Bot Framework does not use."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     now = int(time.time())
-    claims = {"iss": "https://sts.evil.example/", "aud": APP_ID, "iat": now, "nbf": now - 60,
-              "exp": now + 3600, "serviceurl": service_url, "appid": str(uuid.uuid4())}
+    claims = {
+        "iss": "https://sts.evil.example/",
+        "aud": APP_ID,
+        "iat": now,
+        "nbf": now - 60,
+        "exp": now + 3600,
+        "serviceurl": service_url,
+        "appid": str(uuid.uuid4()),
+    }
     return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "not-published"})
 
 
 async def test_with_an_app_id_requests_without_a_valid_token_get_401_and_change_nothing(
-        registered: Registered):
+    registered: Registered,
+):
     before = await counts(registered.runtime)
     assert before["ConversationRef"] == 0
     url = registered.connector.service_url
     activities = [
         message("activate quick 10m", user_aad="aad-bob", service_url=url),
         message("roles", user_aad="aad-dave", service_url=url),  # would link him by roster
-        invoke_action(v.APPROVE, {"request": "R-AAAA"}, user_aad="aad-carol", service_url=url,
-                      reply_to_id="1"),
+        invoke_action(
+            v.APPROVE, {"request": "R-AAAA"}, user_aad="aad-carol", service_url=url, reply_to_id="1"
+        ),
     ]
     tokens = [None, "Bearer garbage", "garbage", f"Bearer {forged_token(url)}"]
     for activity in activities:
@@ -378,8 +436,11 @@ async def test_with_an_app_id_requests_without_a_valid_token_get_401_and_change_
 
 def test_without_an_app_id_teams_is_off_and_says_why(tmp_path):
     url = f"sqlite+aiosqlite:///{tmp_path}/pim.db"
-    for env in ({}, {"MICROSOFT_APP_ID": ""}, {"MICROSOFT_APP_ID": "  ",
-                                                "PIM_TEAMS_ALLOW_UNAUTHENTICATED": "0"}):
+    for env in (
+        {},
+        {"MICROSOFT_APP_ID": ""},
+        {"MICROSOFT_APP_ID": "  ", "PIM_TEAMS_ALLOW_UNAUTHENTICATED": "0"},
+    ):
         settings = Settings.from_env({"DATABASE_URL": url, "MICROSOFT_APP_PASSWORD": "x", **env})
         why = teams_missing(settings)
         assert why is not None and "MICROSOFT_APP_ID is not set" in why
@@ -392,64 +453,91 @@ def test_without_an_app_id_teams_is_off_and_says_why(tmp_path):
 
 # --- a card that is gone ------------------------------------------------------------------------
 
+
 async def test_a_card_that_is_gone_does_not_keep_the_others_from_being_redrawn(teams: TeamsBot):
     await setup(teams, "carol", "bob")
     request_id, card, submitted = await ask(teams, "activate global-admin 1h rotate the keys")
     await drained(teams.runtime)
     # Carol's card disappeared from Teams (chat deleted, app removed): updating it answers 404.
     del teams.connector.activities[(conv("carol"), card.activity_id or "")]
-    result = await teams.click("bob", v.CANCEL, {"request": request_id},
-                               card_id=submitted.activity_id or "")
+    result = await teams.click(
+        "bob", v.CANCEL, {"request": request_id}, card_id=submitted.activity_id or ""
+    )
     assert "Canceled by Bob Builder" in dump(result["value"])
-    await teams.connector.wait_for("update", timeout=3,
-                                   where=lambda c: c.activity_id == submitted.activity_id)
+    await teams.connector.wait_for(
+        "update", timeout=3, where=lambda c: c.activity_id == submitted.activity_id
+    )
     assert "Canceled by Bob Builder" in dump(now_showing(teams, "bob", submitted))
     await drained(teams.runtime)
     gone = [c for c in teams.connector.calls("update") if c.activity_id == card.activity_id]
     assert [c.status for c in gone] == [404]  # tried once, not retried forever
     async with teams.runtime.uow.transaction() as s:
-        redraws = (await s.scalars(select(OutboxMessage.status).where(
-            OutboxMessage.transport == "teams", OutboxMessage.kind == v.REQUEST_UPDATE))).all()
+        redraws = (
+            await s.scalars(
+                select(OutboxMessage.status).where(
+                    OutboxMessage.transport == "teams", OutboxMessage.kind == v.REQUEST_UPDATE
+                )
+            )
+        ).all()
     assert redraws == ["sent"]
 
 
-
-@pytest.mark.parametrize(("status", "gap", "attempts"), [
-    (503, 1.5, 1),  # a failure: the outbox's backoff (2s), one attempt used
-    (429, 0.95, 0),  # slow down: Retry-After (1s) honoured, no attempt used
-])
+@pytest.mark.parametrize(
+    ("status", "gap", "attempts"),
+    [
+        (503, 1.5, 1),  # a failure: the outbox's backoff (2s), one attempt used
+        (429, 0.95, 0),  # slow down: Retry-After (1s) honoured, no attempt used
+    ],
+)
 async def test_a_failed_post_is_retried_by_the_outbox_and_delivered_once(
-        teams: TeamsBot, status: int, gap: float, attempts: int):
+    teams: TeamsBot, status: int, gap: float, attempts: int
+):
     await setup(teams, "carol", "bob")
     # The form's submit is answered in the invoke response, and that answer is Bob's card for
     # the request (the form turns into it, in place), so the one proactive POST is Carol's.
     teams.connector.fail_next("post", status=status, retry_after=1 if status == 429 else None)
-    result = await teams.click("bob", cards.SUBMIT_ACTIVATION, {}, card_id="1", inputs={
-        cards.ROLE_INPUT: "global-admin", cards.DURATION_INPUT: "1h",
-        cards.JUSTIFICATION_INPUT: "rotate the keys"})
+    result = await teams.click(
+        "bob",
+        cards.SUBMIT_ACTIVATION,
+        {},
+        card_id="1",
+        inputs={
+            cards.ROLE_INPUT: "global-admin",
+            cards.DURATION_INPUT: "1h",
+            cards.JUSTIFICATION_INPUT: "rotate the keys",
+        },
+    )
     assert "waiting for approval" in dump(result["value"])
     assert [verb for verb, _ in verbs(result["value"])] == [v.CANCEL]
     (failed,) = await teams.connector.wait_for("post", where=lambda c: c.status == status)
     assert failed.conversation_id == conv("carol")
     # Delivered again later, once.
-    (card,) = await teams.connector.wait_for("post", where=with_verb("carol", v.APPROVE),
-                                             timeout=6)
+    (card,) = await teams.connector.wait_for("post", where=with_verb("carol", v.APPROVE), timeout=6)
     assert card.at - failed.at >= gap
     await drained(teams.runtime)
-    assert len([c for c in teams.connector.calls("post") if c.conversation_id == conv("carol")]) == 2
+    assert (
+        len([c for c in teams.connector.calls("post") if c.conversation_id == conv("carol")]) == 2
+    )
     assert not [c for c in teams.connector.calls("post") if c.conversation_id == conv("bob")]
     async with teams.runtime.uow.transaction() as s:
-        rows = (await s.scalars(select(OutboxMessage).where(
-            OutboxMessage.transport == "teams",
-            OutboxMessage.kind.in_([v.APPROVAL_NEEDED, v.SUBMITTED])))).all()
+        rows = (
+            await s.scalars(
+                select(OutboxMessage).where(
+                    OutboxMessage.transport == "teams",
+                    OutboxMessage.kind.in_([v.APPROVAL_NEEDED, v.SUBMITTED]),
+                )
+            )
+        ).all()
     # Bob's copy is done without a post: his answer was the card.
-    assert sorted((m.kind, m.status, m.attempts) for m in rows) == sorted([
-        (v.APPROVAL_NEEDED, "sent", attempts), (v.SUBMITTED, "sent", 0)])
+    assert sorted((m.kind, m.status, m.attempts) for m in rows) == sorted(
+        [(v.APPROVAL_NEEDED, "sent", attempts), (v.SUBMITTED, "sent", 0)]
+    )
     # and the retried card, and Bob's answer card, are redrawn after the decision
     request_id = next(d["request"] for verb, d in verbs(card_of(card)) if verb == v.APPROVE)
     await teams.click("carol", v.APPROVE, {"request": request_id}, card_id=card.activity_id or "")
-    await teams.connector.wait_for("update", where=lambda c: c.activity_id == card.activity_id
-                                   and c.ok)
+    await teams.connector.wait_for(
+        "update", where=lambda c: c.activity_id == card.activity_id and c.ok
+    )
     assert "Approved by Carol Chen" in dump(now_showing(teams, "carol", card))
     (redraw,) = await teams.connector.wait_for("update", where=lambda c: c.activity_id == "1")
     assert "Approved by Carol Chen" in dump(redraw.body)

@@ -55,10 +55,16 @@ async def test_review_in_teams_decide_redraw_refuse_and_end(teams: TeamsBot):
     bob, dave = item_about(card, "Bob Builder"), item_about(card, "Dave Duty")
     assert cards.review_reason_input(bob) in text_of(card)
 
-    result = await teams.click("carol", v.REVIEW_APPROVE, {"item": bob},
-                               inputs={cards.review_reason_input(bob): "on call"},
-                               card_id=posted.activity_id)
-    assert result["statusCode"] == 200 and result["type"] == "application/vnd.microsoft.card.adaptive"
+    result = await teams.click(
+        "carol",
+        v.REVIEW_APPROVE,
+        {"item": bob},
+        inputs={cards.review_reason_input(bob): "on call"},
+        card_id=posted.activity_id,
+    )
+    assert (
+        result["statusCode"] == 200 and result["type"] == "application/vnd.microsoft.card.adaptive"
+    )
     assert "Approved by Carol Chen at" in text_of(result["value"])
     assert "on call" in text_of(result["value"])
     assert list(items_on(result["value"])) == [dave]
@@ -68,24 +74,31 @@ async def test_review_in_teams_decide_redraw_refuse_and_end(teams: TeamsBot):
 
     refused = await teams.click("carol", v.REVIEW_DENY, {"item": dave}, card_id=posted.activity_id)
     assert refused["type"] == MESSAGE and "Say why you deny it" in refused["value"]
-    denied = await teams.click("carol", v.REVIEW_DENY, {"item": dave},
-                               inputs={cards.review_reason_input(dave): "left the team"},
-                               card_id=posted.activity_id)
+    denied = await teams.click(
+        "carol",
+        v.REVIEW_DENY,
+        {"item": dave},
+        inputs={cards.review_reason_input(dave): "left the team"},
+        card_id=posted.activity_id,
+    )
     assert "Denied by Carol Chen" in text_of(denied["value"]) and items_on(denied["value"]) == {}
-    late = await teams.click("carol", v.REVIEW_APPROVE, {"item": dave},
-                             card_id=posted.activity_id)
+    late = await teams.click("carol", v.REVIEW_APPROVE, {"item": dave}, card_id=posted.activity_id)
     assert late["type"] == MESSAGE and "is already decided: Denied by Carol Chen" in late["value"]
-    odd = await teams.click("carol", v.REVIEW_APPROVE, {"item": "12; drop"},
-                            card_id=posted.activity_id)
+    odd = await teams.click(
+        "carol", v.REVIEW_APPROVE, {"item": "12; drop"}, card_id=posted.activity_id
+    )
     assert odd["type"] == MESSAGE and "not known" in odd["value"]
 
     resp = await teams.say("carol", "reviews")
     assert resp.status in (200, 201)
-    await teams.connector.wait_for("post", where=to("carol", "Your access reviews",
-                                                    "2 of 2 decided"))
+    await teams.connector.wait_for(
+        "post", where=to("carol", "Your access reviews", "2 of 2 decided")
+    )
 
     await end_review(runtime.uow, runtime.clock, actor="cli:ops", review_id="ga-review")
     runtime.poke()
-    (told,) = await teams.connector.wait_for("post", where=to("dave", "removed by the access review"))
+    (told,) = await teams.connector.wait_for(
+        "post", where=to("dave", "removed by the access review")
+    )
     assert "Carol Chen denied it (left the team)" in text_of(told.body)
     await teams.connector.wait_for("post", where=to("alice", "Access review ended"))

@@ -36,41 +36,59 @@ OTHER_TENANT = "pim-bot does not serve your organisation"
 
 @pytest.fixture
 async def tenant_teams(db_url: str) -> AsyncIterator[TeamsBot]:
-    async with FakeConnector() as connector, running_teams(
-            db_url, connector, env={"PIM_TEAMS_TENANTS": "tenant-0, TENANT-1"}) as teams:
+    async with (
+        FakeConnector() as connector,
+        running_teams(db_url, connector, env={"PIM_TEAMS_TENANTS": "tenant-0, TENANT-1"}) as teams,
+    ):
         yield teams
 
 
 async def totals(teams: TeamsBot) -> dict[str, int]:
     async with teams.runtime.uow.transaction() as s:
-        return {m.__name__: int(await s.scalar(select(func.count()).select_from(m)) or 0)
-                for m in (AuditEvent, OutboxMessage, Principal, ConversationRef)}
+        return {
+            m.__name__: int(await s.scalar(select(func.count()).select_from(m)) or 0)
+            for m in (AuditEvent, OutboxMessage, Principal, ConversationRef)
+        }
 
 
 async def test_an_activity_from_another_tenant_is_refused_and_nothing_is_kept(
-        tenant_teams: TeamsBot):
+    tenant_teams: TeamsBot,
+):
     teams = tenant_teams
     url = teams.connector.service_url
-    teams.connector.add_member("aad-evil", "Alice Admin", "alice@contoso.com",
-                               tenant_id="tenant-evil")
+    teams.connector.add_member(
+        "aad-evil", "Alice Admin", "alice@contoso.com", tenant_id="tenant-evil"
+    )
     before = await totals(teams)
     # Someone whose roster email is Alice's; then someone presenting Alice's own object id.
     for aad in ("aad-evil", "aad-alice"):
         teams.connector.clear()
-        resp = await teams.post(message("assign aad-evil secret-admin active", user_aad=aad,
-                                        service_url=url, tenant_id="tenant-evil"))
+        resp = await teams.post(
+            message(
+                "assign aad-evil secret-admin active",
+                user_aad=aad,
+                service_url=url,
+                tenant_id="tenant-evil",
+            )
+        )
         assert resp.status in (200, 201)
         (answer,) = await teams.connector.wait_for("reply")
         assert answer.body["text"].startswith(OTHER_TENANT)
         assert answer.conversation_id == personal_conversation_id(aad)
-        resp = await teams.post(invoke_action(v.APPROVE, {"request": "R-AAAA"}, user_aad=aad,
-                                              service_url=url, reply_to_id="1",
-                                              tenant_id="tenant-evil"))
+        resp = await teams.post(
+            invoke_action(
+                v.APPROVE,
+                {"request": "R-AAAA"},
+                user_aad=aad,
+                service_url=url,
+                reply_to_id="1",
+                tenant_id="tenant-evil",
+            )
+        )
         assert resp.status == 200
         body = await resp.json()
         assert body["type"] == MESSAGE and body["value"].startswith(OTHER_TENANT)
-        resp = await teams.post(installation_update(aad, service_url=url,
-                                                    tenant_id="tenant-evil"))
+        resp = await teams.post(installation_update(aad, service_url=url, tenant_id="tenant-evil"))
         assert resp.status in (200, 201)
         await asyncio.sleep(0.3)
         assert teams.connector.calls("member") == []  # no roster lookup
@@ -90,15 +108,18 @@ async def test_an_activity_from_another_tenant_is_refused_and_nothing_is_kept(
     assert "Global Administrator" in json.dumps(answer.body)
 
 
-async def test_a_roster_entry_with_the_admins_email_cannot_take_her_place(
-        tenant_teams: TeamsBot):
+async def test_a_roster_entry_with_the_admins_email_cannot_take_her_place(tenant_teams: TeamsBot):
     teams = tenant_teams
     url = teams.connector.service_url
-    teams.connector.add_member("aad-mallory", "Mallory", "alice@contoso.com",
-                               tenant_id="tenant-1")
-    resp = await teams.post(message("assign dave@contoso.com secret-admin active",
-                                    user_aad="aad-mallory", service_url=url,
-                                    tenant_id="tenant-1"))
+    teams.connector.add_member("aad-mallory", "Mallory", "alice@contoso.com", tenant_id="tenant-1")
+    resp = await teams.post(
+        message(
+            "assign dave@contoso.com secret-admin active",
+            user_aad="aad-mallory",
+            service_url=url,
+            tenant_id="tenant-1",
+        )
+    )
     assert resp.status in (200, 201)
     (answer,) = await teams.connector.wait_for("reply")
     assert answer.body["text"].startswith("You are not set up in pim-bot yet")
@@ -125,16 +146,22 @@ async def test_an_admin_rebinds_a_teams_account_in_chat(tenant_teams: TeamsBot):
     teams.connector.add_member("aad-dave2", "Dave Duty", "dave@contoso.com")
     teams.connector.clear()
     await teams.post(message("roles", user_aad="aad-dave2", service_url=url))
-    (answer,) = await teams.connector.wait_for("reply", where=lambda c: c.conversation_id
-                                               == personal_conversation_id("aad-dave2"))
+    (answer,) = await teams.connector.wait_for(
+        "reply", where=lambda c: c.conversation_id == personal_conversation_id("aad-dave2")
+    )
     assert answer.body["text"].startswith("You are not set up in pim-bot yet")
     teams.connector.clear()
     await teams.say("alice", "link dave@contoso.com teams:aad-dave2")
-    (answer,) = await teams.connector.wait_for("reply", where=lambda c: c.conversation_id
-                                               == personal_conversation_id("aad-alice")
-                                               and "now Teams user" in json.dumps(c.body))
-    assert ("Dave Duty (dave@contoso.com) is now Teams user aad-dave2 (was aad-dave)."
-            in json.dumps(answer.body))
+    (answer,) = await teams.connector.wait_for(
+        "reply",
+        where=lambda c: (
+            c.conversation_id == personal_conversation_id("aad-alice")
+            and "now Teams user" in json.dumps(c.body)
+        ),
+    )
+    assert "Dave Duty (dave@contoso.com) is now Teams user aad-dave2 (was aad-dave)." in json.dumps(
+        answer.body
+    )
     (linked,) = await audit_events(teams.runtime, "principal.linked")
     assert linked.details == {"platform": "teams", "old_id": "aad-dave", "new_id": "aad-dave2"}
     async with teams.runtime.uow.transaction() as s:
@@ -160,11 +187,13 @@ def test_without_a_tenant_list_start_up_says_what_happens(tmp_path, caplog):
     caplog.set_level(logging.WARNING)
     local = TenantGate.from_settings(
         Settings.from_env({"DATABASE_URL": url, "PIM_TEAMS_ALLOW_UNAUTHENTICATED": "1"}),
-        bot=object())
+        bot=object(),
+    )
     assert local.admits("any-tenant") and local.admits(None)
     assert "any tenant" in caplog.text
     caplog.clear()
     registered = TenantGate.from_settings(
-        Settings.from_env({"DATABASE_URL": url, "MICROSOFT_APP_ID": "app"}), bot=object())
+        Settings.from_env({"DATABASE_URL": url, "MICROSOFT_APP_ID": "app"}), bot=object()
+    )
     assert not registered.admits("any-tenant")
     assert "PIM_TEAMS_TENANTS" in caplog.text and "refuses every" in caplog.text

@@ -28,13 +28,19 @@ from tests.teamsfake import FakeConnector
 
 
 @asynccontextmanager
-async def running_slack(db_url: str, fake: FakeSlackAPI, *, env: Mapping[str, str] = {},
-                        policy: bool = True) -> AsyncIterator[SlackBot]:
-    settings = Settings.from_env({
-        "DATABASE_URL": db_url, "SLACK_BOT_TOKEN": "xoxb-test",
-        "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake.base_url,
-        "PIM_SWEEP_SECONDS": "1", **env,
-    })
+async def running_slack(
+    db_url: str, fake: FakeSlackAPI, *, env: Mapping[str, str] = {}, policy: bool = True
+) -> AsyncIterator[SlackBot]:
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": db_url,
+            "SLACK_BOT_TOKEN": "xoxb-test",
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": fake.base_url,
+            "PIM_SWEEP_SECONDS": "1",
+            **env,
+        }
+    )
     runtime = Runtime.build(settings)
     await runtime.prepare()
     if policy:
@@ -52,12 +58,17 @@ async def running_slack(db_url: str, fake: FakeSlackAPI, *, env: Mapping[str, st
 
 
 @asynccontextmanager
-async def running_teams(db_url: str, connector: FakeConnector, *,
-                        env: Mapping[str, str]) -> AsyncIterator[TeamsBot]:
-    settings = Settings.from_env({
-        "DATABASE_URL": db_url, "PIM_TEAMS_ALLOW_UNAUTHENTICATED": "1",
-        "PIM_SWEEP_SECONDS": "1", **env,
-    })
+async def running_teams(
+    db_url: str, connector: FakeConnector, *, env: Mapping[str, str]
+) -> AsyncIterator[TeamsBot]:
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": db_url,
+            "PIM_TEAMS_ALLOW_UNAUTHENTICATED": "1",
+            "PIM_SWEEP_SECONDS": "1",
+            **env,
+        }
+    )
     runtime = Runtime.build(settings)
     await runtime.prepare()
     await apply_policy(runtime.uow, runtime.clock, text=POLICY, source="test-policy.yaml")
@@ -73,8 +84,12 @@ async def running_teams(db_url: str, connector: FakeConnector, *,
             await runtime.close()
 
 
-async def private_answer(slack: SlackBot, resp: ClientResponse, token: str,
-                         timeout: float = 5.0) -> dict[str, Any]:  # noqa: ASYNC109
+async def private_answer(
+    slack: SlackBot,
+    resp: ClientResponse,
+    token: str,
+    timeout: float = 5.0,  # noqa: ASYNC109
+) -> dict[str, Any]:
     """What the person who sent a command or click reads: the answer in the HTTP response
     body when there is one, else the one posted to the response_url."""
     text = await resp.text()
@@ -82,8 +97,9 @@ async def private_answer(slack: SlackBot, resp: ClientResponse, token: str,
         body = json.loads(text)
         if body.get("text") or body.get("blocks"):
             return dict(body)
-    calls = await slack.fake.wait_for("response_url", timeout=timeout,
-                                      where=lambda c: c.path.endswith(f"/{token}"))
+    calls = await slack.fake.wait_for(
+        "response_url", timeout=timeout, where=lambda c: c.path.endswith(f"/{token}")
+    )
     return dict(calls[0].args)
 
 
@@ -96,14 +112,25 @@ async def principal(runtime: Runtime, email: str) -> Principal:
 
 async def audit_events(runtime: Runtime, action: str) -> list[AuditEvent]:
     async with runtime.uow.transaction() as s:
-        return list((await s.scalars(select(AuditEvent).where(AuditEvent.action == action)
-                                     .order_by(AuditEvent.id))).all())
+        return list(
+            (
+                await s.scalars(
+                    select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
+                )
+            ).all()
+        )
 
 
 async def outbox(runtime: Runtime, kind: str) -> list[OutboxMessage]:
     """The messages of this kind the engine wrote (not the per-transport copies delivery
     makes of them)."""
     async with runtime.uow.transaction() as s:
-        return list((await s.scalars(select(OutboxMessage).where(
-            OutboxMessage.kind == kind, OutboxMessage.parent_id.is_(None))
-            .order_by(OutboxMessage.id))).all())
+        return list(
+            (
+                await s.scalars(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.kind == kind, OutboxMessage.parent_id.is_(None))
+                    .order_by(OutboxMessage.id)
+                )
+            ).all()
+        )

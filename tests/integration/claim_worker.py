@@ -38,14 +38,12 @@ async def main(url: str, name: str, out: str, start_at: float) -> None:
     engine = make_engine(url)
     uow, clock = UnitOfWork(engine), SystemClock()
     # Few sends at once, so one process cannot drain everything before the other gets a turn.
-    worker = OutboxWorker(uow, clock, [FileTransport(out)], worker=name, batch=10,
-                          concurrency=2)
+    worker = OutboxWorker(uow, clock, [FileTransport(out)], worker=name, batch=10, concurrency=2)
     while time.time() < start_at:
         await asyncio.sleep(0.005)
     idle = 0
     while idle < 3:
-        ran = await run_due_timers(uow, clock, worker=name, batch=5,
-                                   actions=lifecycle_actions())
+        ran = await run_due_timers(uow, clock, worker=name, batch=5, actions=lifecycle_actions())
         sent = await worker.run_once()
         idle = idle + 1 if ran == 0 and sent == 0 else 0
         await asyncio.sleep(0.05)

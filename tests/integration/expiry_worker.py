@@ -24,8 +24,9 @@ async def main(url: str, name: str, marker: str, stall_on: int) -> None:
     engine = make_engine(url)
     batches = 0
 
-    async def expire_then_maybe_stall(s: AsyncSession, timers: Sequence[Timer],
-                                      now: datetime) -> None:
+    async def expire_then_maybe_stall(
+        s: AsyncSession, timers: Sequence[Timer], now: datetime
+    ) -> None:
         nonlocal batches
         await expire_due(s, timers, now)
         batches += 1
@@ -35,8 +36,13 @@ async def main(url: str, name: str, marker: str, stall_on: int) -> None:
             await asyncio.sleep(120)  # the test kills us here, mid-transaction
 
     actions = {**lifecycle_actions(), "expire": expire_then_maybe_stall}
-    await run_due_timers(UnitOfWork(engine), SystemClock(), worker=name, actions=actions,
-                         batch=int(sys.argv[5]) if len(sys.argv) > 5 else 10)
+    await run_due_timers(
+        UnitOfWork(engine),
+        SystemClock(),
+        worker=name,
+        actions=actions,
+        batch=int(sys.argv[5]) if len(sys.argv) > 5 else 10,
+    )
     await engine.dispose()
 
 

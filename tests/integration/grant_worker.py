@@ -40,8 +40,7 @@ async def main(url: str, name: str, out: str, start_at: float, until: float) -> 
     uow, clock = UnitOfWork(engine), SystemClock()
     provider = Noting(out)
     # A small batch, so one replica cannot take everything before the other gets a turn.
-    worker = GrantsWorker(uow, clock, {"webhook": provider}, worker=name, batch=4,
-                          concurrency=2)
+    worker = GrantsWorker(uow, clock, {"webhook": provider}, worker=name, batch=4, concurrency=2)
     while time.time() < start_at:
         await asyncio.sleep(0.005)
     while time.time() < until:
@@ -53,5 +52,4 @@ async def main(url: str, name: str, out: str, start_at: float, until: float) -> 
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]),
-                     float(sys.argv[5])))
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5])))

@@ -21,18 +21,27 @@ async def build_history(url: str) -> None:
     uow = UnitOfWork(engine)
     clock = FixedClock(datetime.now(UTC) - timedelta(hours=1))
     async with uow.transaction() as s:
-        role = Role(id="quick", display_name="Quick", created_at=clock.now(),
-                    settings=RoleSettings.from_mapping(
-                        {"min_duration": "1s", "require_justification": False}).to_mapping())
+        role = Role(
+            id="quick",
+            display_name="Quick",
+            created_at=clock.now(),
+            settings=RoleSettings.from_mapping(
+                {"min_duration": "1s", "require_justification": False}
+            ).to_mapping(),
+        )
         s.add(role)
         for i in range(N):
-            p = Principal(email=f"p{i}@contoso.com", display_name=f"P {i}",
-                          created_at=clock.now())
+            p = Principal(email=f"p{i}@contoso.com", display_name=f"P {i}", created_at=clock.now())
             s.add(p)
             await s.flush()
-            await grant_schedule(s, actor="test", principal=p, role=role, kind="eligible",
-                                 end=None, now=clock.now())
+            await grant_schedule(
+                s, actor="test", principal=p, role=role, kind="eligible", end=None, now=clock.now()
+            )
     for i in range(N):
-        await request_activation(uow, clock, actor=f"p{i}@contoso.com",
-                                 ask=ActivationAsk(role="quick", duration=timedelta(seconds=5)))
+        await request_activation(
+            uow,
+            clock,
+            actor=f"p{i}@contoso.com",
+            ask=ActivationAsk(role="quick", duration=timedelta(seconds=5)),
+        )
     await engine.dispose()

@@ -50,6 +50,7 @@ SETTLE = 10
 
 # --- the worker process -----------------------------------------------------------------------
 
+
 class Recorder:
     """A transport that writes every delivery to this process's file."""
 
@@ -65,8 +66,10 @@ class Recorder:
         assert delivery.recipient is not None
         period = delivery.note.digest.period_end if delivery.note.digest else "-"
         with open(self.out, "a", encoding="utf-8") as f:
-            f.write(f"{self.worker}\t{self.name}\t{delivery.recipient.email}\t{delivery.kind}"
-                    f"\t{period}\t{delivery.id}\n")
+            f.write(
+                f"{self.worker}\t{self.name}\t{delivery.recipient.email}\t{delivery.kind}"
+                f"\t{period}\t{delivery.id}\n"
+            )
         await asyncio.sleep(0.01)  # a network call: the database is free meanwhile
         return None
 
@@ -74,15 +77,20 @@ class Recorder:
         raise AssertionError("nothing to redraw")
 
 
-async def worker(url: str, name: str, out: str, log: str, start_at: float, stop_at: float
-                 ) -> None:
+async def worker(url: str, name: str, out: str, log: str, start_at: float, stop_at: float) -> None:
     handler = logging.FileHandler(log, encoding="utf-8")
     handler.setFormatter(logging.Formatter(f"{name} %(asctime)s %(name)s: %(message)s"))
     for logger_name in ("bot.digest_schedule", "handlers.digest.send", "bot.scheduler"):
         logging.getLogger(logger_name).addHandler(handler)
         logging.getLogger(logger_name).setLevel(logging.INFO)
-    settings = Settings.from_env({"DATABASE_URL": url, "PIM_DIGEST_CRON": CRON,
-                                  "PIM_TIMEZONE": ZONE, "PIM_SWEEP_SECONDS": "5"})
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": url,
+            "PIM_DIGEST_CRON": CRON,
+            "PIM_TIMEZONE": ZONE,
+            "PIM_SWEEP_SECONDS": "5",
+        }
+    )
     runtime = Runtime.build(settings)
     runtime.digest_cron = CronTrigger(second=f"*/{PERIOD}", timezone=ZoneInfo(ZONE))
     await runtime.prepare()
@@ -99,6 +107,7 @@ async def worker(url: str, name: str, out: str, log: str, start_at: float, stop_
 
 # --- the test ---------------------------------------------------------------------------------
 
+
 def period_start(at: datetime) -> datetime:
     """The firing at or before `at`."""
     return at.replace(second=at.second - at.second % PERIOD, microsecond=0)
@@ -110,11 +119,24 @@ async def build(url: str, *, now: datetime, stale: datetime) -> None:
     engine = make_engine(url)
     async with UnitOfWork(engine).transaction() as s:
         for email, (slack_id, teams_id) in ADMINS.items():
-            s.add(Principal(email=email, display_name=email.split("@")[0].title(), admin=True,
-                            slack_id=slack_id, teams_id=teams_id,
-                            created_at=now - timedelta(minutes=10)))
-        s.add(Principal(email="bob@contoso.com", display_name="Bob", slack_id="U0BOB",
-                        created_at=now - timedelta(minutes=10)))
+            s.add(
+                Principal(
+                    email=email,
+                    display_name=email.split("@")[0].title(),
+                    admin=True,
+                    slack_id=slack_id,
+                    teams_id=teams_id,
+                    created_at=now - timedelta(minutes=10),
+                )
+            )
+        s.add(
+            Principal(
+                email="bob@contoso.com",
+                display_name="Bob",
+                slack_id="U0BOB",
+                created_at=now - timedelta(minutes=10),
+            )
+        )
         await insert_digest_timer(s, period_end=stale)
     await engine.dispose()
 
@@ -122,10 +144,14 @@ async def build(url: str, *, now: datetime, stale: datetime) -> None:
 async def database_state(url: str) -> tuple[dict[str, str], list[str]]:
     engine = make_engine(url)
     async with UnitOfWork(engine).transaction() as s:
-        timers = dict((await s.execute(
-            select(Timer.key, Timer.status).where(Timer.kind == DIGEST_TIMER))).all())
-        sent = list((await s.scalars(
-            select(AuditEvent.target).where(AuditEvent.action == SENT))).all())
+        timers = dict(
+            (
+                await s.execute(select(Timer.key, Timer.status).where(Timer.kind == DIGEST_TIMER))
+            ).all()
+        )
+        sent = list(
+            (await s.scalars(select(AuditEvent.target).where(AuditEvent.action == SENT))).all()
+        )
     await engine.dispose()
     return {str(k): str(status) for k, status in timers.items()}, sent
 
@@ -134,8 +160,9 @@ async def database_state(url: str) -> tuple[dict[str, str], list[str]]:
 @pytest.mark.postgres
 async def test_two_replicas_send_each_periods_digest_exactly_once(sqlite_url, pg_url, tmp_path):
     # Both databases at once: the scenario is mostly waiting for cron firings.
-    await asyncio.gather(two_replicas(sqlite_url, tmp_path / "sqlite"),
-                         two_replicas(pg_url, tmp_path / "postgresql"))
+    await asyncio.gather(
+        two_replicas(sqlite_url, tmp_path / "sqlite"), two_replicas(pg_url, tmp_path / "postgresql")
+    )
 
 
 async def two_replicas(db_url: str, tmp_path: Path) -> None:
@@ -157,11 +184,24 @@ async def two_replicas(db_url: str, tmp_path: Path) -> None:
     outs = {n: tmp_path / f"{n}.out" for n in names}
     logs = {n: tmp_path / f"{n}.log" for n in names}
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [await asyncio.create_subprocess_exec(
-        sys.executable, __file__, db_url, n, str(outs[n]), str(logs[n]), str(start_at),
-        str(stop_at), env=env, cwd=str(ROOT)) for n in names]
-    codes = await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)),
-                                   timeout=stop_at - time.time() + 60)
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            db_url,
+            n,
+            str(outs[n]),
+            str(logs[n]),
+            str(start_at),
+            str(stop_at),
+            env=env,
+            cwd=str(ROOT),
+        )
+        for n in names
+    ]
+    codes = await asyncio.wait_for(
+        asyncio.gather(*(p.wait() for p in procs)), timeout=stop_at - time.time() + 60
+    )
     assert codes == [0, 0]
 
     lines = {n: outs[n].read_text(encoding="utf-8").splitlines() for n in names}
@@ -169,16 +209,24 @@ async def two_replicas(db_url: str, tmp_path: Path) -> None:
     for n in names:
         assert lines[n][0] == f"{n}\tstarted" and lines[n][-1] == f"{n}\tstopped", lines[n]
     deliveries = [tuple(line.split("\t")) for n in names for line in lines[n][1:-1]]
-    digests = [(transport, to, period) for _, transport, to, kind, period, _ in deliveries
-               if kind == v.DIGEST]
+    digests = [
+        (transport, to, period)
+        for _, transport, to, kind, period, _ in deliveries
+        if kind == v.DIGEST
+    ]
 
-    periods = [missed + timedelta(seconds=PERIOD * i)
-               for i in range(int((last - missed).total_seconds()) // PERIOD + 1)]
+    periods = [
+        missed + timedelta(seconds=PERIOD * i)
+        for i in range(int((last - missed).total_seconds()) // PERIOD + 1)
+    ]
     assert periods[0] == missed and periods[-1] == last and 3 <= len(periods) <= 4
     expected = Counter(
         (transport, to, at.isoformat())
-        for at in periods for to, (_, teams_id) in ADMINS.items()
-        for transport in ("slack", "teams") if transport == "slack" or teams_id)
+        for at in periods
+        for to, (_, teams_id) in ADMINS.items()
+        for transport in ("slack", "teams")
+        if transport == "slack" or teams_id
+    )
     # every admin, every period, on every platform that reaches them: exactly once
     assert Counter(digests) == expected
     assert max(Counter(digests).values()) == 1
@@ -187,24 +235,32 @@ async def two_replicas(db_url: str, tmp_path: Path) -> None:
     assert max(Counter(d[5] for d in deliveries).values()) == 1
 
     timers, sent = await database_state(db_url)
-    assert timers == {digest_key(stale): "canceled",
-                      **{digest_key(at): "done" for at in periods}}
+    assert timers == {digest_key(stale): "canceled", **{digest_key(at): "done" for at in periods}}
     assert sorted(sent) == sorted(digest_key(at) for at in periods)
 
     # both cron jobs fired every period; exactly one of them inserted each period's timer
     log_text = {n: logs[n].read_text(encoding="utf-8") for n in names}
     for at in periods[1:]:  # periods[0] came before start-up
         stamp = at.astimezone(ZoneInfo(ZONE)).isoformat()
-        outcomes = [re.findall(rf"digest for {re.escape(stamp)}: (.*)", log_text[n])
-                    for n in names]
+        outcomes = [re.findall(rf"digest for {re.escape(stamp)}: (.*)", log_text[n]) for n in names]
         assert all(len(o) == 1 for o in outcomes), (stamp, outcomes)
         assert sorted(o[0] for o in outcomes) == [
-            "already scheduled (another replica)", "scheduled"], (stamp, outcomes)
+            "already scheduled (another replica)",
+            "scheduled",
+        ], (stamp, outcomes)
     # and at start-up exactly one of them caught up the missed digest
     caught = [re.findall(r"digest catch-up for .*: (.*)", log_text[n]) for n in names]
     assert sorted(c[0] for c in caught) == ["nothing to do", "scheduled"], caught
 
 
 if __name__ == "__main__":
-    asyncio.run(worker(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4],
-                       float(sys.argv[5]), float(sys.argv[6])))
+    asyncio.run(
+        worker(
+            sys.argv[1],
+            sys.argv[2],
+            sys.argv[3],
+            sys.argv[4],
+            float(sys.argv[5]),
+            float(sys.argv[6]),
+        )
+    )

@@ -25,24 +25,37 @@ BATCH = 10
 async def worker(db_url: str, name: str, marker: Path, stall_on: int) -> asyncio.subprocess.Process:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "tests/integration/expiry_worker.py"), db_url, name,
-        str(marker), str(stall_on), str(BATCH), env=env, cwd=str(ROOT),
-        stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        str(ROOT / "tests/integration/expiry_worker.py"),
+        db_url,
+        name,
+        str(marker),
+        str(stall_on),
+        str(BATCH),
+        env=env,
+        cwd=str(ROOT),
+        stderr=asyncio.subprocess.PIPE,
+    )
 
 
 async def state(db_url: str) -> dict[str, object]:
     engine = make_engine(db_url)
     async with UnitOfWork(engine).transaction() as s:
+
         def count(stmt):  # type: ignore[no-untyped-def]
             return s.scalar(select(func.count()).select_from(stmt))
+
         got = {
-            "ended": await s.scalar(select(func.count()).where(
-                Schedule.kind == "active", Schedule.state == "Expired")),
-            "events": await s.scalar(select(func.count()).where(
-                AuditEvent.action == "active.expired")),
+            "ended": await s.scalar(
+                select(func.count()).where(Schedule.kind == "active", Schedule.state == "Expired")
+            ),
+            "events": await s.scalar(
+                select(func.count()).where(AuditEvent.action == "active.expired")
+            ),
             "told": await s.scalar(select(func.count()).where(OutboxMessage.kind == "expired")),
-            "expire_done": await s.scalar(select(func.count()).where(
-                Timer.kind == "expire", Timer.status == "done")),
+            "expire_done": await s.scalar(
+                select(func.count()).where(Timer.kind == "expire", Timer.status == "done")
+            ),
             "running": await s.scalar(select(func.count()).where(Timer.status == "running")),
             "chain": await verify_chain(s),
         }
@@ -66,8 +79,12 @@ async def test_a_sweeper_killed_mid_batch_leaves_nothing_half_done(db_url, tmp_p
 
     after_kill = await state(db_url)
     # Two batches committed whole; the third, killed before its commit, left no trace.
-    assert after_kill["ended"] == after_kill["events"] == after_kill["told"] \
+    assert (
+        after_kill["ended"]
+        == after_kill["events"]
+        == after_kill["told"]
         == after_kill["expire_done"]
+    )
     assert 0 < after_kill["ended"] < N  # type: ignore[operator]
     assert after_kill["running"] == 0
     assert after_kill["chain"].ok, after_kill["chain"].reason  # type: ignore[attr-defined]
@@ -77,7 +94,6 @@ async def test_a_sweeper_killed_mid_batch_leaves_nothing_half_done(db_url, tmp_p
     codes = await asyncio.wait_for(asyncio.gather(*(p.wait() for p in rest)), timeout=180)
     assert codes == [0, 0]
     final = await state(db_url)
-    assert (final["ended"], final["events"], final["told"], final["expire_done"]) \
-        == (N, N, N, N)
+    assert (final["ended"], final["events"], final["told"], final["expire_done"]) == (N, N, N, N)
     assert final["running"] == 0
     assert final["chain"].ok, final["chain"].reason  # type: ignore[attr-defined]

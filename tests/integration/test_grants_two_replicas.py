@@ -28,10 +28,15 @@ LIVE = 20  # seconds each assignment lasts: all are granted well before they end
 
 def policy(url: str, end: datetime) -> str:
     people = "\n".join(f"  - {{email: p{i}@contoso.com, name: P {i}}}" for i in range(N))
-    active = "\n".join(f"  - {{principal: p{i}@contoso.com, role: db, type: active, "
-                       f"end: {end.isoformat().replace('+00:00', 'Z')}}}" for i in range(N))
-    return (f"principals:\n{people}\nroles:\n  - id: db\n    name: DB\n"
-            f"    grant: [{{webhook: \"{url}\"}}]\nassignments:\n{active}\n")
+    active = "\n".join(
+        f"  - {{principal: p{i}@contoso.com, role: db, type: active, "
+        f"end: {end.isoformat().replace('+00:00', 'Z')}}}"
+        for i in range(N)
+    )
+    return (
+        f"principals:\n{people}\nroles:\n  - id: db\n    name: DB\n"
+        f'    grant: [{{webhook: "{url}"}}]\nassignments:\n{active}\n'
+    )
 
 
 async def test_two_replicas_grant_and_revoke_each_once(db_url, tmp_path):
@@ -44,14 +49,25 @@ async def test_two_replicas_grant_and_revoke_each_once(db_url, tmp_path):
         until = start_at + LIVE + 8
         outs = [tmp_path / f"r{i}.log" for i in range(2)]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        procs = [await asyncio.create_subprocess_exec(
-            sys.executable, str(ROOT / "tests/integration/grant_worker.py"), db_url, f"r{i}",
-            str(out), str(start_at), str(until), env=env, cwd=str(ROOT))
-            for i, out in enumerate(outs)]
+        procs = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                str(ROOT / "tests/integration/grant_worker.py"),
+                db_url,
+                f"r{i}",
+                str(out),
+                str(start_at),
+                str(until),
+                env=env,
+                cwd=str(ROOT),
+            )
+            for i, out in enumerate(outs)
+        ]
         codes = await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)), timeout=120)
         async with uow.read() as s:
-            counts = dict((await s.execute(
-                select(Grant.status, func.count()).group_by(Grant.status))).all())
+            counts = dict(
+                (await s.execute(select(Grant.status, func.count()).group_by(Grant.status))).all()
+            )
             chain = await verify_chain(s)
         await engine.dispose()
     assert codes == [0, 0]

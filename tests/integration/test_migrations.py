@@ -16,7 +16,8 @@ async def test_migrated_schema_matches_models(db_url):
         await upgrade(engine)  # a second upgrade is a no-op
         async with engine.connect() as conn:
             diff = await conn.run_sync(
-                lambda c: compare_metadata(MigrationContext.configure(c), Base.metadata))
+                lambda c: compare_metadata(MigrationContext.configure(c), Base.metadata)
+            )
         assert diff == []
         current, head = await revision_status(engine)
         assert current == head is not None

@@ -32,8 +32,12 @@ from tests.unit.conftest import T0, Engine, seed
 
 ROOT = Path(__file__).resolve().parents[2]
 BOB, CAROL = "bob@contoso.com", "carol@contoso.com"
-SLACK_IDS = {"alice@contoso.com": "U0ALICE", BOB: "U0BOB", CAROL: "U0CAROL",
-             "dave@contoso.com": "U0DAVE"}
+SLACK_IDS = {
+    "alice@contoso.com": "U0ALICE",
+    BOB: "U0BOB",
+    CAROL: "U0CAROL",
+    "dave@contoso.com": "U0DAVE",
+}
 
 
 @pytest.fixture
@@ -57,8 +61,9 @@ async def fake() -> AsyncIterator[FakeSlackAPI]:
 
 
 async def run_text(uow: UnitOfWork, clock: FixedClock, *, actor: str, text: str):
-    return await _run_text(uow, clock, commands=command_table(digest=DigestOptions()),
-                           actor=actor, text=text)
+    return await _run_text(
+        uow, clock, commands=command_table(digest=DigestOptions()), actor=actor, text=text
+    )
 
 
 def slack(eng: Engine, fake: FakeSlackAPI, clock: FixedClock | None = None) -> SlackTransport:
@@ -71,26 +76,38 @@ def outbox_ids(fake: FakeSlackAPI, user: str) -> list[int]:
 
 
 async def ask(eng: Engine) -> str:
-    reply = await run_text(eng.uow, eng.clock, actor=BOB,
-                           text="activate global-admin 1h rotate the break-glass keys")
+    reply = await run_text(
+        eng.uow, eng.clock, actor=BOB, text="activate global-admin 1h rotate the break-glass keys"
+    )
     return reply.request.id
 
 
 async def statuses(eng: Engine, kind: str) -> list[str]:
     async with eng.uow.transaction() as s:
-        return list((await s.scalars(select(OutboxMessage.status).where(
-            OutboxMessage.kind == kind, OutboxMessage.transport == "slack"))).all())
+        return list(
+            (
+                await s.scalars(
+                    select(OutboxMessage.status).where(
+                        OutboxMessage.kind == kind, OutboxMessage.transport == "slack"
+                    )
+                )
+            ).all()
+        )
 
 
-async def test_a_worker_killed_after_slack_took_the_card_does_not_post_it_twice(
-        eng, fake, db_url):
+async def test_a_worker_killed_after_slack_took_the_card_does_not_post_it_twice(eng, fake, db_url):
     await OutboxWorker(eng.uow, eng.clock, [slack(eng, fake)], worker="w0").run_once()
     rid = await ask(eng)
     fake.clear()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "tests/integration/slack_outbox_worker.py"), db_url,
-        fake.base_url, eng.clock.now().isoformat(), cwd=str(ROOT),
-        env={**os.environ, "PYTHONPATH": str(ROOT)})
+        sys.executable,
+        str(ROOT / "tests/integration/slack_outbox_worker.py"),
+        db_url,
+        fake.base_url,
+        eng.clock.now().isoformat(),
+        cwd=str(ROOT),
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
     def kill(call: Call) -> None:  # Slack has the card; its answer never reaches the worker
         if proc.returncode is None:
@@ -104,16 +121,23 @@ async def test_a_worker_killed_after_slack_took_the_card_does_not_post_it_twice(
 
     # Another worker, once the dead one's lease is over.
     later = FixedClock(eng.clock.now() + timedelta(seconds=61))
-    assert await OutboxWorker(eng.uow, later, [slack(eng, fake, later)],
-                              worker="w2").run_once() == 2
+    assert (
+        await OutboxWorker(eng.uow, later, [slack(eng, fake, later)], worker="w2").run_once() == 2
+    )
     assert fake.messages_to("U0CAROL") == [card]  # looked, found it, did not post again
     (looked,) = fake.calls("conversations.history")
     assert looked.args["channel"] == "D0CAROL"
     assert len(fake.messages_to("U0BOB")) == 1  # Bob's "submitted": a first attempt, no look
     assert await statuses(eng, "approval_needed") == ["sent"]
     async with eng.uow.transaction() as s:
-        refs = [r.ref for r in (await s.scalars(select(PostedMessage).where(
-            PostedMessage.kind == "approval_needed"))).all()]
+        refs = [
+            r.ref
+            for r in (
+                await s.scalars(
+                    select(PostedMessage).where(PostedMessage.kind == "approval_needed")
+                )
+            ).all()
+        ]
     assert refs == [{"channel": "D0CAROL", "ts": card.response["ts"], "user": "U0CAROL"}]
 
     # The card found is the card redrawn after Carol decides.
@@ -137,9 +161,16 @@ async def test_a_post_whose_answer_was_lost_is_not_posted_again(eng, fake):
     await worker.run_once()
     fake.clear()
     await run_text(eng.uow, eng.clock, actor=BOB, text="activate quick 5m")
-    lossy = OutboxWorker(eng.uow, eng.clock, [LosesAnswers(
-        AsyncWebClient(token="xoxb-test", base_url=fake.base_url), eng.uow, eng.clock)],
-        worker="w1")
+    lossy = OutboxWorker(
+        eng.uow,
+        eng.clock,
+        [
+            LosesAnswers(
+                AsyncWebClient(token="xoxb-test", base_url=fake.base_url), eng.uow, eng.clock
+            )
+        ],
+        worker="w1",
+    )
     assert await lossy.run_once() == 0
     assert len(fake.messages_to("U0BOB")) == 1
     assert await statuses(eng, "activated") == ["pending"]

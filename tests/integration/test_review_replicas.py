@@ -69,8 +69,9 @@ class Recorder:
 async def test_two_replicas_open_the_due_review_once(pg_url, tmp_path):
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY.format(today=datetime.now(UTC).date().isoformat()))
-    settings = Settings.from_env({"DATABASE_URL": pg_url, "PIM_POLICY": str(policy),
-                                  "PIM_SWEEP_SECONDS": "1"})
+    settings = Settings.from_env(
+        {"DATABASE_URL": pg_url, "PIM_POLICY": str(policy), "PIM_SWEEP_SECONDS": "1"}
+    )
     replicas = [Runtime.build(settings), Runtime.build(settings)]
     seen: list[tuple[str, str, str]] = []
     try:
@@ -83,8 +84,11 @@ async def test_two_replicas_open_the_due_review_once(pg_url, tmp_path):
         while time.monotonic() < deadline:
             async with uow.read() as s:
                 opened = await s.scalar(select(func.count(ReviewInstance.id)))
-                left = await s.scalar(select(func.count(OutboxMessage.id)).where(
-                    OutboxMessage.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING])))
+                left = await s.scalar(
+                    select(func.count(OutboxMessage.id)).where(
+                        OutboxMessage.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING])
+                    )
+                )
             if opened and not left and len(seen) >= 2:
                 break
             await asyncio.sleep(0.1)
@@ -92,10 +96,19 @@ async def test_two_replicas_open_the_due_review_once(pg_url, tmp_path):
         async with uow.read() as s:
             assert await s.scalar(select(func.count(ReviewInstance.id))) == 1
             assert await s.scalar(select(func.count(ReviewItem.id))) == 2
-            assert await s.scalar(select(func.count(AuditEvent.id)).where(
-                AuditEvent.action == "review.opened")) == 1
-            opens = (await s.execute(select(Timer.key, Timer.status).where(
-                Timer.kind == "review_open").order_by(Timer.due_at))).all()
+            assert (
+                await s.scalar(
+                    select(func.count(AuditEvent.id)).where(AuditEvent.action == "review.opened")
+                )
+                == 1
+            )
+            opens = (
+                await s.execute(
+                    select(Timer.key, Timer.status)
+                    .where(Timer.kind == "review_open")
+                    .order_by(Timer.due_at)
+                )
+            ).all()
         assert [status for _, status in opens] == [TimerStatus.DONE, TimerStatus.PENDING]
         assert opens[1][0].startswith("review-open:ga-review:2:")
         cards = sorted((email, kind) for _, email, kind in seen if kind == v.REVIEW_CARD)

@@ -68,9 +68,13 @@ class Bot:
     sweeper: Sweeper
 
     async def say(self, who: str, text: str, *, clock: Clock | None = None) -> Any:
-        return await run_text(self.uow, clock or self.clock,
-                              commands=command_table(digest=DigestOptions()),
-                              actor=who, text=text)
+        return await run_text(
+            self.uow,
+            clock or self.clock,
+            commands=command_table(digest=DigestOptions()),
+            actor=who,
+            text=text,
+        )
 
     async def idle(self) -> None:
         """Wait for a sweep in progress to finish (test synchronisation only)."""
@@ -79,8 +83,13 @@ class Bot:
 
     async def schedules(self, role: str) -> list[Schedule]:
         async with self.uow.transaction() as s:
-            return list((await s.scalars(select(Schedule).where(
-                Schedule.role_id == role, Schedule.kind == "active"))).all())
+            return list(
+                (
+                    await s.scalars(
+                        select(Schedule).where(Schedule.role_id == role, Schedule.kind == "active")
+                    )
+                ).all()
+            )
 
 
 @pytest.fixture
@@ -91,8 +100,9 @@ async def bot(db_url: str) -> AsyncIterator[Bot]:
     await seed(uow, FixedClock(clock.now() - timedelta(days=1)))
     inbox = Inbox()
     outbox = OutboxWorker(uow, clock, [inbox], worker="it")
-    sweeper = Sweeper(uow, clock, outbox, worker="it", sweep_seconds=LONG_SWEEP,
-                      timer_actions=lifecycle_actions())
+    sweeper = Sweeper(
+        uow, clock, outbox, worker="it", sweep_seconds=LONG_SWEEP, timer_actions=lifecycle_actions()
+    )
     b = Bot(uow, clock, inbox, sweeper)
     try:
         yield b
@@ -148,7 +158,8 @@ async def test_work_due_while_down_runs_at_start(bot):
     assert schedule.state == ScheduleState.EXPIRED and schedule.ended_at >= started
     # the activation notice that was never sent goes out too; the stale warning does not
     assert [(to, h) for _, to, h in bot.inbox.of("activated")] == [
-        (BOB, f"Quick Role is active until {when(schedule.end_at.isoformat())}.")]
+        (BOB, f"Quick Role is active until {when(schedule.end_at.isoformat())}.")
+    ]
     assert bot.inbox.of("expiring") == []
 
 
@@ -182,8 +193,7 @@ async def test_access_ends_while_the_outbox_is_stuck_sending(bot):
     assert [to for _, to, _ in bot.inbox.of("expired")] == [BOB]
 
 
-async def test_a_read_pokes_nothing_and_an_idle_sweep_never_waits_for_the_write_lock(
-        bot, db_url):
+async def test_a_read_pokes_nothing_and_an_idle_sweep_never_waits_for_the_write_lock(bot, db_url):
     bot.sweeper.start()
     await bot.inbox.wait_for("assigned", count=5, within=5)
     await bot.idle()

@@ -24,12 +24,21 @@ async def check(url: str) -> tuple[int, int, int, int]:
     uow = UnitOfWork(engine)
     async with uow.transaction() as s:
         expired = await s.scalar(select(func.count()).where(AuditEvent.action == "active.expired"))
-        undone = await s.scalar(select(func.count()).select_from(Timer)
-                                .where(Timer.status != "done", Timer.status != "canceled"))
-        children = await s.scalar(select(func.count()).select_from(OutboxMessage)
-                                  .where(OutboxMessage.transport == "console"))
-        unsent = await s.scalar(select(func.count()).select_from(OutboxMessage)
-                                .where(OutboxMessage.status.in_(["pending", "sending"])))
+        undone = await s.scalar(
+            select(func.count())
+            .select_from(Timer)
+            .where(Timer.status != "done", Timer.status != "canceled")
+        )
+        children = await s.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.transport == "console")
+        )
+        unsent = await s.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.status.in_(["pending", "sending"]))
+        )
     await engine.dispose()
     return int(expired or 0), int(undone or 0), int(children or 0), int(unsent or 0)
 
@@ -41,8 +50,15 @@ async def test_two_processes_never_act_twice(db_url, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [
         await asyncio.create_subprocess_exec(
-            sys.executable, str(ROOT / "tests/integration/claim_worker.py"), db_url, f"w{i}",
-            str(out), str(start_at), env=env, cwd=str(ROOT))
+            sys.executable,
+            str(ROOT / "tests/integration/claim_worker.py"),
+            db_url,
+            f"w{i}",
+            str(out),
+            str(start_at),
+            env=env,
+            cwd=str(ROOT),
+        )
         for i, out in enumerate(outs)
     ]
     codes = await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)), timeout=120)

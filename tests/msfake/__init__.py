@@ -59,10 +59,15 @@ class MicrosoftFakes:
 
     def env(self) -> dict[str, str]:
         """Client-secret sign-in and the fakes' URLs, as environment variables."""
-        return {"AZURE_TENANT_ID": self.tenant, "AZURE_CLIENT_ID": self.client_id,
-                "AZURE_CLIENT_SECRET": self.secret, "AZURE_AUTHORITY_HOST": self.identity.root,
-                "PIM_GRAPH_URL": self.graph.root, "PIM_ARM_URL": self.arm.root,
-                "SSL_CERT_FILE": str(self.ca_file)}
+        return {
+            "AZURE_TENANT_ID": self.tenant,
+            "AZURE_CLIENT_ID": self.client_id,
+            "AZURE_CLIENT_SECRET": self.secret,
+            "AZURE_AUTHORITY_HOST": self.identity.root,
+            "PIM_GRAPH_URL": self.graph.root,
+            "PIM_ARM_URL": self.arm.root,
+            "SSL_CERT_FILE": str(self.ca_file),
+        }
 
     async def __aenter__(self) -> MicrosoftFakes:
         await self.identity.start()

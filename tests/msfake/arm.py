@@ -22,11 +22,13 @@ from .graph import parse_time
 from .identity import FakeIdentity
 
 AUTH = "/providers/microsoft.authorization/"
-_REQUEST = re.compile(r"^(.*)/providers/microsoft\.authorization/"
-                      r"roleassignmentschedulerequests/([^/]+)$", re.I)
+_REQUEST = re.compile(
+    r"^(.*)/providers/microsoft\.authorization/"
+    r"roleassignmentschedulerequests/([^/]+)$",
+    re.I,
+)
 _LIST = re.compile(r"^(.*)/providers/microsoft\.authorization/roleassignments$", re.I)
-_ROLE_ID = re.compile(r"/providers/microsoft\.authorization/roledefinitions/([0-9a-f-]{36})$",
-                      re.I)
+_ROLE_ID = re.compile(r"/providers/microsoft\.authorization/roledefinitions/([0-9a-f-]{36})$", re.I)
 
 
 def role_guid(role_definition_id: str) -> str | None:
@@ -48,12 +50,22 @@ class FakeARM(HttpsFake):
 
     def assign_directly(self, principal: str, role: str, scope: str) -> None:
         """A permanent assignment made outside pim-bot."""
-        self.assignments.append({"name": str(uuid.uuid4()), "scope": scope, "role": role.lower(),
-                                 "principalId": principal, "end": None})
+        self.assignments.append(
+            {
+                "name": str(uuid.uuid4()),
+                "scope": scope,
+                "role": role.lower(),
+                "principalId": principal,
+                "end": None,
+            }
+        )
 
     def holders(self, role: str, scope: str) -> set[str]:
-        return {a["principalId"] for a in self._live()
-                if a["role"] == role.lower() and a["scope"].lower() == scope.lower()}
+        return {
+            a["principalId"]
+            for a in self._live()
+            if a["role"] == role.lower() and a["scope"].lower() == scope.lower()
+        }
 
     def routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/{path:.*}", self._dispatch)
@@ -67,13 +79,17 @@ class FakeARM(HttpsFake):
         if self.identity.audience_of(token) != self.root:
             return error(401, "InvalidAuthenticationToken", "The access token is invalid.")
         if not request.query.get("api-version"):
-            return error(400, "MissingApiVersionParameter",
-                         "The api-version query parameter (?api-version=) is required.")
+            return error(
+                400,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required.",
+            )
         path = request.path
         found = _REQUEST.match(path)
         if found and request.method == "PUT":
-            return self._put_request(found.group(1), found.group(2),
-                                     (request[CALL].body or {}).get("properties") or {})
+            return self._put_request(
+                found.group(1), found.group(2), (request[CALL].body or {}).get("properties") or {}
+            )
         found = _LIST.match(path)
         if found and request.method == "GET":
             return self._list(request, found.group(1))
@@ -85,39 +101,63 @@ class FakeARM(HttpsFake):
             return error(400, "InvalidRequestType", "requestType is not supported.")
         role = role_guid(str(props.get("roleDefinitionId", "")))
         if role is None or not props.get("principalId"):
-            return error(400, "InvalidRoleDefinitionId",
-                         "The role definition ID is not valid.")
+            return error(400, "InvalidRoleDefinitionId", "The role definition ID is not valid.")
         if name.lower() in self.request_names:
-            return error(409, "RoleAssignmentRequestExists",
-                         f"A role assignment request with Id: {name} already exists.")
-        match = [a for a in self._live() if a["principalId"] == props["principalId"]
-                 and a["role"] == role and a["scope"].lower() == scope.lower()]
+            return error(
+                409,
+                "RoleAssignmentRequestExists",
+                f"A role assignment request with Id: {name} already exists.",
+            )
+        match = [
+            a
+            for a in self._live()
+            if a["principalId"] == props["principalId"]
+            and a["role"] == role
+            and a["scope"].lower() == scope.lower()
+        ]
         expiration = (props.get("scheduleInfo") or {}).get("expiration") or {}
         if kind == "AdminAssign":
             if match:
                 return error(409, "RoleAssignmentExists", "The Role assignment already exists.")
             end = parse_time(expiration.get("endDateTime"))
-            if self.require_expiration and (expiration.get("type") != "AfterDateTime"
-                                            or end is None):
-                return error(400, "RoleAssignmentRequestPolicyValidationFailed",
-                             'The following policy rules failed: ["ExpirationRule"]')
-            self.assignments.append({"name": str(uuid.uuid4()), "scope": scope, "role": role,
-                                     "principalId": props["principalId"], "end": end})
+            if self.require_expiration and (
+                expiration.get("type") != "AfterDateTime" or end is None
+            ):
+                return error(
+                    400,
+                    "RoleAssignmentRequestPolicyValidationFailed",
+                    'The following policy rules failed: ["ExpirationRule"]',
+                )
+            self.assignments.append(
+                {
+                    "name": str(uuid.uuid4()),
+                    "scope": scope,
+                    "role": role,
+                    "principalId": props["principalId"],
+                    "end": end,
+                }
+            )
             status = "Provisioned"
         else:
             if not match:
-                return error(400, "RoleAssignmentDoesNotExist",
-                             "The Role assignment does not exist.")
+                return error(
+                    400, "RoleAssignmentDoesNotExist", "The Role assignment does not exist."
+                )
             for row in match:
                 self.assignments.remove(row)
             status = "Revoked"
         self.request_names.add(name.lower())
         self.requests.append(props)
-        return web.json_response({
-            "id": f"{scope}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/"
-                  f"{name}", "name": name,
-            "type": "Microsoft.Authorization/RoleAssignmentScheduleRequests",
-            "properties": {**props, "scope": scope, "status": status}}, status=201)
+        return web.json_response(
+            {
+                "id": f"{scope}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/"
+                f"{name}",
+                "name": name,
+                "type": "Microsoft.Authorization/RoleAssignmentScheduleRequests",
+                "properties": {**props, "scope": scope, "status": status},
+            },
+            status=201,
+        )
 
     def _list(self, request: web.Request, scope: str) -> web.Response:
         at_scope = request.query.get("$filter", "") == "atScope()"
@@ -127,15 +167,23 @@ class FakeARM(HttpsFake):
             above = mine == theirs or mine.startswith(theirs + "/")
             return above if at_scope else above or theirs.startswith(mine + "/")
 
-        rows = [{"id": f"{a['scope']}/providers/Microsoft.Authorization/roleAssignments/"
-                       f"{a['name']}", "name": a["name"],
-                 "type": "Microsoft.Authorization/roleAssignments",
-                 "properties": {"scope": a["scope"], "principalId": a["principalId"],
-                                "principalType": "User",
-                                "roleDefinitionId": _definition(a["scope"], a["role"])}}
-                for a in self._live() if visible(a["scope"])]
+        rows = [
+            {
+                "id": f"{a['scope']}/providers/Microsoft.Authorization/roleAssignments/{a['name']}",
+                "name": a["name"],
+                "type": "Microsoft.Authorization/roleAssignments",
+                "properties": {
+                    "scope": a["scope"],
+                    "principalId": a["principalId"],
+                    "principalType": "User",
+                    "roleDefinitionId": _definition(a["scope"], a["role"]),
+                },
+            }
+            for a in self._live()
+            if visible(a["scope"])
+        ]
         start = int(request.query.get("$skiptoken") or 0)
-        body: dict[str, Any] = {"value": rows[start:start + self.page_size]}
+        body: dict[str, Any] = {"value": rows[start : start + self.page_size]}
         if start + self.page_size < len(rows):
             query = {**request.query, "$skiptoken": str(start + self.page_size)}
             body["nextLink"] = f"{self.root}{request.path}?{urlencode(query)}"

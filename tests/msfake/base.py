@@ -58,10 +58,12 @@ class Throttle:
 CALL = web.RequestKey("call", Call)  # the recorded Call of the request being answered
 
 
-def error(status: int, code: str, message: str, headers: dict[str, str] | None = None
-          ) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status,
-                             headers=headers)
+def error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.json_response(
+        {"error": {"code": code, "message": message}}, status=status, headers=headers
+    )
 
 
 class HttpsFake:
@@ -78,13 +80,23 @@ class HttpsFake:
         self.throttle: Throttle | None = None
 
     # -- faults ------------------------------------------------------------------------------
-    def fail_next(self, match: str = "", *, status: int = 500, code: str | None = None,
-                  retry_after: float | None = None, hang: float | None = None,
-                  times: int = 1) -> None:
+    def fail_next(
+        self,
+        match: str = "",
+        *,
+        status: int = 500,
+        code: str | None = None,
+        retry_after: float | None = None,
+        hang: float | None = None,
+        times: int = 1,
+    ) -> None:
         """Answer the next `times` requests matching `match` with `status` (429/503 add
         Retry-After), or sit on them for `hang` seconds first."""
-        default = {429: "TooManyRequests", 503: "ServiceUnavailable", 403:
-                   "Authorization_RequestDenied"}.get(status, "InternalServerError")
+        default = {
+            429: "TooManyRequests",
+            503: "ServiceUnavailable",
+            403: "Authorization_RequestDenied",
+        }.get(status, "InternalServerError")
         if status in (429, 503) and retry_after is None:
             retry_after = 1
         for _ in range(times):
@@ -131,29 +143,42 @@ class HttpsFake:
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         body: Any = None
         if request.can_read_body:
-            body = (await request.json() if request.content_type == "application/json"
-                    else dict(await request.post()))
-        call = Call(request.method, request.path_qs, body,
-                    {k.lower(): v for k, v in request.headers.items()}, time.monotonic())
+            body = (
+                await request.json()
+                if request.content_type == "application/json"
+                else dict(await request.post())
+            )
+        call = Call(
+            request.method,
+            request.path_qs,
+            body,
+            {k.lower(): v for k, v in request.headers.items()},
+            time.monotonic(),
+        )
         self.calls.append(call)
         response = await self._answer(request, handler, call)
         call.status = response.status
         return response
 
-    async def _answer(self, request: web.Request, handler: Any, call: Call
-                      ) -> web.StreamResponse:
+    async def _answer(self, request: web.Request, handler: Any, call: Call) -> web.StreamResponse:
         fault = self._fault_for(f"{request.method} {request.path_qs}")
         if fault is not None:
             if fault.hang:
                 await asyncio.sleep(fault.hang)
-            headers = ({"Retry-After": str(math.ceil(fault.retry_after))}
-                       if fault.retry_after is not None else None)
-            return error(fault.status, fault.code, f"{self.name}: injected {fault.status}",
-                         headers)
+            headers = (
+                {"Retry-After": str(math.ceil(fault.retry_after))}
+                if fault.retry_after is not None
+                else None
+            )
+            return error(fault.status, fault.code, f"{self.name}: injected {fault.status}", headers)
         if self.throttle is not None:
             wait = self.throttle.take()
             if wait:
-                return error(429, "TooManyRequests", "Too many requests.",
-                             {"Retry-After": str(max(1, math.ceil(wait)))})
+                return error(
+                    429,
+                    "TooManyRequests",
+                    "Too many requests.",
+                    {"Retry-After": str(max(1, math.ceil(wait)))},
+                )
         request[CALL] = call
         return await handler(request)

@@ -59,10 +59,15 @@ class FakeGraph(HttpsFake):
         self.requests: list[dict[str, Any]] = []  # every accepted schedule request body
 
     # -- state for tests ---------------------------------------------------------------------
-    def add_user(self, id: str, *, mail: str | None, name: str,
-                 upn: str | None = None) -> dict[str, Any]:
-        self.users[id] = {"id": id, "displayName": name, "mail": mail,
-                          "userPrincipalName": upn or mail or f"{id}@contoso.onmicrosoft.com"}
+    def add_user(
+        self, id: str, *, mail: str | None, name: str, upn: str | None = None
+    ) -> dict[str, Any]:
+        self.users[id] = {
+            "id": id,
+            "displayName": name,
+            "mail": mail,
+            "userPrincipalName": upn or mail or f"{id}@contoso.onmicrosoft.com",
+        }
         return self.users[id]
 
     def add_group_member(self, group_id: str, user_id: str) -> None:
@@ -70,16 +75,23 @@ class FakeGraph(HttpsFake):
 
     def assign_role_directly(self, principal: str, role: str, scope: str = "/") -> None:
         """A permanent assignment made outside pim-bot (the portal, another tool)."""
-        self.role_assignments.append(self._row(principal, end=None, roleDefinitionId=role,
-                                               directoryScopeId=scope))
+        self.role_assignments.append(
+            self._row(principal, end=None, roleDefinitionId=role, directoryScopeId=scope)
+        )
 
     def role_holders(self, role: str, scope: str = "/") -> set[str]:
-        return {a["principalId"] for a in self._live(self.role_assignments)
-                if a["roleDefinitionId"] == role and a["directoryScopeId"] == scope}
+        return {
+            a["principalId"]
+            for a in self._live(self.role_assignments)
+            if a["roleDefinitionId"] == role and a["directoryScopeId"] == scope
+        }
 
     def group_holders(self, group: str, access: str = "member") -> set[str]:
-        return {a["principalId"] for a in self._live(self.group_assignments)
-                if a["groupId"] == group and a["accessId"] == access}
+        return {
+            a["principalId"]
+            for a in self._live(self.group_assignments)
+            if a["groupId"] == group and a["accessId"] == access
+        }
 
     # -- routes ------------------------------------------------------------------------------
     def routes(self, app: web.Application) -> None:
@@ -109,7 +121,7 @@ class FakeGraph(HttpsFake):
     def _page(self, request: web.Request, rows: list[dict[str, Any]]) -> web.Response:
         start = int(request.query.get("$skiptoken") or 0)
         size = min(int(request.query.get("$top") or self.page_size), self.page_size)
-        body: dict[str, Any] = {"value": rows[start:start + size]}
+        body: dict[str, Any] = {"value": rows[start : start + size]}
         if start + size < len(rows):
             query = {k: v for k, v in request.query.items() if k != "$skiptoken"}
             query["$skiptoken"] = str(start + size)
@@ -123,87 +135,123 @@ class FakeGraph(HttpsFake):
         if missing:
             return error(400, "Request_BadRequest", f"Missing property: {missing[0]}.")
         if self.users and body["principalId"] not in self.users:
-            return error(404, "Request_ResourceNotFound",
-                         f"Resource '{body['principalId']}' does not exist.")
+            return error(
+                404, "Request_ResourceNotFound", f"Resource '{body['principalId']}' does not exist."
+            )
         if body["action"] == "adminAssign":
             expiration = (body.get("scheduleInfo") or {}).get("expiration") or {}
             end = parse_time(expiration.get("endDateTime"))
             if expiration.get("type") == "afterDateTime" and end is None:
                 return error(400, "InvalidExpiration", "endDateTime is required.")
             if self.require_expiration and expiration.get("type") != "afterDateTime":
-                return error(400, "RoleAssignmentRequestPolicyValidationFailed",
-                             'The following policy rules failed: ["ExpirationRule"]')
+                return error(
+                    400,
+                    "RoleAssignmentRequestPolicyValidationFailed",
+                    'The following policy rules failed: ["ExpirationRule"]',
+                )
         return None
 
-    def _apply(self, rows: list[dict[str, Any]], body: dict[str, Any],
-               keys: dict[str, str]) -> web.Response:
+    def _apply(
+        self, rows: list[dict[str, Any]], body: dict[str, Any], keys: dict[str, str]
+    ) -> web.Response:
         """Add or remove the assignment `keys` names, as the request's action says."""
-        match = [r for r in self._live(rows) if r["principalId"] == body["principalId"]
-                 and all(r[k] == v for k, v in keys.items())]
+        match = [
+            r
+            for r in self._live(rows)
+            if r["principalId"] == body["principalId"] and all(r[k] == v for k, v in keys.items())
+        ]
         if body["action"] == "adminAssign":
             if match:
                 return error(400, "RoleAssignmentExists", "The Role assignment already exists.")
-            end = parse_time(((body.get("scheduleInfo") or {}).get("expiration") or {})
-                             .get("endDateTime"))
+            end = parse_time(
+                ((body.get("scheduleInfo") or {}).get("expiration") or {}).get("endDateTime")
+            )
             rows.append(self._row(body["principalId"], end=end, **keys))
             status = "Provisioned"
         else:
             if not match:
-                return error(400, "RoleAssignmentDoesNotExist",
-                             "The Role assignment does not exist.")
+                return error(
+                    400, "RoleAssignmentDoesNotExist", "The Role assignment does not exist."
+                )
             for row in match:
                 rows.remove(row)
             status = "Revoked"
         self.requests.append(body)
-        return web.json_response({"id": str(uuid.uuid4()), "status": status, **body},
-                                 status=201)
+        return web.json_response({"id": str(uuid.uuid4()), "status": status, **body}, status=201)
 
     async def _role_request(self, request: web.Request) -> web.Response:
         body = request[CALL].body or {}
-        refusal = (self._unauthorized(request)
-                   or self._schedule_error(body, ("roleDefinitionId", "directoryScopeId")))
+        refusal = self._unauthorized(request) or self._schedule_error(
+            body, ("roleDefinitionId", "directoryScopeId")
+        )
         if refusal is not None:
             return refusal
-        return self._apply(self.role_assignments, body,
-                           {"roleDefinitionId": body["roleDefinitionId"],
-                            "directoryScopeId": body["directoryScopeId"]})
+        return self._apply(
+            self.role_assignments,
+            body,
+            {
+                "roleDefinitionId": body["roleDefinitionId"],
+                "directoryScopeId": body["directoryScopeId"],
+            },
+        )
 
     async def _group_request(self, request: web.Request) -> web.Response:
         body = request[CALL].body or {}
-        refusal = (self._unauthorized(request)
-                   or self._schedule_error(body, ("groupId", "accessId")))
+        refusal = self._unauthorized(request) or self._schedule_error(body, ("groupId", "accessId"))
         if refusal is not None:
             return refusal
         if body["accessId"] not in ("member", "owner"):
             return error(400, "InvalidAccessId", "accessId must be member or owner.")
-        return self._apply(self.group_assignments, body,
-                           {"groupId": body["groupId"], "accessId": body["accessId"]})
+        return self._apply(
+            self.group_assignments, body, {"groupId": body["groupId"], "accessId": body["accessId"]}
+        )
 
     async def _role_assignments(self, request: web.Request) -> web.Response:
         refusal = self._unauthorized(request)
         if refusal is not None:
             return refusal
         wanted = filters(request)
-        rows = [{k: v for k, v in r.items() if k != "end"} for r in self._live(
-            self.role_assignments) if all(r.get(k) == v for k, v in wanted.items())]
+        rows = [
+            {k: v for k, v in r.items() if k != "end"}
+            for r in self._live(self.role_assignments)
+            if all(r.get(k) == v for k, v in wanted.items())
+        ]
         return self._page(request, rows)
 
     async def _group_instances(self, request: web.Request) -> web.Response:
         refusal = self._unauthorized(request)
         if refusal is not None:
             return refusal
-        rows = [{"id": r["id"], "groupId": r["groupId"], "principalId": r["principalId"],
-                 "accessId": r["accessId"], "memberType": "direct",
-                 "assignmentType": "assigned",
-                 "endDateTime": r["end"].isoformat() if r["end"] else None}
-                for r in self._live(self.group_assignments)]
+        rows = [
+            {
+                "id": r["id"],
+                "groupId": r["groupId"],
+                "principalId": r["principalId"],
+                "accessId": r["accessId"],
+                "memberType": "direct",
+                "assignmentType": "assigned",
+                "endDateTime": r["end"].isoformat() if r["end"] else None,
+            }
+            for r in self._live(self.group_assignments)
+        ]
         # Members added outside PIM show up as permanent direct assignments.
-        rows += [{"id": f"{g}_{u}", "groupId": g, "principalId": u, "accessId": "member",
-                  "memberType": "direct", "assignmentType": "assigned", "endDateTime": None}
-                 for g, users in self.group_members.items() for u in users]
+        rows += [
+            {
+                "id": f"{g}_{u}",
+                "groupId": g,
+                "principalId": u,
+                "accessId": "member",
+                "memberType": "direct",
+                "assignmentType": "assigned",
+                "endDateTime": None,
+            }
+            for g, users in self.group_members.items()
+            for u in users
+        ]
         wanted = filters(request)
-        return self._page(request, [r for r in rows
-                                    if all(r.get(k) == v for k, v in wanted.items())])
+        return self._page(
+            request, [r for r in rows if all(r.get(k) == v for k, v in wanted.items())]
+        )
 
     async def _members(self, request: web.Request) -> web.Response:
         refusal = self._unauthorized(request)
@@ -211,8 +259,11 @@ class FakeGraph(HttpsFake):
             return refusal
         group = request.match_info["id"]
         ids = self.group_members.get(group, []) + sorted(self.group_holders(group))
-        rows = [{"@odata.type": "#microsoft.graph.user", **self.users[i]}
-                for i in dict.fromkeys(ids) if i in self.users]
+        rows = [
+            {"@odata.type": "#microsoft.graph.user", **self.users[i]}
+            for i in dict.fromkeys(ids)
+            if i in self.users
+        ]
         select = request.query.get("$select")
         if select:
             keep = {"id", "@odata.type", *select.split(",")}

@@ -12,10 +12,18 @@ from bot.providers.graph import MicrosoftApis
 from tests.msfake import MicrosoftFakes
 
 # azure-identity variables a developer's shell may carry; tests set only their own.
-AZURE_VARIABLES = [name for name in os.environ if name.startswith(("AZURE_", "PIM_GRAPH",
-                                                                     "PIM_ARM"))] + [
-    "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET",
-    "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT", "SSL_CERT_FILE", "SSL_CERT_DIR"]
+AZURE_VARIABLES = [
+    name for name in os.environ if name.startswith(("AZURE_", "PIM_GRAPH", "PIM_ARM"))
+] + [
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
+    "IDENTITY_SERVER_THUMBPRINT",
+    "IMDS_ENDPOINT",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+]
 
 
 @pytest.fixture

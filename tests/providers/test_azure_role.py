@@ -25,22 +25,28 @@ def target(scope: str = PROD) -> Target:
     return Target(kind="azure_role", ref=CONTRIBUTOR, scope=scope)
 
 
-async def test_grant_puts_a_named_request_with_expiration(ms: MicrosoftFakes,
-                                                          azure: AzureRoleProvider) -> None:
+async def test_grant_puts_a_named_request_with_expiration(
+    ms: MicrosoftFakes, azure: AzureRoleProvider
+) -> None:
     grant = job("azure_role", CONTRIBUTOR, scope=PROD)
 
     await azure.grant(grant)
 
     [put] = [c for c in ms.arm.calls if REQUESTS in c.path]
     assert put.method == "PUT"
-    assert put.path.startswith(f"{PROD}/providers/Microsoft.Authorization/{REQUESTS}/"
-                               f"{request_name(grant)}?api-version=2020-10-01")
+    assert put.path.startswith(
+        f"{PROD}/providers/Microsoft.Authorization/{REQUESTS}/"
+        f"{request_name(grant)}?api-version=2020-10-01"
+    )
     props = put.body["properties"]
-    assert props["roleDefinitionId"] == (f"{SUB}/providers/Microsoft.Authorization/"
-                                         f"roleDefinitions/{CONTRIBUTOR}")
+    assert props["roleDefinitionId"] == (
+        f"{SUB}/providers/Microsoft.Authorization/roleDefinitions/{CONTRIBUTOR}"
+    )
     assert props["requestType"] == "AdminAssign" and props["principalId"] == BOB.teams_id
-    assert props["scheduleInfo"]["expiration"] == {"type": "AfterDateTime",
-                                                   "endDateTime": wire(grant.end)}
+    assert props["scheduleInfo"]["expiration"] == {
+        "type": "AfterDateTime",
+        "endDateTime": wire(grant.end),
+    }
     assert await azure.members(target()) == {BOB.teams_id}
 
 
@@ -56,8 +62,9 @@ async def test_revoke_then_revoke_again(ms: MicrosoftFakes, azure: AzureRoleProv
     assert len(ms.arm.requests) == 2
 
 
-async def test_granting_again_is_one_assignment(ms: MicrosoftFakes,
-                                                azure: AzureRoleProvider) -> None:
+async def test_granting_again_is_one_assignment(
+    ms: MicrosoftFakes, azure: AzureRoleProvider
+) -> None:
     grant = job("azure_role", CONTRIBUTOR, scope=PROD)
     await azure.grant(grant)
     await azure.grant(grant)
@@ -68,7 +75,8 @@ async def test_granting_again_is_one_assignment(ms: MicrosoftFakes,
 
 
 async def test_a_grant_removed_behind_our_back_is_restored_by_granting_again(
-        ms: MicrosoftFakes, azure: AzureRoleProvider) -> None:
+    ms: MicrosoftFakes, azure: AzureRoleProvider
+) -> None:
     grant = job("azure_role", CONTRIBUTOR, scope=PROD)
     await azure.grant(grant)
     ms.arm.assignments.clear()  # someone removed it in the portal
@@ -78,8 +86,7 @@ async def test_a_grant_removed_behind_our_back_is_restored_by_granting_again(
     assert ms.arm.holders(CONTRIBUTOR, PROD) == {BOB.teams_id}
 
 
-async def test_members_counts_only_this_scope(ms: MicrosoftFakes,
-                                              azure: AzureRoleProvider) -> None:
+async def test_members_counts_only_this_scope(ms: MicrosoftFakes, azure: AzureRoleProvider) -> None:
     ms.arm.page_size = 1
     await azure.grant(job("azure_role", CONTRIBUTOR, scope=PROD))
     ms.arm.assign_directly("outsider", CONTRIBUTOR, PROD)
@@ -89,13 +96,22 @@ async def test_members_counts_only_this_scope(ms: MicrosoftFakes,
     assert await azure.members(target()) == {BOB.teams_id, "outsider"}
 
 
-@pytest.mark.parametrize(("status", "permanent", "retry_after"),
-                         [(429, False, 5), (500, False, None), (403, True, None)])
-async def test_failures_are_classified(ms: MicrosoftFakes, azure: AzureRoleProvider,
-                                       status: int, permanent: bool,
-                                       retry_after: float | None) -> None:
-    ms.arm.fail_next(REQUESTS, status=status, code="AuthorizationFailed" if status == 403
-                     else None, retry_after=retry_after)
+@pytest.mark.parametrize(
+    ("status", "permanent", "retry_after"), [(429, False, 5), (500, False, None), (403, True, None)]
+)
+async def test_failures_are_classified(
+    ms: MicrosoftFakes,
+    azure: AzureRoleProvider,
+    status: int,
+    permanent: bool,
+    retry_after: float | None,
+) -> None:
+    ms.arm.fail_next(
+        REQUESTS,
+        status=status,
+        code="AuthorizationFailed" if status == 403 else None,
+        retry_after=retry_after,
+    )
     with pytest.raises(ProviderError) as raised:
         await azure.grant(job("azure_role", CONTRIBUTOR, scope=PROD))
     assert (raised.value.permanent, raised.value.retry_after) == (permanent, retry_after)
@@ -106,13 +122,13 @@ async def test_timeout_is_retryable(ms: MicrosoftFakes) -> None:
     ms.arm.hang_next(REQUESTS, seconds=1.0)
     async with MicrosoftApis.from_env(timeout=0.3) as impatient:
         with pytest.raises(ProviderError) as raised:
-            await AzureRoleProvider(impatient.arm).grant(
-                job("azure_role", CONTRIBUTOR, scope=PROD))
+            await AzureRoleProvider(impatient.arm).grant(job("azure_role", CONTRIBUTOR, scope=PROD))
     assert not raised.value.permanent
 
 
-async def test_a_target_without_a_scope_is_refused(ms: MicrosoftFakes,
-                                                   azure: AzureRoleProvider) -> None:
+async def test_a_target_without_a_scope_is_refused(
+    ms: MicrosoftFakes, azure: AzureRoleProvider
+) -> None:
     with pytest.raises(ProviderError, match="needs an ARM scope") as raised:
         await azure.grant(job("azure_role", CONTRIBUTOR))
     assert raised.value.permanent and not ms.arm.calls
@@ -121,7 +137,8 @@ async def test_a_target_without_a_scope_is_refused(ms: MicrosoftFakes,
 def test_role_definition_ids() -> None:
     mg = "/providers/Microsoft.Management/managementGroups/contoso"
     assert role_definition_id(Target(kind="azure_role", ref=CONTRIBUTOR, scope=mg)) == (
-        f"{mg}/providers/Microsoft.Authorization/roleDefinitions/{CONTRIBUTOR}")
+        f"{mg}/providers/Microsoft.Authorization/roleDefinitions/{CONTRIBUTOR}"
+    )
     full = f"{SUB}/providers/Microsoft.Authorization/roleDefinitions/{CONTRIBUTOR}"
     assert role_definition_id(Target(kind="azure_role", ref=full, scope=PROD)) == full
     with pytest.raises(ProviderError):

@@ -15,8 +15,9 @@ from tests.slackfake import FakeSlackAPI
 GROUP = "0c1c6a6e-6a55-4a3e-9f5e-8b1f6b8d2a10"
 
 
-async def test_entra_group_people_follows_every_page(ms: MicrosoftFakes,
-                                                     apis: MicrosoftApis) -> None:
+async def test_entra_group_people_follows_every_page(
+    ms: MicrosoftFakes, apis: MicrosoftApis
+) -> None:
     ms.graph.page_size = 2
     ms.graph.add_user("u-ann", mail="Ann@Contoso.com", name="Ann Archer")
     ms.graph.add_user("u-ben", mail=None, name="Ben Baker", upn="ben@contoso.com")
@@ -37,8 +38,9 @@ async def test_entra_group_people_follows_every_page(ms: MicrosoftFakes,
     assert all(c.headers["authorization"].startswith("Bearer fake.") for c in listed)
 
 
-async def test_entra_group_people_of_an_empty_group(ms: MicrosoftFakes,
-                                                    apis: MicrosoftApis) -> None:
+async def test_entra_group_people_of_an_empty_group(
+    ms: MicrosoftFakes, apis: MicrosoftApis
+) -> None:
     assert await entra_group_people(graph=apis.graph, group_id=GROUP) == []
 
 
@@ -56,7 +58,9 @@ async def test_workspace_people_skips_bots_deleted_and_strangers() -> None:
 
         people = await workspace_people(client=client, team_id="T1")
 
-        assert people == [Person(email="ann@contoso.com", name="Ann Archer", slack_id="U0ANN"),
-                          Person(email="ben@contoso.com", name="Ben Baker", slack_id="U0BEN")]
+        assert people == [
+            Person(email="ann@contoso.com", name="Ann Archer", slack_id="U0ANN"),
+            Person(email="ben@contoso.com", name="Ben Baker", slack_id="U0BEN"),
+        ]
         assert slack.rate_limited("users.list") == 1
         assert len(slack.calls("users.list")) == 1 + 3  # the 429, then three pages

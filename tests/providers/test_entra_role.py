@@ -29,7 +29,8 @@ def target(scope: str | None = None) -> Target:
 
 
 async def test_grant_assigns_the_role_with_entras_own_expiration(
-        ms: MicrosoftFakes, entra: EntraRoleProvider) -> None:
+    ms: MicrosoftFakes, entra: EntraRoleProvider
+) -> None:
     grant = job("entra_role", GLOBAL_ADMIN)
 
     await entra.grant(grant)
@@ -38,28 +39,35 @@ async def test_grant_assigns_the_role_with_entras_own_expiration(
     [sent] = ms.graph.requests
     assert sent["action"] == "adminAssign"
     assert sent["directoryScopeId"] == "/"
-    assert sent["scheduleInfo"]["expiration"] == {"type": "afterDateTime",
-                                                  "endDateTime": wire(grant.end)}
+    assert sent["scheduleInfo"]["expiration"] == {
+        "type": "afterDateTime",
+        "endDateTime": wire(grant.end),
+    }
     assert sent["justification"] == "pim-bot R-7K2Q: INC-42 database is down (ticket INC-42)"
     assert await entra.members(target()) == {BOB.teams_id}
 
 
 async def test_every_entra_grant_carries_an_expiration_and_entra_ends_it_itself(
-        ms: MicrosoftFakes, entra: EntraRoleProvider) -> None:
-    grants = [job("entra_role", GLOBAL_ADMIN, person=p, grant_id=p.email, hours=h)
-              for p, h in ((BOB, 2 / 3600), (CAROL, 8))]
+    ms: MicrosoftFakes, entra: EntraRoleProvider
+) -> None:
+    grants = [
+        job("entra_role", GLOBAL_ADMIN, person=p, grant_id=p.email, hours=h)
+        for p, h in ((BOB, 2 / 3600), (CAROL, 8))
+    ]
     for grant in grants:
         await entra.grant(grant)
-    assert all(r["scheduleInfo"]["expiration"]["type"] == "afterDateTime"
-               and r["scheduleInfo"]["expiration"]["endDateTime"] for r in ms.graph.requests)
+    assert all(
+        r["scheduleInfo"]["expiration"]["type"] == "afterDateTime"
+        and r["scheduleInfo"]["expiration"]["endDateTime"]
+        for r in ms.graph.requests
+    )
 
     await asyncio.sleep(2.1)  # pim-bot does nothing: Entra ends Bob's on time by itself
 
     assert await entra.members(target()) == {CAROL.teams_id}
 
 
-async def test_revoke_removes_the_assignment(ms: MicrosoftFakes,
-                                             entra: EntraRoleProvider) -> None:
+async def test_revoke_removes_the_assignment(ms: MicrosoftFakes, entra: EntraRoleProvider) -> None:
     grant = job("entra_role", GLOBAL_ADMIN, scope="/administrativeUnits/au-1")
     await entra.grant(grant)
     assert await entra.members(target("/administrativeUnits/au-1")) == {BOB.teams_id}
@@ -70,8 +78,9 @@ async def test_revoke_removes_the_assignment(ms: MicrosoftFakes,
     assert await entra.members(target("/administrativeUnits/au-1")) == frozenset()
 
 
-async def test_granting_again_and_revoking_again_succeed(ms: MicrosoftFakes,
-                                                         entra: EntraRoleProvider) -> None:
+async def test_granting_again_and_revoking_again_succeed(
+    ms: MicrosoftFakes, entra: EntraRoleProvider
+) -> None:
     grant = job("entra_role", GLOBAL_ADMIN)
     await entra.grant(grant)
     await entra.grant(grant)  # a retry after a crash: Graph says RoleAssignmentExists
@@ -84,7 +93,8 @@ async def test_granting_again_and_revoking_again_succeed(ms: MicrosoftFakes,
 
 
 async def test_throttled_grant_reports_retry_after_and_changes_nothing(
-        ms: MicrosoftFakes, entra: EntraRoleProvider) -> None:
+    ms: MicrosoftFakes, entra: EntraRoleProvider
+) -> None:
     ms.graph.fail_next(REQUESTS, status=429, retry_after=7)
 
     with pytest.raises(ProviderError) as raised:
@@ -97,13 +107,14 @@ async def test_throttled_grant_reports_retry_after_and_changes_nothing(
 
 
 async def test_a_throttle_of_n_requests_a_second_answers_429s(
-        ms: MicrosoftFakes, entra: EntraRoleProvider) -> None:
+    ms: MicrosoftFakes, entra: EntraRoleProvider
+) -> None:
     ms.graph.limit(2, burst=2)
-    people = [Person(email=f"p{i}@contoso.com", name=f"P{i}", teams_id=f"id-{i}")
-              for i in range(4)]
+    people = [Person(email=f"p{i}@contoso.com", name=f"P{i}", teams_id=f"id-{i}") for i in range(4)]
     outcomes = await asyncio.gather(
         *(entra.grant(job("entra_role", GLOBAL_ADMIN, person=p)) for p in people),
-        return_exceptions=True)
+        return_exceptions=True,
+    )
     refused = [o for o in outcomes if isinstance(o, ProviderError)]
     assert refused and all(o.retry_after and o.retry_after >= 1 for o in refused)
     assert len(ms.graph.role_holders(GLOBAL_ADMIN)) == 4 - len(refused)
@@ -135,7 +146,8 @@ async def test_forbidden_is_permanent(ms: MicrosoftFakes, entra: EntraRoleProvid
 
 
 async def test_a_person_without_an_entra_id_fails_without_calling_graph(
-        ms: MicrosoftFakes, entra: EntraRoleProvider) -> None:
+    ms: MicrosoftFakes, entra: EntraRoleProvider
+) -> None:
     nobody = Person(email="dan@contoso.com", name="Dan")
     with pytest.raises(ProviderError, match="dan@contoso.com has no Entra object id") as raised:
         await entra.grant(job("entra_role", GLOBAL_ADMIN, person=nobody))
@@ -144,14 +156,16 @@ async def test_a_person_without_an_entra_id_fails_without_calling_graph(
 
 
 async def test_entra_refusing_a_permanent_assignment_is_permanent(
-        ms: MicrosoftFakes, entra: EntraRoleProvider) -> None:
+    ms: MicrosoftFakes, entra: EntraRoleProvider
+) -> None:
     with pytest.raises(ProviderError, match="ExpirationRule") as raised:
         await entra.grant(job("entra_role", GLOBAL_ADMIN, hours=None))
     assert raised.value.permanent
 
 
 async def test_an_activation_already_over_is_not_granted(
-        ms: MicrosoftFakes, entra: EntraRoleProvider) -> None:
+    ms: MicrosoftFakes, entra: EntraRoleProvider
+) -> None:
     late = job("entra_role", GLOBAL_ADMIN, hours=-1)
     with pytest.raises(ProviderError, match="activation ended") as raised:
         await entra.grant(late)
@@ -159,7 +173,8 @@ async def test_an_activation_already_over_is_not_granted(
 
 
 async def test_members_reads_every_holder_at_the_scope_only(
-        ms: MicrosoftFakes, entra: EntraRoleProvider) -> None:
+    ms: MicrosoftFakes, entra: EntraRoleProvider
+) -> None:
     ms.graph.page_size = 1
     await entra.grant(job("entra_role", GLOBAL_ADMIN))
     ms.graph.assign_role_directly("outsider", GLOBAL_ADMIN)  # given in the portal
@@ -170,7 +185,8 @@ async def test_members_reads_every_holder_at_the_scope_only(
 
 
 async def test_a_grant_retried_late_starts_now_not_in_the_past(
-        ms: MicrosoftFakes, entra: EntraRoleProvider) -> None:
+    ms: MicrosoftFakes, entra: EntraRoleProvider
+) -> None:
     grant = job("entra_role", GLOBAL_ADMIN)
     late = replace(grant, start=datetime.now(UTC) - timedelta(minutes=30))
     await entra.grant(late)
@@ -179,9 +195,13 @@ async def test_a_grant_retried_late_starts_now_not_in_the_past(
 
 
 async def test_naive_times_from_sqlite_are_taken_as_utc(
-        ms: MicrosoftFakes, entra: EntraRoleProvider) -> None:
+    ms: MicrosoftFakes, entra: EntraRoleProvider
+) -> None:
     grant = job("entra_role", GLOBAL_ADMIN)
-    naive = replace(grant, start=grant.start.replace(tzinfo=None),
-                    end=grant.end.replace(tzinfo=None) if grant.end else None)
+    naive = replace(
+        grant,
+        start=grant.start.replace(tzinfo=None),
+        end=grant.end.replace(tzinfo=None) if grant.end else None,
+    )
     await entra.grant(naive)
     assert ms.graph.requests[0]["scheduleInfo"]["expiration"]["endDateTime"] == wire(grant.end)

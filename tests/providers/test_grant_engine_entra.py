@@ -38,10 +38,14 @@ async def eng(tmp_path: Path) -> AsyncIterator[Engine]:
     uow = UnitOfWork(engine)
     await seed(uow, clock)
     async with uow.transaction() as s:
-        await s.execute(update(Principal).where(Principal.email == BOB.email)
-                        .values(teams_id=BOB.teams_id))
-        await s.execute(update(Role).where(Role.id == "global-admin").values(
-            grant_targets=[{"entra_role": GLOBAL_ADMIN, "scope": "/"}]))
+        await s.execute(
+            update(Principal).where(Principal.email == BOB.email).values(teams_id=BOB.teams_id)
+        )
+        await s.execute(
+            update(Role)
+            .where(Role.id == "global-admin")
+            .values(grant_targets=[{"entra_role": GLOBAL_ADMIN, "scope": "/"}])
+        )
     try:
         yield Engine(uow=uow, clock=clock)
     finally:
@@ -49,9 +53,11 @@ async def eng(tmp_path: Path) -> AsyncIterator[Engine]:
 
 
 async def test_approval_grants_in_entra_with_its_expiration_and_deactivation_removes(
-        ms: MicrosoftFakes, apis: MicrosoftApis, eng: Engine) -> None:
-    worker = GrantsWorker(eng.uow, eng.clock, {"entra_role": EntraRoleProvider(apis.graph)},
-                          worker="w1")
+    ms: MicrosoftFakes, apis: MicrosoftApis, eng: Engine
+) -> None:
+    worker = GrantsWorker(
+        eng.uow, eng.clock, {"entra_role": EntraRoleProvider(apis.graph)}, worker="w1"
+    )
     rid = (await say(eng, BOB.email, "activate global-admin 2h fix the tenant")).request.id
     await say(eng, CAROL, f"approve {rid} ok")
     assert await worker.run_once() == 1
@@ -59,12 +65,17 @@ async def test_approval_grants_in_entra_with_its_expiration_and_deactivation_rem
 
     assert ms.graph.role_holders(GLOBAL_ADMIN) == {BOB.teams_id}
     async with eng.uow.read() as s:
-        end = await s.scalar(select(Schedule.end_at).where(Schedule.request_id.is_not(None),
-                                                           Schedule.kind == "active"))
+        end = await s.scalar(
+            select(Schedule.end_at).where(
+                Schedule.request_id.is_not(None), Schedule.kind == "active"
+            )
+        )
     [assigned] = ms.graph.requests
     assert assigned["action"] == "adminAssign"
-    assert assigned["scheduleInfo"]["expiration"] == {"type": "afterDateTime",
-                                                      "endDateTime": wire(end)}
+    assert assigned["scheduleInfo"]["expiration"] == {
+        "type": "afterDateTime",
+        "endDateTime": wire(end),
+    }
     told = [p["headline"] for who, _, p in await eng.outbox("grant_status") if who == BOB.email]
     assert told == ["Global Administrator is active in Entra."]
 

@@ -34,7 +34,8 @@ TARGET = Target(kind="slack_usergroup", ref=ADMINS)
 
 
 async def test_grant_adds_the_person_and_keeps_everyone_else(
-        slack: FakeSlackAPI, groups: SlackUsergroupProvider) -> None:
+    slack: FakeSlackAPI, groups: SlackUsergroupProvider
+) -> None:
     await groups.grant(job("slack_usergroup", ADMINS))
 
     assert slack.usergroups[ADMINS] == ["U0CAROL", "U0BOB"]
@@ -43,8 +44,9 @@ async def test_grant_adds_the_person_and_keeps_everyone_else(
     assert update.args["users"] == "U0CAROL,U0BOB"
 
 
-async def test_revoke_removes_only_that_person(slack: FakeSlackAPI,
-                                               groups: SlackUsergroupProvider) -> None:
+async def test_revoke_removes_only_that_person(
+    slack: FakeSlackAPI, groups: SlackUsergroupProvider
+) -> None:
     grant = job("slack_usergroup", ADMINS)
     await groups.grant(grant)
     await groups.revoke(undo(grant))
@@ -53,7 +55,8 @@ async def test_revoke_removes_only_that_person(slack: FakeSlackAPI,
 
 
 async def test_granting_again_and_revoking_again_change_nothing(
-        slack: FakeSlackAPI, groups: SlackUsergroupProvider) -> None:
+    slack: FakeSlackAPI, groups: SlackUsergroupProvider
+) -> None:
     grant = job("slack_usergroup", ADMINS)
     await groups.grant(grant)
     await groups.grant(grant)
@@ -64,23 +67,26 @@ async def test_granting_again_and_revoking_again_change_nothing(
 
 
 async def test_revoking_the_last_member_empties_the_group(
-        slack: FakeSlackAPI, groups: SlackUsergroupProvider) -> None:
+    slack: FakeSlackAPI, groups: SlackUsergroupProvider
+) -> None:
     slack.add_usergroup("S0SOLO", ["U0BOB"])
     await groups.revoke(undo(job("slack_usergroup", "S0SOLO")))
     assert slack.usergroups["S0SOLO"] == []
 
 
 async def test_concurrent_grants_to_one_group_all_land(
-        slack: FakeSlackAPI, groups: SlackUsergroupProvider) -> None:
-    people = [Person(email=f"{u}@contoso.com", name=u, slack_id=u)
-              for u in ("U0BOB", "U0DAN")]
-    await asyncio.gather(*(groups.grant(job("slack_usergroup", ADMINS, person=p,
-                                            grant_id=p.email)) for p in people))
+    slack: FakeSlackAPI, groups: SlackUsergroupProvider
+) -> None:
+    people = [Person(email=f"{u}@contoso.com", name=u, slack_id=u) for u in ("U0BOB", "U0DAN")]
+    await asyncio.gather(
+        *(groups.grant(job("slack_usergroup", ADMINS, person=p, grant_id=p.email)) for p in people)
+    )
     assert sorted(slack.usergroups[ADMINS]) == ["U0BOB", "U0CAROL", "U0DAN"]
 
 
-async def test_rate_limit_reports_retry_after(slack: FakeSlackAPI,
-                                              groups: SlackUsergroupProvider) -> None:
+async def test_rate_limit_reports_retry_after(
+    slack: FakeSlackAPI, groups: SlackUsergroupProvider
+) -> None:
     slack.fail_next("usergroups.users.update", status=429, retry_after=9)
     with pytest.raises(ProviderError) as raised:
         await groups.grant(job("slack_usergroup", ADMINS))
@@ -88,8 +94,9 @@ async def test_rate_limit_reports_retry_after(slack: FakeSlackAPI,
     assert slack.usergroups[ADMINS] == ["U0CAROL"]
 
 
-async def test_slack_errors_are_classified(slack: FakeSlackAPI,
-                                           groups: SlackUsergroupProvider) -> None:
+async def test_slack_errors_are_classified(
+    slack: FakeSlackAPI, groups: SlackUsergroupProvider
+) -> None:
     slack.fail_next("usergroups.users.list", status=500)
     with pytest.raises(ProviderError) as raised:
         await groups.grant(job("slack_usergroup", ADMINS))
@@ -115,7 +122,8 @@ async def test_a_timeout_is_retryable(slack: FakeSlackAPI) -> None:
 
 
 async def test_a_person_without_a_slack_id_fails_without_calling_slack(
-        slack: FakeSlackAPI, groups: SlackUsergroupProvider) -> None:
+    slack: FakeSlackAPI, groups: SlackUsergroupProvider
+) -> None:
     nobody = Person(email="eve@contoso.com", name="Eve", teams_id=BOB.teams_id)
     with pytest.raises(ProviderError, match="no Slack user id") as raised:
         await groups.grant(job("slack_usergroup", ADMINS, person=nobody))

@@ -28,8 +28,9 @@ async def test_wired_microsoft_providers_share_one_sign_in(ms: MicrosoftFakes) -
     assert sorted(providers) == ["azure_role", "entra_group", "entra_role"]
     try:
         await providers["entra_role"].grant(job("entra_role", "role-1"))
-        await providers["azure_role"].grant(job("azure_role", "b24988ac-6180-42a0-ab88-"
-                                                "20f7382dd24c", scope="/subscriptions/s1"))
+        await providers["azure_role"].grant(
+            job("azure_role", "b24988ac-6180-42a0-ab88-20f7382dd24c", scope="/subscriptions/s1")
+        )
     finally:
         for provider in providers.values():
             await provider.close()  # type: ignore[attr-defined]
@@ -44,4 +45,5 @@ async def test_wired_slack_provider_uses_the_api_url() -> None:
         providers = slack_providers(token="xoxb-test", api_url=slack.base_url.rstrip("/"))
         await providers["slack_usergroup"].grant(job("slack_usergroup", "S0ADMINS"))
         assert await providers["slack_usergroup"].members(
-            Target(kind="slack_usergroup", ref="S0ADMINS")) == {"U0BOB"}
+            Target(kind="slack_usergroup", ref="S0ADMINS")
+        ) == {"U0BOB"}

@@ -45,20 +45,31 @@ def _env_float(name: str) -> float | None:
 class PostLimits:
     """Per-channel and workspace-wide buckets for chat.postMessage."""
 
-    def __init__(self, *, post_rate: float | None = None, post_burst: float | None = None,
-                 workspace_rate: float | None = None,
-                 workspace_burst: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        post_rate: float | None = None,
+        post_burst: float | None = None,
+        workspace_rate: float | None = None,
+        workspace_burst: float | None = None,
+    ) -> None:
         self.post_rate = post_rate if post_rate is not None else _env_float("SLACKFAKE_POST_RATE")
-        self.post_burst = (post_burst if post_burst is not None
-                           else _env_float("SLACKFAKE_POST_BURST") or 3.0)
-        self.workspace_rate = (workspace_rate if workspace_rate is not None
-                               else _env_float("SLACKFAKE_WORKSPACE_RATE"))
-        burst = (workspace_burst if workspace_burst is not None
-                 else _env_float("SLACKFAKE_WORKSPACE_BURST"))
+        self.post_burst = (
+            post_burst if post_burst is not None else _env_float("SLACKFAKE_POST_BURST") or 3.0
+        )
+        self.workspace_rate = (
+            workspace_rate if workspace_rate is not None else _env_float("SLACKFAKE_WORKSPACE_RATE")
+        )
+        burst = (
+            workspace_burst
+            if workspace_burst is not None
+            else _env_float("SLACKFAKE_WORKSPACE_BURST")
+        )
         self.workspace_burst = burst or max(1.0, (self.workspace_rate or 0.0) * 2)
         self._channels: dict[str, TokenBucket] = {}
-        self._workspace = (TokenBucket(self.workspace_rate, self.workspace_burst)
-                           if self.workspace_rate else None)
+        self._workspace = (
+            TokenBucket(self.workspace_rate, self.workspace_burst) if self.workspace_rate else None
+        )
 
     def retry_after(self, channel: str) -> int | None:
         """None when a message to `channel` may go now, else the Retry-After to answer."""
@@ -69,7 +80,8 @@ class PostLimits:
                 return max(1, math.ceil(wait))
         if self.post_rate:
             bucket = self._channels.setdefault(
-                channel, TokenBucket(self.post_rate, self.post_burst, at=now))
+                channel, TokenBucket(self.post_rate, self.post_burst, at=now)
+            )
             wait = bucket.take(now)
             if wait:
                 if self._workspace is not None:

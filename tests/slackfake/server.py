@@ -30,9 +30,19 @@ from .limits import PostLimits
 
 BOT = {"user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1", "team": "Contoso"}
 # What slack-manifest.yml asks for; Slack names a token's scopes in X-OAuth-Scopes.
-MANIFEST_SCOPES = ("commands", "chat:write", "chat:write.public", "im:write", "im:history",
-                   "channels:history", "groups:history", "users:read", "users:read.email",
-                   "usergroups:read", "usergroups:write")
+MANIFEST_SCOPES = (
+    "commands",
+    "chat:write",
+    "chat:write.public",
+    "im:write",
+    "im:history",
+    "channels:history",
+    "groups:history",
+    "users:read",
+    "users:read.email",
+    "usergroups:read",
+    "usergroups:write",
+)
 
 
 @dataclass
@@ -66,12 +76,22 @@ def _decode(value: Any) -> Any:
 
 
 class FakeSlackAPI:
-    def __init__(self, *, token: str | None = None, post_rate: float | None = None,
-                 post_burst: float | None = None, workspace_rate: float | None = None,
-                 workspace_burst: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        token: str | None = None,
+        post_rate: float | None = None,
+        post_burst: float | None = None,
+        workspace_rate: float | None = None,
+        workspace_burst: float | None = None,
+    ) -> None:
         self.token = token  # when set, any other bearer token answers invalid_auth
-        self.limits = PostLimits(post_rate=post_rate, post_burst=post_burst,
-                                 workspace_rate=workspace_rate, workspace_burst=workspace_burst)
+        self.limits = PostLimits(
+            post_rate=post_rate,
+            post_burst=post_burst,
+            workspace_rate=workspace_rate,
+            workspace_burst=workspace_burst,
+        )
         # Called with each accepted chat.postMessage before its answer goes out (a test's way
         # to kill a client between "Slack has it" and "the client knows").
         self.on_posted: Callable[[Call], Any] | None = None
@@ -121,22 +141,42 @@ class FakeSlackAPI:
         await self.stop()
 
     # -- configuration -----------------------------------------------------------------------
-    def add_user(self, id: str, email: str, name: str, *, username: str | None = None,
-                 team_id: str = BOT["team_id"]) -> dict:
+    def add_user(
+        self,
+        id: str,
+        email: str,
+        name: str,
+        *,
+        username: str | None = None,
+        team_id: str = BOT["team_id"],
+    ) -> dict:
         """A user users.info / users.lookupByEmail know. Another `team_id` is someone from a
         workspace connected through Slack Connect."""
         username = username or email.split("@")[0]
         profile = {"email": email, "real_name": name, "display_name": username}
-        self.users[id] = {"id": id, "team_id": team_id, "name": username, "real_name": name,
-                          "deleted": False, "is_bot": False, "profile": profile}
+        self.users[id] = {
+            "id": id,
+            "team_id": team_id,
+            "name": username,
+            "real_name": name,
+            "deleted": False,
+            "is_bot": False,
+            "profile": profile,
+        }
         return self.users[id]
 
     def add_usergroup(self, id: str, users: list[str] | tuple[str, ...] = ()) -> None:
         """A user group (S…) usergroups.users.list / usergroups.users.update know."""
         self.usergroups[id] = list(users)
 
-    def fail_next(self, method: str, *, status: int = 200, error: str | None = None,
-                  retry_after: int | None = None) -> None:
+    def fail_next(
+        self,
+        method: str,
+        *,
+        status: int = 200,
+        error: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         """Queue one failure for the next call to `method` (calls queue up in order).
 
         status=429 answers HTTP 429, `Retry-After` (default 1) and error "ratelimited";
@@ -164,7 +204,11 @@ class FakeSlackAPI:
         self._failures.clear()
 
     async def wait_for(
-        self, method: str, *, count: int = 1, timeout: float = 5.0,  # noqa: ASYNC109
+        self,
+        method: str,
+        *,
+        count: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109
         where: Callable[[Call], bool] | None = None,
     ) -> list[Call]:
         """Poll until at least `count` calls to `method` matching `where` have arrived."""
@@ -175,20 +219,28 @@ class FakeSlackAPI:
                 return found
             if time.monotonic() >= deadline:
                 seen = "\n".join(f"  {c.method} {c.status} {c.args}" for c in self._calls)
-                raise AssertionError(f"waited {timeout}s for {count}x {method}, "
-                                     f"got {len(found)}; calls seen:\n{seen or '  (none)'}")
+                raise AssertionError(
+                    f"waited {timeout}s for {count}x {method}, "
+                    f"got {len(found)}; calls seen:\n{seen or '  (none)'}"
+                )
             await asyncio.sleep(0.01)
 
     def messages_to(self, user_or_channel: str) -> list[Call]:
         """Accepted chat.postMessage calls to that channel, or to the user / their DM."""
         target = dm_id(user_or_channel)
-        return [c for c in self.calls("chat.postMessage")
-                if c.ok and dm_id(str(c.args.get("channel", ""))) == target]
+        return [
+            c
+            for c in self.calls("chat.postMessage")
+            if c.ok and dm_id(str(c.args.get("channel", ""))) == target
+        ]
 
     def updates_of(self, channel: str, ts: str) -> list[Call]:
         """Accepted chat.update calls for the message (channel, ts)."""
-        return [c for c in self.calls("chat.update")
-                if c.ok and c.args.get("channel") == dm_id(channel) and c.args.get("ts") == ts]
+        return [
+            c
+            for c in self.calls("chat.update")
+            if c.ok and c.args.get("channel") == dm_id(channel) and c.args.get("ts") == ts
+        ]
 
     def message(self, channel: str, ts: str) -> dict[str, Any]:
         """The message as it stands now, after any updates."""
@@ -237,7 +289,9 @@ class FakeSlackAPI:
         if failure is not None:
             return failure
         auth = request.headers.get("Authorization", "")
-        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else call.args.get("token")
+        token = (
+            auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else call.args.get("token")
+        )
         if not token:
             return self._answer(call, {"ok": False, "error": "not_authed"})
         if self.token is not None and token != self.token:
@@ -245,8 +299,12 @@ class FakeSlackAPI:
         if method == "chat.postMessage" and call.args.get("channel"):
             retry_after = self.limits.retry_after(dm_id(str(call.args["channel"])))
             if retry_after is not None:
-                return self._answer(call, {"ok": False, "error": "ratelimited"}, 429,
-                                    {"Retry-After": str(retry_after)})
+                return self._answer(
+                    call,
+                    {"ok": False, "error": "ratelimited"},
+                    429,
+                    {"Retry-After": str(retry_after)},
+                )
         handler = getattr(self, "_api_" + method.replace(".", "_"), None)
         body = handler(call.args) if handler else {"ok": False, "error": "unknown_method"}
         response = self._answer(call, body)
@@ -275,14 +333,23 @@ class FakeSlackAPI:
         if not (a.get("text") or a.get("blocks") or a.get("attachments")):
             return {"ok": False, "error": "no_text"}
         channel, ts = dm_id(a["channel"]), self._next_ts()
-        message = {"type": "message", "user": BOT["user_id"], "bot_id": BOT["bot_id"], "ts": ts,
-                   "text": a.get("text", ""), "blocks": a.get("blocks", [])}
+        message = {
+            "type": "message",
+            "user": BOT["user_id"],
+            "bot_id": BOT["bot_id"],
+            "ts": ts,
+            "text": a.get("text", ""),
+            "blocks": a.get("blocks", []),
+        }
         if a.get("thread_ts"):
             message["thread_ts"] = a["thread_ts"]
         if "metadata" in a:
             metadata = a["metadata"]
-            if not (isinstance(metadata, dict) and isinstance(metadata.get("event_type"), str)
-                    and isinstance(metadata.get("event_payload"), dict)):
+            if not (
+                isinstance(metadata, dict)
+                and isinstance(metadata.get("event_type"), str)
+                and isinstance(metadata.get("event_payload"), dict)
+            ):
                 return {"ok": False, "error": "invalid_metadata_format"}
             message["metadata"] = metadata
         self.messages[(channel, ts)] = message
@@ -296,12 +363,20 @@ class FakeSlackAPI:
         if message is None:
             return {"ok": False, "error": "message_not_found"}
         message.update({k: a[k] for k in ("text", "blocks") if k in a})
-        return {"ok": True, "channel": channel, "ts": ts, "text": message["text"],
-                "message": dict(message)}
+        return {
+            "ok": True,
+            "channel": channel,
+            "ts": ts,
+            "text": message["text"],
+            "message": dict(message),
+        }
 
     def _api_chat_postEphemeral(self, a: dict) -> dict:
         if not a.get("channel") or not a.get("user"):
-            return {"ok": False, "error": "channel_not_found" if a.get("user") else "user_not_found"}
+            return {
+                "ok": False,
+                "error": "channel_not_found" if a.get("user") else "user_not_found",
+            }
         return {"ok": True, "message_ts": self._next_ts()}
 
     def _api_conversations_open(self, a: dict) -> dict:
@@ -317,14 +392,23 @@ class FakeSlackAPI:
         if channel[:1] not in ("C", "D", "G"):
             return {"ok": False, "error": "channel_not_found"}
         with_metadata = str(a.get("include_all_metadata", "")).lower() in ("1", "true")
-        found = sorted(((ts, m) for (c, ts), m in self.messages.items() if c == channel),
-                       key=lambda item: float(item[0]), reverse=True)
+        found = sorted(
+            ((ts, m) for (c, ts), m in self.messages.items() if c == channel),
+            key=lambda item: float(item[0]),
+            reverse=True,
+        )
         start, limit = int(a.get("cursor") or 0), int(a.get("limit") or 100)
-        page = [m if with_metadata else {k: v for k, v in m.items() if k != "metadata"}
-                for _, m in found[start:start + limit]]
+        page = [
+            m if with_metadata else {k: v for k, v in m.items() if k != "metadata"}
+            for _, m in found[start : start + limit]
+        ]
         more = start + limit < len(found)
-        return {"ok": True, "messages": [dict(m) for m in page], "has_more": more,
-                "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
+        return {
+            "ok": True,
+            "messages": [dict(m) for m in page],
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
 
     def _view(self, a: dict, view_id: str | None = None) -> dict:
         view = a.get("view")
@@ -365,8 +449,11 @@ class FakeSlackAPI:
         limit = min(int(a.get("limit") or self.users_page), self.users_page)
         members = list(self.users.values())
         more = start + limit < len(members)
-        return {"ok": True, "members": [dict(u) for u in members[start:start + limit]],
-                "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
+        return {
+            "ok": True,
+            "members": [dict(u) for u in members[start : start + limit]],
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
 
     def _api_usergroups_users_list(self, a: dict) -> dict:
         group = self.usergroups.get(str(a.get("usergroup", "")))
@@ -387,5 +474,11 @@ class FakeSlackAPI:
         if any(u not in self.users for u in users) and self.users:
             return {"ok": False, "error": "invalid_users"}
         self.usergroups[group_id] = list(dict.fromkeys(users))
-        return {"ok": True, "usergroup": {"id": group_id, "users": list(self.usergroups[group_id]),
-                                          "user_count": len(self.usergroups[group_id])}}
+        return {
+            "ok": True,
+            "usergroup": {
+                "id": group_id,
+                "users": list(self.usergroups[group_id]),
+                "user_count": len(self.usergroups[group_id]),
+            },
+        }

@@ -55,24 +55,52 @@ def _user(user_id: str, team_id: str) -> dict[str, str]:
     return {"id": user_id, "username": name, "name": name, "team_id": team_id}
 
 
-def slash_command(text: str, *, user_id: str, user_name: str = "bob", command: str = "/pim",
-                  team_id: str = "T1", channel_id: str = "C1", trigger_id: str = "1.2.3",
-                  response_url: str = NOWHERE) -> bytes:
+def slash_command(
+    text: str,
+    *,
+    user_id: str,
+    user_name: str = "bob",
+    command: str = "/pim",
+    team_id: str = "T1",
+    channel_id: str = "C1",
+    trigger_id: str = "1.2.3",
+    response_url: str = NOWHERE,
+) -> bytes:
     """A slash command, form-encoded with Slack's fields in Slack's order."""
-    return urlencode({
-        "token": VERIFICATION_TOKEN, "team_id": team_id, "team_domain": TEAM["domain"],
-        "channel_id": channel_id, "channel_name": "directmessage" if channel_id[:1] == "D"
-        else "general", "user_id": user_id, "user_name": user_name, "command": command,
-        "text": text, "api_app_id": APP_ID, "is_enterprise_install": "false",
-        "response_url": response_url, "trigger_id": trigger_id,
-    }).encode()
+    return urlencode(
+        {
+            "token": VERIFICATION_TOKEN,
+            "team_id": team_id,
+            "team_domain": TEAM["domain"],
+            "channel_id": channel_id,
+            "channel_name": "directmessage" if channel_id[:1] == "D" else "general",
+            "user_id": user_id,
+            "user_name": user_name,
+            "command": command,
+            "text": text,
+            "api_app_id": APP_ID,
+            "is_enterprise_install": "false",
+            "response_url": response_url,
+            "trigger_id": trigger_id,
+        }
+    ).encode()
 
 
-def block_action(action_id: str, value: str, *, user_id: str, block_id: str = "b1",
-                 container: dict | None = None, trigger_id: str = "1.2.3",
-                 response_url: str | None = None, view: dict | None = None,
-                 message: dict | None = None, channel_id: str | None = None,
-                 team_id: str = TEAM["id"], user_team_id: str | None = None) -> bytes:
+def block_action(
+    action_id: str,
+    value: str,
+    *,
+    user_id: str,
+    block_id: str = "b1",
+    container: dict | None = None,
+    trigger_id: str = "1.2.3",
+    response_url: str | None = None,
+    view: dict | None = None,
+    message: dict | None = None,
+    channel_id: str | None = None,
+    team_id: str = TEAM["id"],
+    user_team_id: str | None = None,
+) -> bytes:
     """A button click (`block_actions`), on a message (pass `message` with its `ts` and
     `channel_id`) or on a view such as App Home or a modal (pass `view` with its `id`).
     `team_id` is the workspace the click comes through; `user_team_id` the clicker's own
@@ -81,15 +109,32 @@ def block_action(action_id: str, value: str, *, user_id: str, block_id: str = "b
         if view is not None:
             container = {"type": "view", "view_id": view.get("id", "V1")}
         else:
-            container = {"type": "message", "message_ts": (message or {}).get("ts", "1.1"),
-                         "channel_id": channel_id, "is_ephemeral": False}
+            container = {
+                "type": "message",
+                "message_ts": (message or {}).get("ts", "1.1"),
+                "channel_id": channel_id,
+                "is_ephemeral": False,
+            }
     payload: dict[str, Any] = {
-        "type": "block_actions", "user": _user(user_id, user_team_id or team_id),
-        "api_app_id": APP_ID, "token": VERIFICATION_TOKEN, "container": container,
-        "trigger_id": trigger_id, "team": _team(team_id), "enterprise": None, "is_enterprise_install": False,
-        "actions": [{"action_id": action_id, "block_id": block_id, "value": value,
-                     "type": "button", "text": {"type": "plain_text", "text": action_id},
-                     "action_ts": f"{time.time():.6f}"}],
+        "type": "block_actions",
+        "user": _user(user_id, user_team_id or team_id),
+        "api_app_id": APP_ID,
+        "token": VERIFICATION_TOKEN,
+        "container": container,
+        "trigger_id": trigger_id,
+        "team": _team(team_id),
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": block_id,
+                "value": value,
+                "type": "button",
+                "text": {"type": "plain_text", "text": action_id},
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
         "state": {"values": {}},
     }
     if channel_id is not None:
@@ -103,22 +148,46 @@ def block_action(action_id: str, value: str, *, user_id: str, block_id: str = "b
     return _payload(payload)
 
 
-def view_submission(callback_id: str, state_values: dict[str, Any], *, user_id: str,
-                    private_metadata: str = "", view_id: str = "V1", hash: str = "h",
-                    team_id: str = TEAM["id"]) -> bytes:
+def view_submission(
+    callback_id: str,
+    state_values: dict[str, Any],
+    *,
+    user_id: str,
+    private_metadata: str = "",
+    view_id: str = "V1",
+    hash: str = "h",
+    team_id: str = TEAM["id"],
+) -> bytes:
     """A modal submitted. `state_values` is Slack's `{block_id: {action_id: value}}`; build the
     values with `text_value()` / `select_value()`."""
     view: dict[str, Any] = {
-        "id": view_id, "team_id": team_id, "type": "modal", "callback_id": callback_id,
-        "private_metadata": private_metadata, "hash": hash, "app_id": APP_ID,
-        "title": {"type": "plain_text", "text": "PIM"}, "blocks": [],
-        "state": {"values": state_values}, "root_view_id": view_id, "previous_view_id": None,
+        "id": view_id,
+        "team_id": team_id,
+        "type": "modal",
+        "callback_id": callback_id,
+        "private_metadata": private_metadata,
+        "hash": hash,
+        "app_id": APP_ID,
+        "title": {"type": "plain_text", "text": "PIM"},
+        "blocks": [],
+        "state": {"values": state_values},
+        "root_view_id": view_id,
+        "previous_view_id": None,
     }
-    return _payload({
-        "type": "view_submission", "team": _team(team_id), "user": _user(user_id, team_id),
-        "api_app_id": APP_ID, "token": VERIFICATION_TOKEN, "trigger_id": "1.2.3",
-        "view": view, "response_urls": [], "enterprise": None, "is_enterprise_install": False,
-    })
+    return _payload(
+        {
+            "type": "view_submission",
+            "team": _team(team_id),
+            "user": _user(user_id, team_id),
+            "api_app_id": APP_ID,
+            "token": VERIFICATION_TOKEN,
+            "trigger_id": "1.2.3",
+            "view": view,
+            "response_urls": [],
+            "enterprise": None,
+            "is_enterprise_install": False,
+        }
+    )
 
 
 def text_value(value: str | None) -> dict[str, Any]:
@@ -134,28 +203,51 @@ def select_value(value: str | None, text: str | None = None) -> dict[str, Any]:
     return {"type": "static_select", "selected_option": option}
 
 
-def _event(event: dict[str, Any], *, team_id: str = TEAM["id"],
-           event_id: str | None = None) -> bytes:
+def _event(
+    event: dict[str, Any], *, team_id: str = TEAM["id"], event_id: str | None = None
+) -> bytes:
     n = next(_ids)
-    return _json({
-        "token": VERIFICATION_TOKEN, "team_id": team_id, "api_app_id": APP_ID,
-        "event": event, "type": "event_callback", "event_id": event_id or f"Ev{n:08d}",
-        "event_time": int(time.time()), "authorizations": [
-            {"team_id": team_id, "user_id": "UBOT", "is_bot": True,
-             "is_enterprise_install": False}],
-        "is_ext_shared_channel": False,
-    }).encode()
+    return _json(
+        {
+            "token": VERIFICATION_TOKEN,
+            "team_id": team_id,
+            "api_app_id": APP_ID,
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id or f"Ev{n:08d}",
+            "event_time": int(time.time()),
+            "authorizations": [
+                {
+                    "team_id": team_id,
+                    "user_id": "UBOT",
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+        }
+    ).encode()
 
 
-def app_home_opened(user_id: str, *, team_id: str = TEAM["id"],
-                    event_id: str | None = None) -> bytes:
+def app_home_opened(
+    user_id: str, *, team_id: str = TEAM["id"], event_id: str | None = None
+) -> bytes:
     """The Events API callback Slack sends when a user opens the app's Home tab. Slack's own
     retries of one event carry the same `event_id`."""
-    return _event({"type": "app_home_opened", "user": user_id, "channel": "D" + user_id[1:],
-                   "tab": "home", "event_ts": f"{time.time():.6f}"},
-                  team_id=team_id, event_id=event_id)
+    return _event(
+        {
+            "type": "app_home_opened",
+            "user": user_id,
+            "channel": "D" + user_id[1:],
+            "tab": "home",
+            "event_ts": f"{time.time():.6f}",
+        },
+        team_id=team_id,
+        event_id=event_id,
+    )
 
 
 def url_verification(challenge: str) -> bytes:
-    return _json({"token": VERIFICATION_TOKEN, "challenge": challenge,
-                  "type": "url_verification"}).encode()
+    return _json(
+        {"token": VERIFICATION_TOKEN, "challenge": challenge, "type": "url_verification"}
+    ).encode()

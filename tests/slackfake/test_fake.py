@@ -58,8 +58,9 @@ async def test_post_message_to_user_lands_in_dm_and_is_recorded(fake, client):
 
 
 async def test_form_encoded_json_fields_are_decoded(fake, client):
-    await client.api_call("chat.postMessage",
-                          data={"channel": "C1", "text": "x", "blocks": json.dumps(BLOCKS)})
+    await client.api_call(
+        "chat.postMessage", data={"channel": "C1", "text": "x", "blocks": json.dumps(BLOCKS)}
+    )
     [call] = fake.calls("chat.postMessage")
     assert call.args["blocks"] == BLOCKS and call.args["text"] == "x"
 
@@ -71,8 +72,7 @@ async def test_update_needs_the_dm_channel_and_a_posted_ts(fake, client):
     assert e.value.response["error"] == "channel_not_found"
     with pytest.raises(SlackApiError, match="message_not_found"):
         await client.chat_update(channel="D0BOB", ts="1.2", text="x")
-    await client.chat_update(channel=posted["channel"], ts=posted["ts"], text="Approved",
-                             blocks=[])
+    await client.chat_update(channel=posted["channel"], ts=posted["ts"], text="Approved", blocks=[])
     assert len(fake.updates_of("U0BOB", posted["ts"])) == 1
     assert fake.message("D0BOB", posted["ts"])["text"] == "Approved"
 
@@ -90,8 +90,11 @@ async def test_429_then_success(fake, client):
 
 
 async def test_slack_sdk_rate_limit_handler_honours_retry_after(fake):
-    client = AsyncWebClient(token="xoxb-test", base_url=fake.base_url,
-                            retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1)])
+    client = AsyncWebClient(
+        token="xoxb-test",
+        base_url=fake.base_url,
+        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1)],
+    )
     fake.fail_next("chat.postMessage", status=429, retry_after=0)
     assert (await client.chat_postMessage(channel="C1", text="hi"))["ok"]
     assert len(fake.calls("chat.postMessage")) == 2
@@ -125,8 +128,12 @@ async def test_other_methods(fake, client):
     assert (await client.auth_test())["user_id"] == "UBOT"
     assert (await client.conversations_open(users="U0BOB"))["channel"]["id"] == "D0BOB"
     assert (await client.chat_postEphemeral(channel="C1", user="U0BOB", text="x"))["message_ts"]
-    view = {"type": "modal", "callback_id": "cb", "title": {"type": "plain_text", "text": "T"},
-            "blocks": []}
+    view = {
+        "type": "modal",
+        "callback_id": "cb",
+        "title": {"type": "plain_text", "text": "T"},
+        "blocks": [],
+    }
     opened = await client.views_open(trigger_id="1.2.3", view=view)
     assert opened["view"]["id"].startswith("V") and opened["view"]["callback_id"] == "cb"
     updated = await client.views_update(view_id=opened["view"]["id"], view=view)
@@ -154,9 +161,12 @@ async def test_response_url_posts_are_recorded(fake):
 
 def test_signatures_are_accepted_by_slack_sdk():
     verifier = SignatureVerifier(SECRET)
-    for body in (slash_command("activate Reader", user_id="U0BOB"),
-                 block_action("approve", "42", user_id="U0ALICE"),
-                 app_home_opened("U0BOB"), url_verification("xyz")):
+    for body in (
+        slash_command("activate Reader", user_id="U0BOB"),
+        block_action("approve", "42", user_id="U0ALICE"),
+        app_home_opened("U0BOB"),
+        url_verification("xyz"),
+    ):
         headers = sign(body, SECRET)
         assert verifier.is_valid_request(body, headers)
         assert not verifier.is_valid_request(body + b" ", headers)
@@ -168,8 +178,9 @@ def test_signatures_are_accepted_by_slack_sdk():
 
 
 def bolt_app(fake: FakeSlackAPI) -> tuple[AsyncApp, web.Application]:
-    bolt = AsyncApp(client=AsyncWebClient(token="xoxb-test", base_url=fake.base_url),
-                    signing_secret=SECRET)
+    bolt = AsyncApp(
+        client=AsyncWebClient(token="xoxb-test", base_url=fake.base_url), signing_secret=SECRET
+    )
 
     async def events(request: web.Request) -> web.Response:
         return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
@@ -190,6 +201,7 @@ async def test_through_bolt(fake):
         await respond(f"you said {command['text']}")
 
     async with TestClient(TestServer(app, host="127.0.0.1")) as http:
+
         async def send(body: bytes, headers: dict[str, str]) -> int:
             return (await http.post("/slack/events", data=body, headers=headers)).status
 
@@ -223,8 +235,9 @@ async def test_builders_reach_bolt_listeners(fake):
     async def approve(ack, body, respond, client):
         await ack()
         await respond(f"{body['user']['id']} approved {body['actions'][0]['value']}")
-        await client.chat_update(channel=body["channel"]["id"], ts=body["message"]["ts"],
-                                 text="Approved")
+        await client.chat_update(
+            channel=body["channel"]["id"], ts=body["message"]["ts"], text="Approved"
+        )
 
     @bolt.view("activate")
     async def submitted(ack, view):
@@ -238,13 +251,21 @@ async def test_builders_reach_bolt_listeners(fake):
         await client.views_publish(user_id=event["user"], view={"type": "home", "blocks": []})
 
     async with TestClient(TestServer(app, host="127.0.0.1")) as http:
+
         async def send(body: bytes) -> ClientResponse:
             return await http.post("/slack/events", data=body, headers=sign(body, SECRET))
 
         posted = await AsyncWebClient(token="x", base_url=fake.base_url).chat_postMessage(
-            channel="U0ALICE", text="card")
-        click = block_action("approve", "req-7", user_id="U0ALICE", channel_id=posted["channel"],
-                             message=posted["message"], response_url=fake.response_url("c"))
+            channel="U0ALICE", text="card"
+        )
+        click = block_action(
+            "approve",
+            "req-7",
+            user_id="U0ALICE",
+            channel_id=posted["channel"],
+            message=posted["message"],
+            response_url=fake.response_url("c"),
+        )
         assert (await send(click)).status == 200
         [said] = await fake.wait_for("response_url")
         assert said.args["text"] == "U0ALICE approved req-7"
@@ -253,8 +274,10 @@ async def test_builders_reach_bolt_listeners(fake):
 
         state = {"role": {"r": select_value("Reader")}, "why": {"w": text_value("<!channel>")}}
         resp = await send(view_submission("activate", state, user_id="U0BOB"))
-        assert (await resp.json()) == {"response_action": "errors",
-                                       "errors": {"why": "Reader needs '<!channel>'"}}
+        assert (await resp.json()) == {
+            "response_action": "errors",
+            "errors": {"why": "Reader needs '<!channel>'"},
+        }
 
         assert (await send(app_home_opened("U0BOB"))).status == 200
         [published] = await fake.wait_for("views.publish")
@@ -275,7 +298,8 @@ async def test_metadata_is_kept_and_history_returns_it_only_when_asked(fake, cli
     first = await client.conversations_history(channel="D0BOB", limit=1)
     assert first["has_more"] and first["messages"][0]["text"] == "two"
     rest = await client.conversations_history(
-        channel="D0BOB", limit=1, cursor=first["response_metadata"]["next_cursor"])
+        channel="D0BOB", limit=1, cursor=first["response_metadata"]["next_cursor"]
+    )
     assert [m["text"] for m in rest["messages"]] == ["one"] and not rest["has_more"]
     with pytest.raises(SlackApiError) as refused:
         await client.conversations_history(channel="U0BOB")

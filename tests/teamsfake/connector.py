@@ -113,16 +113,31 @@ class FakeConnector:
         await self.stop()
 
     # -- configuration -----------------------------------------------------------------------
-    def add_member(self, aad_object_id: str, name: str, email: str, *, id: str | None = None,
-                   user_principal_name: str | None = None, tenant_id: str = "tenant-1",
-                   installed: bool = True) -> dict[str, Any]:
+    def add_member(
+        self,
+        aad_object_id: str,
+        name: str,
+        email: str,
+        *,
+        id: str | None = None,
+        user_principal_name: str | None = None,
+        tenant_id: str = "tenant-1",
+        installed: bool = True,
+    ) -> dict[str, Any]:
         """A user of the tenant, as Teams answers GET …/members[/{id}] (a TeamsChannelAccount).
         installed=False: creating a 1:1 conversation with them answers 403, like Teams."""
         given, _, surname = name.partition(" ")
-        member = {"id": id or f"29:{aad_object_id}", "name": name, "aadObjectId": aad_object_id,
-                  "givenName": given, "surname": surname, "email": email,
-                  "userPrincipalName": user_principal_name or email, "tenantId": tenant_id,
-                  "userRole": "user"}
+        member = {
+            "id": id or f"29:{aad_object_id}",
+            "name": name,
+            "aadObjectId": aad_object_id,
+            "givenName": given,
+            "surname": surname,
+            "email": email,
+            "userPrincipalName": user_principal_name or email,
+            "tenantId": tenant_id,
+            "userRole": "user",
+        }
         self.members.append(member)
         if not installed:
             self.uninstalled.update({member["id"], aad_object_id})
@@ -147,7 +162,11 @@ class FakeConnector:
         self._failures.clear()
 
     async def wait_for(
-        self, kind: str, *, count: int = 1, timeout: float = 5.0,  # noqa: ASYNC109
+        self,
+        kind: str,
+        *,
+        count: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109
         where: Callable[[Call], bool] | None = None,
     ) -> list[Call]:
         """Poll until at least `count` calls of `kind` matching `where` have arrived."""
@@ -158,8 +177,10 @@ class FakeConnector:
                 return found
             if time.monotonic() >= deadline:
                 seen = "\n".join(f"  {c.kind} {c.method} {c.path} {c.status}" for c in self._calls)
-                raise AssertionError(f"waited {timeout}s for {count}x {kind}, "
-                                     f"got {len(found)}; calls seen:\n{seen or '  (none)'}")
+                raise AssertionError(
+                    f"waited {timeout}s for {count}x {kind}, "
+                    f"got {len(found)}; calls seen:\n{seen or '  (none)'}"
+                )
             await asyncio.sleep(0.01)
 
     def sent_to(self, conversation_id: str) -> list[Call]:
@@ -175,19 +196,30 @@ class FakeConnector:
         async def handle(request: web.Request) -> web.Response:
             body = await request.json() if request.can_read_body else None
             info = request.match_info
-            call = Call(request.method, request.path, info.get("cid"),
-                        info.get("aid"), body, {k.lower(): v for k, v in request.headers.items()},
-                        time.monotonic(), kind, query=dict(request.query))
+            call = Call(
+                request.method,
+                request.path,
+                info.get("cid"),
+                info.get("aid"),
+                body,
+                {k.lower(): v for k, v in request.headers.items()},
+                time.monotonic(),
+                kind,
+                query=dict(request.query),
+            )
             self._calls.append(call)
             queue = self._failures.get(kind) or (
-                self._failures.get("post") if kind in ("send", "reply") else None)
+                self._failures.get("post") if kind in ("send", "reply") else None
+            )
             if queue:
                 status, retry_after = queue.popleft()
                 headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-                return self._answer(call, _error("ServiceError", "programmed failure"), status,
-                                    headers)
+                return self._answer(
+                    call, _error("ServiceError", "programmed failure"), status, headers
+                )
             status, answer = getattr(self, "_on_" + kind)(call, info.get("mid"))
             return self._answer(call, answer, status)
+
         return handle
 
     @staticmethod
@@ -248,8 +280,11 @@ class FakeConnector:
     def _member(self, member_id: str) -> dict[str, Any] | None:
         wanted = member_id.lower()
         for m in self.members:
-            if wanted in (m["id"].lower(), m["aadObjectId"].lower(),
-                          m["userPrincipalName"].lower()):
+            if wanted in (
+                m["id"].lower(),
+                m["aadObjectId"].lower(),
+                m["userPrincipalName"].lower(),
+            ):
                 return m
         return None
 
@@ -265,7 +300,7 @@ class FakeConnector:
     def _on_pagedmembers(self, call: Call, _: Any) -> tuple[int, Any]:
         size = int(call.query.get("pageSize") or 200)
         start = int(call.query.get("continuationToken") or 0)
-        page = copy.deepcopy(self.members[start:start + size])
+        page = copy.deepcopy(self.members[start : start + size])
         more = start + size < len(self.members)
         return 200, {"members": page, "continuationToken": str(start + size) if more else None}
 

@@ -43,7 +43,8 @@ class InvokeFixCloudAdapter(CloudAdapter):
             raise web.HTTPBadRequest()
         try:
             auth = await self.bot_framework_authentication.authenticate_request(
-                activity, request.headers.get("Authorization", ""))
+                activity, request.headers.get("Authorization", "")
+            )
         except Exception as error:  # PermissionError, jwt errors, KeyError on a token w/o iss
             raise web.HTTPUnauthorized() from error
         invoke_response = await self.process_activity(auth, activity, bot.on_turn)
@@ -59,13 +60,18 @@ KEY = "not-a-real-signing-key-0123456789abcdef"
 
 
 def card(text: str) -> dict:
-    return {"type": "AdaptiveCard", "version": "1.4", "body": [{"type": "TextBlock", "text": text}],
-            "actions": [{"type": "Action.Execute", "title": "Approve", "verb": "approve"}]}
+    return {
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": [{"type": "TextBlock", "text": text}],
+        "actions": [{"type": "Action.Execute", "title": "Approve", "verb": "approve"}],
+    }
 
 
 def card_activity(text: str, **kw) -> Activity:
-    return Activity(type="message", attachments=[Attachment(content_type=ADAPTIVE,
-                                                            content=card(text))], **kw)
+    return Activity(
+        type="message", attachments=[Attachment(content_type=ADAPTIVE, content=card(text))], **kw
+    )
 
 
 class Bot(TeamsActivityHandler):
@@ -96,8 +102,9 @@ class Bot(TeamsActivityHandler):
 
 class RawInvokeBot(ActivityHandler):  # the minimal case: an InvokeResponse with a dict body
     async def on_invoke_activity(self, ctx):
-        return InvokeResponse(status=200, body={"statusCode": 200, "type": ADAPTIVE,
-                                                "value": card("done")})
+        return InvokeResponse(
+            status=200, body={"statusCode": 200, "type": ADAPTIVE, "value": card("done")}
+        )
 
 
 def adapter_for(cls=InvokeFixCloudAdapter, app_id: str = ""):
@@ -108,6 +115,7 @@ def adapter_for(cls=InvokeFixCloudAdapter, app_id: str = ""):
 def serve(adapter, bot) -> TestClient:  # `async with serve(...) as http`: POST /api/messages
     async def messages(request):
         return await adapter.process(request, bot)
+
     app = web.Application()
     app.router.add_post("/api/messages", messages)
     return TestClient(TestServer(app, host="127.0.0.1"))
@@ -134,7 +142,8 @@ async def test_send_reply_update_delete_with_the_anonymous_connector_client(fake
     conv = "19:abc@thread.tacv2;messageid=1"  # percent-encoded by msrest, decoded by the fake
     sent = await client.conversations.send_to_conversation(conv, card_activity("Approve?"))
     reply = await client.conversations.reply_to_activity(
-        conv, sent.id, Activity(type="message", text="re"))
+        conv, sent.id, Activity(type="message", text="re")
+    )
     assert sent.id != reply.id
     [call] = await fake.wait_for("send")
     assert (call.conversation_id, call.activity_id, call.status) == (conv, sent.id, 201)
@@ -153,9 +162,12 @@ async def test_send_reply_update_delete_with_the_anonymous_connector_client(fake
 
 async def test_create_conversation_and_members(fake, client):
     fake.add_member("aad-bob", "Bob Builder", "bob@contoso.com", installed=False)
-    params = ConversationParameters(bot=ChannelAccount(id="28:bot-app-id"), tenant_id="tenant-1",
-                                    members=[ChannelAccount(id="29:aad-alice")],
-                                    channel_data={"tenant": {"id": "tenant-1"}})
+    params = ConversationParameters(
+        bot=ChannelAccount(id="28:bot-app-id"),
+        tenant_id="tenant-1",
+        members=[ChannelAccount(id="29:aad-alice")],
+        channel_data={"tenant": {"id": "tenant-1"}},
+    )
     first = await client.conversations.create_conversation(params)
     params.activity = Activity(type="message", text="hello")
     again = await client.conversations.create_conversation(params)
@@ -189,7 +201,11 @@ async def test_programmed_failures_and_client_retries(fake, client):
     fake.fail_next("update", status=500)  # PUT/GET/DELETE + 5xx: urllib3 retries at once
     await client.conversations.update_activity("a:1", sent.id, Activity(type="message"))
     assert [(c.kind, c.status) for c in fake.calls()] == [
-        ("send", 429), ("send", 201), ("update", 500), ("update", 200)]
+        ("send", 429),
+        ("send", 201),
+        ("update", 500),
+        ("update", 200),
+    ]
     fake.clear()
     with pytest.raises(AssertionError, match="waited 0.05s for 1x create"):
         await fake.wait_for("create", timeout=0.05)
@@ -211,16 +227,25 @@ async def test_cloud_adapter_without_app_id_accepts_unsigned_requests(fake):
         assert incoming.conversation.tenant_id is None  # Teams' "tenantId" != schema "tenantID"
         assert incoming.channel_data["tenant"]["id"] == "tenant-1"
         assert incoming.from_property.aad_object_id == "aad-alice"
-        resp = await http.post("/api/messages", json=teams.message(
-            "whoami", user_aad="aad-alice", service_url=fake.service_url))
+        resp = await http.post(
+            "/api/messages",
+            json=teams.message("whoami", user_aad="aad-alice", service_url=fake.service_url),
+        )
         assert fake.calls("member")[0].path.endswith("/members/29:aad-alice")  # TeamsInfo
         assert fake.calls("post")[-1].body["text"] == "alice@contoso.com"
-        await http.post("/api/messages", json=teams.installation_update(
-            "aad-alice", service_url=fake.service_url))
+        await http.post(
+            "/api/messages",
+            json=teams.installation_update("aad-alice", service_url=fake.service_url),
+        )
         assert bot.seen[-1].activity.type == "installationUpdate"
-        await http.post("/api/messages", json=teams.conversation_update_members_added(
-            "aad-alice", service_url=fake.service_url,
-            members_added=[{"id": "28:bot-app-id"}, {"id": "29:aad-alice"}]))
+        await http.post(
+            "/api/messages",
+            json=teams.conversation_update_members_added(
+                "aad-alice",
+                service_url=fake.service_url,
+                members_added=[{"id": "28:bot-app-id"}, {"id": "29:aad-alice"}],
+            ),
+        )
         bot_member, alice = bot.members  # a bare user id makes TeamsActivityHandler GET it
         assert bot_member.id == "28:bot-app-id" and alice.email == "alice@contoso.com"
         assert len(fake.calls("member")) == 2
@@ -229,19 +254,26 @@ async def test_cloud_adapter_without_app_id_accepts_unsigned_requests(fake):
 async def test_proactive_continue_and_create_conversation(fake):
     adapter = adapter_for(CloudAdapter)
     ref = ConversationReference().deserialize(
-        teams.conversation_reference("aad-alice", service_url=fake.service_url))
+        teams.conversation_reference("aad-alice", service_url=fake.service_url)
+    )
 
     async def say(ctx):
         await ctx.send_activity("proactive")
+
     await adapter.continue_conversation(ref, say, bot_app_id="")
     [call] = await fake.wait_for("reply")  # a reply to the continuation's uuid1, not ref's id
-    assert call.body["replyToId"] not in (None, ref.activity_id) and call.body["replyToId"] in call.path
+    assert (
+        call.body["replyToId"] not in (None, ref.activity_id)
+        and call.body["replyToId"] in call.path
+    )
     assert call.conversation_id == "a:personal-aad-alice" and call.body["text"] == "proactive"
     assert "authorization" not in call.headers
-    params = ConversationParameters(bot=ChannelAccount(id="28:bot-app-id"),
-                                    members=[ChannelAccount(id="29:aad-alice")])
-    await adapter.create_conversation("", say, params, channel_id="msteams",
-                                      service_url=fake.service_url)
+    params = ConversationParameters(
+        bot=ChannelAccount(id="28:bot-app-id"), members=[ChannelAccount(id="29:aad-alice")]
+    )
+    await adapter.create_conversation(
+        "", say, params, channel_id="msteams", service_url=fake.service_url
+    )
     assert [c.kind for c in fake.calls()] == ["reply", "create", "reply"]
     assert fake.sent_to("a:new-conv-1")[0].body["text"] == "proactive"
 
@@ -250,10 +282,18 @@ async def test_proactive_continue_and_create_conversation(fake):
 async def test_stock_cloud_adapter_answers_500_to_action_execute(fake, bot_cls, caplog):
     async with serve(adapter_for(CloudAdapter), bot_cls()) as http:
         sent = await anonymous(fake).conversations.send_to_conversation(
-            "a:personal-aad-alice", Activity(type="message"))
-        resp = await http.post("/api/messages", json=teams.invoke_action(
-            "approve", {"id": 7}, user_aad="aad-alice", service_url=fake.service_url,
-            reply_to_id=sent.id))
+            "a:personal-aad-alice", Activity(type="message")
+        )
+        resp = await http.post(
+            "/api/messages",
+            json=teams.invoke_action(
+                "approve",
+                {"id": 7},
+                user_aad="aad-alice",
+                service_url=fake.service_url,
+                reply_to_id=sent.id,
+            ),
+        )
         assert resp.status == 500  # yet the turn ran: Bot's card update did reach the connector
         assert len(fake.calls("update")) == (1 if bot_cls is Bot else 0)
         assert "'dict' object has no attribute 'is_xml_model'" in caplog.text  # 2nd serialise
@@ -264,18 +304,35 @@ async def test_fixed_adapter_answers_the_card_and_updates_in_place(fake):
     async with serve(adapter_for(), bot) as http:
         conv = "a:personal-aad-alice"
         sent = await anonymous(fake).conversations.send_to_conversation(
-            conv, Activity(type="message"))
-        resp = await http.post("/api/messages", json=teams.invoke_action(
-            "approve", {"id": 7}, inputs={"why": "ok"}, user_aad="aad-alice",
-            user_name="Alice", service_url=fake.service_url, reply_to_id=sent.id))
+            conv, Activity(type="message")
+        )
+        resp = await http.post(
+            "/api/messages",
+            json=teams.invoke_action(
+                "approve",
+                {"id": 7},
+                inputs={"why": "ok"},
+                user_aad="aad-alice",
+                user_name="Alice",
+                service_url=fake.service_url,
+                reply_to_id=sent.id,
+            ),
+        )
         assert resp.status == 200
-        assert await resp.json() == {"statusCode": 200, "type": ADAPTIVE,
-                                     "value": card("approved by Alice")}
+        assert await resp.json() == {
+            "statusCode": 200,
+            "type": ADAPTIVE,
+            "value": card("approved by Alice"),
+        }
         assert card_of(fake.activity(conv, sent.id)) == card("approved by Alice")
         assert bot.seen[0].activity.value["action"]["data"] == {"id": 7, "why": "ok"}
     async with serve(adapter_for(), RawInvokeBot()) as http:
-        resp = await http.post("/api/messages", json=teams.invoke_action(
-            "deny", {}, user_aad="aad-alice", service_url=fake.service_url, reply_to_id="1"))
+        resp = await http.post(
+            "/api/messages",
+            json=teams.invoke_action(
+                "deny", {}, user_aad="aad-alice", service_url=fake.service_url, reply_to_id="1"
+            ),
+        )
         assert resp.status == 200 and (await resp.json())["value"] == card("done")
 
 
@@ -283,9 +340,12 @@ async def test_fixed_adapter_answers_the_card_and_updates_in_place(fake):
 async def test_with_app_id_unsigned_or_forged_requests_are_refused(fake, cls):
     forged = jwt.encode({"iss": "https://evil.example", "aud": "app-id"}, KEY, algorithm="HS256")
     no_iss = jwt.encode({"aud": "app-id"}, KEY, algorithm="HS256")
-    cases = [(None, 401), (f"Bearer {forged}", 401),  # no network: issuer checked first
-             ("Bearer garbage", 500 if cls is CloudAdapter else 401),  # stock: jwt.DecodeError
-             (f"Bearer {no_iss}", 500 if cls is CloudAdapter else 401)]  # stock: KeyError 'iss'
+    cases = [
+        (None, 401),
+        (f"Bearer {forged}", 401),  # no network: issuer checked first
+        ("Bearer garbage", 500 if cls is CloudAdapter else 401),  # stock: jwt.DecodeError
+        (f"Bearer {no_iss}", 500 if cls is CloudAdapter else 401),
+    ]  # stock: KeyError 'iss'
     async with serve(adapter_for(cls, app_id="app-id"), Bot()) as http:
         for header, status in cases:
             body = teams.message("hi", user_aad="aad-alice", service_url=fake.service_url)

@@ -30,13 +30,21 @@ PEOPLE = [
     ("dave@contoso.com", "Dave Duty", False),
 ]
 ROLES = {
-    "global-admin": ("Global Administrator",
-                     {"require_approval": True, "approvers": ["carol@contoso.com"]}),
+    "global-admin": (
+        "Global Administrator",
+        {"require_approval": True, "approvers": ["carol@contoso.com"]},
+    ),
     "helpdesk-admin": ("Helpdesk Administrator", {"max_duration": "4h"}),
-    "quick": ("Quick Role", {"min_duration": "1s", "max_duration": "1h",
-                             "require_justification": False, "expiry_warning": "10s"}),
-    "billing-admin": ("Billing Administrator",
-                      {"require_approval": True, "require_ticket": True}),
+    "quick": (
+        "Quick Role",
+        {
+            "min_duration": "1s",
+            "max_duration": "1h",
+            "require_justification": False,
+            "expiry_warning": "10s",
+        },
+    ),
+    "billing-admin": ("Billing Administrator", {"require_approval": True, "require_ticket": True}),
 }
 
 
@@ -50,8 +58,11 @@ class Engine:
             return int(await s.scalar(select(func.count()).select_from(model)) or 0)
 
     async def snapshot(self) -> tuple[int, int, int]:
-        return (await self.count(ScheduleRequest), await self.count(AuditEvent),
-                await self.count(OutboxMessage))
+        return (
+            await self.count(ScheduleRequest),
+            await self.count(AuditEvent),
+            await self.count(OutboxMessage),
+        )
 
     async def outbox(self, kind: str | None = None) -> list[tuple[str | None, str, dict]]:
         """(recipient email, kind, payload) of every message written so far."""
@@ -79,16 +90,32 @@ async def seed(uow: UnitOfWork, clock: FixedClock) -> None:
             people[email] = p
         roles = {}
         for rid, (name, settings) in ROLES.items():
-            r = Role(id=rid, display_name=name, description="",
-                     settings=RoleSettings.from_mapping(settings).to_mapping(), created_at=now)
+            r = Role(
+                id=rid,
+                display_name=name,
+                description="",
+                settings=RoleSettings.from_mapping(settings).to_mapping(),
+                created_at=now,
+            )
             s.add(r)
             roles[rid] = r
         await s.flush()
-        for email, rid in [("bob@contoso.com", "global-admin"), ("bob@contoso.com", "helpdesk-admin"),
-                           ("bob@contoso.com", "quick"), ("dave@contoso.com", "billing-admin"),
-                           ("carol@contoso.com", "global-admin")]:
-            await grant_schedule(s, actor="seed", principal=people[email], role=roles[rid],
-                                 kind="eligible", end=None, now=now)
+        for email, rid in [
+            ("bob@contoso.com", "global-admin"),
+            ("bob@contoso.com", "helpdesk-admin"),
+            ("bob@contoso.com", "quick"),
+            ("dave@contoso.com", "billing-admin"),
+            ("carol@contoso.com", "global-admin"),
+        ]:
+            await grant_schedule(
+                s,
+                actor="seed",
+                principal=people[email],
+                role=roles[rid],
+                kind="eligible",
+                end=None,
+                now=now,
+            )
 
 
 @pytest.fixture

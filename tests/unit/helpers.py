@@ -15,12 +15,17 @@ from handlers.timers import lifecycle_actions, run_due_timers
 from tests.unit.conftest import Engine
 
 ALICE, BOB, CAROL, DAVE = (
-    "alice@contoso.com", "bob@contoso.com", "carol@contoso.com", "dave@contoso.com")
+    "alice@contoso.com",
+    "bob@contoso.com",
+    "carol@contoso.com",
+    "dave@contoso.com",
+)
 
 
 async def say(eng, who: str, text: str):
-    return await run_text(eng.uow, eng.clock, commands=command_table(digest=DigestOptions()),
-                          actor=who, text=text)
+    return await run_text(
+        eng.uow, eng.clock, commands=command_table(digest=DigestOptions()), actor=who, text=text
+    )
 
 
 async def history(eng) -> None:
@@ -39,25 +44,48 @@ class Story:
     async def at(self, when: datetime) -> None:
         assert when >= self.eng.clock.now(), "the script only moves forward"
         self.eng.clock.set(when)
-        await run_due_timers(self.eng.uow, self.eng.clock, worker="story",
-                             actions=lifecycle_actions())
+        await run_due_timers(
+            self.eng.uow, self.eng.clock, worker="story", actions=lifecycle_actions()
+        )
 
-    async def activate(self, when: datetime, who: str, role: str, length: timedelta,
-                       ticket: str | None = None) -> str:
+    async def activate(
+        self, when: datetime, who: str, role: str, length: timedelta, ticket: str | None = None
+    ) -> str:
         await self.at(when)
         view = await request_activation(
-            self.eng.uow, self.eng.clock, actor=who,
-            ask=ActivationAsk(role=role, duration=length, justification="scripted work",
-                              ticket=Ticket(None, ticket) if ticket else None))
+            self.eng.uow,
+            self.eng.clock,
+            actor=who,
+            ask=ActivationAsk(
+                role=role,
+                duration=length,
+                justification="scripted work",
+                ticket=Ticket(None, ticket) if ticket else None,
+            ),
+        )
         return view.id
 
     async def decide(self, when: datetime, who: str, request: str, approve: bool) -> None:
         await self.at(when)
-        await decide(self.eng.uow, self.eng.clock, actor=who, request_id=request,
-                     approve=approve, justification="looked at it")
+        await decide(
+            self.eng.uow,
+            self.eng.clock,
+            actor=who,
+            request_id=request,
+            approve=approve,
+            justification="looked at it",
+        )
 
-    async def assign(self, when: datetime, who: str, role: str, kind: str,
-                     until: datetime | None = None) -> None:
+    async def assign(
+        self, when: datetime, who: str, role: str, kind: str, until: datetime | None = None
+    ) -> None:
         await self.at(when)
-        await assign(self.eng.uow, self.eng.clock, actor=ALICE, user=UserRef("email", who),
-                     role=role, kind=kind, until=until)
+        await assign(
+            self.eng.uow,
+            self.eng.clock,
+            actor=ALICE,
+            user=UserRef("email", who),
+            role=role,
+            kind=kind,
+            until=until,
+        )

@@ -59,7 +59,8 @@ reviews:
 
 def policy(on_no_response: str = "keep", require_reason: str = "false", **swap: str) -> str:
     text = POLICY.replace("{on_no_response}", on_no_response).replace(
-        "{require_reason}", require_reason)
+        "{require_reason}", require_reason
+    )
     for old, new in swap.items():
         text = text.replace(old, new)
     return text
@@ -71,8 +72,9 @@ class Org:
     clock: FixedClock
 
     async def run_timers(self, worker: str = "w") -> int:
-        return await run_due_timers(self.uow, self.clock, worker=worker,
-                                    actions={**lifecycle_actions(), **review_actions()})
+        return await run_due_timers(
+            self.uow, self.clock, worker=worker, actions={**lifecycle_actions(), **review_actions()}
+        )
 
     async def items(self) -> list[ReviewItem]:
         async with self.uow.read() as s:
@@ -82,9 +84,11 @@ class Org:
         async with self.uow.read() as s:
             person = await s.scalar(select(Principal).where(Principal.email == email))
             assert person is not None
-            found = await s.scalar(select(ReviewItem).where(
-                ReviewItem.principal_id == person.id, ReviewItem.role_id == role)
-                .order_by(ReviewItem.id.desc()))
+            found = await s.scalar(
+                select(ReviewItem)
+                .where(ReviewItem.principal_id == person.id, ReviewItem.role_id == role)
+                .order_by(ReviewItem.id.desc())
+            )
             assert found is not None
             return found
 
@@ -98,20 +102,35 @@ class Org:
             rows = await s.execute(
                 select(Principal.email, OutboxMessage.payload, OutboxMessage.kind)
                 .outerjoin(Principal, Principal.id == OutboxMessage.recipient_id)
-                .where(OutboxMessage.parent_id.is_(None)).order_by(OutboxMessage.id))
+                .where(OutboxMessage.parent_id.is_(None))
+                .order_by(OutboxMessage.id)
+            )
             return [(email, payload) for email, payload, k in rows if kind in (None, k)]
 
     async def state_of(self, email: str, role: str, kind: str) -> ScheduleState:
         async with self.uow.read() as s:
-            return (await s.execute(
-                select(Schedule.state).join(Principal, Principal.id == Schedule.principal_id)
-                .where(Principal.email == email, Schedule.role_id == role,
-                       Schedule.kind == kind).order_by(Schedule.id.desc()))).scalars().first()
+            return (
+                (
+                    await s.execute(
+                        select(Schedule.state)
+                        .join(Principal, Principal.id == Schedule.principal_id)
+                        .where(
+                            Principal.email == email,
+                            Schedule.role_id == role,
+                            Schedule.kind == kind,
+                        )
+                        .order_by(Schedule.id.desc())
+                    )
+                )
+                .scalars()
+                .first()
+            )
 
 
 @asynccontextmanager
-async def org(db_url: str, text: str | None = None, *,
-              at: datetime = T0 - timedelta(days=1)) -> AsyncIterator[Org]:
+async def org(
+    db_url: str, text: str | None = None, *, at: datetime = T0 - timedelta(days=1)
+) -> AsyncIterator[Org]:
     engine = make_engine(db_url)
     clock = FixedClock(at)
     uow = UnitOfWork(engine)

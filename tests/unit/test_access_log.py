@@ -16,8 +16,9 @@ def _logged(caplog: pytest.LogCaptureFixture, level: int, status: int) -> list[s
     logger = logging.getLogger("test.access")
     caplog.clear()
     with caplog.at_level(level, logger="test.access"):
-        AccessLog(logger).log(make_mocked_request("POST", "/slack/events"),
-                              web.Response(status=status), 0.01)
+        AccessLog(logger).log(
+            make_mocked_request("POST", "/slack/events"), web.Response(status=status), 0.01
+        )
     return [f"{r.levelname} {r.getMessage()}" for r in caplog.records]
 
 

@@ -79,31 +79,43 @@ async def test_refusals_change_nothing(eng, text, error):
 async def test_not_eligible(eng):
     before = await eng.snapshot()
     with pytest.raises(NotEligible, match="not eligible for Helpdesk Administrator"):
-        await request_activation(eng.uow, eng.clock, actor=DAVE,
-                                 ask=ActivationAsk(role="helpdesk-admin", justification="x"))
+        await request_activation(
+            eng.uow,
+            eng.clock,
+            actor=DAVE,
+            ask=ActivationAsk(role="helpdesk-admin", justification="x"),
+        )
     assert await eng.snapshot() == before
 
 
 async def test_typed_errors(eng):
     ask = ActivationAsk
     with pytest.raises(DurationOutOfRange):
-        await request_activation(eng.uow, eng.clock, actor=BOB,
-                                 ask=ask(role="helpdesk-admin", duration=timedelta(hours=5),
-                                         justification="x"))
+        await request_activation(
+            eng.uow,
+            eng.clock,
+            actor=BOB,
+            ask=ask(role="helpdesk-admin", duration=timedelta(hours=5), justification="x"),
+        )
     with pytest.raises(JustificationRequired):
         await request_activation(eng.uow, eng.clock, actor=BOB, ask=ask(role="helpdesk-admin"))
     with pytest.raises(TicketRequired):
-        await request_activation(eng.uow, eng.clock, actor=DAVE,
-                                 ask=ask(role="billing-admin", justification="x"))
+        await request_activation(
+            eng.uow, eng.clock, actor=DAVE, ask=ask(role="billing-admin", justification="x")
+        )
     with pytest.raises(UnknownRole):
         await request_activation(eng.uow, eng.clock, actor=BOB, ask=ask(role="zzz"))
 
 
 async def test_ticket_is_recorded(eng):
     view = await request_activation(
-        eng.uow, eng.clock, actor=DAVE,
-        ask=ActivationAsk(role="billing-admin", justification="quarter close",
-                          ticket=Ticket("jira", "FIN-7")))
+        eng.uow,
+        eng.clock,
+        actor=DAVE,
+        ask=ActivationAsk(
+            role="billing-admin", justification="quarter close", ticket=Ticket("jira", "FIN-7")
+        ),
+    )
     assert view.ticket == "jira:FIN-7" and view.status == "PendingApproval"
     # billing-admin names no approvers, so the admin decides
     cards = await eng.outbox("approval_needed")
@@ -114,12 +126,20 @@ async def test_no_duplicates_when_active_or_pending(eng):
     await say(eng, BOB, "activate helpdesk-admin 1h first")
     before = await eng.snapshot()
     with pytest.raises(AlreadyActive, match="already active for you until 2026-11-27 10:00 UTC"):
-        await request_activation(eng.uow, eng.clock, actor=BOB,
-                                 ask=ActivationAsk(role="helpdesk-admin", justification="again"))
+        await request_activation(
+            eng.uow,
+            eng.clock,
+            actor=BOB,
+            ask=ActivationAsk(role="helpdesk-admin", justification="again"),
+        )
     first = await say(eng, BOB, "activate global-admin 1h one")
     with pytest.raises(AlreadyPending, match=f"{first.request.id} is waiting for approval"):
-        await request_activation(eng.uow, eng.clock, actor=BOB,
-                                 ask=ActivationAsk(role="global-admin", justification="two"))
+        await request_activation(
+            eng.uow,
+            eng.clock,
+            actor=BOB,
+            ask=ActivationAsk(role="global-admin", justification="two"),
+        )
     assert (await eng.snapshot())[0] == before[0] + 1
 
 
@@ -140,10 +160,16 @@ async def test_later_start_provisions_at_start_time(eng):
     from handlers.timers import lifecycle_actions, run_due_timers
 
     view = await request_activation(
-        eng.uow, eng.clock, actor=BOB,
-        ask=ActivationAsk(role="helpdesk-admin", duration=timedelta(hours=1),
-                          justification="night change", start_at=eng.clock.now()
-                          + timedelta(hours=3)))
+        eng.uow,
+        eng.clock,
+        actor=BOB,
+        ask=ActivationAsk(
+            role="helpdesk-admin",
+            duration=timedelta(hours=1),
+            justification="night change",
+            start_at=eng.clock.now() + timedelta(hours=3),
+        ),
+    )
     assert view.status == "Granted"
     eng.clock.advance(timedelta(hours=2, minutes=59))
     assert await run_due_timers(eng.uow, eng.clock, worker="t", actions=lifecycle_actions()) == 0

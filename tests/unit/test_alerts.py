@@ -18,14 +18,17 @@ from tests.unit.helpers import ALICE, BOB, CAROL, DAVE, Story
 H = timedelta(hours=1)
 SECOND = timedelta(seconds=1)
 QUICK = AlertLine(
-    code="no_approval_or_justification:quick", severity="medium",
+    code="no_approval_or_justification:quick",
+    severity="medium",
     text="Quick Role can be activated with neither approval nor a justification, so nobody "
-         "checks or explains its use. Require one of them.")
+    "checks or explains its use. Require one of them.",
+)
 
 
 async def alerts(eng: Engine, **thresholds: object) -> tuple[AlertLine, ...]:
-    return await compute_alerts(eng.uow, now=eng.clock.now(),
-                                thresholds=AlertThresholds(**thresholds))  # type: ignore[arg-type]
+    return await compute_alerts(
+        eng.uow, now=eng.clock.now(), thresholds=AlertThresholds(**thresholds)
+    )  # type: ignore[arg-type]
 
 
 def codes(lines: tuple[AlertLine, ...]) -> list[str]:
@@ -44,33 +47,47 @@ async def test_too_many_permanent_holders(eng: Engine) -> None:
     await story.at(T0 + H)
     assert codes(await alerts(eng)) == [QUICK.code]  # two permanent: at the threshold
     assert codes(await alerts(eng, permanent_admins_per_role=1)) == [
-        "permanent_holders:global-admin", QUICK.code]
+        "permanent_holders:global-admin",
+        QUICK.code,
+    ]
 
     await story.assign(T0 + H, ALICE, "global-admin", "active")
     found = await alerts(eng)
     assert found[0] == AlertLine(
-        code="permanent_holders:global-admin", severity="high",
+        code="permanent_holders:global-admin",
+        severity="high",
         text="3 people hold Global Administrator permanently (threshold 2): Alice Admin, "
-             "Bob Builder, Carol Chen. Make them eligible instead, or give the assignments "
-             "an end date.")
+        "Bob Builder, Carol Chen. Make them eligible instead, or give the assignments "
+        "an end date.",
+    )
     await story.assign(T0 + H, DAVE, "helpdesk-admin", "active")
     await story.assign(T0 + H, BOB, "helpdesk-admin", "active")
     await story.assign(T0 + H, CAROL, "helpdesk-admin", "active")
     await story.assign(T0 + H, ALICE, "helpdesk-admin", "active")
     found = await alerts(eng)
-    assert codes(found) == ["permanent_holders:global-admin",
-                            "permanent_holders:helpdesk-admin", QUICK.code]
-    assert "4 people hold Helpdesk Administrator permanently (threshold 2): Alice Admin, " \
-           "Bob Builder, Carol Chen and 1 more." in found[1].text
+    assert codes(found) == [
+        "permanent_holders:global-admin",
+        "permanent_holders:helpdesk-admin",
+        QUICK.code,
+    ]
+    assert (
+        "4 people hold Helpdesk Administrator permanently (threshold 2): Alice Admin, "
+        "Bob Builder, Carol Chen and 1 more." in found[1].text
+    )
 
     await story.at(T0 + 2 * H)
-    await remove(eng.uow, eng.clock, actor=ALICE, user=UserRef("email", ALICE),
-                 role="global-admin", kind="active")
+    await remove(
+        eng.uow,
+        eng.clock,
+        actor=ALICE,
+        user=UserRef("email", ALICE),
+        role="global-admin",
+        kind="active",
+    )
     assert codes(await alerts(eng)) == ["permanent_holders:helpdesk-admin", QUICK.code]
     # judged at a past instant, the removed holder still counts
     past = await compute_alerts(eng.uow, now=T0 + H + SECOND, thresholds=AlertThresholds())
-    assert codes(past)[:2] == ["permanent_holders:global-admin",
-                               "permanent_holders:helpdesk-admin"]
+    assert codes(past)[:2] == ["permanent_holders:global-admin", "permanent_holders:helpdesk-admin"]
 
 
 async def test_a_role_activated_too_often_within_the_window(eng: Engine) -> None:
@@ -83,9 +100,11 @@ async def test_a_role_activated_too_often_within_the_window(eng: Engine) -> None
     await story.at(T0 + 6 * H)
     found = await alerts(eng)
     assert found[0] == AlertLine(
-        code="frequent_activation:quick:bob@contoso.com", severity="medium",
+        code="frequent_activation:quick:bob@contoso.com",
+        severity="medium",
         text="Bob Builder activated Quick Role 5 times within 24h (threshold 5). Ask whether "
-             "a longer activation would serve, or whether the work should be automated.")
+        "a longer activation would serve, or whether the work should be automated.",
+    )
     assert codes(await alerts(eng, activations_per_window=6)) == [QUICK.code]
     assert codes(await alerts(eng, activation_window=4 * H)) == [QUICK.code]  # 4 in 4h
     # out of the look-back, the burst no longer alerts
@@ -101,7 +120,9 @@ async def test_the_same_count_spread_over_more_than_the_window_is_fine(eng: Engi
     assert codes(await alerts(eng)) == [QUICK.code]
     # the window [a - window, a] is closed: 24h and 4s is just enough
     assert codes(await alerts(eng, activation_window=24 * H + 4 * SECOND)) == [
-        "frequent_activation:quick:bob@contoso.com", QUICK.code]
+        "frequent_activation:quick:bob@contoso.com",
+        QUICK.code,
+    ]
 
 
 async def test_eligibility_nobody_uses(eng: Engine) -> None:
@@ -113,25 +134,46 @@ async def test_eligibility_nobody_uses(eng: Engine) -> None:
     found = await alerts(eng)
     assert found == (
         QUICK,
-        AlertLine(code="stale_eligibility:billing-admin", severity="low",
-                  text="1 person eligible for Billing Administrator has not activated it in "
-                       "30 days: Dave Duty. Remove eligibility nobody uses."),
-        AlertLine(code="stale_eligibility:global-admin", severity="low",
-                  text="2 people eligible for Global Administrator have not activated it in "
-                       "30 days: Bob Builder, Carol Chen. Remove eligibility nobody uses."),
-        AlertLine(code="stale_eligibility:helpdesk-admin", severity="low",
-                  text="1 person eligible for Helpdesk Administrator has not activated it in "
-                       "30 days: Bob Builder. Remove eligibility nobody uses."),
+        AlertLine(
+            code="stale_eligibility:billing-admin",
+            severity="low",
+            text="1 person eligible for Billing Administrator has not activated it in "
+            "30 days: Dave Duty. Remove eligibility nobody uses.",
+        ),
+        AlertLine(
+            code="stale_eligibility:global-admin",
+            severity="low",
+            text="2 people eligible for Global Administrator have not activated it in "
+            "30 days: Bob Builder, Carol Chen. Remove eligibility nobody uses.",
+        ),
+        AlertLine(
+            code="stale_eligibility:helpdesk-admin",
+            severity="low",
+            text="1 person eligible for Helpdesk Administrator has not activated it in "
+            "30 days: Bob Builder. Remove eligibility nobody uses.",
+        ),
     )
     assert codes(await alerts(eng, stale_eligibility_days=31)) == [QUICK.code]
 
 
 async def test_roles_with_neither_approval_nor_justification(eng: Engine) -> None:
     async with eng.uow.transaction() as s:
-        await s.execute(update(Role).where(Role.id == "helpdesk-admin").values(
-            settings=RoleSettings.from_mapping(
-                {"max_duration": "4h", "require_justification": False}).to_mapping()))
-        await s.execute(update(Role).where(Role.id == "quick").values(
-            settings=RoleSettings.from_mapping(
-                {"require_justification": False, "require_approval": True}).to_mapping()))
+        await s.execute(
+            update(Role)
+            .where(Role.id == "helpdesk-admin")
+            .values(
+                settings=RoleSettings.from_mapping(
+                    {"max_duration": "4h", "require_justification": False}
+                ).to_mapping()
+            )
+        )
+        await s.execute(
+            update(Role)
+            .where(Role.id == "quick")
+            .values(
+                settings=RoleSettings.from_mapping(
+                    {"require_justification": False, "require_approval": True}
+                ).to_mapping()
+            )
+        )
     assert codes(await alerts(eng)) == ["no_approval_or_justification:helpdesk-admin"]

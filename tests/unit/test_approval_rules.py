@@ -35,7 +35,8 @@ async def test_approve_activates_and_tells_everyone(eng):
     approved = await eng.outbox("approved")
     assert [to for to, _, _ in approved] == [BOB]
     assert approved[0][2]["headline"] == (
-        f"Carol Chen approved your request {rid} for Global Administrator.")
+        f"Carol Chen approved your request {rid} for Global Administrator."
+    )
     update = await eng.outbox("request_update")
     assert update[0][0] is None
     assert update[0][2]["headline"].startswith("Approved by Carol Chen at 2026-11-27 09:03 UTC")
@@ -83,12 +84,17 @@ async def test_non_approver_is_refused_privately_and_audited(eng):
     rid = await ask_global(eng)
     reply = await say(eng, DAVE, f"approve {rid} sure")
     assert not reply.ok
-    assert reply.text == f"You are not an approver for Global Administrator, so you cannot approve {rid}."
+    assert (
+        reply.text
+        == f"You are not an approver for Global Administrator, so you cannot approve {rid}."
+    )
     # admins are only the fallback: with a named approver, Alice may not decide either
     reply = await say(eng, ALICE, f"deny {rid} no")
     assert not reply.ok and "not an approver" in reply.text
-    assert (await audit_actions(eng))[-2:] == [(DAVE, "approval.refused"),
-                                               (ALICE, "approval.refused")]
+    assert (await audit_actions(eng))[-2:] == [
+        (DAVE, "approval.refused"),
+        (ALICE, "approval.refused"),
+    ]
     assert not await eng.outbox("approved") and not await eng.outbox("denied")
 
 
@@ -110,21 +116,27 @@ async def test_concurrent_clicks_first_wins(eng):
     async with eng.uow.transaction() as s:
         role = await s.get(Role, "global-admin")
         role.settings = RoleSettings.from_mapping(
-            {"require_approval": True, "approvers": ["carol@contoso.com", "alice@contoso.com",
-                                                     "dave@contoso.com"]}
+            {
+                "require_approval": True,
+                "approvers": ["carol@contoso.com", "alice@contoso.com", "dave@contoso.com"],
+            }
         ).to_mapping()
     results = await asyncio.gather(
-        *[decide(eng.uow, eng.clock, actor=who, request_id=rid, approve=approve,
-                 justification="go")
-          for who, approve in [(CAROL, True), (ALICE, False), (DAVE, True)] * 3],
+        *[
+            decide(
+                eng.uow, eng.clock, actor=who, request_id=rid, approve=approve, justification="go"
+            )
+            for who, approve in [(CAROL, True), (ALICE, False), (DAVE, True)] * 3
+        ],
         return_exceptions=True,
     )
     winners = [r for r in results if not isinstance(r, Exception)]
     losers = [r for r in results if isinstance(r, Exception)]
     assert len(winners) == 1
     assert all(isinstance(e, AlreadyDecided) for e in losers), losers
-    decisions = [a for _, a in await audit_actions(eng) if a in ("request.approved",
-                                                                 "request.denied")]
+    decisions = [
+        a for _, a in await audit_actions(eng) if a in ("request.approved", "request.denied")
+    ]
     assert len(decisions) == 1
     outcome = await eng.outbox("approved") + await eng.outbox("denied")
     assert len(outcome) == 1

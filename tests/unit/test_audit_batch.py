@@ -14,8 +14,13 @@ from tests.unit.conftest import T0
 
 
 def expiry(n: int) -> NewEvent:
-    return NewEvent(at=T0 + timedelta(seconds=n), actor="pim-bot", action="role.expired",
-                    target=f"user{n}@contoso.com/quick", details={"n": n})
+    return NewEvent(
+        at=T0 + timedelta(seconds=n),
+        actor="pim-bot",
+        action="role.expired",
+        target=f"user{n}@contoso.com/quick",
+        details={"n": n},
+    )
 
 
 async def test_a_batch_lands_in_order_and_verifies(eng) -> None:
@@ -24,8 +29,11 @@ async def test_a_batch_lands_in_order_and_verifies(eng) -> None:
         rows = await append_events(s, [expiry(n) for n in range(50)])
     assert [r.id for r in rows] == list(range(before + 1, before + 51))
     async with eng.uow.transaction() as s:
-        stored = (await s.scalars(select(AuditEvent).where(AuditEvent.id > before)
-                                  .order_by(AuditEvent.id))).all()
+        stored = (
+            await s.scalars(
+                select(AuditEvent).where(AuditEvent.id > before).order_by(AuditEvent.id)
+            )
+        ).all()
         result = await verify_chain(s)
     assert [e.details["n"] for e in stored] == list(range(50))
     assert all(b.prev_hash == a.hash for a, b in zip(stored, stored[1:], strict=False))
@@ -59,8 +67,7 @@ async def test_concurrent_batches_and_single_appends_chain_without_forks(eng) ->
 
     async def single(k: int) -> None:
         async with eng.uow.transaction() as s:
-            await append_event(s, at=T0, actor="bob@contoso.com", action="probe",
-                               target=str(k))
+            await append_event(s, at=T0, actor="bob@contoso.com", action="probe", target=str(k))
 
     before = await eng.count(AuditEvent)
     await asyncio.gather(*(batch(k) for k in range(4)), *(single(k) for k in range(4)))

@@ -23,10 +23,12 @@ async def test_untouched_chain_verifies(eng):
 async def test_edited_row_is_found(eng):
     await history(eng)
     async with eng.uow.transaction() as s:
-        target = (await s.scalars(select(AuditEvent).where(
-            AuditEvent.action == "request.approved"))).one()
-        await s.execute(update(AuditEvent).where(AuditEvent.id == target.id)
-                        .values(actor="mallory@contoso.com"))
+        target = (
+            await s.scalars(select(AuditEvent).where(AuditEvent.action == "request.approved"))
+        ).one()
+        await s.execute(
+            update(AuditEvent).where(AuditEvent.id == target.id).values(actor="mallory@contoso.com")
+        )
     result = await verify(eng)
     assert not result.ok and result.broken_id == target.id
     assert "edited" in result.reason
@@ -43,8 +45,11 @@ async def test_removed_row_is_found(eng):
 async def test_reordered_rows_are_found(eng):
     await history(eng)
     async with eng.uow.transaction() as s:
-        a, b = (await s.scalars(select(AuditEvent).where(AuditEvent.id.in_([4, 5]))
-                                .order_by(AuditEvent.id))).all()
+        a, b = (
+            await s.scalars(
+                select(AuditEvent).where(AuditEvent.id.in_([4, 5])).order_by(AuditEvent.id)
+            )
+        ).all()
         fields = ("at", "actor", "action", "target", "details", "prev_hash", "hash")
         va = {f: getattr(a, f) for f in fields}
         vb = {f: getattr(b, f) for f in fields}

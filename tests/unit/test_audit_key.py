@@ -28,23 +28,38 @@ async def verify(uow: UnitOfWork):
         return await verify_chain(s)
 
 
-async def rewrite(uow: UnitOfWork, *, row_id: int, key: AuditKey | None,
-                  key_id: str | None = "same") -> None:
+async def rewrite(
+    uow: UnitOfWork, *, row_id: int, key: AuditKey | None, key_id: str | None = "same"
+) -> None:
     """What an attacker with write access does: edit a row, then recompute every later hash
     (with the key if they have one) so each link agrees again."""
     async with uow.transaction() as s:
-        await s.execute(update(AuditEvent).where(AuditEvent.id == row_id)
-                        .values(actor="mallory@contoso.com"))
-        rows = (await s.scalars(select(AuditEvent).where(AuditEvent.id >= row_id)
-                                .order_by(AuditEvent.id))).all()
-        prev = (await s.scalar(select(AuditEvent.hash).where(AuditEvent.id == row_id - 1)))
+        await s.execute(
+            update(AuditEvent).where(AuditEvent.id == row_id).values(actor="mallory@contoso.com")
+        )
+        rows = (
+            await s.scalars(
+                select(AuditEvent).where(AuditEvent.id >= row_id).order_by(AuditEvent.id)
+            )
+        ).all()
+        prev = await s.scalar(select(AuditEvent.hash).where(AuditEvent.id == row_id - 1))
         for row in rows:
             new_key_id = row.key_id if key_id == "same" else key_id
-            row_hash = event_hash(id=row.id, at=row.at, actor=row.actor, action=row.action,
-                                  target=row.target, details=row.details, prev_hash=prev,
-                                  key=key)
-            await s.execute(update(AuditEvent).where(AuditEvent.id == row.id)
-                            .values(prev_hash=prev, hash=row_hash, key_id=new_key_id))
+            row_hash = event_hash(
+                id=row.id,
+                at=row.at,
+                actor=row.actor,
+                action=row.action,
+                target=row.target,
+                details=row.details,
+                prev_hash=prev,
+                key=key,
+            )
+            await s.execute(
+                update(AuditEvent)
+                .where(AuditEvent.id == row.id)
+                .values(prev_hash=prev, hash=row_hash, key_id=new_key_id)
+            )
             prev = row_hash
 
 
@@ -90,7 +105,8 @@ async def test_a_checkpoint_catches_a_rewrite_by_the_key_holder(keyed: Engine) -
     await rewrite(keyed.uow, row_id=3, key=KEY)
     assert (await verify(keyed.uow)).ok  # the rows agree with each other again...
     assert await problem(keyed.uow, cp) == (  # ...but not with the copy kept outside
-        f"event {cp.seq} no longer has the checkpoint's hash: the log was rewritten up to it")
+        f"event {cp.seq} no longer has the checkpoint's hash: the log was rewritten up to it"
+    )
 
 
 async def test_a_checkpoint_catches_tail_deletion(keyed: Engine) -> None:
@@ -102,7 +118,8 @@ async def test_a_checkpoint_catches_tail_deletion(keyed: Engine) -> None:
     assert (await verify(keyed.uow)).ok
     assert await problem(keyed.uow, cp) == (
         f"event {cp.seq} of the checkpoint is gone and the log ends at event {cp.seq - 2}: "
-        "events were deleted at the tail")
+        "events were deleted at the tail"
+    )
 
 
 async def test_later_events_keep_reaching_an_older_checkpoint(keyed: Engine) -> None:

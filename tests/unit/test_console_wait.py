@@ -19,8 +19,7 @@ assignments: [{principal: bob@contoso.com, role: quick, type: eligible}]
 
 
 async def test_interrupt_cancels_the_wait_and_the_session_goes_on(sqlite_url: str) -> None:
-    runtime = Runtime.build(Settings.from_env({"DATABASE_URL": sqlite_url}),
-                            clock=ShiftedClock())
+    runtime = Runtime.build(Settings.from_env({"DATABASE_URL": sqlite_url}), clock=ShiftedClock())
     await runtime.prepare()
     await apply_policy(runtime.uow, runtime.clock, text=POLICY, source="t.yaml")
     out = io.StringIO()

@@ -48,21 +48,22 @@ async def fortnight(eng: Engine) -> None:
     await story.activate(utc(2026, 12, 1, 8), BOB, "helpdesk-admin", H)  # on the hour
     await story.at(utc(2026, 12, 1, 8, 29, 59))
     await deactivate(eng.uow, eng.clock, actor=BOB, role="quick")  # held 30m
-    await story.assign(utc(2026, 12, 1, 12), DAVE, "helpdesk-admin", "eligible",
-                       until=utc(2026, 12, 15, 12))
+    await story.assign(
+        utc(2026, 12, 1, 12), DAVE, "helpdesk-admin", "eligible", until=utc(2026, 12, 15, 12)
+    )
     ga = await story.activate(utc(2026, 12, 2, 9), BOB, "global-admin", 2 * H)
     carol = await story.activate(utc(2026, 12, 2, 10), CAROL, "global-admin", H)
     await story.decide(utc(2026, 12, 2, 10, 30), ALICE, carol, approve=False)  # 30m
     await story.decide(utc(2026, 12, 2, 12), CAROL, ga, approve=True)  # 3h
-    await story.assign(utc(2026, 12, 2, 15), BOB, "billing-admin", "active",
-                       until=utc(2026, 12, 12, 15))
+    await story.assign(
+        utc(2026, 12, 2, 15), BOB, "billing-admin", "active", until=utc(2026, 12, 12, 15)
+    )
     await story.activate(utc(2026, 12, 3, 9), DAVE, "billing-admin", H, "INC-2")  # times out
     mine = await story.activate(utc(2026, 12, 3, 10), BOB, "global-admin", H)
     await story.at(utc(2026, 12, 3, 10, 15))
     await cancel_request(eng.uow, eng.clock, actor=BOB, request_id=mine)
     await story.assign(utc(2026, 12, 3, 15), DAVE, "quick", "eligible")  # permanent
-    await story.assign(utc(2026, 12, 3, 16), CAROL, "quick", "eligible",
-                       until=utc(2027, 1, 31))
+    await story.assign(utc(2026, 12, 3, 16), CAROL, "quick", "eligible", until=utc(2027, 1, 31))
     await story.activate(utc(2026, 12, 4, 13), DAVE, "helpdesk-admin", 90 * M)
     await story.activate(utc(2026, 12, 5, 10), BOB, "quick", H)  # Saturday
     await story.activate(utc(2026, 12, 6, 23), BOB, "quick", 20 * M)  # Sunday night
@@ -107,36 +108,46 @@ async def test_every_figure_of_a_scripted_fortnight(eng: Engine) -> None:
     )
     assert digest.frequent_activators == (Ranked("Bob Builder", "7"), Ranked("Dave Duty", "1"))
     assert digest.top_roles == (
-        Ranked("Helpdesk Administrator", "3"), Ranked("Quick Role", "3"),
-        Ranked("Billing Administrator", "2"), Ranked("Global Administrator", "2"),
+        Ranked("Helpdesk Administrator", "3"),
+        Ranked("Quick Role", "3"),
+        Ranked("Billing Administrator", "2"),
+        Ranked("Global Administrator", "2"),
     )
     assert digest.ending_soon == (
         Ranked("Bob Builder · Billing Administrator (active)", "2026-12-12"),
         Ranked("Dave Duty · Helpdesk Administrator (eligible)", "2026-12-15"),
     )
-    assert digest.alerts == (AlertLine(
-        code="no_approval_or_justification:quick", severity="medium",
-        text="Quick Role can be activated with neither approval nor a justification, so "
-             "nobody checks or explains its use. Require one of them."),)
+    assert digest.alerts == (
+        AlertLine(
+            code="no_approval_or_justification:quick",
+            severity="medium",
+            text="Quick Role can be activated with neither approval nor a justification, so "
+            "nobody checks or explains its use. Require one of them.",
+        ),
+    )
     assert DigestView.from_dict(_roundtrip(digest)) == digest
 
 
 def _roundtrip(view: DigestView) -> dict:
     import json
     from dataclasses import asdict
+
     return json.loads(json.dumps(asdict(view)))
 
 
 async def test_top_and_ending_window_options(eng: Engine) -> None:
     await fortnight(eng)
     digest = await compute_digest(
-        eng.uow, end=END, options=DigestOptions(top=2, ending_within=timedelta(days=6)))
+        eng.uow, end=END, options=DigestOptions(top=2, ending_within=timedelta(days=6))
+    )
     assert digest.top_roles == (Ranked("Helpdesk Administrator", "3"), Ranked("Quick Role", "3"))
     assert digest.longest_activations == (
         Ranked("Bob Builder · Helpdesk Administrator", "4h"),
-        Ranked("Bob Builder · Global Administrator", "2h"))
+        Ranked("Bob Builder · Global Administrator", "2h"),
+    )
     assert digest.ending_soon == (
-        Ranked("Bob Builder · Billing Administrator (active)", "2026-12-12"),)
+        Ranked("Bob Builder · Billing Administrator (active)", "2026-12-12"),
+    )
 
 
 async def test_an_explicit_period_and_its_edges(eng: Engine) -> None:
@@ -147,15 +158,17 @@ async def test_an_explicit_period_and_its_edges(eng: Engine) -> None:
     assert day.tiles[0] == Figure("Activations", 4, 0)
     assert day.daily_activations == (4,)
     # Last week, ending exactly at this week's first activation, leaves that one out.
-    before = await compute_digest(eng.uow, start=utc(2026, 11, 23, 9),
-                                  end=utc(2026, 11, 30, 9))
+    before = await compute_digest(eng.uow, start=utc(2026, 11, 23, 9), end=utc(2026, 11, 30, 9))
     assert before.tiles[0] == Figure("Activations", 3, 0)
     # Outcomes are those known at the end of the period: Bob's request of Wed 09:00 is
     # approved only at 12:00, Carol's of 10:00 denied at 10:30.
     morning = await compute_digest(eng.uow, start=utc(2026, 12, 2, 9), end=utc(2026, 12, 2, 11))
     assert morning.approvals == (
-        Figure("Requests needing approval", 2, 0), Figure("Approved", 0, 0),
-        Figure("Denied", 1, 0), Figure("Timed out", 0, 0), Figure("Canceled", 0, 0),
+        Figure("Requests needing approval", 2, 0),
+        Figure("Approved", 0, 0),
+        Figure("Denied", 1, 0),
+        Figure("Timed out", 0, 0),
+        Figure("Canceled", 0, 0),
         Figure("Median time to decision", 1800.0, None, unit="s"),
         Figure("90th percentile time to decision", 1800.0, None, unit="s"),
     )
@@ -175,12 +188,14 @@ async def test_an_empty_database_gives_zeros_not_errors(db_url: str) -> None:
     assert [f.value for f in digest.tiles] == [0, 0, 0, 0]
     assert digest.approvals[-2:] == (
         Figure("Median time to decision", None, None, unit="s"),
-        Figure("90th percentile time to decision", None, None, unit="s"))
+        Figure("90th percentile time to decision", None, None, unit="s"),
+    )
     assert digest.daily_activations == (0,) * 7
     assert digest.top_roles == digest.slowest_approvers == digest.ending_soon == ()
 
 
 # -- Europe/Berlin: summer time ends on Sunday 2026-10-25 at 03:00 CEST (01:00 UTC) ---------
+
 
 @pytest.fixture
 async def october(db_url: str) -> AsyncIterator[Engine]:
@@ -247,8 +262,7 @@ async def test_days_and_working_hours_follow_berlin_across_the_change(october: E
     assert after.tiles[0] == Figure("Activations", 2, 5)
     # The same 169 hours read in UTC: days from 07:00 (eight of them, the last one hour
     # long), and 07:00, 06:30, Sunday and 07:30 out of hours: proof the zone is applied.
-    plain = await compute_digest(october.uow, end=utc(2026, 10, 26, 8),
-                                 start=utc(2026, 10, 19, 7))
+    plain = await compute_digest(october.uow, end=utc(2026, 10, 26, 8), start=utc(2026, 10, 19, 7))
     assert plain.after_hours == Figure("Activations outside working hours", 4, 0)
     assert plain.daily_activations == (1, 0, 0, 1, 1, 0, 1, 1)
 
@@ -258,8 +272,7 @@ async def test_working_hours_and_days_are_options(october: Engine) -> None:
     await story.activate(utc(2026, 10, 20, 5), BOB, "quick", 10 * M)  # Tue 07:00 CEST
     await story.activate(utc(2026, 10, 24, 10), BOB, "quick", 10 * M)  # Sat 12:00 CEST
     await story.at(utc(2026, 10, 27))
-    options = DigestOptions(timezone="Europe/Berlin", working_hours=(7, 24),
-                            working_days=(1, 5))
+    options = DigestOptions(timezone="Europe/Berlin", working_hours=(7, 24), working_days=(1, 5))
     digest = await compute_digest(october.uow, end=WEEK_OF_CHANGE, options=options)
     assert digest.after_hours == Figure("Activations outside working hours", 0, 0)
     digest = await compute_digest(october.uow, end=WEEK_OF_CHANGE, options=BERLIN_OPTIONS)
@@ -275,16 +288,27 @@ def test_bad_options_are_refused() -> None:
         DigestOptions(timezone="Mars/Olympus")
 
 
-@pytest.mark.parametrize(("seconds", "text"), [
-    (0, "0s"), (45, "45s"), (750, "12m30s"), (3600, "1h"), (12000.4, "3h20m"),
-    (12029, "3h20m"), (5400, "1h30m"), (183600, "2d3h"), (86400, "1d"),
-])
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0s"),
+        (45, "45s"),
+        (750, "12m30s"),
+        (3600, "1h"),
+        (12000.4, "3h20m"),
+        (12029, "3h20m"),
+        (5400, "1h30m"),
+        (183600, "2d3h"),
+        (86400, "1d"),
+    ],
+)
 def test_short_durations(seconds: float, text: str) -> None:
     assert short_duration(seconds) == text
 
 
 async def test_running_activations_rank_by_their_length_and_end_within_the_hour(
-        eng: Engine) -> None:
+    eng: Engine,
+) -> None:
     """An activation still running when the digest is made ranks by how long it was granted
     for (not by the time elapsed so far), says it is still active, and one ending within the
     hour after the digest is listed under "Ending soon" with its time."""

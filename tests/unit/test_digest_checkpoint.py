@@ -15,12 +15,14 @@ from tests.unit.conftest import Engine
 
 
 async def test_the_sent_digest_names_the_head_and_catches_a_later_tail_deletion(
-        keyed: Engine) -> None:
+    keyed: Engine,
+) -> None:
     async with keyed.uow.transaction() as s:
         head = await current_checkpoint(s)
     assert head.seq > 0 and head.key_id is not None
-    queued = await send_digest(keyed.uow, keyed.clock, period_end=keyed.clock.now(),
-                               options=DigestOptions())
+    queued = await send_digest(
+        keyed.uow, keyed.clock, period_end=keyed.clock.now(), options=DigestOptions()
+    )
     assert queued == 1  # Alice
     [(email, _, payload)] = await keyed.outbox(DIGEST)
     view = DigestView.from_dict(payload["digest"])

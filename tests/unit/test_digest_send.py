@@ -54,18 +54,29 @@ async def digests(eng: Engine, kind: str = v.DIGEST) -> list[tuple[str | None, N
 
 async def sent_events(eng: Engine) -> list[AuditEvent]:
     async with eng.uow.transaction() as s:
-        return list((await s.scalars(select(AuditEvent).where(AuditEvent.action == SENT)
-                                     .order_by(AuditEvent.id))).all())
+        return list(
+            (
+                await s.scalars(
+                    select(AuditEvent).where(AuditEvent.action == SENT).order_by(AuditEvent.id)
+                )
+            ).all()
+        )
 
 
 async def digest_timers(eng: Engine) -> list[tuple[str | None, str]]:
     async with eng.uow.transaction() as s:
-        rows = (await s.execute(select(Timer.key, Timer.status)
-                                .where(Timer.kind == DIGEST_TIMER).order_by(Timer.key))).all()
+        rows = (
+            await s.execute(
+                select(Timer.key, Timer.status)
+                .where(Timer.kind == DIGEST_TIMER)
+                .order_by(Timer.key)
+            )
+        ).all()
     return [(key, status) for key, status in rows]
 
 
 # --- send_digest -------------------------------------------------------------------------------
+
 
 async def test_one_digest_per_admin_in_the_outbox_and_one_audit_event(eng):
     await make_admin(eng, DAVE)
@@ -113,6 +124,7 @@ async def test_the_digest_is_computed_in_pim_timezone(eng):
 
 # --- alerts: their own message only when new ----------------------------------------------------
 
+
 def alert(code: str, severity: str = "high") -> AlertLine:
     return AlertLine(code=code, severity=severity, text=f"Alert {code} ({severity})")
 
@@ -153,15 +165,24 @@ async def test_a_high_alert_gets_its_own_message_only_the_first_time(eng, alerts
     assert seen == [
         [(ALICE, "Alert perm:ga (high)"), (DAVE, "Alert perm:ga (high)")],
         [],
-        [(ALICE, "Alert freq:bob (high)"), (ALICE, "Alert stale:bob (high)"),
-         (DAVE, "Alert freq:bob (high)"), (DAVE, "Alert stale:bob (high)")],
+        [
+            (ALICE, "Alert freq:bob (high)"),
+            (ALICE, "Alert stale:bob (high)"),
+            (DAVE, "Alert freq:bob (high)"),
+            (DAVE, "Alert stale:bob (high)"),
+        ],
         [],
         [(ALICE, "Alert perm:ga (high)"), (DAVE, "Alert perm:ga (high)")],
     ]
     # every digest still lists every alert; the audit remembers what was new
     assert [len(n.digest.alerts) for to, n in await digests(eng) if to == ALICE] == [2, 2, 3, 0, 1]
     assert [e.details["new_alerts"] for e in await sent_events(eng)] == [
-        ["perm:ga"], [], ["freq:bob", "stale:bob"], [], ["perm:ga"]]
+        ["perm:ga"],
+        [],
+        ["freq:bob", "stale:bob"],
+        [],
+        ["perm:ga"],
+    ]
 
 
 async def test_a_burst_of_new_alerts_is_capped(eng, alerts):
@@ -176,14 +197,16 @@ async def test_a_burst_of_new_alerts_is_capped(eng, alerts):
 
 # --- the timer: exactly once, whoever triggers it ------------------------------------------------
 
+
 async def test_the_timer_key_makes_each_period_go_out_once(eng):
     await make_admin(eng, DAVE)
     end = T0 + timedelta(hours=1)
     # two replicas' cron jobs fire for the same period, one of them twice
     assert await schedule_digest(eng.uow, period_end=end) is True
     assert await schedule_digest(eng.uow, period_end=end) is False
-    assert await schedule_digest(eng.uow, period_end=end.astimezone(ZoneInfo("Asia/Tokyo"))) \
-        is False
+    assert (
+        await schedule_digest(eng.uow, period_end=end.astimezone(ZoneInfo("Asia/Tokyo"))) is False
+    )
     eng.clock.set(end - timedelta(seconds=1))
     assert await run_due_timers(eng.uow, eng.clock, worker="a", actions=ACTIONS) == 0  # not due yet
     eng.clock.set(end + timedelta(seconds=3))
@@ -216,8 +239,10 @@ async def test_catch_up_sends_only_the_most_recent_missed_digest(eng):
     assert await run_due_timers(eng.uow, eng.clock, worker="a", actions=ACTIONS) == 1
     got = await digests(eng)
     assert [datetime.fromisoformat(n.digest.period_end) for _, n in got] == [weeks[3]]
-    assert await digest_timers(eng) == [(digest_key(weeks[0]), "canceled"),
-                                        (digest_key(weeks[3]), "done")]
+    assert await digest_timers(eng) == [
+        (digest_key(weeks[0]), "canceled"),
+        (digest_key(weeks[3]), "done"),
+    ]
     # the next start-up finds it sent
     assert await catch_up_digest(eng.uow, eng.clock, latest=weeks[3]) is False
     assert await run_due_timers(eng.uow, eng.clock, worker="a", actions=ACTIONS) == 0
@@ -233,13 +258,16 @@ async def test_no_catch_up_for_a_firing_before_any_admin_existed(eng):
 
 # --- the chat preview --------------------------------------------------------------------------
 
+
 async def test_digest_in_chat_is_an_admin_preview_that_records_nothing(eng):
     before = await eng.snapshot()
-    refused = await run_text(eng.uow, eng.clock, commands=command_table(digest=OPTIONS),
-                             actor=BOB, text="digest")
+    refused = await run_text(
+        eng.uow, eng.clock, commands=command_table(digest=OPTIONS), actor=BOB, text="digest"
+    )
     assert refused == Reply(text="Only admins can preview the digest.", ok=False)
-    view = await run_text(eng.uow, eng.clock, commands=command_table(digest=OPTIONS),
-                          actor=ALICE, text="digest")
+    view = await run_text(
+        eng.uow, eng.clock, commands=command_table(digest=OPTIONS), actor=ALICE, text="digest"
+    )
     assert isinstance(view, DigestView)
     assert datetime.fromisoformat(view.period_end) == eng.clock.now()
     assert await eng.snapshot() == before
@@ -247,16 +275,25 @@ async def test_digest_in_chat_is_an_admin_preview_that_records_nothing(eng):
 
 # --- when the cron last fired ------------------------------------------------------------------
 
-@pytest.mark.parametrize(("cron", "tz", "now", "expected"), [
-    # Monday 09:00 Berlin, in winter (UTC+1) and in summer (UTC+2, after 29 March 2026)
-    ("0 9 * * mon", "Europe/Berlin", "2026-03-30T06:59:59+00:00", "2026-03-23T08:00:00+00:00"),
-    ("0 9 * * mon", "Europe/Berlin", "2026-03-30T07:00:00+00:00", "2026-03-30T07:00:00+00:00"),
-    ("0 9 * * mon", "Europe/Berlin", "2026-03-30T07:00:00.7+00:00", "2026-03-30T07:00:00+00:00"),
-    ("0 9 * * mon", "UTC", "2026-11-27T09:00:00+00:00", "2026-11-23T09:00:00+00:00"),
-    ("* * * * *", "UTC", "2026-11-27T09:00:59.999+00:00", "2026-11-27T09:00:00+00:00"),
-    ("0 0 29 2 *", "UTC", "2026-11-27T09:00:00+00:00", "2024-02-29T00:00:00+00:00"),
-    ("* * 1 * *", "UTC", "2026-11-15T00:00:00+00:00", "2026-11-01T23:59:00+00:00"),
-])
+
+@pytest.mark.parametrize(
+    ("cron", "tz", "now", "expected"),
+    [
+        # Monday 09:00 Berlin, in winter (UTC+1) and in summer (UTC+2, after 29 March 2026)
+        ("0 9 * * mon", "Europe/Berlin", "2026-03-30T06:59:59+00:00", "2026-03-23T08:00:00+00:00"),
+        ("0 9 * * mon", "Europe/Berlin", "2026-03-30T07:00:00+00:00", "2026-03-30T07:00:00+00:00"),
+        (
+            "0 9 * * mon",
+            "Europe/Berlin",
+            "2026-03-30T07:00:00.7+00:00",
+            "2026-03-30T07:00:00+00:00",
+        ),
+        ("0 9 * * mon", "UTC", "2026-11-27T09:00:00+00:00", "2026-11-23T09:00:00+00:00"),
+        ("* * * * *", "UTC", "2026-11-27T09:00:59.999+00:00", "2026-11-27T09:00:00+00:00"),
+        ("0 0 29 2 *", "UTC", "2026-11-27T09:00:00+00:00", "2024-02-29T00:00:00+00:00"),
+        ("* * 1 * *", "UTC", "2026-11-15T00:00:00+00:00", "2026-11-01T23:59:00+00:00"),
+    ],
+)
 def test_latest_firing(cron: str, tz: str, now: str, expected: str) -> None:
     trigger = CronTrigger.from_crontab(cron, timezone=ZoneInfo(tz))
     at = latest_firing(trigger, datetime.fromisoformat(now))
@@ -270,6 +307,7 @@ def test_a_cron_that_never_fired_has_no_latest_firing() -> None:
 
 # --- the running bot: a digest missed while down goes out at the next start ---------------------
 
+
 @dataclass
 class Inbox:
     name: str = "console"
@@ -281,8 +319,9 @@ class Inbox:
     async def send(self, delivery: Delivery) -> dict[str, Any] | None:
         assert delivery.recipient is not None
         if delivery.note.digest is not None:  # not the seed's "you are eligible" messages
-            self.got.append((delivery.recipient.email, delivery.kind,
-                             delivery.note.digest.period_end))
+            self.got.append(
+                (delivery.recipient.email, delivery.kind, delivery.note.digest.period_end)
+            )
         return None
 
     async def update(self, delivery: Delivery) -> None:
@@ -290,8 +329,9 @@ class Inbox:
 
 
 async def run_bot(db_url: str, clock: FixedClock, seconds: float) -> Inbox:
-    settings = Settings.from_env({"DATABASE_URL": db_url, "PIM_DIGEST_CRON": "0 9 * * mon",
-                                  "PIM_TIMEZONE": "Europe/Berlin"})
+    settings = Settings.from_env(
+        {"DATABASE_URL": db_url, "PIM_DIGEST_CRON": "0 9 * * mon", "PIM_TIMEZONE": "Europe/Berlin"}
+    )
     runtime = Runtime.build(settings, clock=clock)
     inbox = Inbox()
     runtime.start_background([inbox])
@@ -311,11 +351,19 @@ async def settled(runtime: Runtime, clock: FixedClock) -> bool:
     if runtime.sweeper.sweeps == 0:
         return False
     async with runtime.uow.read() as s:
-        waiting = await s.scalar(select(func.count()).select_from(OutboxMessage).where(
-            OutboxMessage.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING])))
-        due = await s.scalar(select(func.count()).select_from(Timer).where(
-            Timer.status.in_([TimerStatus.PENDING, TimerStatus.RUNNING]),
-            Timer.due_at <= clock.now()))
+        waiting = await s.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING]))
+        )
+        due = await s.scalar(
+            select(func.count())
+            .select_from(Timer)
+            .where(
+                Timer.status.in_([TimerStatus.PENDING, TimerStatus.RUNNING]),
+                Timer.due_at <= clock.now(),
+            )
+        )
     return waiting == 0 and due == 0
 
 

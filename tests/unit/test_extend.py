@@ -22,9 +22,13 @@ from vocab.states import Action, ScheduleKind, ScheduleState, Status, TimerStatu
 
 async def _active_end(eng: Engine, role: str) -> datetime | None:
     async with eng.uow.transaction() as s:
-        return await s.scalar(select(Schedule.end_at).where(
-            Schedule.role_id == role, Schedule.kind == ScheduleKind.ACTIVE,
-            Schedule.state == ScheduleState.ACTIVE))
+        return await s.scalar(
+            select(Schedule.end_at).where(
+                Schedule.role_id == role,
+                Schedule.kind == ScheduleKind.ACTIVE,
+                Schedule.state == ScheduleState.ACTIVE,
+            )
+        )
 
 
 async def test_extend_without_approval_moves_the_end_and_its_timers(eng: Engine) -> None:
@@ -34,14 +38,21 @@ async def test_extend_without_approval_moves_the_end_and_its_timers(eng: Engine)
     assert out.startswith("Quick Role is extended until 2026-11-27 09:50 UTC. Request R-")
     assert await _active_end(eng, "quick") == T0 + timedelta(minutes=50)
     async with eng.uow.transaction() as s:
-        req = await s.scalar(select(ScheduleRequest).where(
-            ScheduleRequest.action == Action.SELF_EXTEND))
+        req = await s.scalar(
+            select(ScheduleRequest).where(ScheduleRequest.action == Action.SELF_EXTEND)
+        )
         assert req.status == Status.PROVISIONED and req.justification == "still checking"
-        due = sorted((t.kind, t.due_at) for t in (await s.scalars(select(Timer).where(
-            Timer.status == TimerStatus.PENDING))).all())
+        due = sorted(
+            (t.kind, t.due_at)
+            for t in (
+                await s.scalars(select(Timer).where(Timer.status == TimerStatus.PENDING))
+            ).all()
+        )
         actions = [e.action for e in (await s.scalars(select(AuditEvent))).all()]
-    assert due == [("expire", T0 + timedelta(minutes=50)),
-                   ("warn", T0 + timedelta(minutes=50) - timedelta(seconds=10))]
+    assert due == [
+        ("expire", T0 + timedelta(minutes=50)),
+        ("warn", T0 + timedelta(minutes=50) - timedelta(seconds=10)),
+    ]
     assert actions[-2:] == ["request.created", "role.extended"]
     # the old end passes and nothing ends; the new one ends it
     eng.clock.set(T0 + timedelta(minutes=31))
@@ -56,8 +67,10 @@ async def test_the_maximum_counts_from_the_original_start(eng: Engine) -> None:
     await say(eng, BOB, "activate quick 40m checking")
     before = await eng.snapshot()
     out = render(await say(eng, BOB, "extend quick 30m more"))
-    assert out == ("✗ Quick Role can be active for at most 1h from its start at "
-                   "2026-11-27 09:00 UTC; extend by at most 20m (you asked for 30m).")
+    assert out == (
+        "✗ Quick Role can be active for at most 1h from its start at "
+        "2026-11-27 09:00 UTC; extend by at most 20m (you asked for 30m)."
+    )
     assert await eng.snapshot() == before
     out = render(await say(eng, BOB, "extend helpdesk-admin 1h x"))
     assert out.startswith("✗ Helpdesk Administrator is not active for you")
@@ -83,8 +96,7 @@ async def test_extend_needs_approval_when_the_role_does(eng: Engine) -> None:
 
 def test_activate_at_a_clock_time_parses_and_leaves_other_at_alone() -> None:
     cmd = parse_command("activate quick 1h at 14:00 fixing")
-    assert cmd == Activate("quick", timedelta(hours=1), None, "fixing",
-                           start=StartTime(14, 0))
+    assert cmd == Activate("quick", timedelta(hours=1), None, "fixing", start=StartTime(14, 0))
     cmd = parse_command("activate quick at tomorrow 09:00 early fix")
     assert isinstance(cmd, Activate) and cmd.start == StartTime(9, 0, tomorrow=True)
     cmd = parse_command("activate quick 1h at the office")
@@ -95,12 +107,15 @@ def test_activate_at_a_clock_time_parses_and_leaves_other_at_alone() -> None:
 
 def test_clock_times_are_read_in_the_installation_time_zone() -> None:
     now = datetime(2026, 11, 27, 12, 30, tzinfo=UTC)  # 13:30 in Berlin
-    assert local_start(StartTime(14, 0), now=now, timezone="Europe/Berlin") == \
-        datetime(2026, 11, 27, 13, 0, tzinfo=UTC)
-    assert local_start(StartTime(13, 0), now=now, timezone="Europe/Berlin") == \
-        datetime(2026, 11, 28, 12, 0, tzinfo=UTC)  # passed today: the next one
-    assert local_start(StartTime(9, 0, tomorrow=True), now=now, timezone="Europe/Berlin") == \
-        datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
+    assert local_start(StartTime(14, 0), now=now, timezone="Europe/Berlin") == datetime(
+        2026, 11, 27, 13, 0, tzinfo=UTC
+    )
+    assert local_start(StartTime(13, 0), now=now, timezone="Europe/Berlin") == datetime(
+        2026, 11, 28, 12, 0, tzinfo=UTC
+    )  # passed today: the next one
+    assert local_start(
+        StartTime(9, 0, tomorrow=True), now=now, timezone="Europe/Berlin"
+    ) == datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 
 
 async def test_activate_at_schedules_the_start(eng: Engine) -> None:
@@ -111,11 +126,13 @@ async def test_activate_at_schedules_the_start(eng: Engine) -> None:
 
 async def test_warning_offers_extend_and_the_end_offers_request_again(eng: Engine) -> None:
     role = RoleRef(id="quick", name="Quick Role")
-    warned = render(Notification(kind=EXPIRING, headline="Your Quick Role access ends in 10s",
-                                 role=role))
+    warned = render(
+        Notification(kind=EXPIRING, headline="Your Quick Role access ends in 10s", role=role)
+    )
     assert "→ more time: extend quick [DURATION]" in warned
-    ended = render(Notification(kind=EXPIRED, headline="Your Quick Role access has ended.",
-                                role=role))
+    ended = render(
+        Notification(kind=EXPIRED, headline="Your Quick Role access has ended.", role=role)
+    )
     assert "→ request again: activate quick" in ended
     await say(eng, BOB, "activate quick 5m the printer queue")
     assert await last_justification(eng.uow, actor=BOB, role="quick") == "the printer queue"

@@ -26,14 +26,18 @@ from vocab.states import GrantStatus
 
 async def with_webhook(eng, url: str, role: str = "global-admin") -> None:
     async with eng.uow.transaction() as s:
-        await s.execute(update(Role).where(Role.id == role)
-                        .values(grant_targets=[{"webhook": url}]))
+        await s.execute(
+            update(Role).where(Role.id == role).values(grant_targets=[{"webhook": url}])
+        )
 
 
 def worker(eng, name: str = "w1", *, timeout: float = 5.0) -> GrantsWorker:
-    return GrantsWorker(eng.uow, eng.clock, {"webhook": WebhookProvider(secret=SECRET,
-                                                                          timeout=timeout)},
-                        worker=name)
+    return GrantsWorker(
+        eng.uow,
+        eng.clock,
+        {"webhook": WebhookProvider(secret=SECRET, timeout=timeout)},
+        worker=name,
+    )
 
 
 async def rows(eng) -> list[Grant]:
@@ -84,8 +88,10 @@ async def test_approval_grants_once_and_expiry_revokes_once(eng):
         assert await w.run_once() == 1
         assert await w.run_once() == 0
         assert [g.status for g in await rows(eng)] == [GrantStatus.REVOKED]
-        assert hook.effects() == {(grant.grant_id, "grant.activated"): 1,
-                                  (grant.grant_id, "grant.revoked"): 1}
+        assert hook.effects() == {
+            (grant.grant_id, "grant.activated"): 1,
+            (grant.grant_id, "grant.revoked"): 1,
+        }
         assert hook.repeats() == 0 and hook.bad_signatures == 0
         await close(w)
     async with eng.uow.read() as s:
@@ -216,6 +222,7 @@ async def test_ending_before_any_attempt_cancels_without_a_call(eng):
 @pytest.mark.parametrize("secret", ["", "abc", "whsec_", "whsec_!!!"])
 def test_a_bad_webhook_secret_is_refused_at_start(secret):
     from bot.config import ConfigError, Settings
+
     if not secret:
         assert Settings.from_env({}).webhook_secret is None
         return
@@ -229,12 +236,18 @@ async def test_a_retry_after_paces_the_other_calls_to_that_receiver(eng):
         await approve_bob(eng)
         rid = (await say(eng, CAROL, "activate global-admin 1h rotate keys")).request.id
         await say(eng, ALICE, f"approve {rid} ok")
-        w = GrantsWorker(eng.uow, eng.clock, {"webhook": WebhookProvider(secret=SECRET)},
-                         worker="w1", concurrency=1)
+        w = GrantsWorker(
+            eng.uow,
+            eng.clock,
+            {"webhook": WebhookProvider(secret=SECRET)},
+            worker="w1",
+            concurrency=1,
+        )
         assert await w.run_once() == 0
         assert sum(hook.answers.values()) == 1  # the second call waited instead of bouncing
         assert {(g.status, g.attempts) for g in await rows(eng)} == {
-            (GrantStatus.PENDING_PROVISIONING, 0)}
+            (GrantStatus.PENDING_PROVISIONING, 0)
+        }
         eng.clock.advance(timedelta(seconds=1))
         assert await w.run_once() == 2
         assert hook.answers == {"429": 1, "200": 2}

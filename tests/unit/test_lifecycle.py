@@ -31,10 +31,14 @@ async def test_activation_expires_at_its_end(eng):
     assert await active_roles(eng) == set()
     expired = await eng.outbox("expired")
     assert [(to, p["headline"]) for to, _, p in expired] == [
-        (BOB, "Your Quick Role access has ended.")]
+        (BOB, "Your Quick Role access has ended.")
+    ]
     async with eng.uow.transaction() as s:
-        sched = (await s.scalars(select(Schedule).where(Schedule.role_id == "quick",
-                                                        Schedule.kind == "active"))).one()
+        sched = (
+            await s.scalars(
+                select(Schedule).where(Schedule.role_id == "quick", Schedule.kind == "active")
+            )
+        ).one()
         assert sched.state == "Expired" and sched.ended_at == eng.clock.now()
         last = (await s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()))).first()
         assert last.action == "active.expired" and last.details["late_ms"] == 0
@@ -47,7 +51,8 @@ async def test_expiry_warning_comes_before_the_end_with_request_again(eng):
     warnings = await eng.outbox("expiring")
     assert [to for to, _, _ in warnings] == [BOB]
     assert warnings[0][2]["headline"] == (
-        "Your Quick Role access ends in 10s (at 2026-11-27 09:01 UTC).")
+        "Your Quick Role access ends in 10s (at 2026-11-27 09:01 UTC)."
+    )
     assert warnings[0][2]["role"]["id"] == "quick"
 
 
@@ -82,8 +87,9 @@ async def test_deactivation_refused_inside_minimum_then_allowed(eng):
     before = await eng.snapshot()
     early = await say(eng, BOB, "deactivate helpdesk-admin")
     assert not early.ok
-    assert early.text == ("Helpdesk Administrator can be deactivated from 2026-11-27 09:05 UTC "
-                          "(5m after activation).")
+    assert early.text == (
+        "Helpdesk Administrator can be deactivated from 2026-11-27 09:05 UTC (5m after activation)."
+    )
     assert await eng.snapshot() == before
     eng.clock.advance(timedelta(minutes=1))
     done = await say(eng, BOB, "deactivate helpdesk-admin")
@@ -122,7 +128,8 @@ async def test_work_due_while_down_runs_at_next_start(eng):
 async def test_admin_assign_and_remove(eng):
     reply = await say(eng, ALICE, "assign carol@contoso.com quick active 2h on call tonight")
     assert reply.ok and reply.text == (
-        "Carol Chen is now assigned Quick Role until 2026-11-27 11:00 UTC.")
+        "Carol Chen is now assigned Quick Role until 2026-11-27 11:00 UTC."
+    )
     assert await active_roles(eng, CAROL) == {"quick"}
     assert (await eng.outbox("assigned"))[-1][0] == CAROL
     again = await say(eng, ALICE, "assign carol@contoso.com quick active 1h")

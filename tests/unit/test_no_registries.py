@@ -39,8 +39,10 @@ def _mentions_commands(value: object) -> bool:
 def test_no_module_holds_a_mutable_registry_of_commands(module: object):
     for name, value in vars(module).items():
         if isinstance(value, MutableMapping | MutableSequence | MutableSet):
-            assert not _mentions_commands(value), f"{module.__name__}.{name} is a mutable " \
-                "registry of commands; build it in command_table() instead"  # type: ignore[attr-defined]
+            assert not _mentions_commands(value), (
+                f"{module.__name__}.{name} is a mutable "
+                "registry of commands; build it in command_table() instead"
+            )  # type: ignore[attr-defined]
     assert not hasattr(module, "register_command")
 
 
@@ -53,8 +55,11 @@ def test_a_command_table_is_read_only_complete_and_new_each_time():
 
 
 async def test_two_runtimes_keep_their_own_digest_preview(tmp_path):
-    tokyo = Runtime.build(Settings.from_env({
-        "DATABASE_URL": f"sqlite:///{tmp_path}/a.db", "PIM_TIMEZONE": "Asia/Tokyo"}))
+    tokyo = Runtime.build(
+        Settings.from_env(
+            {"DATABASE_URL": f"sqlite:///{tmp_path}/a.db", "PIM_TIMEZONE": "Asia/Tokyo"}
+        )
+    )
     utc = Runtime.build(Settings.from_env({"DATABASE_URL": f"sqlite:///{tmp_path}/b.db"}))
     try:
         assert tokyo.commands[c.Digest] is not utc.commands[c.Digest]
@@ -63,8 +68,7 @@ async def test_two_runtimes_keep_their_own_digest_preview(tmp_path):
         # (through the runtime's metrics wrapper, to the runner the engine built)
         runner = inspect.unwrap(tokyo.commands[c.Digest])
         cells = [cell.cell_contents for cell in runner.__closure__ or ()]
-        assert any(isinstance(o, DigestOptions) and o.timezone == "Asia/Tokyo"
-                   for o in cells)
+        assert any(isinstance(o, DigestOptions) and o.timezone == "Asia/Tokyo" for o in cells)
     finally:
         await tokyo.close()
         await utc.close()

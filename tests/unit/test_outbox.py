@@ -19,7 +19,11 @@ from storage.uow import UnitOfWork
 from tests.unit.helpers import say
 
 BOB, CAROL, DAVE, ALICE = (
-    "bob@contoso.com", "carol@contoso.com", "dave@contoso.com", "alice@contoso.com")
+    "bob@contoso.com",
+    "carol@contoso.com",
+    "dave@contoso.com",
+    "alice@contoso.com",
+)
 
 
 class Recorder:
@@ -27,9 +31,14 @@ class Recorder:
     across transports shows), and fails on request: `fail[kind]` is a list of exceptions to
     raise, one per attempt, before it starts succeeding."""
 
-    def __init__(self, name: str = "slack", *, reaches: set[str] | None = None,
-                 log: list[tuple[str, str, str, Any, int]] | None = None,
-                 delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        name: str = "slack",
+        *,
+        reaches: set[str] | None = None,
+        log: list[tuple[str, str, str, Any, int]] | None = None,
+        delay: float = 0.0,
+    ) -> None:
         self.name = name
         self.delay = delay  # seconds a send takes, like a network call
         self.only = reaches  # None: everyone
@@ -56,9 +65,15 @@ class Recorder:
     async def update(self, delivery: Delivery) -> None:
         self._maybe_fail(delivery)
         await asyncio.sleep(0)
-        self.log.append((self.name, delivery.kind, "-",
-                         (delivery.note.headline, [p["msg"] for p in delivery.posted]),
-                         delivery.id))
+        self.log.append(
+            (
+                self.name,
+                delivery.kind,
+                "-",
+                (delivery.note.headline, [p["msg"] for p in delivery.posted]),
+                delivery.id,
+            )
+        )
 
     def got(self, kind: str) -> list[tuple[str, Any]]:
         return [(to, what) for name, k, to, what, _ in self.log if name == self.name and k == kind]
@@ -68,8 +83,11 @@ async def rows(eng, kind: str) -> list[tuple[str, str, str | None]]:
     """(transport, status, recipient email) of every outbox row of this kind."""
     async with eng.uow.transaction() as s:
         out = []
-        for m in (await s.scalars(select(OutboxMessage).where(OutboxMessage.kind == kind)
-                                  .order_by(OutboxMessage.id))).all():
+        for m in (
+            await s.scalars(
+                select(OutboxMessage).where(OutboxMessage.kind == kind).order_by(OutboxMessage.id)
+            )
+        ).all():
             who = (await s.get(Principal, m.recipient_id)).email if m.recipient_id else None
             out.append((m.transport, m.status, who))
         return out
@@ -77,8 +95,13 @@ async def rows(eng, kind: str) -> list[tuple[str, str, str | None]]:
 
 async def the_row(eng, kind: str, transport: str = "slack") -> OutboxMessage:
     async with eng.uow.transaction() as s:
-        return (await s.scalars(select(OutboxMessage).where(
-            OutboxMessage.kind == kind, OutboxMessage.transport == transport))).one()
+        return (
+            await s.scalars(
+                select(OutboxMessage).where(
+                    OutboxMessage.kind == kind, OutboxMessage.transport == transport
+                )
+            )
+        ).one()
 
 
 async def drained(worker: OutboxWorker) -> None:
@@ -89,8 +112,10 @@ async def drained(worker: OutboxWorker) -> None:
 
 
 def pending_headline(rid: str) -> str:
-    return (f"Request {rid} for Global Administrator is waiting for approval "
-            "(until 2026-11-28 09:00 UTC).")
+    return (
+        f"Request {rid} for Global Administrator is waiting for approval "
+        "(until 2026-11-28 09:00 UTC)."
+    )
 
 
 async def test_cards_are_delivered_once(eng):
@@ -99,19 +124,23 @@ async def test_cards_are_delivered_once(eng):
     reply = await say(eng, BOB, "activate global-admin 1h rotate the break-glass keys")
     rid = reply.request.id
     assert await worker.run_once() > 0
-    assert t.got("approval_needed") == [(CAROL, "Bob Builder asks for Global Administrator for 1h.")]
+    assert t.got("approval_needed") == [
+        (CAROL, "Bob Builder asks for Global Administrator for 1h.")
+    ]
     assert t.got("submitted") == [(BOB, pending_headline(rid))]
     assert sorted(t.got("assigned")) == sorted(
-        [(BOB, "You are now eligible for Global Administrator permanently."),
-         (BOB, "You are now eligible for Helpdesk Administrator permanently."),
-         (BOB, "You are now eligible for Quick Role permanently."),
-         (DAVE, "You are now eligible for Billing Administrator permanently."),
-         (CAROL, "You are now eligible for Global Administrator permanently.")])
+        [
+            (BOB, "You are now eligible for Global Administrator permanently."),
+            (BOB, "You are now eligible for Helpdesk Administrator permanently."),
+            (BOB, "You are now eligible for Quick Role permanently."),
+            (DAVE, "You are now eligible for Billing Administrator permanently."),
+            (CAROL, "You are now eligible for Global Administrator permanently."),
+        ]
+    )
     sent = len(t.log)
     assert await worker.run_once() == 0
     assert len(t.log) == sent
-    assert await rows(eng, "approval_needed") == [("*", "fanned", CAROL),
-                                                  ("slack", "sent", CAROL)]
+    assert await rows(eng, "approval_needed") == [("*", "fanned", CAROL), ("slack", "sent", CAROL)]
 
 
 async def test_fan_out_follows_who_each_transport_reaches(eng):
@@ -140,10 +169,17 @@ async def test_fan_out_follows_who_each_transport_reaches(eng):
     outcome = "Approved by Carol Chen at 2026-11-27 09:00 UTC: keys rotate quarterly"
     # each transport redraws only the copies it posted itself
     assert slack.got("request_update") == [
-        ("-", (outcome, ["slack:approval_needed:carol@contoso.com",
-                         "slack:submitted:bob@contoso.com"]))]
+        (
+            "-",
+            (
+                outcome,
+                ["slack:approval_needed:carol@contoso.com", "slack:submitted:bob@contoso.com"],
+            ),
+        )
+    ]
     assert teams.got("request_update") == [
-        ("-", (outcome, ["teams:approval_needed:carol@contoso.com"]))]
+        ("-", (outcome, ["teams:approval_needed:carol@contoso.com"]))
+    ]
 
 
 async def test_cards_are_redrawn_after_a_decision(eng):
@@ -156,12 +192,20 @@ async def test_cards_are_redrawn_after_a_decision(eng):
     assert await worker.run_once() == 3
     outcome = "Approved by Carol Chen at 2026-11-27 09:03 UTC: fine"
     assert t.got("request_update") == [
-        ("-", (outcome, ["slack:approval_needed:carol@contoso.com",
-                         "slack:submitted:bob@contoso.com"]))]
+        (
+            "-",
+            (
+                outcome,
+                ["slack:approval_needed:carol@contoso.com", "slack:submitted:bob@contoso.com"],
+            ),
+        )
+    ]
     assert t.got("approved") == [
-        (BOB, f"Carol Chen approved your request {rid} for Global Administrator.")]
+        (BOB, f"Carol Chen approved your request {rid} for Global Administrator.")
+    ]
     assert t.got("activated") == [
-        (BOB, "Global Administrator is active until 2026-11-27 10:03 UTC.")]
+        (BOB, "Global Administrator is active until 2026-11-27 10:03 UTC.")
+    ]
     assert await worker.run_once() == 0
     assert len(t.got("request_update")) == 1
 
@@ -179,10 +223,9 @@ async def test_a_decision_before_the_cards_went_out_waits_for_them(eng):
     assert kinds.count("request_update") == 1
     assert kinds.index("request_update") > kinds.index("approval_needed")
     assert kinds.index("request_update") > kinds.index("submitted")
-    (_, (headline, posted)), = t.got("request_update")
+    ((_, (headline, posted)),) = t.got("request_update")
     assert headline == "Approved by Carol Chen at 2026-11-27 09:00 UTC: fine"
-    assert posted == ["slack:approval_needed:carol@contoso.com",
-                      "slack:submitted:bob@contoso.com"]
+    assert posted == ["slack:approval_needed:carol@contoso.com", "slack:submitted:bob@contoso.com"]
 
 
 async def test_redraw_waits_while_the_card_is_still_failing(eng):
@@ -201,9 +244,8 @@ async def test_redraw_waits_while_the_card_is_still_failing(eng):
     kinds = [k for _, k, _, _, _ in t.log]
     assert kinds.count("approval_needed") == 1 and kinds.count("request_update") == 1
     assert kinds.index("request_update") > kinds.index("approval_needed")
-    (_, (_, posted)), = t.got("request_update")
-    assert posted == ["slack:submitted:bob@contoso.com",
-                      "slack:approval_needed:carol@contoso.com"]
+    ((_, (_, posted)),) = t.got("request_update")
+    assert posted == ["slack:submitted:bob@contoso.com", "slack:approval_needed:carol@contoso.com"]
     assert (await the_row(eng, "approval_needed")).status == "sent"
 
 
@@ -269,12 +311,17 @@ async def test_two_workers_deliver_each_message_once(eng, db_url):
         log: list = []
         # Sends take a moment, as over a network, and each worker has few in flight: while
         # one worker's sends are out, the other claims (on SQLite, gets the write lock).
-        by = {w: [Recorder("slack", log=log, delay=0.02),
-                  Recorder("teams", reaches={CAROL, DAVE}, log=log, delay=0.02)]
-              for w in ("w1", "w2")}
+        by = {
+            w: [
+                Recorder("slack", log=log, delay=0.02),
+                Recorder("teams", reaches={CAROL, DAVE}, log=log, delay=0.02),
+            ]
+            for w in ("w1", "w2")
+        }
         w1 = OutboxWorker(eng.uow, eng.clock, by["w1"], worker="w1", batch=3, concurrency=3)
-        w2 = OutboxWorker(UnitOfWork(other), eng.clock, by["w2"], worker="w2", batch=3,
-                          concurrency=3)
+        w2 = OutboxWorker(
+            UnitOfWork(other), eng.clock, by["w2"], worker="w2", batch=3, concurrency=3
+        )
         for _ in range(5):
             await asyncio.gather(w1.run_once(), w2.run_once())
             eng.clock.advance(timedelta(seconds=1))
@@ -287,10 +334,12 @@ async def test_two_workers_deliver_each_message_once(eng, db_url):
     assert delivered["w1"] > 0 and delivered["w2"] > 0, delivered
     assert delivered["w1"] + delivered["w2"] == len(keys)
     async with eng.uow.transaction() as s:
-        children = (await s.scalars(select(OutboxMessage).where(
-            OutboxMessage.transport != "*"))).all()
-        parents = (await s.scalars(select(OutboxMessage).where(
-            OutboxMessage.transport == "*"))).all()
+        children = (
+            await s.scalars(select(OutboxMessage).where(OutboxMessage.transport != "*"))
+        ).all()
+        parents = (
+            await s.scalars(select(OutboxMessage).where(OutboxMessage.transport == "*"))
+        ).all()
     assert {m.status for m in parents} == {"fanned"}
     assert {m.status for m in children} == {"sent"}
     assert len(keys) == len(children)
@@ -304,6 +353,7 @@ async def test_two_workers_deliver_each_message_once(eng, db_url):
 
 
 # --- order and concurrency ---------------------------------------------------------------------
+
 
 async def approved_and_activated(eng, worker: OutboxWorker) -> str:
     """Bob asks, the cards go out, Carol approves: "approved" then "activated" are queued
@@ -329,8 +379,10 @@ async def test_a_refused_notice_holds_back_the_next_one_to_that_person(eng):
     eng.clock.advance(timedelta(seconds=1))
     assert await worker.run_once() == 2
     to_bob = [what for _, kind, to, what, _ in t.log if kind in ("approved", "activated")]
-    assert to_bob == [f"Carol Chen approved your request {rid} for Global Administrator.",
-                      "Global Administrator is active until 2026-11-27 10:00 UTC."]
+    assert to_bob == [
+        f"Carol Chen approved your request {rid} for Global Administrator.",
+        "Global Administrator is active until 2026-11-27 10:00 UTC.",
+    ]
 
 
 async def test_a_failing_notice_to_one_person_does_not_hold_back_others(eng):
@@ -361,7 +413,9 @@ async def test_an_undeliverable_notice_lets_the_next_one_go(eng):
     await approved_and_activated(eng, worker)
     await worker.run_once()
     assert t.got("approved") == []
-    assert t.got("activated") == [(BOB, "Global Administrator is active until 2026-11-27 10:00 UTC.")]
+    assert t.got("activated") == [
+        (BOB, "Global Administrator is active until 2026-11-27 10:00 UTC.")
+    ]
     assert (await the_row(eng, "approved")).status == "unreachable"
 
 
@@ -387,14 +441,20 @@ class Gate(Recorder):
 
 async def test_sends_run_at_once_up_to_the_pool_and_each_person_gets_them_in_order(eng):
     async with eng.uow.transaction() as s:
-        people = [Principal(email=f"p{i}@contoso.com", display_name=f"P {i}",
-                            created_at=eng.clock.now()) for i in range(12)]
+        people = [
+            Principal(email=f"p{i}@contoso.com", display_name=f"P {i}", created_at=eng.clock.now())
+            for i in range(12)
+        ]
         s.add_all(people)
         await s.flush()
         for step in range(3):
             for p in people:
-                notify(s, now=eng.clock.now(), recipients=[p],
-                       note=Notification(kind="assigned", headline=f"{p.email} step {step}"))
+                notify(
+                    s,
+                    now=eng.clock.now(),
+                    recipients=[p],
+                    note=Notification(kind="assigned", headline=f"{p.email} step {step}"),
+                )
     t = Gate()
     worker = OutboxWorker(eng.uow, eng.clock, [t], worker="w1", concurrency=5)
     assert await worker.run_once() == 5 + 36  # the seed's notices, then ours
@@ -402,4 +462,5 @@ async def test_sends_run_at_once_up_to_the_pool_and_each_person_gets_them_in_ord
     for i in range(12):
         who = f"p{i}@contoso.com"
         assert [what for to, what in t.got("assigned") if to == who] == [
-            f"{who} step {step}" for step in range(3)]
+            f"{who} step {step}" for step in range(3)
+        ]

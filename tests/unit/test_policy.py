@@ -77,20 +77,27 @@ class Db:
 
     async def counts(self) -> tuple[int, ...]:
         async with self.uow.transaction() as s:
-            return tuple([int(await s.scalar(select(func.count()).select_from(t)) or 0)
-                          for t in TABLES])
+            return tuple(
+                [int(await s.scalar(select(func.count()).select_from(t)) or 0) for t in TABLES]
+            )
 
     async def schedules(self) -> set[tuple[str, str, str, str, datetime | None, bool]]:
         """(email, role, kind, member type, end, from_policy) of every current schedule."""
         async with self.uow.transaction() as s:
             rows = await s.scalars(select(Schedule).where(Schedule.state == "Active"))
-            return {(r.principal.email, r.role_id, r.kind, r.member_type, r.end_at,
-                     r.from_policy) for r in rows}
+            return {
+                (r.principal.email, r.role_id, r.kind, r.member_type, r.end_at, r.from_policy)
+                for r in rows
+            }
 
     async def say(self, who: str, text: str) -> str:
-        reply = await run_text(self.uow, self.clock,
-                               commands=command_table(digest=DigestOptions()),
-                               actor=who, text=text)
+        reply = await run_text(
+            self.uow,
+            self.clock,
+            commands=command_table(digest=DigestOptions()),
+            actor=who,
+            text=text,
+        )
         assert isinstance(reply, Reply) and reply.ok, reply
         return reply.text
 
@@ -116,13 +123,22 @@ async def test_example_file_applies_and_reads_as_a_plan(db):
         assert settings.approvers == ("carol@contoso.com",)
         assert settings.approval_channel == {"slack": "C0APPROVALS"}
         actions = (await s.scalars(select(AuditEvent.action).order_by(AuditEvent.id))).all()
-        assert actions[:3] == ["policy.principal.created", "policy.admin.created",
-                               "policy.principal.created"]
+        assert actions[:3] == [
+            "policy.principal.created",
+            "policy.admin.created",
+            "policy.principal.created",
+        ]
         events = (await s.scalars(select(AuditEvent))).all()
         assert (await verify_chain(s)).ok
     assert {e.actor for e in events} == {"policy:policy.yaml"}
-    assert ("bob@contoso.com", "global-admin", "eligible", "Assigned",
-            datetime(2027, 6, 30, tzinfo=UTC), True) in await db.schedules()
+    assert (
+        "bob@contoso.com",
+        "global-admin",
+        "eligible",
+        "Assigned",
+        datetime(2027, 6, 30, tzinfo=UTC),
+        True,
+    ) in await db.schedules()
 
 
 async def test_applying_twice_changes_nothing_the_second_time(db):
@@ -139,7 +155,8 @@ async def test_dry_run_shows_the_plan_and_writes_nothing(db):
     before = await db.counts()
     edited = EXAMPLE.replace("settings: {max_duration: 4h}", "settings: {max_duration: 2h}")
     assert await db.apply(edited, dry_run=True, prune=True) == (
-        "~ role helpdesk-admin: max_duration 4h -> 2h")
+        "~ role helpdesk-admin: max_duration 4h -> 2h"
+    )
     assert await db.counts() == before
 
 
@@ -162,7 +179,9 @@ assignments:
   - {principal: alice@contoso.com, role: billing-admin, type: eligible, end: 2026-01-01}
 colour: blue
 """
-    assert await db.refused(bad) == """\
+    assert (
+        await db.refused(bad)
+        == """\
 policy.yaml: 8 errors, nothing changed
 policy.yaml:1: admins: zed@contoso.com is not listed under principals; add them there
 policy.yaml:4: principals[1].email: 'bob@contoso' is not an email address
@@ -173,13 +192,15 @@ policy.yaml:13: assignments[1].role: billing-admin is not listed under roles (as
 only name roles in this file)
 policy.yaml:13: assignments[1].end: 2026-01-01T00:00:00Z is in the past
 policy.yaml:14: colour: unknown key (expected one of: admins, principals, roles, assignments, reviews, directory)"""
+    )
     assert await db.counts() == before
 
 
 async def test_broken_yaml_names_the_line(db):
     message = await db.refused("principals:\n  - {email: a@b.co, name: A\n")
     assert message.startswith(
-        "policy.yaml: 1 error, nothing changed\npolicy.yaml:3: not valid YAML: ")
+        "policy.yaml: 1 error, nothing changed\npolicy.yaml:3: not valid YAML: "
+    )
     assert await db.counts() == (0, 0, 0, 0)
 
 
@@ -188,25 +209,32 @@ async def test_permanent_assignment_refused_when_the_role_forbids_it(db):
     assert await db.refused(text) == (
         "policy.yaml: 1 error, nothing changed\n"
         "policy.yaml:14: assignments[1]: strict does not allow permanent eligible "
-        "assignments; give an end date")
+        "assignments; give an end date"
+    )
     dated = text.replace("strict, type: eligible}", "strict, type: eligible, end: 2027-01-01}")
     assert (await db.apply(dated)).endswith(
-        "\n+ assignment bob@contoso.com eligible strict until 2027-01-01T00:00:00Z")
+        "\n+ assignment bob@contoso.com eligible strict until 2027-01-01T00:00:00Z"
+    )
 
 
 async def test_setting_change_shows_in_plan_database_and_audit(db):
     await db.apply(EXAMPLE)
-    edited = EXAMPLE.replace("settings: {max_duration: 4h}",
-                             "settings: {max_duration: 2h, require_ticket: true}")
+    edited = EXAMPLE.replace(
+        "settings: {max_duration: 4h}", "settings: {max_duration: 2h, require_ticket: true}"
+    )
     assert await db.apply(edited) == (
-        "~ role helpdesk-admin: max_duration 4h -> 2h; require_ticket false -> true")
+        "~ role helpdesk-admin: max_duration 4h -> 2h; require_ticket false -> true"
+    )
     async with db.uow.transaction() as s:
         role = await s.get(Role, "helpdesk-admin")
         settings = RoleSettings.from_mapping(role.settings)
         assert settings.max_duration == timedelta(hours=2) and settings.require_ticket
         last = (await s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()))).first()
     assert (last.action, last.target, last.actor) == (
-        "policy.role.updated", "helpdesk-admin", "policy:policy.yaml")
+        "policy.role.updated",
+        "helpdesk-admin",
+        "policy:policy.yaml",
+    )
     assert last.details == {"max_duration": ["4h", "2h"], "require_ticket": [False, True]}
 
 
@@ -214,15 +242,20 @@ async def test_file_sets_what_it_says_and_keeps_ids_it_leaves_out(db):
     await db.apply(EXAMPLE)
     # Bob and Carol swap Slack ids (unique column), Bob is renamed, Alice is no longer admin;
     # Alice's Slack id, left out of the file, is kept (it may come from an email lookup).
-    edited = (EXAMPLE.replace("admins: [alice@contoso.com]", "admins: [carol@contoso.com]")
-              .replace("name: Bob Builder, slack_id: U0BOB", "name: Bob B, slack_id: U0CAROL")
-              .replace("name: Carol Chen,  slack_id: U0CAROL", "name: Carol Chen, slack_id: U0BOB")
-              .replace("name: Alice Admin, slack_id: U0ALICE", "name: Alice Admin"))
-    assert await db.apply(edited) == """\
+    edited = (
+        EXAMPLE.replace("admins: [alice@contoso.com]", "admins: [carol@contoso.com]")
+        .replace("name: Bob Builder, slack_id: U0BOB", "name: Bob B, slack_id: U0CAROL")
+        .replace("name: Carol Chen,  slack_id: U0CAROL", "name: Carol Chen, slack_id: U0BOB")
+        .replace("name: Alice Admin, slack_id: U0ALICE", "name: Alice Admin")
+    )
+    assert (
+        await db.apply(edited)
+        == """\
 - admin alice@contoso.com
 ~ principal bob@contoso.com: name "Bob Builder" -> "Bob B"; slack_id U0BOB -> U0CAROL
 ~ principal carol@contoso.com: slack_id U0CAROL -> U0BOB
 + admin carol@contoso.com"""
+    )
     async with db.uow.transaction() as s:
         people = {p.email: p for p in await s.scalars(select(Principal))}
     assert people["bob@contoso.com"].slack_id == "U0CAROL"
@@ -246,18 +279,22 @@ roles:
         "policy.yaml:2: slack_id U0BOB of erin@contoso.com already belongs to bob@contoso.com, "
         "who is not in this file\n"
         "policy.yaml:4: role helpdesk: the name 'HELPDESK administrator' already belongs to "
-        "role helpdesk-admin, which is not in this file")
+        "role helpdesk-admin, which is not in this file"
+    )
     assert await db.counts() == before
 
 
 async def test_two_roles_can_swap_names(db):
     await db.apply(SMALL)
-    swapped = (SMALL.replace("name: Helpdesk Administrator", "name: SWAP")
-               .replace("name: Strict Role", "name: Helpdesk Administrator")
-               .replace("name: SWAP", "name: Strict Role"))
+    swapped = (
+        SMALL.replace("name: Helpdesk Administrator", "name: SWAP")
+        .replace("name: Strict Role", "name: Helpdesk Administrator")
+        .replace("name: SWAP", "name: Strict Role")
+    )
     assert await db.apply(swapped) == (
         '~ role helpdesk-admin: name "Helpdesk Administrator" -> "Strict Role"\n'
-        '~ role strict: name "Strict Role" -> "Helpdesk Administrator"')
+        '~ role strict: name "Strict Role" -> "Helpdesk Administrator"'
+    )
     assert await db.apply(swapped) == "No changes."
 
 
@@ -268,7 +305,8 @@ async def test_empty_file_is_refused_not_read_as_remove_everything(db):
         with pytest.raises(PolicyError) as info:
             await apply_policy(db.uow, db.clock, text=text, prune=True)
         assert str(info.value).splitlines()[-1] == (
-            "policy.yaml:1: the file is empty; a policy lists at least admins, principals or roles")
+            "policy.yaml:1: the file is empty; a policy lists at least admins, principals or roles"
+        )
     assert await db.counts() == before
 
 
@@ -277,7 +315,8 @@ async def test_changed_end_replaces_the_assignment(db):
     edited = EXAMPLE.replace("end: 2027-06-30T00:00:00Z", "end: 2027-12-31")
     assert await db.apply(edited) == (
         "~ assignment bob@contoso.com eligible global-admin: "
-        "end 2027-06-30T00:00:00Z -> 2027-12-31T00:00:00Z")
+        "end 2027-06-30T00:00:00Z -> 2027-12-31T00:00:00Z"
+    )
     ends = {end for (email, role, *_, end, _) in await db.schedules() if role == "global-admin"}
     assert ends == {datetime(2027, 12, 31, tzinfo=UTC)}
     assert await db.apply(edited) == "No changes."
@@ -288,10 +327,12 @@ async def test_prune_removes_only_policy_made_assignments(db):
     await db.say("alice@contoso.com", "assign dave@contoso.com helpdesk-admin eligible")
     await db.say("bob@contoso.com", "activate helpdesk-admin 2h printers are down")
     trimmed = EXAMPLE.replace(
-        "  - {principal: bob@contoso.com,  role: helpdesk-admin, type: eligible}\n", "")
+        "  - {principal: bob@contoso.com,  role: helpdesk-admin, type: eligible}\n", ""
+    )
     assert await db.apply(trimmed) == "No changes."  # without --prune nothing is removed
     assert await db.apply(trimmed, prune=True) == (
-        "- assignment bob@contoso.com eligible helpdesk-admin")
+        "- assignment bob@contoso.com eligible helpdesk-admin"
+    )
     left = {(email, role, kind, member) for email, role, kind, member, *_ in await db.schedules()}
     assert ("bob@contoso.com", "helpdesk-admin", "eligible", "Assigned") not in left
     assert ("dave@contoso.com", "helpdesk-admin", "eligible", "Assigned") in left  # admin-made
@@ -299,7 +340,10 @@ async def test_prune_removes_only_policy_made_assignments(db):
     async with db.uow.transaction() as s:
         last = (await s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()))).first()
     assert (last.action, last.actor, last.details["policy"]) == (
-        "eligible.removed", "policy:policy.yaml", True)
+        "eligible.removed",
+        "policy:policy.yaml",
+        True,
+    )
     assert await db.apply(trimmed, prune=True) == "No changes."
 
 
@@ -307,11 +351,13 @@ async def test_active_assignment_while_an_activation_runs_is_refused(db):
     await db.apply(EXAMPLE)
     await db.say("bob@contoso.com", "activate helpdesk-admin 2h printers are down")
     text = EXAMPLE + (
-        "  - {principal: bob@contoso.com, role: helpdesk-admin, type: active, end: 2027-01-01}\n")
+        "  - {principal: bob@contoso.com, role: helpdesk-admin, type: active, end: 2027-01-01}\n"
+    )
     assert await db.refused(text) == (
         "policy.yaml: 1 error, nothing changed\n"
         "policy.yaml:44: assignments[5]: bob@contoso.com has activated helpdesk-admin until "
-        "2026-11-27T11:00:00Z; remove that activation in chat or wait for it to end, then apply")
+        "2026-11-27T11:00:00Z; remove that activation in chat or wait for it to end, then apply"
+    )
 
 
 async def test_export_then_apply_is_a_no_op_and_rebuilds_an_empty_database(db, tmp_path):
@@ -319,8 +365,10 @@ async def test_export_then_apply_is_a_no_op_and_rebuilds_an_empty_database(db, t
     await db.say("alice@contoso.com", "assign dave@contoso.com helpdesk-admin active 3d")
     await db.say("bob@contoso.com", "activate helpdesk-admin 2h printers are down")
     exported = await export_policy(db.uow)
-    assert ("\n  - {principal: dave@contoso.com, role: helpdesk-admin, type: active, "
-            "end: '2026-11-30T09:00:00Z'}\n") in exported
+    assert (
+        "\n  - {principal: dave@contoso.com, role: helpdesk-admin, type: active, "
+        "end: '2026-11-30T09:00:00Z'}\n"
+    ) in exported
     assert "activated" not in exported.lower()
     assert await db.apply(exported, prune=True) == "No changes."
 
@@ -331,7 +379,9 @@ async def test_export_then_apply_is_a_no_op_and_rebuilds_an_empty_database(db, t
         await fresh.apply(exported)
         assert await fresh.schedules() == {
             (email, role, kind, member, end, True)
-            for email, role, kind, member, end, _ in await db.schedules() if member == "Assigned"}
+            for email, role, kind, member, end, _ in await db.schedules()
+            if member == "Assigned"
+        }
         assert await export_policy(fresh.uow) == exported
     finally:
         await engine.dispose()

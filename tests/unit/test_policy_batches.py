@@ -31,19 +31,24 @@ ROLES = ("alpha", "beta")
 
 def policy(names: str = "User", keep: int = PEOPLE) -> str:
     lines = ["admins: [u0@contoso.com]", "principals:"]
-    lines += [f"  - {{email: u{i}@contoso.com, name: {names} {i}, slack_id: U{i:06d}}}"
-              for i in range(PEOPLE)]
+    lines += [
+        f"  - {{email: u{i}@contoso.com, name: {names} {i}, slack_id: U{i:06d}}}"
+        for i in range(PEOPLE)
+    ]
     lines += ["roles:"] + [f"  - {{id: {r}, name: Role {r}}}" for r in ROLES]
     lines.append("assignments:")
-    lines += [f"  - {{principal: u{i}@contoso.com, role: {ROLES[i % 2]}, type: eligible}}"
-              for i in range(keep)]
+    lines += [
+        f"  - {{principal: u{i}@contoso.com, role: {ROLES[i % 2]}, type: eligible}}"
+        for i in range(keep)
+    ]
     return "\n".join(lines) + "\n"
 
 
 def _old_sqlite_limit(dbapi_connection: Any, _record: Any) -> None:
     connection = dbapi_connection.driver_connection
-    await_only(connection._execute(
-        connection._conn.setlimit, sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999))
+    await_only(
+        connection._execute(connection._conn.setlimit, sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+    )
 
 
 @pytest.fixture
@@ -85,7 +90,11 @@ async def test_a_file_past_the_bound_value_limit_applies_idempotently_and_audite
     assert (await apply_policy(uow, clock, text=edited, prune=True)).render() == "No changes."
     assert await count(uow, Schedule, Schedule.state == "Active") == PEOPLE // 2
     async with uow.transaction() as s:
-        assert await s.scalar(select(Principal.display_name)
-                              .where(Principal.email == "u1034@contoso.com")) == "Person 1034"
+        assert (
+            await s.scalar(
+                select(Principal.display_name).where(Principal.email == "u1034@contoso.com")
+            )
+            == "Person 1034"
+        )
         result = await verify_chain(s)
     assert result.ok and result.checked == await count(uow, AuditEvent)

@@ -21,7 +21,9 @@ principals:
 roles:
 """
 
-GOOD = HEAD + """\
+GOOD = (
+    HEAD
+    + """\
   - id: global-admin
     name: Global Administrator
     grant:
@@ -39,6 +41,7 @@ GOOD = HEAD + """\
   - id: plain
     name: Plain Role
 """
+)
 
 
 @pytest.fixture
@@ -52,18 +55,23 @@ async def db(db_url: str) -> AsyncIterator[Db]:
 
 async def test_grant_targets_are_planned_applied_and_exported(db: Db):
     plan = await db.apply(GOOD, dry_run=True)
-    assert ("+ role global-admin (Global Administrator); grant: entra_role "
-            "62e90394-69f5-4237-9190-012177145e10 at /") in plan
-    assert ("+ role oncall (On call); grant: entra_group 4f1c2b7e-1d2a-4c59-9a51-3d1f0e2b8c11 "
-            "(owner) enforce:remove") in plan
+    assert (
+        "+ role global-admin (Global Administrator); grant: entra_role "
+        "62e90394-69f5-4237-9190-012177145e10 at /"
+    ) in plan
+    assert (
+        "+ role oncall (On call); grant: entra_group 4f1c2b7e-1d2a-4c59-9a51-3d1f0e2b8c11 "
+        "(owner) enforce:remove"
+    ) in plan
     assert "+ role plain (Plain Role)\n" in plan + "\n"
     async with db.uow.read() as s:
         assert (await s.scalars(select(Role))).all() == []  # a dry run changes nothing
     await db.apply(GOOD)
     async with db.uow.read() as s:
         stored = {r.id: r.grant_targets for r in await s.scalars(select(Role))}
-    assert stored["global-admin"] == [{"entra_role": "62e90394-69f5-4237-9190-012177145e10",
-                                       "scope": "/"}]
+    assert stored["global-admin"] == [
+        {"entra_role": "62e90394-69f5-4237-9190-012177145e10", "scope": "/"}
+    ]
     assert stored["plain"] is None
     assert len(stored["prod"]) == 3
     exported = await export_policy(db.uow)
@@ -80,7 +88,9 @@ async def test_a_changed_target_is_an_update(db: Db):
 
 
 async def test_bad_grant_entries_are_named_by_line_and_change_nothing(db: Db):
-    bad = HEAD + """\
+    bad = (
+        HEAD
+        + """\
   - id: a
     name: A
     grant:
@@ -96,14 +106,19 @@ async def test_bad_grant_entries_are_named_by_line_and_change_nothing(db: Db):
     name: B
     grant: {webhook: "https://x.example.com"}
 """
+    )
     message = await db.refused(bad)
     lines = message.splitlines()
     assert lines[0] == "policy.yaml: 9 errors, nothing changed"
     assert "policy.yaml:8: roles[0].grant[0].entra_role: 'not-a-guid' is not an id" in message
     assert "policy.yaml:9: roles[0].grant[1].azure_role: scope is required" in message
-    assert "policy.yaml:10: roles[0].grant[2].access: must be member or owner, not 'admin'" in message
-    assert "policy.yaml:11: roles[0].grant[3].webhook: 'http://hooks.example.com/pim' is not an " \
-           "https:// URL" in message
+    assert (
+        "policy.yaml:10: roles[0].grant[2].access: must be member or owner, not 'admin'" in message
+    )
+    assert (
+        "policy.yaml:11: roles[0].grant[3].webhook: 'http://hooks.example.com/pim' is not an "
+        "https:// URL" in message
+    )
     assert "policy.yaml:12: roles[0].grant[4].enforce: unknown key" in message
     assert "policy.yaml:13: roles[0].grant[5]: name exactly one of" in message
     assert "policy.yaml:14: roles[0].grant[6].scope: 'tenant' must start with /" in message

@@ -47,8 +47,12 @@ async def uow(db_url: str) -> AsyncIterator[UnitOfWork]:
 
 async def counts(uow: UnitOfWork) -> tuple[int, ...]:
     async with uow.transaction() as s:
-        return tuple([int(await s.scalar(select(func.count()).select_from(t)) or 0)
-                      for t in (Principal, Role, Schedule, AuditEvent)])
+        return tuple(
+            [
+                int(await s.scalar(select(func.count()).select_from(t)) or 0)
+                for t in (Principal, Role, Schedule, AuditEvent)
+            ]
+        )
 
 
 async def refused(uow: UnitOfWork, text: str, **options: int) -> list[str]:
@@ -64,13 +68,15 @@ async def refused(uow: UnitOfWork, text: str, **options: int) -> list[str]:
 async def test_alias_bomb_is_refused_before_it_expands(uow):
     assert len(BOMB) < 1100
     assert (await refused(uow, BOMB))[1].startswith(
-        "policy.yaml:10: the aliases in this file expand to more than 10000 values")
+        "policy.yaml:10: the aliases in this file expand to more than 10000 values"
+    )
 
 
 async def test_an_alias_of_the_node_it_is_inside_is_refused(uow):
     text = HEAD + "    description: &loop [a, *loop]\n"
     assert (await refused(uow, text))[1] == (
-        "policy.yaml:6: the alias *loop refers to a value that contains it")
+        "policy.yaml:6: the alias *loop refers to a value that contains it"
+    )
 
 
 async def test_small_aliases_still_work(uow):
@@ -90,16 +96,19 @@ async def test_deep_nesting_is_refused_with_its_line(uow):
     # libyaml stops at its own depth limit (1,000) while reading ahead, before ours (20).
     assert (await refused(uow, deep))[1] in (
         "policy.yaml:6: values are nested more than 20 levels deep",
-        "policy.yaml:6: not valid YAML: exceeded maximum nesting depth")
+        "policy.yaml:6: not valid YAML: exceeded maximum nesting depth",
+    )
     deep = HEAD + "    description: " + "[" * 25 + "]" * 25 + "\n"
     assert (await refused(uow, deep))[1] == (
-        "policy.yaml:6: values are nested more than 20 levels deep")
+        "policy.yaml:6: values are nested more than 20 levels deep"
+    )
 
 
 async def test_deep_block_nesting_is_refused_too(uow):
     deep = HEAD + "    settings:\n" + "".join(f"{'  ' * (i + 3)}k{i}:\n" for i in range(40))
     assert (await refused(uow, deep))[1] == (
-        "policy.yaml:24: values are nested more than 20 levels deep")
+        "policy.yaml:24: values are nested more than 20 levels deep"
+    )
 
 
 async def test_a_file_over_the_size_limit_is_refused_unread(uow, tmp_path: Path):
@@ -113,38 +122,48 @@ async def test_a_file_over_the_size_limit_is_refused_unread(uow, tmp_path: Path)
     assert str(caught.value) == (
         f"{big}: 1 error, nothing changed\n"
         f"{big}:1: the file is larger than 5000000 bytes, the limit for policy files "
-        "(PIM_POLICY_MAX_BYTES)")
-    assert (await refused(uow, HEAD + "    description: " + "x" * 2_000, max_bytes=1_000))[1] \
-        == ("policy.yaml:1: the file is larger than 1000 bytes, the limit for policy files "
-            "(PIM_POLICY_MAX_BYTES)")
+        "(PIM_POLICY_MAX_BYTES)"
+    )
+    assert (await refused(uow, HEAD + "    description: " + "x" * 2_000, max_bytes=1_000))[1] == (
+        "policy.yaml:1: the file is larger than 1000 bytes, the limit for policy files "
+        "(PIM_POLICY_MAX_BYTES)"
+    )
 
 
 async def test_long_descriptions_and_names_are_refused(uow):
     long_description = HEAD + "    description: " + "x" * 2_001 + "\n"
     assert (await refused(uow, long_description))[1] == (
-        "policy.yaml:6: a value is too long (2001 characters; at most 2000)")
+        "policy.yaml:6: a value is too long (2001 characters; at most 2000)"
+    )
     long_name = HEAD.replace("Helpdesk Administrator", "y" * 257)
-    assert (await refused(uow, long_name))[1].startswith("policy.yaml:5: roles[0].name: is too long")
+    assert (await refused(uow, long_name))[1].startswith(
+        "policy.yaml:5: roles[0].name: is too long"
+    )
     huge_value = HEAD + "    settings: {max_duration: " + "9" * 100_000 + "}\n"
     assert (await refused(uow, huge_value))[1] == (
-        "policy.yaml:6: a value is too long (100000 characters; at most 2000)")
+        "policy.yaml:6: a value is too long (100000 characters; at most 2000)"
+    )
     long_key = HEAD + "    " + "k" * 300 + ": 1\n"
     assert (await refused(uow, long_key))[1] == (
-        "policy.yaml:6: a key is too long (300 characters; at most 256)")
+        "policy.yaml:6: a key is too long (300 characters; at most 256)"
+    )
 
 
-@pytest.mark.parametrize("escape, shown", [("\\0", "U+0000"), ("\\e", "U+001B"),
-                                           ("\\x7f", "U+007F"), ("\\r", "U+000D")])
+@pytest.mark.parametrize(
+    "escape, shown", [("\\0", "U+0000"), ("\\e", "U+001B"), ("\\x7f", "U+007F"), ("\\r", "U+000D")]
+)
 async def test_control_characters_in_strings_are_refused(uow, escape, shown):
     text = HEAD.replace("name: Alice Admin", f'name: "Alice{escape}Admin"')
     assert (await refused(uow, text))[1] == (
-        f"policy.yaml:2: a value contains a control character ({shown}); remove it")
+        f"policy.yaml:2: a value contains a control character ({shown}); remove it"
+    )
 
 
 async def test_a_line_break_in_a_name_cannot_forge_a_plan_line(uow):
     text = HEAD.replace("name: Alice Admin", 'name: "Alice\\n+ admin mallory@evil.example"')
     assert (await refused(uow, text))[1] == (
-        "policy.yaml:2: principals[0].name: contains a line break; keep it on one line")
+        "policy.yaml:2: principals[0].name: contains a line break; keep it on one line"
+    )
 
 
 async def test_descriptions_may_span_lines(uow):

@@ -55,11 +55,13 @@ async def test_a_read_refuses_to_write(eng):
 
 async def test_roles_show_what_is_active_and_pending(eng):
     commands = command_table(digest=DigestOptions())
-    fixed = await run_text(eng.uow, eng.clock, commands=commands, actor=BOB,
-                           text="activate helpdesk-admin 1h fix")
+    fixed = await run_text(
+        eng.uow, eng.clock, commands=commands, actor=BOB, text="activate helpdesk-admin 1h fix"
+    )
     assert fixed.ok, fixed.text
-    reply = await run_text(eng.uow, eng.clock, commands=commands, actor=BOB,
-                           text="activate global-admin 1h audit")
+    reply = await run_text(
+        eng.uow, eng.clock, commands=commands, actor=BOB, text="activate global-admin 1h audit"
+    )
     assert reply.ok, reply.text
     lines = {line.role.id: line for line in (await my_roles(eng.uow, actor=BOB)).roles}
     assert lines["helpdesk-admin"].active_until is not None

@@ -59,8 +59,9 @@ async def test_group_commit_keeps_first_wins_within_and_across_batches(db_url: s
     try:
         replicas = [SeenBatches(uow=UnitOfWork(e), clock=FixedClock(T0)) for e in engines]
         keys = [f"v0={i % 7}" for i in range(60)]  # each key sent several times at once
-        results = await asyncio.gather(*(replicas[i % 2].first(key, LATER)
-                                         for i, key in enumerate(keys)))
+        results = await asyncio.gather(
+            *(replicas[i % 2].first(key, LATER) for i, key in enumerate(keys))
+        )
         winners = [key for key, won in zip(keys, results, strict=True) if won]
         assert sorted(winners) == sorted(set(keys))  # exactly one run per request
     finally:

@@ -11,14 +11,19 @@ from handlers.timers import lifecycle_actions
 
 
 def test_no_module_level_mutable_registry():
-    mutable = [name for name, value in vars(handlers.timers).items()
-               if isinstance(value, dict | list | set) and not name.startswith("__")]
+    mutable = [
+        name
+        for name, value in vars(handlers.timers).items()
+        if isinstance(value, dict | list | set) and not name.startswith("__")
+    ]
     assert mutable == []
 
 
 def test_each_runtime_builds_its_own_timer_table(tmp_path):
-    build = [Runtime.build(Settings.from_env({"DATABASE_URL": f"sqlite:///{tmp_path}/{i}.db"}))
-             for i in range(2)]
+    build = [
+        Runtime.build(Settings.from_env({"DATABASE_URL": f"sqlite:///{tmp_path}/{i}.db"}))
+        for i in range(2)
+    ]
     first, second = (r.timer_actions for r in build)
     assert first is not second
     assert DIGEST_TIMER in first and DIGEST_TIMER in second

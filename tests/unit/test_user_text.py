@@ -10,12 +10,21 @@ from handlers.grammar import CommandError, parse_command
 from handlers.user_text import control_character, user_text
 
 
-@pytest.mark.parametrize("text, found", [
-    ("plain text", None), ("tab\tand\nnew line", None), ("windows\r\nline end", None),
-    ("nul\x00", "U+0000"), ("bell\x07", "U+0007"), ("lone\rreturn", "U+000D"),
-    ("escape\x1b[2J", "U+001B"), ("delete\x7f", "U+007F"), ("c1\x9b31m", "U+009B"),
-    ("emoji 🔐 and accents é", None),
-])
+@pytest.mark.parametrize(
+    "text, found",
+    [
+        ("plain text", None),
+        ("tab\tand\nnew line", None),
+        ("windows\r\nline end", None),
+        ("nul\x00", "U+0000"),
+        ("bell\x07", "U+0007"),
+        ("lone\rreturn", "U+000D"),
+        ("escape\x1b[2J", "U+001B"),
+        ("delete\x7f", "U+007F"),
+        ("c1\x9b31m", "U+009B"),
+        ("emoji 🔐 and accents é", None),
+    ],
+)
 def test_control_character(text, found):
     assert control_character(text) == found
 
@@ -27,16 +36,23 @@ def test_user_text_keeps_meaning_and_refuses_the_rest():
     with pytest.raises(InvalidInput) as caught:
         user_text("on\x00call", what="justification")
     assert caught.value.message == (
-        "The justification contains a control character (U+0000); remove it and try again.")
+        "The justification contains a control character (U+0000); remove it and try again."
+    )
     with pytest.raises(InvalidInput):
         user_text(["a list"], what="justification")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("text", [
-    "activate global-admin 1h on\x00call", "deny R-7K2Q no\x00", "approve R-7K2Q \x1b[2J",
-    "assign bob@contoso.com global-admin eligible why\x00", "activate ticket:INC\x00 admin",
-    "\x00",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "activate global-admin 1h on\x00call",
+        "deny R-7K2Q no\x00",
+        "approve R-7K2Q \x1b[2J",
+        "assign bob@contoso.com global-admin eligible why\x00",
+        "activate ticket:INC\x00 admin",
+        "\x00",
+    ],
+)
 def test_the_grammar_refuses_control_characters_anywhere(text):
     with pytest.raises(CommandError) as caught:
         parse_command(text)
@@ -49,8 +65,9 @@ def test_the_grammar_reads_windows_line_ends_as_plain_ones():
 
 
 def test_the_form_puts_the_refusal_under_its_field():
-    errors, ask = read_activation_form(role="quick\x00", duration="1h\x01",
-                                       justification="ok", ticket="INC\x1b")
+    errors, ask = read_activation_form(
+        role="quick\x00", duration="1h\x01", justification="ok", ticket="INC\x1b"
+    )
     assert ask is None
     assert errors == {
         "role": "The role contains a control character (U+0000); remove it and try again.",

@@ -34,12 +34,27 @@ async def test_audit_of_a_person_by_name_hints_at_people_too(eng: Engine) -> Non
 
 
 def test_audit_columns_fit_their_longest_actor() -> None:
-    view = AuditView(title="Audit trail", events=(
-        AuditLine(id=1, at="2026-11-27T09:00:00+00:00", actor="policy:examples/policy.yaml",
-                  action="policy.role.created", target="global-admin", summary=""),
-        AuditLine(id=2, at="2026-11-27T09:00:00+00:00", actor="bob@contoso.com",
-                  action="role.activated", target="bob@contoso.com/quick", summary=""),
-    ))
+    view = AuditView(
+        title="Audit trail",
+        events=(
+            AuditLine(
+                id=1,
+                at="2026-11-27T09:00:00+00:00",
+                actor="policy:examples/policy.yaml",
+                action="policy.role.created",
+                target="global-admin",
+                summary="",
+            ),
+            AuditLine(
+                id=2,
+                at="2026-11-27T09:00:00+00:00",
+                actor="bob@contoso.com",
+                action="role.activated",
+                target="bob@contoso.com/quick",
+                summary="",
+            ),
+        ),
+    )
     rows = render(view).splitlines()[1:]
     assert rows[0].index("policy.role.created") == rows[1].index("role.activated")
     assert "policy:examples/policy.yaml  policy.role.created" in rows[0]
@@ -69,8 +84,15 @@ async def test_approvals_list_asks_for_a_reason_where_the_card_does(eng: Engine)
 async def test_duration_refusals_echo_what_was_typed(eng: Engine) -> None:
     out = render(await say(eng, BOB, "activate helpdesk-admin 99h printers"))
     assert out.endswith("you asked for 99h.") and "4d3h" not in out
-    outcome = await submit_activation_form(eng.uow, eng.clock, actor=BOB, role="helpdesk-admin",
-                                           duration="99h", justification="x", ticket="")
+    outcome = await submit_activation_form(
+        eng.uow,
+        eng.clock,
+        actor=BOB,
+        role="helpdesk-admin",
+        duration="99h",
+        justification="x",
+        ticket="",
+    )
     assert outcome.errors["duration"].endswith("you asked for 99h.")
 
 

@@ -84,19 +84,20 @@ class WebhookReceiver:
         if body["data"]["grant_id"] in self.reject:
             behaviour = "400"
         if behaviour == "ok" and (wait := self._throttle()) is not None:
-            return self._answer("429", web.Response(
-                status=429, headers={"Retry-After": str(wait)}))
+            return self._answer("429", web.Response(status=429, headers={"Retry-After": str(wait)}))
         if behaviour == "hang":
             self.answers["hang"] += 1
             await asyncio.sleep(self.hang_seconds)
             return web.Response(status=200)  # too late: the sender gave up long ago
         if behaviour in ("429", "503"):
-            return self._answer(behaviour, web.Response(
-                status=int(behaviour), headers={"Retry-After": "1"}))
+            return self._answer(
+                behaviour, web.Response(status=int(behaviour), headers={"Retry-After": "1"})
+            )
         if behaviour != "ok":
             return self._answer(behaviour, web.Response(status=int(behaviour), text="no"))
-        self.deliveries.append(Delivery(request.headers["webhook-id"], body["type"],
-                                        body["data"]["grant_id"], body))
+        self.deliveries.append(
+            Delivery(request.headers["webhook-id"], body["type"], body["data"]["grant_id"], body)
+        )
         if self.delay:
             await asyncio.sleep(self.delay)
         return self._answer("200", web.json_response({"ok": True}))
@@ -117,7 +118,6 @@ class WebhookReceiver:
     def _answer(self, key: str, response: web.Response) -> web.Response:
         self.answers[key] += 1
         return response
-
 
 
 class ThreadedReceiver:
