@@ -4,8 +4,8 @@ and records the outcome, retrying with backoff (the provider's Retry-After first
 Exactly once, and where it is kept: a row is claimed by one worker at a time, with a lease
 (storage.grant_claims); a worker killed mid-call leaves the row to fall due again when the
 lease ends, and the next call carries the same grant id, which providers use as their
-idempotency key (a webhook's `webhook-id`). A revoke that arrives while the grant call is
-out waits for it (handlers.grants.state).
+idempotency key (a webhook's `webhook-id`). A revoke or an extension that arrives while a
+call is out waits for it (handlers.grants.state, handlers.grants.extension).
 """
 
 from __future__ import annotations
@@ -101,7 +101,12 @@ class GrantsWorker:
                     row, job, ProviderError("paced: the remote asked us to wait", retry_after=quiet)
                 )
             try:
-                await (provider.grant(job) if job.action == "grant" else provider.revoke(job))
+                call = {
+                    "grant": provider.grant,
+                    "extend": provider.extend,
+                    "revoke": provider.revoke,
+                }
+                await call[job.action](job)
             except ProviderError as err:
                 # Being told to wait (429) is the remote pacing us, not a failure.
                 level = logging.INFO if err.retry_after is not None else logging.WARNING

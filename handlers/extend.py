@@ -26,6 +26,7 @@ from handlers.errors import (
     JustificationRequired,
     NotActive,
 )
+from handlers.grants.extension import extend_grants
 from handlers.lifecycle import EXPIRE, TIMEOUT, WARN, schedule_end_timers
 from handlers.present import request_view, role_ref
 from handlers.records import (
@@ -193,17 +194,16 @@ async def apply_extension(
     active.end_at, req.status = end, Status.PROVISIONED
     await cancel_timers(s, subject_id=active.id, kinds=[EXPIRE, WARN], now=now)
     schedule_end_timers(s, schedule=active, now=now, warning=settings_of(req.role).expiry_warning)
+    grants = await extend_grants(s, schedule_id=active.id, now=now)
+    details = {"request": req.short_id, "schedule": active.id, "end": end.isoformat()}
     await audit_all(
         s,
         [
             *(earlier or []),
             NewEvent(
-                at=now,
-                actor=SYSTEM_ACTOR,
-                action="role.extended",
-                target=target,
-                details={"request": req.short_id, "schedule": active.id, "end": end.isoformat()},
+                at=now, actor=SYSTEM_ACTOR, action="role.extended", target=target, details=details
             ),
+            *grants.event(at=now, target=target, details=details),
         ],
     )
     view = await request_view(s, req, decision=decision)
@@ -218,6 +218,7 @@ async def apply_extension(
             role=role_ref(req.role),
             end_at=end.isoformat(),
             headline=f"{req.role.display_name} is extended until {v.when(end.isoformat())}.",
+            details=grants.lines,
         ),
     )
 

@@ -20,6 +20,7 @@ from handlers.commands import UserRef
 from handlers.directory import deciders_of, find_role, require_principal, resolve_user, settings_of
 from handlers.durations import MAX_DURATION, format_duration
 from handlers.errors import AlreadyPending, Forbidden, InvalidInput, NotActive
+from handlers.grants.extension import Extending, extend_grants
 from handlers.lifecycle import EXPIRE, RENEW, TIMEOUT, WARN, end_timers, renewal_timers
 from handlers.present import request_view, role_ref
 from handlers.records import (
@@ -190,7 +191,13 @@ async def apply_renewal(
         return
     end = held.end_at + timedelta(seconds=req.duration_seconds)
     req.status = Status.PROVISIONED
-    await move_end(s, schedule=held, end=end, now=now)
+    grants = await move_end(s, schedule=held, end=end, now=now)
+    details = {
+        "request": req.short_id,
+        "schedule": held.id,
+        "kind": held.kind,
+        "end": end.isoformat(),
+    }
     await audit_all(
         s,
         [
@@ -200,13 +207,9 @@ async def apply_renewal(
                 actor=SYSTEM_ACTOR,
                 action="assignment.renewed",
                 target=target,
-                details={
-                    "request": req.short_id,
-                    "schedule": held.id,
-                    "kind": held.kind,
-                    "end": end.isoformat(),
-                },
+                details=details,
             ),
+            *grants.event(at=now, target=target, details=details),
         ],
     )
     view = await request_view(s, req, decision=decision)
@@ -222,6 +225,7 @@ async def apply_renewal(
             end_at=end.isoformat(),
             headline=f"Your {holding(kind=held.kind, role=req.role.display_name)} is renewed until "
             f"{v.when(end.isoformat())}.",
+            details=grants.lines,
         ),
     )
 
@@ -277,7 +281,14 @@ async def extend_assignment(
         )
         s.add(req)
         await s.flush()
-        await move_end(s, schedule=held, end=end, now=now)
+        grants = await move_end(s, schedule=held, end=end, now=now)
+        details = {
+            "request": req.short_id,
+            "schedule": held.id,
+            "kind": held.kind,
+            "end": end.isoformat(),
+        }
+        target = f"{who.email}/{r.id}"
         await audit_all(
             s,
             [
@@ -285,15 +296,10 @@ async def extend_assignment(
                     at=now,
                     actor=me.email,
                     action="assignment.extended",
-                    target=f"{who.email}/{r.id}",
-                    details={
-                        "request": req.short_id,
-                        "schedule": held.id,
-                        "kind": held.kind,
-                        "end": end.isoformat(),
-                        "justification": why,
-                    },
-                )
+                    target=target,
+                    details={**details, "justification": why},
+                ),
+                *grants.event(at=now, target=target, details=details),
             ],
         )
         notify(
@@ -307,6 +313,7 @@ async def extend_assignment(
                 end_at=end.isoformat(),
                 headline=f"{me.display_name} extended your "
                 f"{holding(kind=held.kind, role=r.display_name)} until {v.when(end.isoformat())}.",
+                details=grants.lines,
             ),
         )
         return (
@@ -315,8 +322,11 @@ async def extend_assignment(
         )
 
 
-async def move_end(s: AsyncSession, *, schedule: Schedule, end: datetime, now: datetime) -> None:
-    """A new end for an assignment, with new end, warning and renewal timers."""
+async def move_end(
+    s: AsyncSession, *, schedule: Schedule, end: datetime, now: datetime
+) -> Extending:
+    """A new end for an assignment, with new end, warning and renewal timers; an active one's
+    grants are queued to carry the new end to their targets."""
     schedule.end_at = end
     await cancel_timers(s, subject_id=schedule.id, kinds=[EXPIRE, WARN, RENEW], now=now)
     warning = (
@@ -329,6 +339,7 @@ async def move_end(s: AsyncSession, *, schedule: Schedule, end: datetime, now: d
         *renewal_timers(start=now, end=end),
     ]:
         add_timer(s, kind=kind, due_at=due, subject_id=schedule.id)
+    return await extend_grants(s, schedule_id=schedule.id, now=now)
 
 
 def _check_length(*, end: datetime, now: datetime) -> None:

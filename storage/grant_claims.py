@@ -18,7 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.models import Grant
 from vocab.states import GrantStatus
 
-DUE = (GrantStatus.PENDING_PROVISIONING, GrantStatus.PENDING_REVOKE)
+DUE = (
+    GrantStatus.PENDING_PROVISIONING,
+    GrantStatus.PENDING_EXTENSION,
+    GrantStatus.PENDING_REVOKE,
+)
 
 
 async def claim_grants(
@@ -91,7 +95,7 @@ async def settle(
 
 
 async def release(session: AsyncSession, *, grant_id: int, worker: str, now: datetime) -> None:
-    """Hand back a row whose phase changed under us: its revoke is due now."""
+    """Hand back a row whose status changed under us: its revoke (or extension) is due now."""
     await session.execute(
         update(Grant)
         .where(Grant.id == grant_id, Grant.claimed_by == worker)

@@ -110,6 +110,8 @@ class GrantStatus(StrEnum):
 
     PENDING_PROVISIONING = "PendingProvisioning"
     PROVISIONED = "Provisioned"
+    # Provisioned, and the activation's end has moved: the target is to carry the new end.
+    PENDING_EXTENSION = "PendingExtension"
     FAILED = "Failed"  # gave up: a permanent error, or too many attempts (see `phase`)
     PENDING_REVOKE = "PendingRevoke"
     REVOKED = "Revoked"

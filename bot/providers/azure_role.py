@@ -1,8 +1,9 @@
 """Azure RBAC roles at a scope, through PIM for Azure resources: Azure Resource Manager's
 Microsoft.Authorization/roleAssignmentScheduleRequests.
 
-Each request is a PUT whose name is a GUID derived from the grant and the action, so a retry,
-a crash or a second replica sends the same request again instead of a new one. Needs an Azure
+Each request is a PUT whose name is a GUID derived from the grant and the action (and, for an
+extension, the new end), so a retry, a crash or a second replica sends the same request again
+instead of a new one. An extension is an AdminUpdate with the new expiration. Needs an Azure
 role at the scope that may write role assignments: Role Based Access Control Administrator
 (least privileged; constrain it with conditions to the roles pim-bot hands out) or User Access
 Administrator.
@@ -29,14 +30,20 @@ AUTHORIZATION = "/providers/Microsoft.Authorization"
 REQUEST_NAMESPACE = uuid.UUID("6b3f4f0e-4a57-4d0f-a3a4-5c6e0f5a9d21")
 DONE = {
     "grant": frozenset({"RoleAssignmentExists"}),
+    "extend": frozenset(),
     "revoke": frozenset({"RoleAssignmentDoesNotExist"}),
 }
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _SUBSCRIPTION = re.compile(r"^/subscriptions/[^/]+", re.I)
 
 
-def request_name(job: GrantJob) -> str:
-    return str(uuid.uuid5(REQUEST_NAMESPACE, f"{job.grant_id}:{job.action}"))
+def request_name(job: GrantJob, action: str | None = None) -> str:
+    """One name per grant and action; an extension's names also carry the new end, since one
+    grant may be extended many times."""
+    key = f"{job.grant_id}:{action or job.action}"
+    if job.action == "extend":
+        key += f":{job.end.isoformat() if job.end else 'none'}"
+    return str(uuid.uuid5(REQUEST_NAMESPACE, key))
 
 
 def scope_of(target: Target) -> str:
@@ -82,15 +89,39 @@ class AzureRoleProvider:
             job, {"requestType": "AdminAssign", "scheduleInfo": schedule_info(job, arm=True)}
         )
 
+    async def extend(self, job: GrantJob) -> None:
+        """AdminUpdate of the assignment with the new expiration; AdminAssign when Azure had
+        already ended it at the old end. A request name accepted before (a retry) is done."""
+        schedule = schedule_info(job, arm=True)
+        props = self._props(job, {"requestType": "AdminUpdate", "scheduleInfo": schedule})
+        try:
+            await self._put(job.target, request_name(job), props)
+            return
+        except ApiError as err:
+            if err.code == "RoleAssignmentRequestExists":
+                return
+            if err.code != "RoleAssignmentDoesNotExist":
+                raise
+        logger.info("grant %s: gone at its old end; assigning again", job.grant_id)
+        props["requestType"] = "AdminAssign"
+        try:
+            await self._put(job.target, request_name(job, "extend-assign"), props)
+        except ApiError as err:
+            if err.code not in ("RoleAssignmentRequestExists", "RoleAssignmentExists"):
+                raise
+
     async def revoke(self, job: GrantJob) -> None:
         await self._request(job, {"requestType": "AdminRemove"})
 
-    async def _request(self, job: GrantJob, props: dict[str, Any]) -> None:
-        props |= {
+    def _props(self, job: GrantJob, props: dict[str, Any]) -> dict[str, Any]:
+        return props | {
             "principalId": principal_of(job),
             "roleDefinitionId": role_definition_id(job.target),
             "justification": justification(job),
         }
+
+    async def _request(self, job: GrantJob, props: dict[str, Any]) -> None:
+        props = self._props(job, props)
         try:
             await self._put(job.target, request_name(job), props)
         except ApiError as err:

@@ -1,7 +1,11 @@
 """Microsoft Entra directory roles through PIM: roleAssignmentScheduleRequests.
 
 A grant is an `adminAssign` of an active assignment whose expiration is the activation's end;
-a revoke is an `adminRemove`. Needs the Graph application permission
+an extension (the activation's end moved) is an `adminUpdate` of that assignment with the new
+expiration, or a fresh `adminAssign` when Entra had already ended it at the old end; a revoke
+is an `adminRemove`. (`adminUpdate`, "change existing role assignments", rather than
+`adminExtend`, which Graph describes as for *expiring* assignments: a renewed admin assignment
+may be months from its end.) Needs the Graph application permission
 RoleAssignmentSchedule.ReadWrite.Directory (the least privileged one; it also reads the
 assignment schedule instances that `members()` lists). RoleManagement.ReadWrite.Directory
 works too but allows far more.
@@ -14,7 +18,7 @@ from typing import Any
 
 from bot.providers.graph import ApiError, GraphClient
 from bot.providers.schedule import justification, odata_quote, principal_of, schedule_info
-from handlers.grants.provider import GrantJob, Target
+from handlers.grants.provider import GrantAction, GrantJob, Target
 from vocab.states import Action
 
 logger = logging.getLogger(__name__)
@@ -25,8 +29,10 @@ INSTANCES = "/v1.0/roleManagement/directory/roleAssignmentScheduleInstances"
 # Graph acted but before we recorded it, another replica): done, not failed.
 DONE = {
     "grant": frozenset({"RoleAssignmentExists"}),
+    "extend": frozenset(),  # an update applied twice just sets the same end again
     "revoke": frozenset({"RoleAssignmentDoesNotExist"}),
 }
+ADMIN_UPDATE = "adminUpdate"  # Graph's action; pim-bot's own requests never use it
 
 
 class GraphScheduleProvider:
@@ -46,19 +52,34 @@ class GraphScheduleProvider:
             job, {"action": Action.ADMIN_ASSIGN.value, "scheduleInfo": schedule_info(job)}
         )
 
+    async def extend(self, job: GrantJob) -> None:
+        schedule = schedule_info(job)
+        try:
+            await self._request(job, {"action": ADMIN_UPDATE, "scheduleInfo": schedule})
+        except ApiError as err:
+            if err.code != "RoleAssignmentDoesNotExist":
+                raise
+            # Entra ended it at the old end before the new one reached it: assign it again.
+            logger.info("grant %s: gone at its old end; assigning again", job.grant_id)
+            await self._request(
+                job, {"action": Action.ADMIN_ASSIGN.value, "scheduleInfo": schedule}, done="grant"
+            )
+
     async def revoke(self, job: GrantJob) -> None:
         await self._request(job, {"action": Action.ADMIN_REMOVE.value})
 
     def assigned(self, job: GrantJob) -> dict[str, Any]:
         raise NotImplementedError
 
-    async def _request(self, job: GrantJob, body: dict[str, Any]) -> None:
+    async def _request(
+        self, job: GrantJob, body: dict[str, Any], *, done: GrantAction | None = None
+    ) -> None:
         body |= {
             "principalId": principal_of(job),
             **self.assigned(job),
             "justification": justification(job),
         }
-        await send_schedule_request(self.graph, self.requests, body, job)
+        await send_schedule_request(self.graph, self.requests, body, job, done=done)
 
 
 class EntraRoleProvider(GraphScheduleProvider):
@@ -78,12 +99,18 @@ class EntraRoleProvider(GraphScheduleProvider):
 
 
 async def send_schedule_request(
-    graph: GraphClient, path: str, body: dict[str, Any], job: GrantJob
+    graph: GraphClient,
+    path: str,
+    body: dict[str, Any],
+    job: GrantJob,
+    *,
+    done: GrantAction | None = None,
 ) -> None:
-    """POST a PIM schedule request; "already so" answers count as success."""
+    """POST a PIM schedule request; "already so" answers (for `done`, by default the job's
+    action) count as success."""
     try:
         await graph.request("POST", path, json=body)
     except ApiError as err:
-        if err.code not in DONE[job.action]:
+        if err.code not in DONE[done or job.action]:
             raise
         logger.info("grant %s: %s was already in effect (%s)", job.grant_id, job.action, err.code)

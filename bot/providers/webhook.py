@@ -1,7 +1,7 @@
 """Grants as webhooks, signed per the Standard Webhooks spec (the `standardwebhooks` package).
 
 Each event has one `webhook-id`, the same on every retry (derived from the grant id and the
-action), so a receiver that remembers the ids it has acted on acts once however many times
+action, and for `grant.extended` the new end), so a receiver that remembers the ids it has acted on acts once however many times
 a crash or a timeout makes us send it. Answers: 2xx done; 429/503 wait (Retry-After);
 other 5xx, 408 and timeouts retried; any other 4xx is permanent.
 """
@@ -17,16 +17,22 @@ from typing import Any
 import aiohttp
 from standardwebhooks.webhooks import Webhook
 
+from bot.providers.schedule import aware
 from handlers.grants.provider import GrantJob, ProviderError, Target
 from handlers.grants.targets import to_json
 
 logger = logging.getLogger(__name__)
 
-EVENT = {"grant": "grant.activated", "revoke": "grant.revoked"}
+EVENT = {"grant": "grant.activated", "extend": "grant.extended", "revoke": "grant.revoked"}
 _WAIT = (429, 503)
 
 
 def webhook_id(job: GrantJob) -> str:
+    """One id per event: a grant is activated and revoked once, but may be extended many
+    times, so an extension's id also names its new end (the same on every retry of it)."""
+    if job.action == "extend":
+        end = int(aware(job.end).timestamp()) if job.end else 0
+        return f"msg_{job.grant_id}_extend_{end}"
     return f"msg_{job.grant_id}_{job.action}"
 
 
@@ -65,6 +71,9 @@ class WebhookProvider:
 
     async def grant(self, job: GrantJob) -> None:
         await self._post(job)
+
+    async def extend(self, job: GrantJob) -> None:
+        await self._post(job)  # grant.extended, with the new end
 
     async def revoke(self, job: GrantJob) -> None:
         await self._post(job)

@@ -36,6 +36,9 @@ class SlackUsergroupProvider:
     async def grant(self, job: GrantJob) -> None:
         await self._change(job, add=True)
 
+    async def extend(self, job: GrantJob) -> None:
+        """Membership has no end in Slack: pim-bot's revoke at the new end is what ends it."""
+
     async def revoke(self, job: GrantJob) -> None:
         await self._change(job, add=False)
 

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.grants.provider import GrantJob, Person
+from handlers.grants.provider import GrantAction, GrantJob, Person
 from handlers.grants.targets import from_json
 from storage.models import Grant, Principal, Role, Schedule, ScheduleRequest
+from vocab.states import GrantStatus
+
+# What a claimed row asks of its provider, by its status.
+ACTION: dict[GrantStatus, GrantAction] = {
+    GrantStatus.PENDING_PROVISIONING: "grant",
+    GrantStatus.PENDING_EXTENSION: "extend",
+    GrantStatus.PENDING_REVOKE: "revoke",
+}
 
 
 async def jobs_for(session: AsyncSession, grants: Sequence[Grant]) -> list[GrantJob]:
@@ -41,7 +49,7 @@ async def jobs_for(session: AsyncSession, grants: Sequence[Grant]) -> list[Grant
 
 def _job(g: Grant, row: Any) -> GrantJob:
     _, who, role_name, start, end, short_id, justification, system, number = row
-    action: Literal["grant", "revoke"] = "revoke" if g.phase == "revoke" else "grant"
+    action = ACTION.get(g.status, "grant")
     ticket = f"{system}:{number}" if system and number else (number or None)
     return GrantJob(
         grant_id=g.grant_id,

@@ -6,16 +6,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cards import views as v
 from cards.views import Notification, RoleRef
 from handlers.directory import admins
+from handlers.grants.extension import ENDLESS
+from handlers.grants.jobs import ACTION
 from handlers.grants.provider import GrantJob, ProviderError
+from handlers.grants.state import EXTEND, GRANT
 from handlers.grants.targets import PLACE, describe
 from handlers.records import SYSTEM_ACTOR, audit, notify
 from storage.grant_claims import release, settle
-from storage.models import Grant, Principal
+from storage.models import Grant, Principal, Schedule
 from vocab.states import GrantStatus
 
 MAX_ATTEMPTS = 10
@@ -39,49 +43,84 @@ async def record(session: AsyncSession, outcome: Outcome, *, worker: str, now: d
         await _failed(session, outcome, outcome.error, worker=worker, now=now)
 
 
+_EXPECTED = {v: k for k, v in ACTION.items()}
+# The audit action of a call that took effect, and of one that gave up.
+_DONE = {"grant": "grant.provisioned", "extend": "grant.extended", "revoke": "grant.revoked"}
+_GAVE_UP = {
+    "grant": "grant.failed",
+    "extend": "grant.extend_failed",
+    "revoke": "grant.revoke_failed",
+}
+_DOING = {"grant": "granting", "extend": "moving the end of", "revoke": "taking back"}
+
+
 def _expected(job: GrantJob) -> GrantStatus:
-    return (
-        GrantStatus.PENDING_REVOKE if job.action == "revoke" else GrantStatus.PENDING_PROVISIONING
-    )
+    return _EXPECTED[job.action]
 
 
 async def _done(session: AsyncSession, o: Outcome, *, worker: str, now: datetime) -> None:
     job, row = o.job, o.row
-    granted = job.action == "grant"
-    values = (
-        {"status": GrantStatus.PROVISIONED, "provisioned_at": now, "last_error": None}
-        if granted
-        else {"status": GrantStatus.REVOKED, "revoked_at": now, "last_error": None}
-    )
+    if job.action == "revoke":
+        values: dict[str, object] = {"status": GrantStatus.REVOKED, "revoked_at": now}
+    elif await _end_moved(session, row, job):
+        # The end moved while this call carried the old one: the new end goes out next.
+        values = {"status": GrantStatus.PENDING_EXTENSION, "phase": EXTEND, "next_attempt_at": now}
+        values |= {"attempts": 0, "provisioned_at": row.provisioned_at or now}
+    else:
+        values = {"status": GrantStatus.PROVISIONED, "phase": GRANT}
+        values["provisioned_at"] = row.provisioned_at or now if job.action == "extend" else now
     settled = await settle(
-        session, grant_id=row.id, worker=worker, status=_expected(job), values=values
+        session,
+        grant_id=row.id,
+        worker=worker,
+        status=_expected(job),
+        values={**values, "last_error": None},
     )
     if not settled:
-        # A revoke came in while the grant call was out: it runs next, now.
+        # A revoke (or an extension) came in while the call was out: it runs next, now.
         await release(session, grant_id=row.id, worker=worker, now=now)
     await audit(
         session,
         at=now,
         actor=SYSTEM_ACTOR,
-        action="grant.provisioned" if granted else "grant.revoked",
+        action=_DONE[job.action],
         target=f"{job.person.email}/{job.role_id}",
         grant=job.grant_id,
         request=job.request_id,
         kind=job.target.kind,
         target_ref=describe(job.target),
+        **({"end": job.end.isoformat()} if job.action == "extend" and job.end else {}),
     )
-    if granted and settled:  # not "active in …" for access that is being taken back
-        notify(
-            session,
-            now=now,
-            recipients=[await _person(session, row)],
-            request_id=row.request_id,
-            note=Notification(
-                kind=v.GRANT_STATUS,
-                role=RoleRef(id=job.role_id, name=job.role_name),
-                headline=f"{job.role_name} is active in {PLACE[job.target.kind]}.",
-            ),
-        )
+    # Not "active in …" for access that is being taken back (or moved again at once).
+    if settled and values["status"] == GrantStatus.PROVISIONED:
+        await _tell_holder(session, o, now=now)
+
+
+async def _end_moved(session: AsyncSession, row: Grant, job: GrantJob) -> bool:
+    end = await session.scalar(select(Schedule.end_at).where(Schedule.id == row.schedule_id))
+    return end != job.end
+
+
+async def _tell_holder(session: AsyncSession, o: Outcome, *, now: datetime) -> None:
+    job, place = o.job, PLACE[o.job.target.kind]
+    if job.action == "grant":
+        headline = f"{job.role_name} is active in {place}."
+    elif job.target.kind in ENDLESS:
+        return  # nothing there moved: membership simply continues
+    else:
+        until = f"until {v.when(job.end.isoformat())}" if job.end else "with no end"
+        headline = f"{job.role_name} in {place} now lasts {until}."
+    notify(
+        session,
+        now=now,
+        recipients=[await _person(session, o.row)],
+        request_id=o.row.request_id,
+        note=Notification(
+            kind=v.GRANT_STATUS,
+            role=RoleRef(id=job.role_id, name=job.role_name),
+            headline=headline,
+        ),
+    )
 
 
 async def _failed(
@@ -121,7 +160,7 @@ async def _failed(
         session,
         at=now,
         actor=SYSTEM_ACTOR,
-        action="grant.failed" if job.action == "grant" else "grant.revoke_failed",
+        action=_GAVE_UP[job.action],
         target=f"{job.person.email}/{job.role_id}",
         grant=job.grant_id,
         request=job.request_id,
@@ -134,7 +173,7 @@ async def _failed(
 async def _alert(session: AsyncSession, o: Outcome, message: str, *, now: datetime) -> None:
     job = o.job
     place, role = PLACE[job.target.kind], RoleRef(id=job.role_id, name=job.role_name)
-    doing = "granting" if job.action == "grant" else "taking back"
+    doing = _DOING[job.action]
     person = await _person(session, o.row)
     notify(
         session,

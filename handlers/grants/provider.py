@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
+GrantAction = Literal["grant", "extend", "revoke"]
 TargetKind = Literal["entra_role", "entra_group", "azure_role", "slack_usergroup", "webhook"]
 TARGET_KINDS: tuple[TargetKind, ...] = (
     "entra_role",
@@ -49,14 +50,15 @@ class Person:
 
 @dataclass(frozen=True, slots=True)
 class GrantJob:
-    """One grant or revoke of one target for one activation.
+    """One grant, extension or revoke of one target for one activation.
 
     `grant_id` is stable across retries and replicas: providers use it as their idempotency
-    key (a webhook's `webhook-id` is derived from it and the action).
+    key (a webhook's `webhook-id` is derived from it and the action, and for an extension
+    from the new end too). `end` is the activation's end as it stands when the job is claimed.
     """
 
     grant_id: str
-    action: Literal["grant", "revoke"]
+    action: GrantAction
     target: Target
     person: Person
     role_id: str
@@ -84,15 +86,21 @@ class ProviderError(Exception):
 
 
 class Provider(Protocol):
-    """Grant, revoke and read the real holders of one kind of target.
+    """Grant, extend, revoke and read the real holders of one kind of target.
 
-    `grant` and `revoke` are idempotent: granting what is already granted, or revoking what is
-    already gone, succeeds. `members` returns the platform ids that hold the target now
+    `grant`, `extend` and `revoke` are idempotent: granting what is already granted, or
+    revoking what is already gone, succeeds. `extend` moves the end of a grant already made to
+    `job.end` (the activation was extended or renewed); when the target no longer holds it
+    (it ended there at the old end), `extend` grants it again until the new end.
+
+    `members` returns the platform ids that hold the target now
     (Entra object ids, or Slack user ids for user groups), or None when the target cannot be
     read back (webhooks).
     """
 
     async def grant(self, job: GrantJob) -> None: ...
+
+    async def extend(self, job: GrantJob) -> None: ...
 
     async def revoke(self, job: GrantJob) -> None: ...
 

@@ -19,7 +19,12 @@ from storage.uow import note_queued
 from vocab.states import GrantStatus
 
 # Rows that may hold access, or are on their way to or from it: never "outside".
-_IN_FLIGHT = (GrantStatus.PENDING_PROVISIONING, GrantStatus.PENDING_REVOKE, GrantStatus.FAILED)
+_IN_FLIGHT = (
+    GrantStatus.PENDING_PROVISIONING,
+    GrantStatus.PENDING_EXTENSION,
+    GrantStatus.PENDING_REVOKE,
+    GrantStatus.FAILED,
+)
 
 
 class SqlGrantBook:

@@ -5,8 +5,10 @@ An activation taking effect queues one grant row per target of its role; access 
 set-based statements, so a batch of 500 expiries costs the same handful of statements.
 
     PendingProvisioning -> Provisioned -> PendingRevoke -> Revoked
-            |                                   |
-            +-> Failed                          +-> Failed (phase "revoke")
+            |                 ^     |             |
+            |                 |     v             +-> Failed (phase "revoke")
+            |          PendingExtension (the end moved: handlers.grants.extension)
+            +-> Failed
             +-> Canceled (ended before any attempt: nothing to take back)
 """
 
@@ -25,7 +27,7 @@ from storage.models import Grant, Role, Schedule
 from storage.uow import note_queued
 from vocab.states import GrantStatus
 
-GRANT, REVOKE = "grant", "revoke"
+GRANT, EXTEND, REVOKE = "grant", "extend", "revoke"
 
 
 async def open_grants(
@@ -84,6 +86,11 @@ async def revoke_grants(
         return
     mine = Grant.schedule_id.in_(list(schedule_ids))
     pending = Grant.status == GrantStatus.PENDING_PROVISIONING
+    # Access there now (a grant or an extension on its way; an extension that gave up).
+    held = or_(
+        Grant.status.in_([GrantStatus.PROVISIONED, GrantStatus.PENDING_EXTENSION]),
+        and_(Grant.status == GrantStatus.FAILED, Grant.phase == EXTEND),
+    )
     in_flight = and_(Grant.claimed_by.is_not(None), Grant.next_attempt_at > now)
     quiet = dict(synchronize_session=False)
     # Never tried and nobody trying: there is nothing to take back.
@@ -93,18 +100,18 @@ async def revoke_grants(
         .values(status=GrantStatus.CANCELED, phase=REVOKE, revoked_at=now, claimed_by=None)
         .execution_options(**quiet)
     )
-    # A grant call in flight: the revoke waits for it. Its worker sees the new status when
-    # it records the outcome and hands the row back (storage.grant_claims.release).
+    # A grant or extend call in flight: the revoke waits for it. Its worker sees the new
+    # status when it records the outcome and hands the row back (storage.grant_claims.release).
     await session.execute(
         update(Grant)
-        .where(mine, pending, in_flight)
+        .where(mine, or_(pending, Grant.status == GrantStatus.PENDING_EXTENSION), in_flight)
         .values(status=GrantStatus.PENDING_REVOKE, phase=REVOKE, attempts=0)
         .execution_options(**quiet)
     )
     # Granted, or perhaps granted (an attempt that timed out): revoke now.
     await session.execute(
         update(Grant)
-        .where(mine, or_(Grant.status == GrantStatus.PROVISIONED, pending))
+        .where(mine, or_(held, pending))
         .values(
             status=GrantStatus.PENDING_REVOKE,
             phase=REVOKE,

@@ -3,8 +3,9 @@
 
 As in Azure, a request's name is a GUID the caller picks, a name cannot be used twice, an
 AdminAssign for an assignment that exists answers 409 RoleAssignmentExists, an AdminRemove for
-one that does not answers 400 RoleAssignmentDoesNotExist, and an assignment with an expiration
-ends by itself.
+one that does not answers 400 RoleAssignmentDoesNotExist, an AdminUpdate moves a live
+assignment's expiration (RoleAssignmentDoesNotExist when it has ended), and an assignment with
+an expiration ends by itself.
 """
 
 from __future__ import annotations
@@ -67,6 +68,17 @@ class FakeARM(HttpsFake):
             if a["role"] == role.lower() and a["scope"].lower() == scope.lower()
         }
 
+    def end_of(self, principal: str, role: str, scope: str) -> datetime | None:
+        """The expiration Azure holds for this live assignment (KeyError: there is none)."""
+        for a in self._live():
+            if (a["principalId"], a["role"], a["scope"].lower()) == (
+                principal,
+                role.lower(),
+                scope.lower(),
+            ):
+                return a["end"]  # type: ignore[no-any-return]
+        raise KeyError(f"{principal} holds no assignment of {role} at {scope}")
+
     def routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/{path:.*}", self._dispatch)
 
@@ -97,7 +109,7 @@ class FakeARM(HttpsFake):
 
     def _put_request(self, scope: str, name: str, props: dict[str, Any]) -> web.Response:
         kind = props.get("requestType")
-        if kind not in ("AdminAssign", "AdminRemove"):
+        if kind not in ("AdminAssign", "AdminUpdate", "AdminRemove"):
             return error(400, "InvalidRequestType", "requestType is not supported.")
         role = role_guid(str(props.get("roleDefinitionId", "")))
         if role is None or not props.get("principalId"):
@@ -116,18 +128,28 @@ class FakeARM(HttpsFake):
             and a["scope"].lower() == scope.lower()
         ]
         expiration = (props.get("scheduleInfo") or {}).get("expiration") or {}
-        if kind == "AdminAssign":
+        end = parse_time(expiration.get("endDateTime"))
+        if (
+            kind != "AdminRemove"
+            and self.require_expiration
+            and (expiration.get("type") != "AfterDateTime" or end is None)
+        ):
+            return error(
+                400,
+                "RoleAssignmentRequestPolicyValidationFailed",
+                'The following policy rules failed: ["ExpirationRule"]',
+            )
+        if kind == "AdminUpdate":
+            if not match:
+                return error(
+                    400, "RoleAssignmentDoesNotExist", "The Role assignment does not exist."
+                )
+            for row in match:
+                row["end"] = end
+            status = "Provisioned"
+        elif kind == "AdminAssign":
             if match:
                 return error(409, "RoleAssignmentExists", "The Role assignment already exists.")
-            end = parse_time(expiration.get("endDateTime"))
-            if self.require_expiration and (
-                expiration.get("type") != "AfterDateTime" or end is None
-            ):
-                return error(
-                    400,
-                    "RoleAssignmentRequestPolicyValidationFailed",
-                    'The following policy rules failed: ["ExpirationRule"]',
-                )
             self.assignments.append(
                 {
                     "name": str(uuid.uuid4()),

@@ -7,6 +7,8 @@ Like Entra, an assignment with an expiration ends by itself at its endDateTime (
 of every listing), and by default Entra's role settings refuse a permanent active assignment
 (`require_expiration`). Answers for an assignment that already exists, or a removal of one
 that does not, are Graph's own: 400 RoleAssignmentExists / RoleAssignmentDoesNotExist.
+`adminUpdate` moves a live assignment's expiration (RoleAssignmentDoesNotExist when it has
+ended); any other action is refused.
 """
 
 from __future__ import annotations
@@ -86,6 +88,28 @@ class FakeGraph(HttpsFake):
             if a["roleDefinitionId"] == role and a["directoryScopeId"] == scope
         }
 
+    def role_end(self, principal: str, role: str, scope: str = "/") -> datetime | None:
+        """The expiration Entra holds for this live assignment (KeyError: there is none)."""
+        (row,) = [
+            a
+            for a in self._live(self.role_assignments)
+            if (a["principalId"], a["roleDefinitionId"], a["directoryScopeId"])
+            == (principal, role, scope)
+        ] or [None]
+        if row is None:
+            raise KeyError(f"{principal} holds no assignment of {role} at {scope}")
+        return row["end"]
+
+    def group_end(self, principal: str, group: str, access: str = "member") -> datetime | None:
+        (row,) = [
+            a
+            for a in self._live(self.group_assignments)
+            if (a["principalId"], a["groupId"], a["accessId"]) == (principal, group, access)
+        ] or [None]
+        if row is None:
+            raise KeyError(f"{principal} holds no {access} assignment of {group}")
+        return row["end"]
+
     def group_holders(self, group: str, access: str = "member") -> set[str]:
         return {
             a["principalId"]
@@ -129,7 +153,7 @@ class FakeGraph(HttpsFake):
         return web.json_response(body)
 
     def _schedule_error(self, body: dict[str, Any], keys: tuple[str, ...]) -> web.Response | None:
-        if body.get("action") not in ("adminAssign", "adminRemove"):
+        if body.get("action") not in ("adminAssign", "adminUpdate", "adminRemove"):
             return error(400, "InvalidScheduleRequest", "The action is not supported.")
         missing = [k for k in ("principalId", *keys) if not body.get(k)]
         if missing:
@@ -138,7 +162,9 @@ class FakeGraph(HttpsFake):
             return error(
                 404, "Request_ResourceNotFound", f"Resource '{body['principalId']}' does not exist."
             )
-        if body["action"] == "adminAssign":
+        if body["action"] in ("adminAssign", "adminUpdate"):
+            if body["action"] == "adminUpdate" and not body.get("scheduleInfo"):
+                return error(400, "Request_BadRequest", "Missing property: scheduleInfo.")
             expiration = (body.get("scheduleInfo") or {}).get("expiration") or {}
             end = parse_time(expiration.get("endDateTime"))
             if expiration.get("type") == "afterDateTime" and end is None:
@@ -167,6 +193,14 @@ class FakeGraph(HttpsFake):
                 ((body.get("scheduleInfo") or {}).get("expiration") or {}).get("endDateTime")
             )
             rows.append(self._row(body["principalId"], end=end, **keys))
+            status = "Provisioned"
+        elif body["action"] == "adminUpdate":
+            if not match:  # ended (at its expiration) or never made
+                return error(
+                    400, "RoleAssignmentDoesNotExist", "The Role assignment does not exist."
+                )
+            for row in match:
+                row["end"] = parse_time(body["scheduleInfo"]["expiration"].get("endDateTime"))
             status = "Provisioned"
         else:
             if not match:
