@@ -53,3 +53,38 @@ def test_console_shows_the_grant_status(run_pim: Run, sqlite_url: str, workdir) 
     assert "Only admins can list grants." in out  # Bob may not
     assert "Provisioned · bob@contoso.com · db · webhook http://127.0.0.1:" in out
     assert [d.type for d in hook.deliveries] == ["grant.activated"]
+
+
+EXTEND_SCRIPT = """\
+activate db 1h
+wait 3s
+extend db 30m
+wait 3s
+"""
+
+
+def test_console_shows_the_grant_end_moving_with_an_extension(
+    run_pim: Run, sqlite_url: str, workdir
+) -> None:
+    with ThreadedReceiver() as hook:
+        (workdir / "grants.yaml").write_text(POLICY.replace("URL", hook.url), encoding="utf-8")
+        result = run_pim(
+            "console",
+            "--as",
+            "bob@contoso.com",
+            "--policy",
+            "grants.yaml",
+            db=sqlite_url,
+            input=EXTEND_SCRIPT,
+            timeout=90,
+            env={"PIM_WEBHOOK_SECRET": SECRET},
+        )
+    assert result.returncode == 0, result.stderr
+    assert_no_traceback(result.stdout, result.stderr)
+    out = result.stdout
+    notice = out.index("🔔 Database Break Glass is extended until")
+    assert out[notice:].splitlines()[1] == "  webhook: moving the end…", out
+    assert "🔔 Database Break Glass in webhook now lasts until" in out[notice:]
+    assert [d.type for d in hook.deliveries] == ["grant.activated", "grant.extended"]
+    activated, extended = (d.body["data"]["end"] for d in hook.deliveries)
+    assert extended > activated
