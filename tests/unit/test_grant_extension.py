@@ -256,3 +256,27 @@ async def test_an_approved_extension_and_an_admin_extension_move_the_grant(eng):
         assert (last.type, last.body["data"]["end"]) == ("grant.extended", "2026-11-27T15:00:00Z")
         assert last.body["data"]["principal"]["email"] == CAROL
         await close(w)
+
+
+async def test_a_worker_lost_mid_extension_leaves_it_to_the_next_with_the_same_id(eng):
+    async with WebhookReceiver() as hook:
+        await with_webhook(eng, hook.url, role="quick")
+        w1, w2 = worker(eng, "w1"), worker(eng, "w2")
+        await activate_quick(eng, w1)
+        await say(eng, BOB, "extend quick 20m")
+        hook.delay = 1
+        lost = asyncio.create_task(w1.run_once())
+        while len(hook.deliveries) < 2:
+            await asyncio.sleep(0.01)
+        lost.cancel()  # the worker is gone after the receiver acted, before it was told
+        await asyncio.gather(lost, return_exceptions=True)
+        hook.delay = 0
+        assert await w2.run_once() == 0  # its lease still holds
+        eng.clock.advance(w1.lease)
+        assert await w2.run_once() == 1
+        assert [g.status for g in await rows(eng)] == [GrantStatus.PROVISIONED]
+        (g,) = await rows(eng)
+        assert hook.effects()[(g.grant_id, "grant.extended")] == 1  # acted on once
+        assert hook.repeats() == 1  # the resend carried the same webhook-id
+        await close(w1)
+        await close(w2)
