@@ -67,8 +67,9 @@ async def _done(session: AsyncSession, o: Outcome, *, worker: str, now: datetime
         values = {"status": GrantStatus.PENDING_EXTENSION, "phase": EXTEND, "next_attempt_at": now}
         values |= {"attempts": 0, "provisioned_at": row.provisioned_at or now}
     else:
-        values = {"status": GrantStatus.PROVISIONED, "phase": GRANT}
-        values["provisioned_at"] = row.provisioned_at or now if job.action == "extend" else now
+        # An extension keeps the time the access was first provisioned.
+        first = (row.provisioned_at or now) if job.action == "extend" else now
+        values = {"status": GrantStatus.PROVISIONED, "phase": GRANT, "provisioned_at": first}
     settled = await settle(
         session,
         grant_id=row.id,
@@ -97,6 +98,8 @@ async def _done(session: AsyncSession, o: Outcome, *, worker: str, now: datetime
 
 
 async def _end_moved(session: AsyncSession, row: Grant, job: GrantJob) -> bool:
+    """Did the activation's end move after this job read it? (An extension that committed
+    just after the claim: handlers.grants.extension.)"""
     end = await session.scalar(select(Schedule.end_at).where(Schedule.id == row.schedule_id))
     return end != job.end
 

@@ -8,15 +8,16 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.grants_worker import GrantsWorker
 from storage.audit import verify_chain
-from storage.models import AuditEvent
+from storage.models import AuditEvent, Schedule
+from tests.unit.conftest import T0
 from tests.unit.helpers import ALICE, BOB, CAROL, say
 from tests.unit.test_grants import close, later, rows, with_webhook, worker
 from tests.webhookfake import WebhookReceiver
-from vocab.states import GrantStatus
+from vocab.states import GrantStatus, ScheduleKind
 
 NEW_END = "2026-11-27T09:50:00Z"  # quick activated at 09:00 for 30m, extended by 20m
 
@@ -280,3 +281,30 @@ async def test_a_worker_lost_mid_extension_leaves_it_to_the_next_with_the_same_i
         assert hook.repeats() == 1  # the resend carried the same webhook-id
         await close(w1)
         await close(w2)
+
+
+async def test_a_grant_that_carried_an_end_since_moved_is_followed_by_an_extension(eng):
+    """The window the extension's own UPDATE cannot see on PostgreSQL: a claim that read the
+    old end just before the extension committed, of a row not yet marked as tried."""
+    async with WebhookReceiver(delay=0.5) as hook:
+        await with_webhook(eng, hook.url, role="quick")
+        await say(eng, BOB, "activate quick 30m checking")
+        w = worker(eng)
+        call = asyncio.create_task(w.run_once())
+        while not hook.deliveries:
+            await asyncio.sleep(0.01)
+        async with eng.uow.transaction() as s:  # the end moves; the row is not touched
+            await s.execute(
+                update(Schedule)
+                .where(Schedule.kind == ScheduleKind.ACTIVE)
+                .values(end_at=T0 + timedelta(minutes=50))
+            )
+        (g,) = await rows(eng)
+        assert g.status == GrantStatus.PENDING_PROVISIONING
+        assert await call == 2  # the grant, then the extension it was found to need
+        assert [(d.type, d.body["data"]["end"]) for d in hook.deliveries] == [
+            ("grant.activated", "2026-11-27T09:30:00Z"),
+            ("grant.extended", NEW_END),
+        ]
+        assert [g.status for g in await rows(eng)] == [GrantStatus.PROVISIONED]
+        await close(w)
