@@ -19,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from bot.checks import StartupRefused
 from bot.cli_audit import AuditUsageError, add_audit_parser, check_arguments, run_audit
@@ -521,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
             f"pim-bot: a file is not UTF-8 text ({err.reason} at byte {err.start})", file=sys.stderr
         )
         return 2
-    except OperationalError as err:  # e.g. an SQLite path that cannot be opened
+    except DBAPIError as err:  # an SQLite path that cannot be opened, a PostgreSQL refusal
         print(
             f"pim-bot: database error at {database_place(settings.database_url)}: "
             f"{err.orig or err}",

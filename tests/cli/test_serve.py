@@ -93,3 +93,18 @@ def test_db_that_cannot_be_opened_is_one_line(run_pim: Run, tmp_path: Path) -> N
     assert_no_traceback(result.stderr)
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith("pim-bot: ")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("command", [("db", "upgrade"), ("serve", "--port", "0")])
+def test_postgresql_database_that_is_not_there_is_one_line(
+    command: tuple[str, ...], run_pim: Run, pg_server
+) -> None:
+    # What a compose user meets after changing POSTGRES_DB or the password in .env once the
+    # volume exists: the server answers, but refuses this database.
+    result = run_pim(*command, db=pg_server.url("no_such_db"))
+    assert result.returncode == 2
+    assert_no_traceback(result.stderr)
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"pim-bot: database error at 127.0.0.1:{pg_server.port}/")
+    assert '"no_such_db" does not exist' in result.stderr
