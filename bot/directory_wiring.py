@@ -13,14 +13,16 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from cachetools import TTLCache
 
-from bot.providers.directory import entra_group_people
-from bot.providers.graph import MicrosoftApis
 from handlers.directory_sync import PeopleSource
 from handlers.grants.provider import Person
 from handlers.group_eligibility import TTL_SECONDS
+
+if TYPE_CHECKING:
+    from bot.providers.graph import MicrosoftApis
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +35,10 @@ class Microsoft:
 
     def get(self) -> MicrosoftApis:
         if self.apis is None:
+            # Imported here: aiohttp and azure-identity load only in a process that calls
+            # Graph, not in every CLI command (Runtime builds this for all of them).
+            from bot.providers.graph import MicrosoftApis
+
             self.apis = MicrosoftApis.from_env()
         return self.apis
 
@@ -47,6 +53,8 @@ class EntraGroupSource:
         self.microsoft, self.group_id = microsoft, group_id
 
     async def people(self) -> list[Person]:
+        from bot.providers.directory import entra_group_people
+
         return await entra_group_people(graph=self.microsoft.get().graph, group_id=self.group_id)
 
 

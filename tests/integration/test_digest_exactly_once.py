@@ -4,9 +4,10 @@ before start-up goes out once (but not the older one still waiting from before t
 
 Both processes run the real runtime (Sweeper, APScheduler cron job, outbox worker) with a
 cron trigger that fires every PERIOD seconds (Runtime.digest_cron; PIM_DIGEST_CRON's crontab
-cannot fire more than once a minute) for a bit over two periods. Run as a script, this file
-is one such process: `python test_digest_exactly_once.py URL NAME OUT LOG START_AT STOP_AT`.
-About a minute, both databases at once.
+cannot fire more than once a minute) for two periods. Run as a script, this file is one such
+process: `python test_digest_exactly_once.py URL NAME OUT LOG`; it says `ready` once its
+runtime is prepared, then reads `START_AT STOP_AT` from stdin, so a slow start of the
+interpreter never moves start-up across a firing. About 15 s, both databases at once.
 """
 
 from __future__ import annotations
@@ -42,10 +43,10 @@ from storage.uow import UnitOfWork  # noqa: E402
 
 CRON = "* * * * *"  # PIM_DIGEST_CRON, replaced in the workers by a trigger every PERIOD s
 ZONE = "Europe/Berlin"
-PERIOD = 15  # seconds between firings (divides 60: firings at fixed seconds of each minute)
+PERIOD = 5  # seconds between firings (divides 60: firings at fixed seconds of each minute)
 ADMINS = {"alice@contoso.com": ("U0ALICE", "aad-alice"), "erin@contoso.com": ("U0ERIN", None)}
-RUN_FOR = 2 * PERIOD + 5  # seconds of cron firings; then SETTLE for the last to be delivered
-SETTLE = 10
+RUN_FOR = 2 * PERIOD  # seconds of cron firings; then SETTLE for the last to be delivered
+SETTLE = PERIOD - 1.5  # and stop before the next firing
 
 
 # --- the worker process -----------------------------------------------------------------------
@@ -77,7 +78,7 @@ class Recorder:
         raise AssertionError("nothing to redraw")
 
 
-async def worker(url: str, name: str, out: str, log: str, start_at: float, stop_at: float) -> None:
+async def worker(url: str, name: str, out: str, log: str) -> None:
     handler = logging.FileHandler(log, encoding="utf-8")
     handler.setFormatter(logging.Formatter(f"{name} %(asctime)s %(name)s: %(message)s"))
     for logger_name in ("bot.digest_schedule", "handlers.digest.send", "bot.scheduler"):
@@ -88,12 +89,14 @@ async def worker(url: str, name: str, out: str, log: str, start_at: float, stop_
             "DATABASE_URL": url,
             "PIM_DIGEST_CRON": CRON,
             "PIM_TIMEZONE": ZONE,
-            "PIM_SWEEP_SECONDS": "5",
+            "PIM_SWEEP_SECONDS": "2",
         }
     )
     runtime = Runtime.build(settings)
     runtime.digest_cron = CronTrigger(second=f"*/{PERIOD}", timezone=ZoneInfo(ZONE))
     await runtime.prepare()
+    print("ready", flush=True)
+    start_at, stop_at = (float(word) for word in sys.stdin.readline().split())
     while time.time() < start_at:
         await asyncio.sleep(0.005)
     with open(out, "a", encoding="utf-8") as f:
@@ -167,18 +170,9 @@ async def test_two_replicas_send_each_periods_digest_exactly_once(sqlite_url, pg
 
 async def two_replicas(db_url: str, tmp_path: Path) -> None:
     tmp_path.mkdir()
-    start_at = time.time() + 3
-    # Keep start-up away from a firing (4 s after one at the earliest, 5 s before the next at
-    # the latest), so which digest it catches up is clear.
-    offset = start_at % PERIOD
-    if not 4 <= offset <= PERIOD - 5:
-        start_at += (4 - offset) % PERIOD
-    start = datetime.fromtimestamp(start_at, UTC)
-    missed = period_start(start)  # the most recent firing before start-up: caught up
-    stale = missed - timedelta(minutes=5)  # scheduled long ago, never sent: dropped
-    last = period_start(start + timedelta(seconds=RUN_FOR))
-    stop_at = last.timestamp() + SETTLE
-    await build(db_url, now=start, stale=stale)
+    now = datetime.now(UTC)
+    stale = period_start(now) - timedelta(minutes=5)  # scheduled long ago, never sent: dropped
+    await build(db_url, now=now, stale=stale)
 
     names = ["w0", "w1"]
     outs = {n: tmp_path / f"{n}.out" for n in names}
@@ -192,13 +186,28 @@ async def two_replicas(db_url: str, tmp_path: Path) -> None:
             n,
             str(outs[n]),
             str(logs[n]),
-            str(start_at),
-            str(stop_at),
             env=env,
             cwd=str(ROOT),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
         )
         for n in names
     ]
+    pipes = [(p.stdin, p.stdout) for p in procs if p.stdin and p.stdout]
+    ready = [await asyncio.wait_for(out.readline(), timeout=60) for _, out in pipes]
+    assert ready == [b"ready\n"] * 2
+    # Start both half a period after a firing, so which digest start-up catches up is clear.
+    soon = time.time() + 0.5
+    start_at = soon - soon % PERIOD + PERIOD / 2
+    if start_at < soon:
+        start_at += PERIOD
+    start = datetime.fromtimestamp(start_at, UTC)
+    missed = period_start(start)  # the most recent firing before start-up: caught up
+    last = period_start(start + timedelta(seconds=RUN_FOR))
+    stop_at = last.timestamp() + SETTLE
+    for stdin, _ in pipes:
+        stdin.write(f"{start_at} {stop_at}\n".encode())
+        await stdin.drain()
     codes = await asyncio.wait_for(
         asyncio.gather(*(p.wait() for p in procs)), timeout=stop_at - time.time() + 60
     )
@@ -260,7 +269,5 @@ if __name__ == "__main__":
             sys.argv[2],
             sys.argv[3],
             sys.argv[4],
-            float(sys.argv[5]),
-            float(sys.argv[6]),
         )
     )

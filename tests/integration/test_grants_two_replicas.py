@@ -23,7 +23,7 @@ from tests.webhookfake import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 24
-LIVE = 20  # seconds each assignment lasts: all are granted well before they end
+LIVE = 5  # seconds each assignment lasts: all are granted well before they end
 
 
 def policy(url: str, end: datetime) -> str:
@@ -43,10 +43,6 @@ async def test_two_replicas_grant_and_revoke_each_once(db_url, tmp_path):
     async with WebhookReceiver(delay=0.02) as hook:
         engine = make_engine(db_url)
         uow = UnitOfWork(engine)
-        end = datetime.now(UTC) + timedelta(seconds=LIVE)
-        await apply_policy(uow, SystemClock(), text=policy(hook.url, end))
-        start_at = time.time() + 1.5
-        until = start_at + LIVE + 8
         outs = [tmp_path / f"r{i}.log" for i in range(2)]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         procs = [
@@ -56,13 +52,24 @@ async def test_two_replicas_grant_and_revoke_each_once(db_url, tmp_path):
                 db_url,
                 f"r{i}",
                 str(out),
-                str(start_at),
-                str(until),
                 env=env,
                 cwd=str(ROOT),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
             )
             for i, out in enumerate(outs)
         ]
+        pipes = [(p.stdin, p.stdout) for p in procs if p.stdin and p.stdout]
+        ready = [await asyncio.wait_for(out.readline(), timeout=60) for _, out in pipes]
+        assert ready == [b"ready\n"] * 2
+        # The clock starts now that both replicas are up, not while they start.
+        end = datetime.now(UTC) + timedelta(seconds=LIVE)
+        await apply_policy(uow, SystemClock(), text=policy(hook.url, end))
+        start_at = time.time() + 0.2
+        until = start_at + LIVE + 30  # a bound: each replica stops once all are revoked
+        for stdin, _ in pipes:
+            stdin.write(f"{start_at} {until}\n".encode())
+            await stdin.drain()
         codes = await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)), timeout=120)
         async with uow.read() as s:
             counts = dict(
