@@ -7,6 +7,9 @@ developer's DATABASE_URL, PIM_*, SLACK_* or MICROSOFT_* variables never leak in)
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
+import logging
 import os
 import re
 import signal
@@ -107,3 +110,34 @@ class Server:
             return self.proc.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             pytest.fail(f"serve still running {STOP_TIMEOUT}s after {sig.name}:\n{self.log}")
+
+
+def run_inline(
+    workdir: Path, *args: str, db: str | None, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`pim-bot ARGS` through the console script's own `main`, in this process: the same
+    environment, working directory and answer as `run_pim`, without starting an interpreter
+    (most of a command's time). For reading state a test checks (an export), never for the
+    command under test: a subprocess also shows what the interpreter prints on its way out."""
+    from bot.cli import main
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        wanted = clean_env(db, env)
+        for name in set(os.environ) - set(wanted):
+            patch.delenv(name)
+        for name, value in wanted.items():
+            patch.setenv(name, value)
+        patch.chdir(workdir)
+        patch.setattr(sys, "stdin", io.StringIO())
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = main(list(args))
+        except SystemExit as exit_:  # argparse's usage errors
+            code = exit_.code if isinstance(exit_.code, int) else 2
+        finally:  # main configures the root logger for its process: give pytest's back
+            root.handlers[:] = handlers
+            root.setLevel(level)
+    return subprocess.CompletedProcess(["pim-bot", *args], code, out.getvalue(), err.getvalue())

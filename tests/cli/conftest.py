@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 from collections.abc import Iterator, Mapping
@@ -17,6 +18,7 @@ from clihelp import (
     default_sigint,
     free_port,
     pim_command,
+    run_inline,
 )
 
 
@@ -54,6 +56,12 @@ def run_pim(workdir: Path) -> Run:
         )
 
     return run
+
+
+@pytest.fixture
+def read_pim(workdir: Path) -> Run:
+    """`pim-bot` in this process, for reading back what a command did (clihelp.run_inline)."""
+    return functools.partial(run_inline, workdir)
 
 
 @pytest.fixture

@@ -46,9 +46,11 @@ async def refused_grant(url: str) -> None:
     await engine.dispose()
 
 
-def test_grants_table_lists_the_failed_one(run_pim: Run, sqlite_url: str, workdir) -> None:
+def test_grants_table_lists_the_failed_one(
+    run_pim: Run, read_pim: Run, sqlite_url: str, workdir
+) -> None:
     (workdir / "grants.yaml").write_text(POLICY.replace("URL", "https://hooks.example.com/x"))
-    assert run_pim("policy", "apply", "grants.yaml", db=sqlite_url).returncode == 0
+    assert read_pim("policy", "apply", "grants.yaml", db=sqlite_url).returncode == 0
     empty = run_pim("grants", "--failed", db=sqlite_url)
     assert (empty.returncode, empty.stdout) == (0, "No failed grants.\n")
     asyncio.run(refused_grant(sqlite_url))

@@ -34,7 +34,9 @@ def exported(run_pim: Run, db: str) -> dict:
     return yaml.safe_load(ok(run_pim("policy", "export", db=db)))
 
 
-def test_dry_run_prints_the_plan_and_changes_nothing(run_pim: Run, sqlite_url: str) -> None:
+def test_dry_run_prints_the_plan_and_changes_nothing(
+    run_pim: Run, read_pim: Run, sqlite_url: str
+) -> None:
     out = ok(run_pim("policy", "apply", "policy.yaml", "--dry-run", db=sqlite_url))
     lines = out.splitlines()
     for line in CREATES:
@@ -45,8 +47,8 @@ def test_dry_run_prints_the_plan_and_changes_nothing(run_pim: Run, sqlite_url: s
     # exists, and the export is empty.
     again = ok(run_pim("policy", "apply", "policy.yaml", "--dry-run", db=sqlite_url))
     assert again == out
-    assert audit_events(run_pim, sqlite_url) == []
-    assert exported(run_pim, sqlite_url) == {
+    assert audit_events(read_pim, sqlite_url) == []
+    assert exported(read_pim, sqlite_url) == {
         "admins": [],
         "principals": [],
         "roles": [],
@@ -54,24 +56,24 @@ def test_dry_run_prints_the_plan_and_changes_nothing(run_pim: Run, sqlite_url: s
     }
 
 
-def test_apply_is_idempotent_and_audited(run_pim: Run, sqlite_url: str) -> None:
+def test_apply_is_idempotent_and_audited(run_pim: Run, read_pim: Run, sqlite_url: str) -> None:
     out = ok(run_pim("policy", "apply", "policy.yaml", db=sqlite_url))
     lines = out.splitlines()
     for line in CREATES:
         assert line in lines, out
     assert "dry run" not in out
     assert all(line.startswith(("+ ", "~ ", "- ")) for line in lines), out
-    events = audit_events(run_pim, sqlite_url)
+    events = audit_events(read_pim, sqlite_url)
     assert len(events) == len(lines)  # one audit event per planned change
     assert {e["actor"] for e in events} == {"policy:policy.yaml"}
 
     again = ok(run_pim("policy", "apply", "policy.yaml", db=sqlite_url))
     assert again == "No changes.\n"
-    assert audit_events(run_pim, sqlite_url) == events
+    assert audit_events(read_pim, sqlite_url) == events
 
 
 def test_a_change_to_the_file_is_planned_as_an_update(
-    run_pim: Run, sqlite_url: str, workdir: Path
+    run_pim: Run, read_pim: Run, sqlite_url: str, workdir: Path
 ) -> None:
     ok(run_pim("policy", "apply", "policy.yaml", db=sqlite_url))
     policy = workdir / "policy.yaml"
@@ -86,7 +88,7 @@ def test_a_change_to_the_file_is_planned_as_an_update(
     assert len(changed) == 1 and not changed[0].startswith("+"), dry
     out = ok(run_pim("policy", "apply", "policy.yaml", db=sqlite_url))
     assert [line for line in out.splitlines() if "helpdesk-admin" in line] == changed
-    role = next(r for r in exported(run_pim, sqlite_url)["roles"] if r["id"] == "helpdesk-admin")
+    role = next(r for r in exported(read_pim, sqlite_url)["roles"] if r["id"] == "helpdesk-admin")
     assert role["settings"]["max_duration"] == "2h"
 
 
@@ -105,11 +107,11 @@ assignments:
 
 
 def test_a_bad_file_names_its_lines_and_changes_nothing(
-    run_pim: Run, sqlite_url: str, workdir: Path
+    run_pim: Run, read_pim: Run, sqlite_url: str, workdir: Path
 ) -> None:
-    ok(run_pim("policy", "apply", "policy.yaml", db=sqlite_url))
-    events = audit_events(run_pim, sqlite_url)
-    policy_before = exported(run_pim, sqlite_url)
+    ok(read_pim("policy", "apply", "policy.yaml", db=sqlite_url))
+    events = audit_events(read_pim, sqlite_url)
+    policy_before = exported(read_pim, sqlite_url)
 
     (workdir / "policy.yaml").write_text(BAD_POLICY, encoding="utf-8")
     for extra in ([], ["--dry-run"], ["--prune"]):
@@ -128,8 +130,8 @@ def test_a_bad_file_names_its_lines_and_changes_nothing(
         assert any("ghost-role" in m for m in by_line[10])
         assert "nothing changed" in result.stderr
 
-    assert audit_events(run_pim, sqlite_url) == events
-    assert exported(run_pim, sqlite_url) == policy_before
+    assert audit_events(read_pim, sqlite_url) == events
+    assert exported(read_pim, sqlite_url) == policy_before
 
 
 def test_unreadable_files_get_one_line(run_pim: Run, sqlite_url: str, workdir: Path) -> None:
@@ -151,8 +153,10 @@ def test_unreadable_files_get_one_line(run_pim: Run, sqlite_url: str, workdir: P
     assert re.search(r"^broken\.yaml:\d+: not valid YAML", broken.stderr, re.MULTILINE)
 
 
-def test_export_round_trips(run_pim: Run, sqlite_url: str, workdir: Path, tmp_path: Path) -> None:
-    ok(run_pim("policy", "apply", "policy.yaml", db=sqlite_url))
+def test_export_round_trips(
+    run_pim: Run, read_pim: Run, sqlite_url: str, workdir: Path, tmp_path: Path
+) -> None:
+    ok(read_pim("policy", "apply", "policy.yaml", db=sqlite_url))
     text = ok(run_pim("policy", "export", db=sqlite_url))
     (workdir / "exported.yaml").write_text(text, encoding="utf-8")
     assert ok(run_pim("policy", "apply", "exported.yaml", db=sqlite_url)) == "No changes.\n"

@@ -36,12 +36,14 @@ def refused(result) -> str:
     return result.stderr
 
 
-def test_start_decide_end_export(run_pim: Run, workdir: Path, sqlite_url: str) -> None:
+def test_start_decide_end_export(
+    run_pim: Run, read_pim: Run, workdir: Path, sqlite_url: str
+) -> None:
     policy = workdir / "policy.yaml"
     policy.write_text(policy.read_text() + REVIEWS)
     plan = ok(run_pim("policy", "apply", "policy.yaml", "--dry-run", db=sqlite_url))
     assert "+ review q-admins (Quarterly privileged role review)" in plan
-    ok(run_pim("policy", "apply", "policy.yaml", db=sqlite_url))
+    ok(read_pim("policy", "apply", "policy.yaml", db=sqlite_url))
     assert "There is no review 'nope'" in refused(run_pim("review", "start", "nope", db=sqlite_url))
     assert "has no open instance" in refused(run_pim("review", "end", "q-admins", db=sqlite_url))
     out = ok(run_pim("review", "start", "q-admins", db=sqlite_url))
