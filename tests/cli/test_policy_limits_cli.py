@@ -31,7 +31,7 @@ def refused(run_pim: Run, db: str, name: str, env: dict[str, str] | None = None)
 
 
 def test_hostile_files_are_refused_with_their_line(
-    run_pim: Run, sqlite_url: str, workdir: Path
+    run_pim: Run, read_pim: Run, sqlite_url: str, workdir: Path
 ) -> None:
     (workdir / "bomb.yaml").write_text(BOMB, encoding="utf-8")
     assert refused(run_pim, sqlite_url, "bomb.yaml") == (
@@ -61,5 +61,6 @@ def test_hostile_files_are_refused_with_their_line(
         "(PIM_POLICY_MAX_BYTES)\n"
     )
 
-    exported = run_pim("policy", "export", db=sqlite_url)
+    exported = read_pim("policy", "export", db=sqlite_url)
+    assert exported.returncode == 0, exported.stderr
     assert "alice" not in exported.stdout  # nothing was applied
