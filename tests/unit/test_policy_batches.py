@@ -98,3 +98,59 @@ async def test_a_file_past_the_bound_value_limit_applies_idempotently_and_audite
         )
         result = await verify_chain(s)
     assert result.ok and result.checked == await count(uow, AuditEvent)
+
+
+async def test_reapplying_a_large_file_writes_nothing_and_stays_a_few_statements_a_batch(uow):
+    clock = FixedClock(T0)
+    await apply_policy(uow, clock, text=policy())
+    before = [
+        await count(uow, model)
+        for model in (AuditEvent, OutboxMessage, ScheduleRequest, Schedule, Principal)
+    ]
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(uow.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        plan = await apply_policy(uow, clock, text=policy())
+    finally:
+        event.remove(uow.engine.sync_engine, "before_cursor_execute", seen)
+    assert plan.applied and plan.render() == "No changes."
+    after = [
+        await count(uow, model)
+        for model in (AuditEvent, OutboxMessage, ScheduleRequest, Schedule, Principal)
+    ]
+    assert after == before  # no audit event, no message, no new row
+    writes = [s for s in statements if s.lstrip().split()[0].upper() in ("INSERT", "UPDATE")]
+    assert writes == []
+    # Reads go by batch, never by row: 1,100 people are three batches of each lookup.
+    assert len(statements) < 40
+
+
+async def test_a_changed_principal_in_a_large_file_is_updated(uow):
+    clock = FixedClock(T0)
+    await apply_policy(uow, clock, text=policy())
+    await apply_policy(uow, clock, text=policy())  # the lookups run again, as at every start
+    edited = policy().replace(
+        "{email: u1034@contoso.com, name: User 1034, slack_id: U001034}",
+        "{email: u1034@contoso.com, name: Renamed 1034, slack_id: U999999}",
+    )
+    audited = await count(uow, AuditEvent)
+    plan = await apply_policy(uow, clock, text=edited)
+    assert plan.render() == (
+        '~ principal u1034@contoso.com: name "User 1034" -> "Renamed 1034"; '
+        "slack_id U001034 -> U999999"
+    )
+    assert await count(uow, AuditEvent) == audited + 1
+    async with uow.transaction() as s:
+        row = (
+            await s.execute(
+                select(Principal.display_name, Principal.slack_id).where(
+                    Principal.email == "u1034@contoso.com"
+                )
+            )
+        ).one()
+    assert tuple(row) == ("Renamed 1034", "U999999")
+    assert (await apply_policy(uow, clock, text=edited)).render() == "No changes."
