@@ -38,6 +38,7 @@ from handlers.policy.plan import (
     plan_roles,
 )
 from handlers.policy.plan_assignments import plan_assignments
+from handlers.policy.planner import custom_plans, refresh_statistics
 from handlers.policy.reviews_section import export_reviews, plan_reviews
 from handlers.policy.yaml_lines import dump_yaml
 from handlers.settings import RoleSettings
@@ -51,6 +52,8 @@ logger = logging.getLogger(__name__)
 
 # Any constant works; it only has to be the same in every process sharing the database.
 _POLICY_LOCK_KEY = 7_244_614
+# Changes from which an apply refreshes PostgreSQL's statistics (handlers.policy.planner).
+_ANALYZE_AFTER = 1_000
 
 
 async def apply_policy(
@@ -106,26 +109,22 @@ async def _apply(
         if uow.dialect == "postgresql":
             # Replicas applying PIM_POLICY at start-up take turns instead of racing to create.
             await s.execute(sql_text("SELECT pg_advisory_xact_lock(:k)"), {"k": _POLICY_LOCK_KEY})
-            # A batch's lookups (`email IN (...500 values)`, and the request ids it draws) are
-            # the same statement many times over, so asyncpg prepares it once and PostgreSQL,
-            # after five runs, may switch to a generic plan chosen while the table was small:
-            # a scan of every row per batch, comparing each with 500 values one by one. That
-            # made re-applying 100,000 people take 511 s, and the first apply ~100 s more.
-            # Planned with its values, each lookup is an index probe (or a hashed list).
-            await s.execute(sql_text("SET LOCAL plan_cache_mode = force_custom_plan"))
         draft = PlanDraft(source=source, now=now)
-        await plan_principals(s, doc, draft)
-        await plan_roles(s, doc, draft)
-        await plan_assignments(s, doc, draft, prune=prune)
-        await plan_reviews(s, doc.reviews, draft, prune=prune)
-        await plan_directory(
-            s, sources=doc.directory, groups=doc.group_assignments, draft=draft, prune=prune
-        )
+        async with custom_plans(s):
+            await plan_principals(s, doc, draft)
+            await plan_roles(s, doc, draft)
+            await plan_assignments(s, doc, draft, prune=prune)
+            await plan_reviews(s, doc.reviews, draft, prune=prune)
+            await plan_directory(
+                s, sources=doc.directory, groups=doc.group_assignments, draft=draft, prune=prune
+            )
         if draft.errors:
             raise policy_failure(source, draft.errors)
         if not dry_run:
             await carry_out(s, draft)
             await carry_directory(s, changes=draft.changes, now=now)
+            if len(draft.changes) >= _ANALYZE_AFTER:
+                await refresh_statistics(s)
     logger.info(
         "policy %s: %d change(s)%s", source, len(draft.changes), " (dry run)" if dry_run else ""
     )

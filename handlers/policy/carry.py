@@ -9,14 +9,17 @@ is granted anew.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.assignment import NewAssignment, end_schedule, record_assignments
 from handlers.policy.grants import stored as stored_grants
 from handlers.policy.plan import PAST, PlanDraft, chunked
+from handlers.policy.planner import custom_plans
 from handlers.policy.reviews_section import carry_reviews
-from handlers.records import Audited, audit_many
+from handlers.records import Audited, audit_many, new_request_ids
 from storage.models import Principal, Role, Schedule
 
 __all__ = ["carry_out"]
@@ -130,7 +133,9 @@ async def _end_schedules(s: AsyncSession, draft: PlanDraft) -> None:
     # first apply.
     tell = dict(draft.work.ends)
     for ids in chunked(list(tell)):
-        for schedule in await s.scalars(select(Schedule).where(Schedule.id.in_(ids))):
+        async with custom_plans(s):
+            schedules = list(await s.scalars(select(Schedule).where(Schedule.id.in_(ids))))
+        for schedule in schedules:
             await end_schedule(
                 s,
                 actor=draft.actor,
@@ -153,14 +158,17 @@ async def _grants(s: AsyncSession, draft: PlanDraft) -> None:
         )
     for specs in chunked(draft.work.grants):
         emails = [g.principal for g in specs]
-        people = {
-            p.email.lower(): p
-            for p in await s.scalars(
-                select(Principal)
-                .where(func.lower(Principal.email).in_(emails))
-                .execution_options(populate_existing=True)
-            )
-        }
+        async with custom_plans(s):
+            # Two columns, not objects: an assignment needs no more of its principal.
+            people = {
+                row.email.lower(): _Assignee(row.id, row.email)
+                for row in await s.execute(
+                    select(Principal.id, Principal.email).where(
+                        func.lower(Principal.email).in_(emails)
+                    )
+                )
+            }
+            short_ids = await new_request_ids(s, len(specs))
         grants = [
             NewAssignment(
                 principal=people[g.principal],
@@ -172,5 +180,15 @@ async def _grants(s: AsyncSession, draft: PlanDraft) -> None:
             for g in specs
         ]
         await record_assignments(
-            s, actor=draft.actor, grants=grants, now=draft.now, from_policy=True
+            s,
+            actor=draft.actor,
+            grants=grants,
+            now=draft.now,
+            from_policy=True,
+            short_ids=short_ids,
         )
+
+
+class _Assignee(NamedTuple):
+    id: int
+    email: str
