@@ -2,7 +2,8 @@
 assignment, to an empty database, and to re-apply the same file (a no-op plan).
 
 Each run is its own process, so its peak RSS is its own. Besides wall-clock seconds the table
-gives the CPU seconds the process used (every thread), the steadier figure on a shared machine;
+gives the CPU seconds the process used (every thread), the steadier figure on a shared machine,
+and for the throwaway PostgreSQL server the CPU seconds of its processes during the apply;
 the load average at the start is printed above it.
 
     python bench/policy_apply.py                                    # SQLite, 10k and 100k
@@ -56,22 +57,37 @@ def policy_text(n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-async def child(url: str, n: int) -> dict[str, float]:
+def server_cpu(postmaster: int) -> float:
+    """CPU seconds used so far by a local PostgreSQL server's processes (Linux /proc)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == postmaster or stat.parent.name == str(postmaster):
+            ticks += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+async def child(url: str, n: int, postmaster: int) -> dict[str, float]:
     text = policy_text(n)
     engine = make_engine(url)
     try:
         await upgrade(engine)
         uow = UnitOfWork(engine)
         started, cpu = time.perf_counter(), time.process_time()
+        server = server_cpu(postmaster) if postmaster else 0.0
         plan = await apply_policy(
             uow, FixedClock(NOW), text=text, source="bench.yaml", max_bytes=len(text.encode())
         )
         first, first_cpu = time.perf_counter() - started, time.process_time() - cpu
-        started = time.perf_counter()
+        server = server_cpu(postmaster) - server if postmaster else float("nan")
+        started, cpu = time.perf_counter(), time.process_time()
         again = await apply_policy(
             uow, FixedClock(NOW), text=text, source="bench.yaml", max_bytes=len(text.encode())
         )
-        second = time.perf_counter() - started
+        second, second_cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
         await engine.dispose()
     assert len(plan.changes) == 2 * n + ROLES + 1 and not again.changes
@@ -79,15 +95,17 @@ async def child(url: str, n: int) -> dict[str, float]:
     return {
         "apply": first,
         "apply_cpu": first_cpu,
+        "server_cpu": server,
         "reapply": second,
+        "reapply_cpu": second_cpu,
         "rss_mb": rss_mb,
         "file_mb": len(text.encode()) / 1e6,
     }
 
 
-def run_child(url: str, n: int) -> dict[str, float]:
+def run_child(url: str, n: int, postmaster: int = 0) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", url, str(n)],
+        [sys.executable, __file__, "--child", url, str(n), str(postmaster)],
         check=True,
         capture_output=True,
         text=True,
@@ -104,22 +122,25 @@ def main() -> None:
         action="store_true",
         help="also start a throwaway PostgreSQL server (tests/pgserver.py)",
     )
-    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(asyncio.run(child(args.child[0], int(args.child[1])))))
+        url, n, postmaster = args.child
+        print(json.dumps(asyncio.run(child(url, int(n), int(postmaster)))))
         return
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(
         f"{'principals':>10}  {'database':<10} {'file MB':>7} {'apply s':>8} "
-        f"{'apply CPU s':>11} {'re-apply s':>10} {'peak RSS MB':>11}"
+        f"{'apply CPU s':>11} {'server CPU s':>12} {'re-apply s':>10} {'re-apply CPU s':>14} "
+        f"{'peak RSS MB':>11}"
     )
 
-    def report(n: int, name: str, url: str) -> None:
-        r = run_child(url, n)
+    def report(n: int, name: str, url: str, postmaster: int = 0) -> None:
+        r = run_child(url, n, postmaster)
         print(
             f"{n:>10}  {name:<10} {r['file_mb']:>7.1f} {r['apply']:>8.1f} "
-            f"{r['apply_cpu']:>11.1f} {r['reapply']:>10.1f} {r['rss_mb']:>11.0f}",
+            f"{r['apply_cpu']:>11.1f} {r['server_cpu']:>12.1f} {r['reapply']:>10.1f} "
+            f"{r['reapply_cpu']:>14.1f} {r['rss_mb']:>11.0f}",
             flush=True,
         )
 
@@ -133,8 +154,10 @@ def main() -> None:
         from tests.pgserver import PostgresServer
 
         with PostgresServer() as server:
+            postmaster = int((server.datadir / "postmaster.pid").read_text().split()[0])
             for n in args.sizes:
-                report(n, "postgresql", server.create_database(f"bench_{uuid.uuid4().hex}"))
+                url = server.create_database(f"bench_{uuid.uuid4().hex}")
+                report(n, "postgresql", url, postmaster)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from handlers.policy.plan import (
     plan_roles,
 )
 from handlers.policy.plan_assignments import plan_assignments
-from handlers.policy.planner import custom_plans, refresh_statistics
+from handlers.policy.planner import MANY, custom_plans, refresh_statistics
 from handlers.policy.reviews_section import export_reviews, plan_reviews
 from handlers.policy.yaml_lines import dump_yaml
 from handlers.settings import RoleSettings
@@ -52,8 +52,6 @@ logger = logging.getLogger(__name__)
 
 # Any constant works; it only has to be the same in every process sharing the database.
 _POLICY_LOCK_KEY = 7_244_614
-# Changes from which an apply refreshes PostgreSQL's statistics (handlers.policy.planner).
-_ANALYZE_AFTER = 1_000
 
 
 async def apply_policy(
@@ -123,7 +121,7 @@ async def _apply(
         if not dry_run:
             await carry_out(s, draft)
             await carry_directory(s, changes=draft.changes, now=now)
-            if len(draft.changes) >= _ANALYZE_AFTER:
+            if len(draft.changes) >= MANY:
                 await refresh_statistics(s)
     logger.info(
         "policy %s: %d change(s)%s", source, len(draft.changes), " (dry run)" if dry_run else ""

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.assignment import NewAssignment, end_schedule, record_assignments
 from handlers.policy.grants import stored as stored_grants
 from handlers.policy.plan import PAST, PlanDraft, chunked
-from handlers.policy.planner import custom_plans
+from handlers.policy.planner import MANY, custom_plans, refresh_statistics
 from handlers.policy.reviews_section import carry_reviews
 from handlers.records import Audited, audit_many, new_request_ids
 from storage.models import Principal, Role, Schedule
@@ -71,6 +71,9 @@ async def _principals(s: AsyncSession, draft: PlanDraft) -> None:
                 for p in specs
             ],
         )
+    if len(work.new_principals) >= MANY:
+        # The assignments that follow find these people by email, through its index.
+        await refresh_statistics(s, "principals")
     for updates in chunked(work.principal_updates):
         await s.execute(
             update(Principal),
