@@ -53,6 +53,7 @@ class GrantsWorker:
         self.batch, self.max_seconds = batch, max_seconds
         self._slots = asyncio.Semaphore(max(1, concurrency))
         self._wake = asyncio.Event()
+        self._looked_at = -1  # uow.queued when a round last began to claim
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._quiet_until: dict[str, datetime] = {}  # pace key -> until when
@@ -133,7 +134,11 @@ class GrantsWorker:
             self._task = asyncio.create_task(self._loop(poll_seconds), name="grants")
 
     def poke(self) -> None:
-        self._wake.set()
+        """Something was committed: claim now rather than at the next poll. Free when nothing
+        was queued since a round last began (a command that only read), so every command may
+        poke: a round is a write transaction, on SQLite the one write lock."""
+        if self.uow.queued != self._looked_at:
+            self._wake.set()
 
     async def stop(self, *, grace: float = 15.0) -> None:
         """Let a round in progress record its calls (else their rows wait out the lease)."""
@@ -151,6 +156,7 @@ class GrantsWorker:
     async def _loop(self, poll_seconds: float) -> None:
         while not self._stopping:
             self._wake.clear()
+            self._looked_at = self.uow.queued  # what is committed by now, this round claims
             try:
                 await self.run_once()
                 wait = await self._until_next(poll_seconds)

@@ -75,7 +75,7 @@ def _audit_key(settings: Settings) -> AuditKey | None:
     return AuditKey.from_text(settings.audit_key) if settings.audit_key else None
 
 
-def _chat_uow(settings: Settings, wait: float) -> UnitOfWork:
+def _chat_uow(settings: Settings, wait: float, *, main: UnitOfWork) -> UnitOfWork:
     """Chat's own engine: every wait for the database is short, so a locked or unreachable
     database fails the use case (rolled back) in time to answer "busy". The sweeper and the
     CLI keep the long waits; nobody is waiting on them in a chat."""
@@ -91,6 +91,7 @@ def _chat_uow(settings: Settings, wait: float) -> UnitOfWork:
                 },
             ),
             audit_key=key,
+            queued_with=main,
         )
     engine = make_engine(url, pool_timeout=wait)
 
@@ -101,7 +102,7 @@ def _chat_uow(settings: Settings, wait: float) -> UnitOfWork:
         cursor.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
         cursor.close()
 
-    return UnitOfWork(engine, audit_key=key)
+    return UnitOfWork(engine, audit_key=key, queued_with=main)
 
 
 @dataclass
@@ -175,7 +176,7 @@ class Runtime:
         """What a chat transport needs, with its own engine of short database waits."""
         wait, budget = PATIENCE[transport]
         if transport not in self.chat_uows:
-            self.chat_uows[transport] = _chat_uow(self.settings, wait)
+            self.chat_uows[transport] = _chat_uow(self.settings, wait, main=self.uow)
             self.chat_uows[transport].on_commit = self.metrics.committed
         return Chat(
             uow=self.chat_uows[transport],

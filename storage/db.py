@@ -51,8 +51,11 @@ def make_engine(url: str | None, **kwargs: Any) -> AsyncEngine:
     # `/pim roles`). A connection that died with the server fails its one use instead, which
     # answers "busy, nothing changed", and SQLAlchemy then replaces every pooled connection
     # at once; connections older than half an hour are replaced before use, before a
-    # proxy or firewall drops them idle.
-    kwargs = {"pool_size": 20, "max_overflow": 10, "pool_recycle": 1800, **kwargs}
+    # proxy or firewall drops them idle. No overflow: SQLAlchemy closes an overflow connection
+    # as soon as it is returned, so under load each request in flight past the pool's size
+    # opened a connection of its own (a TLS attempt, a login, a server process): the pool
+    # keeps all it may open instead, and a request past them waits for one (pool_timeout).
+    kwargs = {"pool_size": 30, "max_overflow": 0, "pool_recycle": 1800, **kwargs}
     return create_async_engine(async_url, **kwargs)
 
 

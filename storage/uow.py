@@ -30,11 +30,19 @@ class UnitOfWork:
     """Hands out transactions; commits when the block ends cleanly, rolls back otherwise.
 
     `queued` counts the committed transactions that left work for the sweeper (outbox rows,
-    timers), so a poke after a plain read costs nothing (bot.scheduler). `on_commit`, when
+    timers, grants), so a poke after a plain read costs nothing (bot.scheduler). A unit of
+    work made `queued_with` another adds to that one's count: the chat engines' commits
+    must wake the workers, which run on the main one. `on_commit`, when
     set, is called with the audit actions of each committed transaction (bot.metrics counts
     them): a plain callable, so storage knows nothing of who listens."""
 
-    def __init__(self, engine: AsyncEngine, *, audit_key: AuditKey | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        audit_key: AuditKey | None = None,
+        queued_with: UnitOfWork | None = None,
+    ) -> None:
         self.engine = engine
         self.sessions: async_sessionmaker[Any] = make_session_factory(
             engine, sync_session_class=_Session
@@ -52,7 +60,7 @@ class UnitOfWork:
             sync_session_class=_Session,
             info={READ_ONLY: True, AUDIT_KEY_INFO: audit_key},
         )
-        self.queued = 0
+        self._queued: list[int] = queued_with._queued if queued_with is not None else [0]
         self._reader, self._light_writer = reader(engine), light_writer(engine)
         # On PostgreSQL a single statement is a transaction and a snapshot of its own: sent
         # without BEGIN and COMMIT around it, it costs one round trip instead of three.
@@ -64,6 +72,10 @@ class UnitOfWork:
         self.on_commit: Callable[[list[str]], None] | None = None
 
     @property
+    def queued(self) -> int:
+        return self._queued[0]
+
+    @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
@@ -73,7 +85,7 @@ class UnitOfWork:
             async with session.begin():
                 yield session
             if session.info.get(_QUEUED):
-                self.queued += 1
+                self._queued[0] += 1
             actions = session.info.pop(COMMITTED_ACTIONS, None)
             if actions and self.on_commit is not None:
                 self.on_commit(actions)
