@@ -83,11 +83,11 @@ def build_slack(settings: Settings, chat: Chat) -> Slack:
         )
     # Our middleware, in this order, after Bolt's own (signature, url_verification). Checks
     # that refuse a request outright (other workspace, replay) go before resolve_actor, which
-    # looks people up and may link them. (The payload's shape is checked before Bolt sees it:
-    # see _bolt_request.)
-    SlackGuards(uow=chat.uow, clock=chat.clock, team_id=settings.slack_team_id).register(app)
-    for middleware in (resolve_actor(chat),):
-        app.use(middleware)
+    # looks people up and may link them: the guards run it once a request passed them.
+    # (The payload's shape is checked before Bolt sees it: see _bolt_request.)
+    SlackGuards(
+        uow=chat.uow, clock=chat.clock, team_id=settings.slack_team_id, then=resolve_actor(chat)
+    ).register(app)
     app.error(on_error)
     register(app)
     socket = (

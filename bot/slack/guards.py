@@ -62,8 +62,18 @@ def installed_team() -> str | None:
 
 
 class SlackGuards:
-    def __init__(self, *, uow: UnitOfWork, clock: Clock, team_id: str | None) -> None:
-        self.team_id = team_id
+    """`then`: the middleware to run once a request passed (bot.slack.refusals.resolve_actor),
+    called from here with its arguments rather than registered on its own."""
+
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWork,
+        clock: Clock,
+        team_id: str | None,
+        then: Callable[..., Awaitable[None]] | None = None,
+    ) -> None:
+        self.team_id, self.then = team_id, then
         self.seen = SeenBatches(uow=uow, clock=clock)
 
     def register(self, app: AsyncApp) -> None:
@@ -93,7 +103,10 @@ class SlackGuards:
         _installed_team.set(expected)
         if (seen := await self._seen_before(req, body)) is not None:
             return seen
-        await next()
+        if self.then is None:
+            await next()
+        else:
+            await self.then(context=context, body=body, client=context.client, next=next)
         return resp
 
     async def _seen_before(
@@ -127,6 +140,12 @@ class SeenBatches:
         self._next_purge = 0.0
 
     async def first(self, key: str, expires_at: datetime) -> bool:
+        if not self._queue and (self._flusher is None or self._flusher.done()):
+            # Nothing in flight, and SQLite's write lock free: the insert takes microseconds,
+            # cheaper done right here than handed to a task and waited for.
+            done, fresh = self.uow.light_write_now(self._writer({key: expires_at}))
+            if done:
+                return key in (fresh or set())
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._queue.append((key, expires_at, answer))
         if self._flusher is None or self._flusher.done():
