@@ -34,6 +34,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 # Execution option of a transaction that only reads (see UnitOfWork.read).
 READ_ONLY = "pim_read_only"
+# Execution option of a read-only engine's connection that runs ONE statement: no BEGIN and
+# COMMIT around it, since SQLite runs a lone statement in a snapshot of its own
+# (UnitOfWork.run_lookup; each was a tenth of a lookup).
+SINGLE = "pim_single"
 
 # Beside each SQLite file engine: its synchronous read-only engine, and its light writer.
 _readers: WeakKeyDictionary[Engine, Engine] = WeakKeyDictionary()
@@ -89,7 +93,8 @@ def _side_engine(engine: AsyncEngine, *, begin: str, pragmas: tuple[str, ...]) -
 
     @event.listens_for(side, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql(begin)
+        if not conn.get_execution_options().get(SINGLE, False):
+            conn.exec_driver_sql(begin)
 
     @event.listens_for(engine.sync_engine, "engine_disposed")
     def _on_disposed(_engine: Any) -> None:

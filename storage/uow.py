@@ -16,7 +16,7 @@ from storage.audit import AUDIT_KEY_INFO, COMMITTED_ACTIONS
 from storage.audit_hash import AuditKey
 from storage.db import make_session_factory
 from storage.models import OutboxMessage, Timer
-from storage.sqlite import READ_ONLY, light_writer, reader
+from storage.sqlite import READ_ONLY, SINGLE, light_writer, reader
 
 _QUEUED = "pim_queued"
 T = TypeVar("T")
@@ -62,6 +62,9 @@ class UnitOfWork:
         )
         self._queued: list[int] = queued_with._queued if queued_with is not None else [0]
         self._reader, self._light_writer = reader(engine), light_writer(engine)
+        self._lone_reader = (
+            self._reader.execution_options(**{SINGLE: True}) if self._reader is not None else None
+        )
         # On PostgreSQL a single statement is a transaction and a snapshot of its own: sent
         # without BEGIN and COMMIT around it, it costs one round trip instead of three.
         self._single = (
@@ -114,8 +117,11 @@ class UnitOfWork:
 
     async def run_lookup(self, fn: Callable[[Connection], T]) -> T:
         """run_read for an fn that runs ONE statement (it reads one snapshot whatever the
-        database): on PostgreSQL without BEGIN and COMMIT, one round trip."""
-        if self._reader is None and self._single is not None:
+        database): without BEGIN and COMMIT, on PostgreSQL one round trip."""
+        if self._lone_reader is not None:
+            with self._lone_reader.connect() as conn:
+                return fn(conn)
+        if self._single is not None:
             return await greenlet_spawn(self._run_single, fn)
         return await self.run_read(fn)
 

@@ -140,12 +140,6 @@ class SeenBatches:
         self._next_purge = 0.0
 
     async def first(self, key: str, expires_at: datetime) -> bool:
-        if not self._queue and (self._flusher is None or self._flusher.done()):
-            # Nothing in flight, and SQLite's write lock free: the insert takes microseconds,
-            # cheaper done right here than handed to a task and waited for.
-            done, fresh = self.uow.light_write_now(self._writer({key: expires_at}))
-            if done:
-                return key in (fresh or set())
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._queue.append((key, expires_at, answer))
         if self._flusher is None or self._flusher.done():
