@@ -16,6 +16,7 @@ from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.audit_hash import GENESIS, AuditKey, event_hash
+from storage.audit_head import COLUMNS, TX_HEAD, guarded_insert, known_head
 from storage.models import AuditEvent
 
 __all__ = [
@@ -42,6 +43,13 @@ _AUDIT_TABLE = cast(Table, AuditEvent.__table__)
 COMMITTED_ACTIONS = "pim_audit_actions"
 # Any constant works; it only has to be the same in every process sharing the database.
 _AUDIT_LOCK_KEY = 7_244_613
+_PG_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+# Table columns, not the model's: a plain Core statement, no ORM machinery per append.
+_HEAD = (
+    select(_AUDIT_TABLE.c.id, _AUDIT_TABLE.c.hash, _AUDIT_TABLE.c.key_id)
+    .order_by(_AUDIT_TABLE.c.id.desc())
+    .limit(1)
+)
 
 
 class AuditKeyError(ValueError):
@@ -88,15 +96,28 @@ async def append_event(
 
 async def append_events(session: AsyncSession, items: Sequence[NewEvent]) -> list[AuditEvent]:
     """Add events at the head of the chain in the order given, inside the caller's
-    transaction: one head lookup (and one lock) however many there are."""
+    transaction: one lock and one INSERT however many there are, chained onto the head this
+    process last committed (storage.audit_head); the head is read only when that is stale."""
     if not items:
         return []
-    values = await _chained(session, items)
+    await _lock(session)
     if session.new or session.dirty or session.deleted:
         # What the caller added goes first, as the ORM's INSERT of these rows would flush it.
         await session.flush()
-    # One plain INSERT (the ids are ours), not a unit of work: the rows need no reading back.
-    await session.execute(insert(_AUDIT_TABLE), values)
+    head, values = known_head(session), None
+    if head is not None:
+        values = _rows(items, head=head, key=session_key(session))
+        params = {f"{c}{i}": row[c] for i, row in enumerate(values) for c in COLUMNS}
+        done = await session.execute(
+            guarded_insert(len(values)), {**params, "head_id": head[0], "head_hash": head[1]}
+        )
+        if done.rowcount != len(values):  # type: ignore[attr-defined]
+            values = None  # someone else appended since: read the head after all
+    if values is None:
+        values = await _chained(session, items, locked=True)
+        # One plain INSERT (the ids are ours), not a unit of work: no reading back.
+        await session.execute(insert(_AUDIT_TABLE), values)
+    _appended(session, items, values)
     return [AuditEvent(**v) for v in values]
 
 
@@ -105,28 +126,45 @@ async def append_many_events(session: AsyncSession, items: Sequence[NewEvent]) -
     values, one executemany per call, with no object made for each (making them cost more
     than the hashing and the insert together)."""
     if items:
+        values = await _chained(session, items)
         conn = await session.connection()
-        await conn.execute(insert(_AUDIT_TABLE), await _chained(session, items))
+        await conn.execute(insert(_AUDIT_TABLE), values)
+        _appended(session, items, values)
 
 
-async def _chained(session: AsyncSession, items: Sequence[NewEvent]) -> list[dict[str, Any]]:
-    """The rows of `items`, each chained to the one before it, from the current head."""
+async def _lock(session: AsyncSession) -> None:
     if session.get_bind().dialect.name == "postgresql":
         # Serialise appenders until commit so two transactions never chain onto the same head.
-        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_KEY})
+        await session.execute(_PG_LOCK, {"k": _AUDIT_LOCK_KEY})
+
+
+async def _chained(
+    session: AsyncSession, items: Sequence[NewEvent], *, locked: bool = False
+) -> list[dict[str, Any]]:
+    """The rows of `items`, each chained to the one before it, from the head as read now."""
+    if not locked:
+        await _lock(session)
     key = session_key(session)
-    # The unit of work hands these to its commit hook (metrics) once they are committed.
-    session.info.setdefault(COMMITTED_ACTIONS, []).extend(item.action for item in items)
-    head = (
-        await session.execute(
-            select(AuditEvent.id, AuditEvent.hash, AuditEvent.key_id)
-            .order_by(AuditEvent.id.desc())
-            .limit(1)
-        )
-    ).first()
+    head = (await session.execute(_HEAD)).first()
     if head is not None and head[2] is not None and (key is None or key.key_id != head[2]):
         # Appending unkeyed (or under another key) would break the chain for good.
         raise AuditKeyError(logged=head[2], held=key.key_id if key else None)
+    return _rows(items, head=(head[0], head[1]) if head else None, key=key)
+
+
+def _appended(
+    session: AsyncSession, items: Sequence[NewEvent], values: list[dict[str, Any]]
+) -> None:
+    # The unit of work hands these to its commit hook (metrics) once they are committed,
+    # and the new head to its HeadCache.
+    session.info.setdefault(COMMITTED_ACTIONS, []).extend(item.action for item in items)
+    session.info[TX_HEAD] = (values[-1]["id"], values[-1]["hash"])
+
+
+def _rows(
+    items: Sequence[NewEvent], *, head: tuple[int, str] | None, key: AuditKey | None
+) -> list[dict[str, Any]]:
+    """The rows of `items`, each chained to the one before it, the first to `head`."""
     next_id, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
     key_id = key.key_id if key else None
     rows = []

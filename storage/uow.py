@@ -14,6 +14,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from storage.audit import AUDIT_KEY_INFO, COMMITTED_ACTIONS
 from storage.audit_hash import AuditKey
+from storage.audit_head import HEAD_CACHE_INFO, TX_HEAD, HeadCache
 from storage.db import make_session_factory
 from storage.models import OutboxMessage, Timer
 from storage.sqlite import READ_ONLY, SINGLE, light_writer, reader
@@ -47,8 +48,11 @@ class UnitOfWork:
         self.sessions: async_sessionmaker[Any] = make_session_factory(
             engine, sync_session_class=_Session
         )
-        # Every session carries the key, so audit events appended in it are keyed.
-        self.sessions.configure(info={AUDIT_KEY_INFO: audit_key})
+        # Every session carries the key, so audit events appended in it are keyed, and the
+        # chain's head as last committed in this process (shared with `queued_with`, on the
+        # same database), so an append need not read it first.
+        self.audit_head = queued_with.audit_head if queued_with is not None else HeadCache()
+        self.sessions.configure(info={AUDIT_KEY_INFO: audit_key, HEAD_CACHE_INFO: self.audit_head})
         # PostgreSQL begins these READ ONLY (asyncpg says so in its BEGIN); SQLite begins
         # them deferred rather than taking the write lock (storage.sqlite).
         read_options: dict[str, Any] = {READ_ONLY: True}
@@ -89,6 +93,9 @@ class UnitOfWork:
                 yield session
             if session.info.get(_QUEUED):
                 self._queued[0] += 1
+            head = session.info.pop(TX_HEAD, None)
+            if head is not None:
+                self.audit_head.advance(head)
             actions = session.info.pop(COMMITTED_ACTIONS, None)
             if actions and self.on_commit is not None:
                 self.on_commit(actions)
