@@ -78,6 +78,10 @@ _LOOKUP = (
         and_(
             Schedule.principal_id == Principal.id,
             Schedule.role_id == Role.id,
+            # Every kind, named: so the whole of ix_schedules_lookup (person, role, kind,
+            # state) applies. Without it SQLite chose ix_schedules_end (state) and read
+            # every active schedule of everyone on each ask, 10,000 of them in a shift change.
+            Schedule.kind.in_(list(ScheduleKind)),
             Schedule.state == ScheduleState.ACTIVE,
         ),
     )

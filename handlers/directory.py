@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from sqlalchemy import Connection, Row, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -84,7 +86,16 @@ async def find_role(session: AsyncSession, text: str, *, usable_by: int | None =
 
 
 def settings_of(role: Role) -> RoleSettings:
-    return RoleSettings.from_mapping(role.settings)
+    """The role's settings, parsed once per loaded row: a use case asks several times."""
+    raw, memo = role.settings, vars(role).get(_SETTINGS_MEMO)
+    if memo is not None and memo[0] is raw:  # a new mapping assigned since is parsed anew
+        return cast(RoleSettings, memo[1])
+    settings = RoleSettings.from_mapping(raw)
+    vars(role)[_SETTINGS_MEMO] = (raw, settings)
+    return settings
+
+
+_SETTINGS_MEMO = "_pim_settings_memo"  # not a mapped attribute: the ORM never sees it
 
 
 async def admins(session: AsyncSession) -> list[Principal]:

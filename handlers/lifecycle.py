@@ -78,19 +78,6 @@ async def provision(
         subject_id=schedule.id,
     )
     grant_lines = await open_grants(session, schedule=schedule, role=req.role, now=now)
-    await audit_all(
-        session,
-        [
-            *earlier,
-            NewEvent(
-                at=now,
-                actor=SYSTEM_ACTOR,
-                action="role.activated",
-                target=f"{req.principal.email}/{req.role_id}",
-                details={"request": req.short_id, "end": end.isoformat()},
-            ),
-        ],
-    )
     view = await request_view(session, req, decision=decision)
     await queue_messages(
         session,
@@ -108,6 +95,21 @@ async def provision(
                     headline=f"{req.role.display_name} is active until {v.when(end.isoformat())}.",
                     details=tuple(grant_lines),
                 ),
+            ),
+        ],
+    )
+    # The audit events last: on PostgreSQL their append holds the chain's lock until
+    # commit, so every other asker waits only for this INSERT and the COMMIT.
+    await audit_all(
+        session,
+        [
+            *earlier,
+            NewEvent(
+                at=now,
+                actor=SYSTEM_ACTOR,
+                action="role.activated",
+                target=f"{req.principal.email}/{req.role_id}",
+                details={"request": req.short_id, "end": end.isoformat()},
             ),
         ],
     )
