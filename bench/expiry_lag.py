@@ -109,17 +109,23 @@ async def setup(runtime: Runtime, n: int) -> None:
         )
 
 
-async def build(runtime: Runtime, n: int) -> tuple[float, float]:
+async def build(runtime: Runtime, n: int, tasks: int = 1) -> tuple[float, float]:
     """Seconds of wall clock and of this process's CPU (SQLite's included, PostgreSQL's
-    server not) to ask for n activations one after another."""
+    server not) to ask for n activations: `tasks` asking at once (1: one after another),
+    each ask its own call of the use case and its own transaction."""
     clock, t, cpu = SystemClock(), time.perf_counter(), time.process_time()
-    for i in range(n):
-        await request_activation(
-            runtime.uow,
-            clock,
-            actor=f"u{i}@bench.test",
-            ask=ActivationAsk(role="bench", duration=DURATION),
-        )
+    people = iter(range(n))
+
+    async def asker() -> None:
+        for i in people:
+            await request_activation(
+                runtime.uow,
+                clock,
+                actor=f"u{i}@bench.test",
+                ask=ActivationAsk(role="bench", duration=DURATION),
+            )
+
+    await asyncio.gather(*(asker() for _ in range(tasks)))
     return time.perf_counter() - t, time.process_time() - cpu
 
 
@@ -290,11 +296,11 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(p * len(values)))] if values else float("nan")
 
 
-async def build_base(url: str, n: int) -> tuple[float, float]:
+async def build_base(url: str, n: int, tasks: int) -> tuple[float, float]:
     runtime = Runtime.build(_settings(url, 15))
     await runtime.prepare()
     await setup(runtime, n)
-    built = await build(runtime, n)
+    built = await build(runtime, n, tasks)
     await runtime.close()
     return built
 
@@ -381,9 +387,14 @@ async def run(
 ) -> None:
     """Build once; measure each scenario on its own copy of the built database."""
     n = args.n
-    built, cpu = await build_base(fresh(""), n)
+    built, cpu = await build_base(fresh(""), n, args.build_tasks)
+    how = (
+        "one after another"
+        if args.build_tasks == 1
+        else f"{args.build_tasks} asking at once, each ask its own transaction"
+    )
     print(
-        f"built {n} activations through request_activation in {built:.1f}s "
+        f"built {n} activations through request_activation ({how}) in {built:.1f}s "
         f"({1000 * built / n:.1f} ms each, {1000 * cpu / n:.1f} ms of CPU in this process); "
         "ends are placed after the build",
         flush=True,
@@ -429,6 +440,12 @@ def main() -> None:
         default="even:1",
         help="ends:replicas, comma-separated; ends is even (over one minute) or "
         "instant (default even:1)",
+    )
+    ap.add_argument(
+        "--build-tasks",
+        type=int,
+        default=1,
+        help="asks in flight at once while building (default 1: one after another)",
     )
     ap.add_argument(
         "--lead", type=float, default=10.0, help="seconds from placing the ends to the first end"

@@ -6,7 +6,7 @@ the outbox table as JSON until a delivery worker renders them for a platform.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -333,7 +333,7 @@ class Notification:
     review: ReviewCardView | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _plain(self)  # type: ignore[no-any-return]
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Notification:
@@ -456,3 +456,25 @@ View = (
     | DigestView
     | ReviewsView
 )
+
+
+def _plain(value: Any) -> Any:
+    """dataclasses.asdict for these views, without its deep copy of every leaf (they are all
+    immutable here): a quarter of the cost, on every message queued."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {name: _plain(getattr(value, name)) for name in _field_names(type(value))}
+    if isinstance(value, list | tuple):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names

@@ -15,7 +15,7 @@ from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cards.views import Notification
-from storage.audit import NewEvent, append_event, append_events, append_many_events
+from storage.audit import NewEvent, add_events, append_many_events
 from storage.models import OutboxMessage, Principal, ScheduleRequest, Timer
 from storage.uow import note_queued
 from vocab.states import TimerStatus
@@ -46,7 +46,9 @@ async def audit(
     **details: Any,
 ) -> None:
     who = actor.email if isinstance(actor, Principal) else actor
-    await append_event(session, at=at, actor=who, action=action, target=target, details=details)
+    await add_events(
+        session, [NewEvent(at=at, actor=who, action=action, target=target, details=details)]
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +193,7 @@ async def notify_all(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
 
 
 async def audit_all(session: AsyncSession, events: list[NewEvent]) -> None:
-    await append_events(session, events)
+    await add_events(session, events)
 
 
 def update_cards(
@@ -270,7 +272,8 @@ async def new_request_ids(session: AsyncSession, count: int) -> list[str]:
 
 
 def _draw(length: int) -> str:
-    return "R-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+    # 32 letters: each random byte picks one uniformly (256 is a multiple of 32).
+    return "R-" + "".join(_ID_ALPHABET[b % 32] for b in secrets.token_bytes(length))
 
 
 def request_id_candidates() -> list[str]:

@@ -22,6 +22,7 @@ from storage.models import AuditEvent
 __all__ = [
     "GENESIS",
     "AUDIT_KEY_INFO",
+    "add_events",
     "AuditKey",
     "AuditKeyError",
     "NewEvent",
@@ -95,9 +96,19 @@ async def append_event(
 
 
 async def append_events(session: AsyncSession, items: Sequence[NewEvent]) -> list[AuditEvent]:
+    """add_events, returning the events as written."""
+    return [AuditEvent(**v) for v in await _append(session, items)]
+
+
+async def add_events(session: AsyncSession, items: Sequence[NewEvent]) -> None:
     """Add events at the head of the chain in the order given, inside the caller's
     transaction: one lock and one INSERT however many there are, chained onto the head this
-    process last committed (storage.audit_head); the head is read only when that is stale."""
+    process last committed (storage.audit_head); the head is read only when that is stale.
+    No object is made for the rows: the use cases never read them back."""
+    await _append(session, items)
+
+
+async def _append(session: AsyncSession, items: Sequence[NewEvent]) -> list[dict[str, Any]]:
     if not items:
         return []
     await _lock(session)
@@ -118,7 +129,7 @@ async def append_events(session: AsyncSession, items: Sequence[NewEvent]) -> lis
         # One plain INSERT (the ids are ours), not a unit of work: no reading back.
         await session.execute(insert(_AUDIT_TABLE), values)
     _appended(session, items, values)
-    return [AuditEvent(**v) for v in values]
+    return values
 
 
 async def append_many_events(session: AsyncSession, items: Sequence[NewEvent]) -> None:

@@ -18,13 +18,17 @@ from storage.models import AuditEvent, OutboxMessage, Principal, Role, Schedule
 from tests.unit.conftest import Engine
 
 BOB, CAROL = "bob@contoso.com", "carol@contoso.com"
-# Each bound is what the path does today plus a little room; an N+1 blows through it at once.
-# Asking is 8 on both databases: one joined read (person, role, what they hold and asked,
-# a free request id), the request, the schedule and its timers, the audit head and events,
-# the outbox rows; and BEGIN IMMEDIATE on SQLite, the audit chain's lock on PostgreSQL.
-# Approving adds the approvers, the guarded UPDATE, the approval step and the time-out's
-# cancel (11). A post to an approval channel is an outbox INSERT of its own: +2.
-ASK_BOUND, DECIDE_BOUND, SWEEP_BOUND = 10, 12, 16
+# Each bound is what the path does today; an N+1 blows through it at once.
+# Asking is 7 on both databases: one joined read (person, role, what they hold and asked,
+# a free request id), the request, the schedule and its timers, the outbox rows, the audit
+# events (one INSERT chained onto the head this process last committed, which it does not
+# read again: storage.audit_head); and BEGIN IMMEDIATE on SQLite, the audit chain's lock on
+# PostgreSQL. Asking for a role that needs approval reads the approvers instead of writing
+# a schedule. Approving is 10: the decider and request, the approvers, the guarded UPDATE,
+# the approval step, the time-out's cancel, then what provisioning writes. A post to an
+# approval channel splits the outbox INSERT in three (approvers, channel, requester): +2.
+ASK_BOUND, DECIDE_BOUND, SWEEP_BOUND = 7, 10, 16
+CHANNEL_EXTRA = 2
 
 
 @contextmanager
@@ -126,7 +130,7 @@ async def test_many_approvers_and_a_channel_cost_no_more_statements(eng):
             ),
         )
     assert view.status == "PendingApproval"
-    assert len(asked) <= ASK_BOUND, "\n".join(asked)
+    assert len(asked) <= ASK_BOUND + CHANNEL_EXTRA, "\n".join(asked)
     told = await eng.outbox()
     assert [to for to, kind, _ in told if kind == "approval_needed"] == [
         p.email for p in people
