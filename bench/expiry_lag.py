@@ -1,7 +1,9 @@
 """Expiry lag: how late N activations end, with one or more replicas sweeping one database.
 
 1. Builds N activations through `request_activation` once (timed), each lasting an hour, so
-   none can end during the build.
+   none can end during the build: one after another, or with `--build-tasks K` K asks in
+   flight at once (each still one call of the use case and one transaction of its own; on
+   PostgreSQL the round trips of one then overlap the others' work).
 2. For each scenario, on its own copy of that database: places the ends only now, from
    `--lead` seconds ahead, spread evenly over one minute or all at one instant (each with
    its warning 1 s before), then starts the scenario's replicas: processes, each a real
@@ -24,6 +26,7 @@ every 250 ms during the sweep; and the largest peak RSS among the replicas.
 
     python bench/expiry_lag.py -n 10000 --scenarios even:1,even:2,instant:1,instant:2
     python bench/expiry_lag.py -n 10000 --postgres --scenarios even:1,even:2,instant:1,instant:2
+    python bench/expiry_lag.py -n 10000 --postgres --build-tasks 4
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from bot.config import Settings
 from bot.runtime import Runtime
 from bot.slack.transport import SlackTransport
 from handlers.activation import ActivationAsk, request_activation
+from handlers.approval import decide
 from handlers.chat import run_text
 from handlers.clock import SystemClock
 from handlers.settings import RoleSettings
@@ -64,17 +68,20 @@ from tests.slackfake import FakeSlackAPI, dm_id  # noqa: E402
 DURATION = timedelta(hours=1)
 WARNING = timedelta(seconds=1)
 PROBE = "probe@bench.test"
+APPROVER = "approver@bench.test"
 
 
 def _settings(url: str, sweep: float) -> Settings:
     return Settings.from_env({"DATABASE_URL": url, "PIM_SWEEP_SECONDS": str(sweep)})
 
 
-async def setup(runtime: Runtime, n: int) -> None:
-    """The cast, inserted directly (not measured): n people eligible for one role, a prober."""
+async def setup(runtime: Runtime, n: int, approval: bool = False) -> None:
+    """The cast, inserted directly (not measured): n people eligible for one role, a prober,
+    and the role's approver when asks need approval."""
     now = datetime.now(UTC) - timedelta(days=1)
+    approve = {"require_approval": True, "approvers": [APPROVER]} if approval else {}
     settings = RoleSettings.from_mapping(
-        {"require_justification": False, "max_duration": "2h", "expiry_warning": "1s"}
+        {"require_justification": False, "max_duration": "2h", "expiry_warning": "1s", **approve}
     ).to_mapping()
     async with runtime.uow.transaction() as s:
         s.add(Role(id="bench", display_name="Bench Role", created_at=now, settings=settings))
@@ -89,9 +96,10 @@ async def setup(runtime: Runtime, n: int) -> None:
                 }
                 for i in range(n)
             ]
-            + [{"email": PROBE, "display_name": "Probe", "created_at": now}],
+            + [{"email": PROBE, "display_name": "Probe", "created_at": now}]
+            + [{"email": APPROVER, "display_name": "Approver", "created_at": now}],
         )
-        ids = (await s.scalars(select(Principal.id))).all()
+        ids = (await s.scalars(select(Principal.id).where(Principal.email != APPROVER))).all()
         await s.execute(
             insert(Schedule),
             [
@@ -109,21 +117,33 @@ async def setup(runtime: Runtime, n: int) -> None:
         )
 
 
-async def build(runtime: Runtime, n: int, tasks: int = 1) -> tuple[float, float]:
+async def build(
+    runtime: Runtime, n: int, tasks: int = 1, approval: bool = False
+) -> tuple[float, float]:
     """Seconds of wall clock and of this process's CPU (SQLite's included, PostgreSQL's
     server not) to ask for n activations: `tasks` asking at once (1: one after another),
-    each ask its own call of the use case and its own transaction."""
+    each ask its own call of the use case and its own transaction; with `approval`, each ask
+    is then approved (`decide`, a transaction of its own) and that provisions it."""
     clock, t, cpu = SystemClock(), time.perf_counter(), time.process_time()
     people = iter(range(n))
 
     async def asker() -> None:
         for i in people:
-            await request_activation(
+            view = await request_activation(
                 runtime.uow,
                 clock,
                 actor=f"u{i}@bench.test",
                 ask=ActivationAsk(role="bench", duration=DURATION),
             )
+            if approval:
+                await decide(
+                    runtime.uow,
+                    clock,
+                    actor=APPROVER,
+                    request_id=view.id,
+                    approve=True,
+                    justification="bench",
+                )
 
     await asyncio.gather(*(asker() for _ in range(tasks)))
     return time.perf_counter() - t, time.process_time() - cpu
@@ -296,11 +316,11 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(p * len(values)))] if values else float("nan")
 
 
-async def build_base(url: str, n: int, tasks: int) -> tuple[float, float]:
+async def build_base(url: str, n: int, args: argparse.Namespace) -> tuple[float, float]:
     runtime = Runtime.build(_settings(url, 15))
     await runtime.prepare()
-    await setup(runtime, n)
-    built = await build(runtime, n, tasks)
+    await setup(runtime, n, args.approval)
+    built = await build(runtime, n, args.build_tasks, args.approval)
     await runtime.close()
     return built
 
@@ -387,14 +407,15 @@ async def run(
 ) -> None:
     """Build once; measure each scenario on its own copy of the built database."""
     n = args.n
-    built, cpu = await build_base(fresh(""), n, args.build_tasks)
+    built, cpu = await build_base(fresh(""), n, args)
     how = (
         "one after another"
         if args.build_tasks == 1
         else f"{args.build_tasks} asking at once, each ask its own transaction"
     )
+    path = "request_activation, each approved by decide" if args.approval else "request_activation"
     print(
-        f"built {n} activations through request_activation ({how}) in {built:.1f}s "
+        f"built {n} activations through {path} ({how}) in {built:.1f}s "
         f"({1000 * built / n:.1f} ms each, {1000 * cpu / n:.1f} ms of CPU in this process); "
         "ends are placed after the build",
         flush=True,
@@ -446,6 +467,11 @@ def main() -> None:
         type=int,
         default=1,
         help="asks in flight at once while building (default 1: one after another)",
+    )
+    ap.add_argument(
+        "--approval",
+        action="store_true",
+        help="the role needs approval: every ask is approved (decide) while building",
     )
     ap.add_argument(
         "--lead", type=float, default=10.0, help="seconds from placing the ends to the first end"
