@@ -99,10 +99,9 @@ async def request_activation(
             await audit_all(s, [created])
             return await _ask_approvers(s, req=req, me=me, approvers=approvers, now=now)
         if checked.start <= now:
-            await provision(s, req=req, now=now, earlier=[created], stored=True)
-        else:
-            await audit_all(s, [created])
-            await add_timers(s, [(START, checked.start)], subject_id=req.id)
+            return await provision(s, req=req, now=now, earlier=[created], stored=True)
+        await audit_all(s, [created])
+        await add_timers(s, [(START, checked.start)], subject_id=req.id)
         return await request_view(s, req)
 
 

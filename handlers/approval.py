@@ -210,10 +210,9 @@ async def _record_decision(
     if at_once:
         # What the stored approval step would say, without reading it back.
         done = replace(decision, outcome=Status.PROVISIONED)
-        await provision(
+        return await provision(
             s, req=req, now=now, earlier=[decided], decision=done, told=told, stored=True
         )
-        return await request_view(s, req, decision=done)
     await audit_all(s, [decided])
     await queue_messages(s, told)
     if approve:

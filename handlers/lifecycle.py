@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from cards import views as v
-from cards.views import Decision, Notification
+from cards.views import Decision, Notification, RequestView
 from handlers.directory import settings_of
 from handlers.grants.state import open_grants
 from handlers.present import request_view, role_ref
@@ -45,12 +45,13 @@ async def provision(
     decision: Decision | None = None,
     told: Sequence[dict[str, Any]] = (),
     stored: bool = False,
-) -> Schedule:
+) -> RequestView:
     """Make an approved (or approval-free) activation take effect now. `earlier`: audit
     events of the same transaction that come first (written with this one, in one append);
     `told`: outbox rows (records.message_rows) that come before "it is active", likewise.
     `stored`: the caller already wrote the request as provisioned (in its INSERT or its
-    guarded UPDATE), so it is not written again."""
+    guarded UPDATE), so it is not written again. Returns the request as it now stands, as
+    the requester is shown it."""
     assert req.duration_seconds is not None
     end = now + timedelta(seconds=req.duration_seconds)
     values = {
@@ -113,7 +114,7 @@ async def provision(
             ),
         ],
     )
-    return schedule
+    return view
 
 
 def schedule_end_timers(
