@@ -115,7 +115,7 @@ async def _append(session: AsyncSession, items: Sequence[NewEvent]) -> list[dict
     if session.new or session.dirty or session.deleted:
         # What the caller added goes first, as the ORM's INSERT of these rows would flush it.
         await session.flush()
-    head, values = known_head(session), None
+    head, values = known_head(session, rows=len(items)), None
     if head is not None:
         values = _rows(items, head=head, key=session_key(session))
         params = {f"{c}{i}": row[c] for i, row in enumerate(values) for c in COLUMNS}

@@ -27,6 +27,9 @@ HEAD_CACHE_INFO = "pim_audit_head_cache"
 TX_HEAD = "pim_audit_tx_head"
 
 _TABLE = cast(Table, AuditEvent.__table__)
+# A use case writes one to three events; a batch (expiries, a policy apply) writes hundreds,
+# where one read more is nothing and a statement of hundreds of guarded SELECTs is a lot.
+MOST_GUARDED = 4
 COLUMNS = ("id", "at", "actor", "action", "target", "details", "prev_hash", "hash", "key_id")
 
 
@@ -42,8 +45,11 @@ class HeadCache:
             self.head = head
 
 
-def known_head(session: AsyncSession) -> tuple[int, str] | None:
-    """The head to chain onto without reading it: this transaction's own, else the cache's."""
+def known_head(session: AsyncSession, *, rows: int) -> tuple[int, str] | None:
+    """The head to chain `rows` events onto without reading it: this transaction's own,
+    else the cache's; None when it must be read (or the rows are too many to guard)."""
+    if rows > MOST_GUARDED:
+        return None
     mine = session.info.get(TX_HEAD)
     if mine is not None:
         return cast(tuple[int, str], mine)
@@ -54,7 +60,7 @@ def known_head(session: AsyncSession) -> tuple[int, str] | None:
 @cache
 def guarded_insert(n: int) -> Insert:
     """INSERT of n rows (parameters `<column><i>`) that happens only if the newest event is
-    (`head_id`, `head_hash`). Built once per n: asks write one to three events."""
+    (`head_id`, `head_hash`). Built once per n, n at most MOST_GUARDED."""
     head = _TABLE.alias("head")
     guard = and_(
         exists().where(head.c.id == bindparam("head_id"), head.c.hash == bindparam("head_hash")),

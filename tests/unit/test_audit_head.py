@@ -138,3 +138,16 @@ async def test_asking_and_approving_after_another_process_wrote_keeps_the_chain(
     assert done.status == "Provisioned"
     assert ok, reason
     assert actions[-4:] == ["request.created", "elsewhere", "request.approved", "role.activated"]
+
+
+async def test_a_batch_after_a_known_head_chains_on(eng):
+    """A batch (expiries) is too many rows to guard: it reads the head, and links on."""
+    await _event(eng.uow, "before")
+    async with eng.uow.transaction() as s:
+        await append_events(
+            s, [NewEvent(at=T0, actor="test", action=f"batch{i}", target="t") for i in range(50)]
+        )
+    await _event(eng.uow, "after")
+    ok, reason, _, actions = await _chain(eng.uow)
+    assert ok, reason
+    assert actions[-52:] == ["before", *(f"batch{i}" for i in range(50)), "after"]
