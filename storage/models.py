@@ -247,7 +247,12 @@ class Timer(Base):
     """Durable time-based work: the database, not a process, remembers what is due."""
 
     __tablename__ = "timers"
-    __table_args__ = (Index("ix_timers_due", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_timers_due", "status", "due_at"),
+        # Cancelling a subject's timers (an approval cancels the time-out) finds them here,
+        # not among every pending timer (two per active activation).
+        Index("ix_timers_subject", "subject_id", "kind"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # expire / warn / timeout / start / digest
