@@ -51,7 +51,9 @@ class UnitOfWork:
         # Every session carries the key, so audit events appended in it are keyed, and the
         # chain's head as last committed in this process (shared with `queued_with`, on the
         # same database), so an append need not read it first.
-        self.audit_head = queued_with.audit_head if queued_with is not None else HeadCache()
+        self.audit_head: HeadCache = (
+            queued_with.audit_head if queued_with is not None else HeadCache()
+        )
         self.sessions.configure(info={AUDIT_KEY_INFO: audit_key, HEAD_CACHE_INFO: self.audit_head})
         # PostgreSQL begins these READ ONLY (asyncpg says so in its BEGIN); SQLite begins
         # them deferred rather than taking the write lock (storage.sqlite).

@@ -7,7 +7,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select
 
 from handlers.activation import ActivationAsk, request_activation
 from handlers.approval import decide
@@ -151,3 +151,26 @@ async def test_a_batch_after_a_known_head_chains_on(eng):
     ok, reason, _, actions = await _chain(eng.uow)
     assert ok, reason
     assert actions[-52:] == ["before", *(f"batch{i}" for i in range(50)), "after"]
+
+
+async def test_the_chat_engine_knows_the_head_the_main_one_wrote(eng, db_url):
+    """A process's units of work on one database (chat's, the sweeper's) share the head, so
+    chat's next append does not read it again after the sweeper wrote."""
+    chat_engine = make_engine(db_url)
+    chat = UnitOfWork(chat_engine, queued_with=eng.uow)
+    seen: list[str] = []
+
+    def count(_conn, _cursor, statement, *_rest) -> None:  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    event.listen(chat_engine.sync_engine, "before_cursor_execute", count)
+    try:
+        await _event(eng.uow, "sweeper")
+        await _event(chat, "chat")
+        ok, reason, _, actions = await _chain(eng.uow)
+    finally:
+        event.remove(chat_engine.sync_engine, "before_cursor_execute", count)
+        await chat_engine.dispose()
+    assert ok, reason
+    assert actions[-2:] == ["sweeper", "chat"]
+    assert not [s for s in seen if "ORDER BY audit_events.id DESC" in s], seen
