@@ -40,8 +40,11 @@ _CONSOLE_HELP = (
 )
 _WAIT_USAGE = "wait DURATION (e.g. wait 30s, wait 1d)"
 # What a command caused is on screen before going on, unless delivery takes longer than
-# this (a busy machine); then it prints when it arrives, above the prompt.
+# this (a busy machine); then it prints when it arrives, above the prompt. A script has no
+# one waiting at a prompt, and its transcript should not depend on the machine's load: it
+# waits longer, though not for ever (a provider may hang).
 _SETTLE_SECONDS = 10.0
+_SCRIPT_SETTLE_SECONDS = 120.0
 
 
 class Console:
@@ -53,6 +56,7 @@ class Console:
         self.last_request: str | None = None
         self._waiting: asyncio.Task[None] | None = None
         self._main: asyncio.Task[None] | None = None
+        self._settle_seconds = _SETTLE_SECONDS
 
     def print(self, text: str) -> None:
         out = self._stdout or sys.stdout
@@ -124,7 +128,7 @@ class Console:
         if sweeper is None:
             return
         grants, kinds = self.runtime.grants, list(self.runtime.providers)
-        deadline = asyncio.get_running_loop().time() + _SETTLE_SECONDS
+        deadline = asyncio.get_running_loop().time() + self._settle_seconds
         while asyncio.get_running_loop().time() < deadline:
             if grants is not None:  # a grant's outcome is news the command caused, too
                 await grants.run_once()
@@ -136,7 +140,9 @@ class Console:
                     await next_grant_due(s, kinds=kinds) if grants is not None else None,
                 ]
             now = self.runtime.clock.now()
-            if all(at is None or at > now for at in due):
+            # A background sweep may hold what the command caused (claimed, so not due):
+            # done means nothing is due once it has ended.
+            if all(at is None or at > now for at in due) and not sweeper.busy:
                 return
             await asyncio.sleep(0.02)
 
@@ -244,6 +250,8 @@ class Console:
         """A script (or a terminal we cannot draw on): one line at a time, each echoed with
         who ran it when piped; what it caused is on screen before the next is read."""
         interactive = stdin.isatty()
+        if not interactive:
+            self._settle_seconds = _SCRIPT_SETTLE_SECONDS
         if interactive:
             self.print(f"pim-bot console as {self.actor}. Type `help`, `as EMAIL`, `quit`.")
         await self._sit_down()

@@ -123,6 +123,12 @@ class Sweeper:
         finally:
             self._periodic_runs.discard(task)
 
+    @property
+    def busy(self) -> bool:
+        """A sweep or a timer run is in progress. What it claimed is on its way and no longer
+        shows as due, so "nothing is due" means "all done" only when nothing is busy."""
+        return self._lock.locked() or self._timer_lock.locked()
+
     def poke(self) -> None:
         """Something changed here: look at the database now rather than at the next sweep.
         Free when nothing was queued here since a sweep last looked (a command that only
