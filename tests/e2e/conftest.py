@@ -137,7 +137,7 @@ class SlackBot:
         return acked + [c.args for c in calls]
 
 
-async def drained(runtime: Runtime, within: float = 10.0) -> None:
+async def drained(runtime: Runtime, within: float = 60.0) -> None:
     """Wait until the outbox has nothing left to send."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:

@@ -68,14 +68,12 @@ async def test_slack_renew_button_asks_the_admins(slack: SlackBot):
     await _renewal_falls_due(slack.runtime)
     (notice,) = await slack.fake.wait_for(
         "chat.postMessage",
-        timeout=10,
         where=lambda c: c.args["channel"] == "U0CAROL" and "ends in" in texts(c.args),
     )
     assert "Your eligibility for Quick Role ends in" in texts(notice.args)
     assert buttons(notice.args) == [(v.RENEW, "quick")]
     (offer,) = await slack.fake.wait_for(
         "chat.postMessage",
-        timeout=10,
         where=lambda c: c.args["channel"] == "U0ALICE" and "extend-assignment" in texts(c.args),
     )
     assert "extend-assignment carol@contoso.com quick eligible" in texts(offer.args)
@@ -86,7 +84,6 @@ async def test_slack_renew_button_asks_the_admins(slack: SlackBot):
     request_id = texts(reply).split("Request ")[1].split(" ")[0]
     (card,) = await slack.fake.wait_for(
         "chat.postMessage",
-        timeout=10,
         where=lambda c: c.args["channel"] == "U0ALICE" and "asks to renew" in texts(c.args),
     )
     assert buttons(card.args) == [(v.APPROVE, request_id), (v.DENY, request_id)]
@@ -96,7 +93,6 @@ async def test_slack_renew_button_asks_the_admins(slack: SlackBot):
     assert approved["text"].startswith(f"You approved {request_id}"), approved
     await slack.fake.wait_for(
         "chat.postMessage",
-        timeout=10,
         where=lambda c: c.args["channel"] == "U0CAROL" and "is renewed until" in texts(c.args),
     )
     assert await _eligible_end(slack.runtime, "quick") == end + timedelta(days=30)
@@ -106,13 +102,13 @@ async def test_slack_renew_button_asks_the_admins(slack: SlackBot):
 async def test_teams_renew_action_asks_the_admins(teams: TeamsBot):
     await setup(teams, "carol", "alice")
     await teams.say("alice", "assign carol@contoso.com quick eligible 30d on call")
-    await teams.connector.wait_for("post", where=to("carol", "now eligible"), timeout=10)
+    await teams.connector.wait_for("post", where=to("carol", "now eligible"))
     await _renewal_falls_due(teams.runtime)
     (notice,) = await teams.connector.wait_for(
-        "post", where=with_verb("carol", v.RENEW), timeout=10
+        "post", where=with_verb("carol", v.RENEW)
     )
     assert verbs(card_of(notice)) == [(v.RENEW, {"role": "quick"})]
-    await teams.connector.wait_for("post", where=to("alice", "extend-assignment"), timeout=10)
+    await teams.connector.wait_for("post", where=to("alice", "extend-assignment"))
     result = await teams.click(
         "carol", v.RENEW, {"role": "quick"}, card_id=notice.activity_id or ""
     )

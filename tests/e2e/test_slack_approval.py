@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from bot import runtime
 from cards import slack as cards
 from cards import views as v
 from tests.e2e.conftest import SlackBot, drained
@@ -73,14 +76,12 @@ async def test_request_without_approval_answers_at_once_then_expires(slack: Slac
     assert answer.startswith("Quick Role is active now.")
     warned = await slack.fake.wait_for(
         "chat.postMessage",
-        timeout=6,
         where=lambda c: c.args["channel"] == "U0BOB" and "ends in" in texts(c.args),
     )
     # The warning offers more time; the end offers to ask again.
     assert buttons(warned[0].args) == [(v.EXTEND, "quick")]
     (ended,) = await slack.fake.wait_for(
         "chat.postMessage",
-        timeout=6,
         where=lambda c: c.args["channel"] == "U0BOB" and "access has ended" in texts(c.args),
     )
     assert buttons(ended.args) == [(v.REQUEST_AGAIN, "quick")]
@@ -91,7 +92,6 @@ async def test_extend_from_the_warning_and_request_again_prefilled(slack: SlackB
     assert answer.startswith("Quick Role is active now.")
     await slack.fake.wait_for(
         "chat.postMessage",
-        timeout=6,
         where=lambda c: c.args["channel"] == "U0BOB" and "ends in" in texts(c.args),
     )
     resp = await slack.click("U0BOB", v.EXTEND, "quick", token="extend")
@@ -106,6 +106,17 @@ async def test_extend_from_the_warning_and_request_again_prefilled(slack: SlackB
     assert block["element"]["initial_value"] == "printer queue stuck"
 
 
+@pytest.fixture
+def unhurried(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Six clicks at once queue for SQLite's write lock. On a loaded machine (CI runs
+    pytest -n 4 on 2 cores) the last in line can run past the 2.7 s Slack budget and be
+    answered "slow to answer" (test_busy covers that answer); with a generous budget, what
+    the race decided is all the clicks can be told. Set before the `slack` fixture builds
+    the chat engine."""
+    monkeypatch.setitem(runtime.PATIENCE, "slack", (30.0, 60.0))
+
+
+@pytest.mark.usefixtures("unhurried")
 async def test_double_click_race_decides_once(slack: SlackBot):
     answer = await ask(slack, "activate global-admin 1h keys")
     request_id = answer.split("Request ")[1].split(" ")[0]

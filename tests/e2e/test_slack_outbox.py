@@ -27,7 +27,6 @@ async def test_access_ended_never_arrives_before_approved_even_after_a_429(slack
     await slack.fake.wait_for(
         "chat.postMessage",
         count=2,
-        timeout=8,
         where=lambda c: c.ok and c.args["channel"] == "U0BOB",
     )
     await asyncio.sleep(0.3)  # room for anything out of order

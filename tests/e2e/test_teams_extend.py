@@ -18,7 +18,7 @@ async def test_extend_from_the_expiry_warning(teams: TeamsBot):
     await setup(teams, "bob")
     await teams.say("bob", "activate quick 4s checking the queue")
     (warning,) = await teams.connector.wait_for(
-        "post", where=with_verb("bob", v.EXTEND), timeout=10
+        "post", where=with_verb("bob", v.EXTEND)
     )
     assert verbs(card_of(warning)) == [(v.EXTEND, {"role": "quick"})]
     result = await teams.click(
@@ -38,7 +38,7 @@ async def test_request_again_after_the_end_prefills_the_last_justification(teams
     await setup(teams, "bob")
     await teams.say("bob", "activate quick 2s printer queue stuck")
     (ended,) = await teams.connector.wait_for(
-        "post", where=lambda c: to("bob", "access has ended")(c), timeout=10
+        "post", where=lambda c: to("bob", "access has ended")(c)
     )
     assert verbs(card_of(ended)) == [(v.REQUEST_AGAIN, {"role": "quick"})]
     form = await teams.click(

@@ -214,10 +214,10 @@ async def test_a_request_nobody_decides_times_out_and_the_cards_say_so(teams: Te
     await setup(teams, "carol", "bob")
     started = time.monotonic()
     request_id, card, submitted = await ask(teams, "activate slow-approval 1h batch is stuck")
-    (told,) = await teams.connector.wait_for("post", timeout=6, where=to("bob", "timed out"))
+    (told,) = await teams.connector.wait_for("post", where=to("bob", "timed out"))
     assert request_id in dump(told.body) and "Slow Approval" in dump(told.body)
     await teams.connector.wait_for(
-        "update", timeout=3, where=lambda c: c.activity_id == card.activity_id
+        "update", where=lambda c: c.activity_id == card.activity_id
     )
     assert time.monotonic() - started < 6
     shown = now_showing(teams, "carol", card)
@@ -465,7 +465,7 @@ async def test_a_card_that_is_gone_does_not_keep_the_others_from_being_redrawn(t
     )
     assert "Canceled by Bob Builder" in dump(result["value"])
     await teams.connector.wait_for(
-        "update", timeout=3, where=lambda c: c.activity_id == submitted.activity_id
+        "update", where=lambda c: c.activity_id == submitted.activity_id
     )
     assert "Canceled by Bob Builder" in dump(now_showing(teams, "bob", submitted))
     await drained(teams.runtime)
@@ -512,7 +512,7 @@ async def test_a_failed_post_is_retried_by_the_outbox_and_delivered_once(
     (failed,) = await teams.connector.wait_for("post", where=lambda c: c.status == status)
     assert failed.conversation_id == conv("carol")
     # Delivered again later, once.
-    (card,) = await teams.connector.wait_for("post", where=with_verb("carol", v.APPROVE), timeout=6)
+    (card,) = await teams.connector.wait_for("post", where=with_verb("carol", v.APPROVE))
     assert card.at - failed.at >= gap
     await drained(teams.runtime)
     assert (

@@ -14,7 +14,7 @@ async def test_active_never_arrives_before_approved_even_after_a_429(teams: Team
     teams.connector.fail_next("post", status=429, retry_after=1)
     await teams.click("carol", v.APPROVE, {"request": request_id}, card_id=card.activity_id or "")
     await teams.connector.wait_for(
-        "post", count=2, timeout=8, where=lambda c: c.ok and c.conversation_id == conv("bob")
+        "post", count=2, where=lambda c: c.ok and c.conversation_id == conv("bob")
     )
     to_bob = [c for c in teams.connector.calls("post") if c.conversation_id == conv("bob")]
     assert [

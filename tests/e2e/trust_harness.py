@@ -24,6 +24,7 @@ from storage.models import AuditEvent, OutboxMessage, Principal
 from tests.e2e.conftest import POLICY, SECRET, SlackBot, drained
 from tests.e2e.teams_harness import TeamsBot
 from tests.slackfake import FakeSlackAPI
+from tests.slackfake.server import PATIENCE
 from tests.teamsfake import FakeConnector
 
 
@@ -88,7 +89,7 @@ async def private_answer(
     slack: SlackBot,
     resp: ClientResponse,
     token: str,
-    timeout: float = 5.0,  # noqa: ASYNC109
+    timeout: float = PATIENCE,  # noqa: ASYNC109
 ) -> dict[str, Any]:
     """What the person who sent a command or click reads: the answer in the HTTP response
     body when there is one, else the one posted to the response_url."""

@@ -28,6 +28,10 @@ from aiohttp import web
 
 from .limits import PostLimits
 
+# How long wait_for waits by default. A wait ends as soon as what it waits for arrives, so a
+# generous bound costs a passing test nothing; it only keeps a loaded CI machine (pytest -n 4
+# on 2 cores) from failing a test whose messages are merely late.
+PATIENCE = 30.0
 BOT = {"user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1", "team": "Contoso"}
 # What slack-manifest.yml asks for; Slack names a token's scopes in X-OAuth-Scopes.
 MANIFEST_SCOPES = (
@@ -208,7 +212,7 @@ class FakeSlackAPI:
         method: str,
         *,
         count: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = PATIENCE,  # noqa: ASYNC109
         where: Callable[[Call], bool] | None = None,
     ) -> list[Call]:
         """Poll until at least `count` calls to `method` matching `where` have arrived."""

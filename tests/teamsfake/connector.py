@@ -26,6 +26,10 @@ from typing import Any
 
 from aiohttp import web
 
+# How long wait_for waits by default. A wait ends as soon as what it waits for arrives, so a
+# generous bound costs a passing test nothing; it only keeps a loaded CI machine (pytest -n 4
+# on 2 cores) from failing a test whose messages are merely late.
+PATIENCE = 30.0
 ADAPTIVE = "application/vnd.microsoft.card.adaptive"
 _ROUTES = [  # (method, path, kind)
     ("POST", "/v3/conversations", "create"),
@@ -166,7 +170,7 @@ class FakeConnector:
         kind: str,
         *,
         count: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = PATIENCE,  # noqa: ASYNC109
         where: Callable[[Call], bool] | None = None,
     ) -> list[Call]:
         """Poll until at least `count` calls of `kind` matching `where` have arrived."""
