@@ -104,9 +104,7 @@ async def test_teams_renew_action_asks_the_admins(teams: TeamsBot):
     await teams.say("alice", "assign carol@contoso.com quick eligible 30d on call")
     await teams.connector.wait_for("post", where=to("carol", "now eligible"))
     await _renewal_falls_due(teams.runtime)
-    (notice,) = await teams.connector.wait_for(
-        "post", where=with_verb("carol", v.RENEW)
-    )
+    (notice,) = await teams.connector.wait_for("post", where=with_verb("carol", v.RENEW))
     assert verbs(card_of(notice)) == [(v.RENEW, {"role": "quick"})]
     await teams.connector.wait_for("post", where=to("alice", "extend-assignment"))
     result = await teams.click(

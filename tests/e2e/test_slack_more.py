@@ -507,9 +507,7 @@ async def test_hostile_text_is_escaped_everywhere(slack: SlackBot):
 async def test_a_429_is_retried_after_retry_after_and_delivered_once(slack: SlackBot):
     slack.fake.fail_next("chat.postMessage", status=429, retry_after=1)
     await ask(slack, "activate secret-admin 1h quarterly audit")
-    await slack.fake.wait_for(
-        "chat.postMessage", where=lambda c: to("U0CAROL")(c) and c.ok
-    )
+    await slack.fake.wait_for("chat.postMessage", where=lambda c: to("U0CAROL")(c) and c.ok)
     await drained(slack.runtime)  # a duplicate would be a retry still queued, or sent by now
     to_carol = [c for c in slack.fake.calls("chat.postMessage") if to("U0CAROL")(c)]
     assert [c.status for c in to_carol] == [429, 200]

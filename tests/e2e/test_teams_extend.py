@@ -17,9 +17,7 @@ MESSAGE = "application/vnd.microsoft.activity.message"
 async def test_extend_from_the_expiry_warning(teams: TeamsBot):
     await setup(teams, "bob")
     await teams.say("bob", "activate quick 4s checking the queue")
-    (warning,) = await teams.connector.wait_for(
-        "post", where=with_verb("bob", v.EXTEND)
-    )
+    (warning,) = await teams.connector.wait_for("post", where=with_verb("bob", v.EXTEND))
     assert verbs(card_of(warning)) == [(v.EXTEND, {"role": "quick"})]
     result = await teams.click(
         "bob", v.EXTEND, {"role": "quick"}, card_id=warning.activity_id or ""

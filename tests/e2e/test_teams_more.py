@@ -216,9 +216,7 @@ async def test_a_request_nobody_decides_times_out_and_the_cards_say_so(teams: Te
     request_id, card, submitted = await ask(teams, "activate slow-approval 1h batch is stuck")
     (told,) = await teams.connector.wait_for("post", where=to("bob", "timed out"))
     assert request_id in dump(told.body) and "Slow Approval" in dump(told.body)
-    await teams.connector.wait_for(
-        "update", where=lambda c: c.activity_id == card.activity_id
-    )
+    await teams.connector.wait_for("update", where=lambda c: c.activity_id == card.activity_id)
     assert time.monotonic() - started < 6
     shown = now_showing(teams, "carol", card)
     assert verbs(shown) == [] and "nobody decided in time" in dump(shown)
@@ -464,9 +462,7 @@ async def test_a_card_that_is_gone_does_not_keep_the_others_from_being_redrawn(t
         "bob", v.CANCEL, {"request": request_id}, card_id=submitted.activity_id or ""
     )
     assert "Canceled by Bob Builder" in dump(result["value"])
-    await teams.connector.wait_for(
-        "update", where=lambda c: c.activity_id == submitted.activity_id
-    )
+    await teams.connector.wait_for("update", where=lambda c: c.activity_id == submitted.activity_id)
     assert "Canceled by Bob Builder" in dump(now_showing(teams, "bob", submitted))
     await drained(teams.runtime)
     gone = [c for c in teams.connector.calls("update") if c.activity_id == card.activity_id]

@@ -18,7 +18,8 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 
-from bot.outbox import Delivery, OutboxWorker
+from bot.outbox import Delivery
+from bot.slack.pacing import Pacer
 from bot.slack.transport import SlackTransport
 from handlers.chat import command_table
 from handlers.chat import run_text as _run_text
@@ -29,6 +30,7 @@ from storage.models import OutboxMessage, PostedMessage, Principal
 from storage.uow import UnitOfWork
 from tests.slackfake import Call, FakeSlackAPI
 from tests.unit.conftest import T0, Engine, seed
+from tests.unit.helpers import outbox_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 BOB, CAROL = "bob@contoso.com", "carol@contoso.com"
@@ -96,7 +98,7 @@ async def statuses(eng: Engine, kind: str) -> list[str]:
 
 
 async def test_a_worker_killed_after_slack_took_the_card_does_not_post_it_twice(eng, fake, db_url):
-    await OutboxWorker(eng.uow, eng.clock, [slack(eng, fake)], worker="w0").run_once()
+    await outbox_worker(eng.uow, eng.clock, [slack(eng, fake)], worker="w0").run_once()
     rid = await ask(eng)
     fake.clear()
     proc = await asyncio.create_subprocess_exec(
@@ -122,7 +124,7 @@ async def test_a_worker_killed_after_slack_took_the_card_does_not_post_it_twice(
     # Another worker, once the dead one's lease is over.
     later = FixedClock(eng.clock.now() + timedelta(seconds=61))
     assert (
-        await OutboxWorker(eng.uow, later, [slack(eng, fake, later)], worker="w2").run_once() == 2
+        await outbox_worker(eng.uow, later, [slack(eng, fake, later)], worker="w2").run_once() == 2
     )
     assert fake.messages_to("U0CAROL") == [card]  # looked, found it, did not post again
     (looked,) = fake.calls("conversations.history")
@@ -143,7 +145,7 @@ async def test_a_worker_killed_after_slack_took_the_card_does_not_post_it_twice(
     # The card found is the card redrawn after Carol decides.
     later.advance(timedelta(minutes=1))
     await run_text(eng.uow, later, actor=CAROL, text=f"approve {rid} fine")
-    await OutboxWorker(eng.uow, later, [slack(eng, fake, later)], worker="w2").run_once()
+    await outbox_worker(eng.uow, later, [slack(eng, fake, later)], worker="w2").run_once()
     assert fake.updates_of("D0CAROL", card.response["ts"])
     assert "Approved by Carol Chen" in str(fake.message("D0CAROL", card.response["ts"]))
 
@@ -157,11 +159,11 @@ class LosesAnswers(SlackTransport):
 
 
 async def test_a_post_whose_answer_was_lost_is_not_posted_again(eng, fake):
-    worker = OutboxWorker(eng.uow, eng.clock, [slack(eng, fake)], worker="w1")
+    worker = outbox_worker(eng.uow, eng.clock, [slack(eng, fake)], worker="w1")
     await worker.run_once()
     fake.clear()
     await run_text(eng.uow, eng.clock, actor=BOB, text="activate quick 5m")
-    lossy = OutboxWorker(
+    lossy = outbox_worker(
         eng.uow,
         eng.clock,
         [
@@ -184,14 +186,19 @@ async def test_a_post_whose_answer_was_lost_is_not_posted_again(eng, fake):
 
 async def test_a_post_refused_with_429_is_simply_posted_again(eng, fake):
     """Slack's 429 proves nothing went out: the retry posts without looking first."""
-    worker = OutboxWorker(eng.uow, eng.clock, [slack(eng, fake)], worker="w1")
+    transport = slack(eng, fake)
+    # The transport remembers Slack's pause itself; on the test's clock, so that moving the
+    # clock past the Retry-After ends it, without waiting out real seconds.
+    transport.pacer = Pacer(now=lambda: eng.clock.now().timestamp())
+    worker = outbox_worker(eng.uow, eng.clock, [transport], worker="w1")
     await worker.run_once()
     fake.clear()
     await run_text(eng.uow, eng.clock, actor=BOB, text="activate quick 5m")
     fake.fail_next("chat.postMessage", status=429, retry_after=2)
     assert await worker.run_once() == 0
-    eng.clock.advance(timedelta(seconds=2))
-    await asyncio.sleep(2)  # the transport itself remembers the pause, on the wall clock
+    eng.clock.advance(timedelta(seconds=1))
+    assert await worker.run_once() == 0  # still paused: nothing posted
+    eng.clock.advance(timedelta(seconds=1))
     assert await worker.run_once() == 1
     assert [c.status for c in fake.calls("chat.postMessage")] == [429, 200]
     assert fake.calls("conversations.history") == []

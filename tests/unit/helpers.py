@@ -3,8 +3,11 @@ history, and a scripted story that moves the clock through the engine's use case
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
+from typing import Any
 
+from bot.outbox import OutboxWorker
 from handlers.activation import ActivationAsk, request_activation
 from handlers.approval import decide
 from handlers.assignment import assign
@@ -20,6 +23,13 @@ ALICE, BOB, CAROL, DAVE = (
     "carol@contoso.com",
     "dave@contoso.com",
 )
+
+
+def outbox_worker(*args: Any, **kwargs: Any) -> OutboxWorker:
+    """An outbox worker without its wall-clock budget, for tests that drive it on a fixed
+    clock and count what one run_once sent: the budget (which lets timers in during a long
+    burst) would cut a pass short on a loaded machine, and the count with it."""
+    return OutboxWorker(*args, max_seconds=math.inf, **kwargs)
 
 
 async def say(eng, who: str, text: str):

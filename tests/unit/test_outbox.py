@@ -16,7 +16,7 @@ from handlers.records import notify
 from storage.db import make_engine
 from storage.models import OutboxMessage, Principal
 from storage.uow import UnitOfWork
-from tests.unit.helpers import say
+from tests.unit.helpers import outbox_worker, say
 
 BOB, CAROL, DAVE, ALICE = (
     "bob@contoso.com",
@@ -120,7 +120,7 @@ def pending_headline(rid: str) -> str:
 
 async def test_cards_are_delivered_once(eng):
     t = Recorder()
-    worker = OutboxWorker(eng.uow, eng.clock, [t], worker="w1")
+    worker = outbox_worker(eng.uow, eng.clock, [t], worker="w1")
     reply = await say(eng, BOB, "activate global-admin 1h rotate the break-glass keys")
     rid = reply.request.id
     assert await worker.run_once() > 0
@@ -147,7 +147,7 @@ async def test_fan_out_follows_who_each_transport_reaches(eng):
     log: list = []
     slack = Recorder("slack", reaches={BOB, CAROL}, log=log)
     teams = Recorder("teams", reaches={CAROL}, log=log)
-    worker = OutboxWorker(eng.uow, eng.clock, [slack, teams], worker="w1")
+    worker = outbox_worker(eng.uow, eng.clock, [slack, teams], worker="w1")
     rid = (await say(eng, BOB, "activate global-admin 1h rotate the break-glass keys")).request.id
     await worker.run_once()
     card = "Bob Builder asks for Global Administrator for 1h."
@@ -184,7 +184,7 @@ async def test_fan_out_follows_who_each_transport_reaches(eng):
 
 async def test_cards_are_redrawn_after_a_decision(eng):
     t = Recorder()
-    worker = OutboxWorker(eng.uow, eng.clock, [t], worker="w1")
+    worker = outbox_worker(eng.uow, eng.clock, [t], worker="w1")
     rid = (await say(eng, BOB, "activate global-admin 1h rotate the break-glass keys")).request.id
     await worker.run_once()
     eng.clock.advance(timedelta(minutes=3))
@@ -213,7 +213,7 @@ async def test_cards_are_redrawn_after_a_decision(eng):
 async def test_a_decision_before_the_cards_went_out_waits_for_them(eng):
     """Asked and approved before the worker ran: the redraw must not overtake the cards."""
     t = Recorder()
-    worker = OutboxWorker(eng.uow, eng.clock, [t], worker="w1")
+    worker = outbox_worker(eng.uow, eng.clock, [t], worker="w1")
     rid = (await say(eng, BOB, "activate global-admin 1h rotate the break-glass keys")).request.id
     await say(eng, CAROL, f"approve {rid} fine")
     for _ in range(5):
@@ -231,7 +231,7 @@ async def test_a_decision_before_the_cards_went_out_waits_for_them(eng):
 async def test_redraw_waits_while_the_card_is_still_failing(eng):
     t = Recorder()
     t.fail["approval_needed"] = [ConnectionError("slack unreachable")] * 3
-    worker = OutboxWorker(eng.uow, eng.clock, [t], worker="w1")
+    worker = outbox_worker(eng.uow, eng.clock, [t], worker="w1")
     rid = (await say(eng, BOB, "activate global-admin 1h rotate the break-glass keys")).request.id
     await worker.run_once()
     assert t.got("approval_needed") == [] and len(t.got("submitted")) == 1
@@ -251,7 +251,7 @@ async def test_redraw_waits_while_the_card_is_still_failing(eng):
 
 async def test_retry_after_is_honoured(eng):
     t = Recorder()
-    worker = OutboxWorker(eng.uow, eng.clock, [t], worker="w1")
+    worker = outbox_worker(eng.uow, eng.clock, [t], worker="w1")
     await drained(worker)
     t.fail["activated"] = [RetryLater(30)]
     await say(eng, BOB, "activate quick 5m")
@@ -274,7 +274,7 @@ async def test_retry_after_is_honoured(eng):
 
 async def test_failures_back_off_then_give_up(eng):
     t = Recorder()
-    worker = OutboxWorker(eng.uow, eng.clock, [t], worker="w1")
+    worker = outbox_worker(eng.uow, eng.clock, [t], worker="w1")
     await drained(worker)
     t.fail["activated"] = [RuntimeError("slack is down")] * 100
     await say(eng, BOB, "activate quick 5m")
@@ -318,8 +318,8 @@ async def test_two_workers_deliver_each_message_once(eng, db_url):
             ]
             for w in ("w1", "w2")
         }
-        w1 = OutboxWorker(eng.uow, eng.clock, by["w1"], worker="w1", batch=3, concurrency=3)
-        w2 = OutboxWorker(
+        w1 = outbox_worker(eng.uow, eng.clock, by["w1"], worker="w1", batch=3, concurrency=3)
+        w2 = outbox_worker(
             UnitOfWork(other), eng.clock, by["w2"], worker="w2", batch=3, concurrency=3
         )
         for _ in range(5):
@@ -366,7 +366,7 @@ async def approved_and_activated(eng, worker: OutboxWorker) -> str:
 
 async def test_a_refused_notice_holds_back_the_next_one_to_that_person(eng):
     t = Recorder()
-    worker = OutboxWorker(eng.uow, eng.clock, [t], worker="w1")
+    worker = outbox_worker(eng.uow, eng.clock, [t], worker="w1")
     await drained(worker)
     t.fail["approved"] = [RetryLater(30)]
     rid = await approved_and_activated(eng, worker)
@@ -387,7 +387,7 @@ async def test_a_refused_notice_holds_back_the_next_one_to_that_person(eng):
 
 async def test_a_failing_notice_to_one_person_does_not_hold_back_others(eng):
     t = Recorder()
-    worker = OutboxWorker(eng.uow, eng.clock, [t], worker="w1")
+    worker = outbox_worker(eng.uow, eng.clock, [t], worker="w1")
     await drained(worker)
     t.log.clear()
     t.fail["approved"] = [ConnectionError("slack unreachable")] * 3
@@ -407,7 +407,7 @@ async def test_an_undeliverable_notice_lets_the_next_one_go(eng):
     """The rule for rows that end Undeliverable (or fail for good): they no longer hold
     anything back; the person gets what can still be delivered, in order."""
     t = Recorder()
-    worker = OutboxWorker(eng.uow, eng.clock, [t], worker="w1")
+    worker = outbox_worker(eng.uow, eng.clock, [t], worker="w1")
     await drained(worker)
     t.fail["approved"] = [Undeliverable("message too long")]
     await approved_and_activated(eng, worker)
@@ -456,7 +456,7 @@ async def test_sends_run_at_once_up_to_the_pool_and_each_person_gets_them_in_ord
                     note=Notification(kind="assigned", headline=f"{p.email} step {step}"),
                 )
     t = Gate()
-    worker = OutboxWorker(eng.uow, eng.clock, [t], worker="w1", concurrency=5)
+    worker = outbox_worker(eng.uow, eng.clock, [t], worker="w1", concurrency=5)
     assert await worker.run_once() == 5 + 36  # the seed's notices, then ours
     assert t.peak == 5 and t.peak_per_person == 1
     for i in range(12):
