@@ -1,7 +1,9 @@
 """The real Sweeper on the wall clock (docs/architecture.md, timers): APScheduler date jobs wake it
 exactly when access ends, poke() makes it look at once, and work that fell due while it was
-down runs at start-up. The interval sweep is a minute long, so only those can explain
-punctuality."""
+down runs at start-up. The interval sweep is an hour long, so only those can explain
+punctuality: "on time" here means within PROMPTLY, far from the hour a sweep would take, and
+far enough from the work itself for a loaded CI machine (pytest -n 4 on 2 cores, where one
+expiry's transaction on PostgreSQL alone took 1.3 s)."""
 
 from __future__ import annotations
 
@@ -30,7 +32,8 @@ from tests.unit.conftest import seed, write_lock
 from vocab.states import ScheduleState
 
 BOB = "bob@contoso.com"
-LONG_SWEEP = 60.0
+LONG_SWEEP = 3600.0
+PROMPTLY = timedelta(seconds=15)
 
 
 @dataclass
@@ -116,32 +119,34 @@ async def test_access_ends_on_time_without_waiting_for_the_sweep(bot):
     assert reply.ok, reply.text
     (schedule,) = await bot.schedules("quick")
     bot.sweeper.start()
-    await bot.inbox.wait_for("expired", within=10)
+    await bot.inbox.wait_for("expired", within=30)
     (schedule,) = await bot.schedules("quick")
     assert schedule.state == ScheduleState.EXPIRED
     assert schedule.end_at is not None and schedule.ended_at is not None
-    assert timedelta(0) <= schedule.ended_at - schedule.end_at < timedelta(seconds=1)
+    assert timedelta(0) <= schedule.ended_at - schedule.end_at < PROMPTLY
     ((at, to, headline),) = bot.inbox.of("expired")
     assert (to, headline) == (BOB, "Your Quick Role access has ended.")
-    assert at - schedule.end_at < timedelta(seconds=1.5)
+    assert at - schedule.end_at < PROMPTLY
     assert bot.inbox.of("expiring") == []  # 2s is shorter than the 10s warning window
 
 
 async def test_poke_delivers_at_once(bot):
     bot.sweeper.start()
-    await bot.inbox.wait_for("assigned", count=5, within=5)  # the immediate first sweep
+    await bot.inbox.wait_for("assigned", count=5, within=30)  # the immediate first sweep
     assert len(bot.inbox.of("assigned")) == 5
     await bot.idle()
     reply = await bot.say(BOB, "activate helpdesk-admin 1h reset a password")
     assert reply.ok, reply.text
-    await asyncio.sleep(0.3)
-    assert bot.inbox.of("activated") == []  # nothing looks before the next sweep, a minute away
+    # Nothing looks before the next sweep, an hour away: no wake-up is planned but that one.
+    (sweep,) = bot.sweeper.scheduler.get_jobs()
+    assert sweep.id == "sweep" and sweep.next_run_time > datetime.now(UTC) + timedelta(minutes=30)
+    assert bot.inbox.of("activated") == []
     poked = datetime.now(UTC)
     bot.sweeper.poke()
-    await bot.inbox.wait_for("activated", within=5)
+    await bot.inbox.wait_for("activated", within=30)
     ((at, to, headline),) = bot.inbox.of("activated")
     assert to == BOB and headline.startswith("Helpdesk Administrator is active until ")
-    assert at - poked < timedelta(seconds=1)
+    assert at - poked < PROMPTLY
 
 
 async def test_work_due_while_down_runs_at_start(bot):
@@ -150,10 +155,10 @@ async def test_work_due_while_down_runs_at_start(bot):
     assert reply.ok, reply.text
     started = datetime.now(UTC)
     bot.sweeper.start()
-    await bot.inbox.wait_for("expired", within=5)
+    await bot.inbox.wait_for("expired", within=30)
     ((at, to, headline),) = bot.inbox.of("expired")
     assert (to, headline) == (BOB, "Your Quick Role access has ended.")
-    assert at - started < timedelta(seconds=1.5)
+    assert at - started < PROMPTLY
     (schedule,) = await bot.schedules("quick")
     assert schedule.state == ScheduleState.EXPIRED and schedule.ended_at >= started
     # the activation notice that was never sent goes out too; the stale warning does not
@@ -179,8 +184,9 @@ async def test_access_ends_while_the_outbox_is_stuck_sending(bot):
     bot.inbox.send = hang_until_released  # type: ignore[method-assign]
     bot.sweeper.start()
     try:
-        await asyncio.wait_for(sending.wait(), timeout=10)  # "activated" is stuck in the send
-        for _ in range(200):
+        await asyncio.wait_for(sending.wait(), timeout=30)  # "activated" is stuck in the send
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
             (schedule,) = await bot.schedules("quick")
             if schedule.state == ScheduleState.EXPIRED:
                 break
@@ -189,13 +195,13 @@ async def test_access_ends_while_the_outbox_is_stuck_sending(bot):
         assert bot.inbox.of("activated") == []  # the send is still stuck meanwhile
     finally:
         gate.set()  # else stopping the sweeper would wait for the stuck send forever
-    await bot.inbox.wait_for("expired", within=10)
+    await bot.inbox.wait_for("expired", within=30)
     assert [to for _, to, _ in bot.inbox.of("expired")] == [BOB]
 
 
 async def test_a_read_pokes_nothing_and_an_idle_sweep_never_waits_for_the_write_lock(bot, db_url):
     bot.sweeper.start()
-    await bot.inbox.wait_for("assigned", count=5, within=5)
+    await bot.inbox.wait_for("assigned", count=5, within=30)
     await bot.idle()
     jobs = {job.id for job in bot.sweeper.scheduler.get_jobs()}
     roles = await bot.say(BOB, "roles")
@@ -204,9 +210,9 @@ async def test_a_read_pokes_nothing_and_an_idle_sweep_never_waits_for_the_write_
     assert {job.id for job in bot.sweeper.scheduler.get_jobs()} == jobs == {"sweep"}
     # With nothing due, a sweep only reads: it runs while another connection writes.
     with write_lock(db_url) if db_url.startswith("sqlite") else nullcontext():
-        await asyncio.wait_for(bot.sweeper.tick(), 5)
+        await asyncio.wait_for(bot.sweeper.tick(), 15)  # a writer would wait 30 s (busy timeout)
     reply = await bot.say(BOB, "activate helpdesk-admin 1h reset a password")
     assert reply.ok, reply.text
     bot.sweeper.poke()
-    await bot.inbox.wait_for("activated", within=5)
+    await bot.inbox.wait_for("activated", within=30)
     assert [to for _, to, _ in bot.inbox.of("activated")] == [BOB]
