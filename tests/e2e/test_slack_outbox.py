@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 from cards import views as v
-from tests.e2e.conftest import SlackBot
+from tests.e2e.conftest import SlackBot, drained
 from tests.e2e.slack_harness import ask
 
 
@@ -29,7 +28,7 @@ async def test_access_ended_never_arrives_before_approved_even_after_a_429(slack
         count=2,
         where=lambda c: c.ok and c.args["channel"] == "U0BOB",
     )
-    await asyncio.sleep(0.3)  # room for anything out of order
+    await drained(slack.runtime)  # everything queued has gone out: anything out of order shows
     to_bob = [c for c in slack.fake.calls("chat.postMessage") if c.args["channel"] == "U0BOB"]
     assert [
         (c.status, "approved your request" in said(c), "is active until" in said(c)) for c in to_bob
