@@ -29,6 +29,7 @@ disk before it is reported use PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from functools import partial
 from typing import Any
@@ -113,6 +114,24 @@ class _Connection(aiosqlite.Connection):
     """aiosqlite's connection, able to run calls on the event loop instead of its thread."""
 
     inline = False
+
+    async def _connect(self) -> _Connection:
+        # aiosqlite's own, except that a failed open waits for the worker thread to stop.
+        # aiosqlite leaves it stopping on its own, and the thread then hands its result to
+        # the loop: closed by then (a CLI's one-line answer to a file it cannot open), the
+        # thread prints "Event loop is closed" after that line.
+        if self._connection is None:
+            opened = asyncio.get_running_loop().create_future()
+            self._tx.put_nowait((opened, self._connector))
+            try:
+                self._connection = await opened
+            except BaseException:
+                stopped = self.stop()
+                self._connection = None
+                if stopped is not None:
+                    await asyncio.shield(stopped)  # the thread's last word to the loop
+                raise
+        return self
 
     async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         if not self.inline or getattr(fn, "__name__", "") == "commit":
