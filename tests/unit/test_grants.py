@@ -145,10 +145,12 @@ async def test_throttled_then_failing_receiver_is_retried_with_backoff(eng):
 
 
 async def test_a_hanging_receiver_times_out_and_the_grant_is_retried(eng):
-    async with WebhookReceiver(script=["hang"], hang_seconds=3) as hook:
+    # The timeout must hold for the next call too, which answers at once: generous enough for
+    # a loaded CI machine, and still well short of the hang.
+    async with WebhookReceiver(script=["hang"], hang_seconds=4) as hook:
         await with_webhook(eng, hook.url)
         await approve_bob(eng)
-        w = worker(eng, timeout=0.3)
+        w = worker(eng, timeout=2.0)
         assert await w.run_once() == 0
         (g,) = await rows(eng)
         assert g.attempts == 1 and "unreachable" in (g.last_error or "")
@@ -188,10 +190,12 @@ async def test_permanent_refusal_fails_alerts_and_is_listed(eng):
 
 
 async def test_a_revoke_waits_for_the_grant_call_in_flight(eng):
-    async with WebhookReceiver(script=["hang"], hang_seconds=5) as hook:
+    # The call stays out (timeout) while the test expires the role and tries a revoke: a few
+    # transactions, which take a while on a loaded CI machine; the hang outlasts the timeout.
+    async with WebhookReceiver(script=["hang"], hang_seconds=6) as hook:
         await with_webhook(eng, hook.url, role="quick")
         await say(eng, BOB, "activate quick 10s")
-        w = worker(eng, timeout=1.0)
+        w = worker(eng, timeout=4.0)
         call = asyncio.create_task(w.run_once())
         while not hook.answers["hang"]:
             await asyncio.sleep(0.01)

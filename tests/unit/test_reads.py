@@ -29,15 +29,20 @@ async def test_reads_answer_while_another_connection_holds_the_write_lock(eng, d
         await _read_everything(eng)
 
 
+# A read that waited for the writer would sit out a busy timeout (30 s for the async engine);
+# this bound tells the two apart with room to spare on a loaded CI machine (-n 4, 2 cores).
+PROMPT = 15
+
+
 async def _read_everything(eng) -> None:  # type: ignore[no-untyped-def]
-    roles = await asyncio.wait_for(my_roles(eng.uow, actor=BOB), 5)
+    roles = await asyncio.wait_for(my_roles(eng.uow, actor=BOB), PROMPT)
     assert [line.role.id for line in roles.roles] == ["global-admin", "helpdesk-admin", "quick"]
     assert roles.person.name == "Bob Builder"
-    form = await asyncio.wait_for(activation_form(eng.uow, actor=BOB), 5)
+    form = await asyncio.wait_for(activation_form(eng.uow, actor=BOB), PROMPT)
     assert [line.role.id for line in form.roles] == ["global-admin", "helpdesk-admin", "quick"]
-    pending = await asyncio.wait_for(my_requests(eng.uow, actor=BOB), 5)
+    pending = await asyncio.wait_for(my_requests(eng.uow, actor=BOB), PROMPT)
     assert pending.requests == ()
-    found = await asyncio.wait_for(email_for(eng.uow, platform="slack", user_id="U0BOB"), 5)
+    found = await asyncio.wait_for(email_for(eng.uow, platform="slack", user_id="U0BOB"), PROMPT)
     assert found == BOB
 
 
