@@ -86,7 +86,11 @@ def build_slack(settings: Settings, chat: Chat) -> Slack:
     # looks people up and may link them: the guards run it once a request passed them.
     # (The payload's shape is checked before Bolt sees it: see _bolt_request.)
     SlackGuards(
-        uow=chat.uow, clock=chat.clock, team_id=settings.slack_team_id, then=resolve_actor(chat)
+        uow=chat.uow,
+        clock=chat.clock,
+        team_id=settings.slack_team_id,
+        then=resolve_actor(chat),
+        budget=chat.budget,
     ).register(app)
     app.error(on_error)
     register(app)

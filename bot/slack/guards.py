@@ -31,7 +31,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from sqlalchemy import Connection
 
-from handlers.busy import chat_budget
+from handlers.busy import CHAT_BUDGET_SECONDS, chat_budget, chat_deadline
 from handlers.clock import Clock
 from storage.replay import first_sightings_now, purge_seen_now
 from storage.uow import UnitOfWork
@@ -72,8 +72,10 @@ class SlackGuards:
         clock: Clock,
         team_id: str | None,
         then: Callable[..., Awaitable[None]] | None = None,
+        budget: float = CHAT_BUDGET_SECONDS,
     ) -> None:
         self.team_id, self.then = team_id, then
+        self.budget = budget  # the transport's chat budget (Chat.budget), as listeners have
         self.seen = SeenBatches(uow=uow, clock=clock)
 
     def register(self, app: AsyncApp) -> None:
@@ -118,7 +120,7 @@ class SlackGuards:
             return None
         now = self.seen.clock.now()
         # A locked or unreachable database answers "busy, nothing changed" like any command.
-        async with chat_budget():
+        async with chat_budget(chat_deadline(self.budget)):
             # One after the other: an event's two keys are rare, and gather() would make a
             # task (a turn of the loop) for the one key of every other request.
             fresh = [await self.seen.first(key, expires_at(now)) for _, key, expires_at in keys]
