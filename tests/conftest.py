@@ -3,12 +3,19 @@
 `db_url` runs a test twice, on SQLite and on PostgreSQL (marked `postgres`; deselect with
 `-m "not postgres"`). Without PostgreSQL server binaries the PostgreSQL half is skipped,
 unless PIM_REQUIRE_POSTGRES=1 (CI), where it fails instead.
+
+The migrations run once per session (per xdist worker) on each backend, into a template:
+a test's SQLite file is a copy of the migrated one, and its PostgreSQL database comes from
+a pool of clones of the migrated one (tests/pgserver.py DatabasePool). `empty_db_url` is an
+unmigrated database, for the tests of the migrations themselves.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import sqlite3
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,9 +28,9 @@ from storage.db import make_engine
 from storage.migrate import upgrade
 
 try:
-    from tests.pgserver import NoPostgres, PostgresServer
+    from tests.pgserver import DatabasePool, NoPostgres, PostgresServer
 except ImportError:  # run as plain `pytest`, without the repo root on sys.path
-    from pgserver import NoPostgres, PostgresServer  # type: ignore[no-redef]
+    from pgserver import DatabasePool, NoPostgres, PostgresServer  # type: ignore[no-redef]
 
 # Shared helpers assert too; rewrite them like test modules so a failure shows its values.
 pytest.register_assert_rewrite(
@@ -79,11 +86,46 @@ def pg_template(pg_server: PostgresServer) -> str:
     return TEMPLATE_DB
 
 
+@pytest.fixture(scope="session")
+def pg_pool(pg_server: PostgresServer, pg_template: str) -> Iterator[DatabasePool]:
+    pool = DatabasePool(pg_server, pg_template)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file that per-test files are copied from."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "pim.db"
+    migrate(f"sqlite+aiosqlite:///{path}")
+    # The copy must be the whole database: fold the write-ahead log into the file.
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    wal = path.with_name(path.name + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0, "template WAL not checkpointed"
+    return path
+
+
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    url = f"sqlite+aiosqlite:///{tmp_path}/pim.db"
-    migrate(url)
-    return url
+def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
+    path = tmp_path / "pim.db"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def _pooled(request: pytest.FixtureRequest) -> Iterator[str]:
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    pool: DatabasePool = request.getfixturevalue("pg_pool")
+    name = pool.acquire()
+    try:
+        yield server.url(name)
+    finally:
+        pool.release(name)  # emptied and renamed for the next test, or dropped
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -92,22 +134,24 @@ def db_url(request: pytest.FixtureRequest) -> Iterator[str]:
     if request.param == "sqlite":
         yield request.getfixturevalue("sqlite_url")
         return
-    server: PostgresServer = request.getfixturevalue("pg_server")
-    template: str = request.getfixturevalue("pg_template")
-    name = f"test_{uuid.uuid4().hex}"
-    url = server.create_database(name, template=template)
-    try:
-        yield url
-    finally:
-        server.drop_database(name)  # WITH (FORCE): a leaked connection cannot block the drop
+    yield from _pooled(request)
 
 
 @pytest.fixture
 def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A freshly migrated PostgreSQL database, for a test that needs both databases at once."""
+    yield from _pooled(request)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """URL of a new database with no tables at all: the migrations' own tests start here."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/pim.db"
+        return
     server: PostgresServer = request.getfixturevalue("pg_server")
-    name = f"test_{uuid.uuid4().hex}"
-    url = server.create_database(name, template=request.getfixturevalue("pg_template"))
+    name = f"empty_{uuid.uuid4().hex}"
+    url = server.create_database(name)
     try:
         yield url
     finally:

@@ -10,9 +10,12 @@ from storage.migrate import revision_status, upgrade
 from storage.models import Base
 
 
-async def test_migrated_schema_matches_models(db_url):
-    engine = make_engine(db_url)
+async def test_migrated_schema_matches_models(empty_db_url):
+    # An empty database (not the fixtures' migrated template): the migrations really run here.
+    engine = make_engine(empty_db_url)
     try:
+        assert (await revision_status(engine))[0] is None
+        await upgrade(engine)
         await upgrade(engine)  # a second upgrade is a no-op
         async with engine.connect() as conn:
             diff = await conn.run_sync(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
@@ -20,7 +19,6 @@ from handlers.timers import lifecycle_actions, run_due_timers
 from storage.db import make_engine
 from storage.models import Grant, Principal, Role, Schedule
 from storage.uow import UnitOfWork
-from tests.conftest import migrate
 from tests.msfake import MicrosoftFakes
 from tests.providers.jobs import BOB, wire
 from tests.unit.conftest import Engine, seed
@@ -31,10 +29,8 @@ GLOBAL_ADMIN = "62e90394-69f5-4237-9190-012177145e10"
 
 
 @pytest.fixture
-async def eng(tmp_path: Path) -> AsyncIterator[Engine]:
-    url = f"sqlite+aiosqlite:///{tmp_path}/pim.db"
-    migrate(url)
-    engine = make_engine(url)
+async def eng(sqlite_url: str) -> AsyncIterator[Engine]:
+    engine = make_engine(sqlite_url)
     # Graph compares expirations with the real time: the engine's clock starts now.
     clock = FixedClock(datetime.now(UTC).replace(microsecond=0))
     uow = UnitOfWork(engine)
