@@ -17,7 +17,7 @@ from cards import slack as slack_cards
 from cards import teams as teams_cards
 from cards import views as v
 from storage.models import AuditEvent, OutboxMessage, ScheduleRequest
-from tests.e2e.conftest import SlackBot
+from tests.e2e.conftest import SlackBot, drained
 from tests.e2e.teams_harness import TeamsBot
 from tests.slackfake import select_value, text_value
 from tests.teamsfake import card_of, personal_conversation_id
@@ -84,6 +84,9 @@ async def test_slack_nul_in_command_and_modals_gets_a_clear_answer(slack: SlackB
     request_id = answer.split("Request ")[1].split(" ")[0]
     await slack.click("U0CAROL", v.DENY, request_id, token="deny")
     (opened,) = await slack.fake.wait_for("views.open")
+    # The ask's notices fan out (one row per recipient) as the outbox sends them: let that
+    # finish, so the count below measures only what the refused reason does.
+    await drained(slack.runtime)
     before = await counts(slack.runtime)
     resp = await slack.submit(
         "U0CAROL",
@@ -145,6 +148,7 @@ async def test_teams_nul_in_a_message_and_a_card_reason_gets_a_clear_answer(team
                 ScheduleRequest.status == Status.PENDING_APPROVAL
             )
         )
+    await drained(teams.runtime)  # the ask's other notices fan out as they are sent
     before = await counts(teams.runtime)
     result = await teams.click(
         "carol",
