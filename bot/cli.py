@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import getpass
 import logging
 import os
@@ -194,6 +195,14 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         logger.info(
             "pim-bot listening on http://%s:%s (database: %s)", args.host, port, runtime.uow.dialect
         )
+        # Everything loaded so far lives as long as the process: moving it out of the
+        # collector's reach keeps full collections short, and with them the slowest answers.
+        # A request frees nearly all it allocates by reference counting, so the cycle
+        # collector can run far less often than every 700 allocations (bench/ack.py: p99
+        # 145 -> 52 ms on SQLite, 192 -> 74 ms on PostgreSQL).
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 50, 100)
         stop = asyncio.Event()
         _stop_on_sigterm(stop)
         try:
