@@ -37,6 +37,7 @@ from handlers.records import (
     new_request_id,
     notify,
 )
+from handlers.request_failed import fail_request
 from handlers.user_text import user_text
 from storage.audit import NewEvent
 from storage.models import Principal, Role, Schedule, ScheduleRequest
@@ -163,31 +164,14 @@ async def apply_extension(
     target = f"{req.principal.email}/{req.role_id}"
     req.completed_at = now
     if active is None or active.end_at is None:
-        req.status = Status.FAILED
-        await audit_all(
+        await fail_request(
             s,
-            [
-                *(earlier or []),
-                NewEvent(
-                    at=now,
-                    actor=SYSTEM_ACTOR,
-                    action="request.failed",
-                    target=target,
-                    details={"request": req.short_id, "reason": "the activation had ended"},
-                ),
-            ],
-        )
-        notify(
-            s,
+            req=req,
             now=now,
-            recipients=[req.principal],
-            request_id=req.id,
-            note=Notification(
-                kind=v.EXPIRED,
-                role=role_ref(req.role),
-                headline=f"{req.role.display_name} had already ended, so {req.short_id} could "
-                f"not extend it. Ask again with: activate {req.role_id}",
-            ),
+            earlier=earlier or [],
+            reason="the activation had ended",
+            headline=f"{req.role.display_name} had already ended, so {req.short_id} could "
+            f"not extend it. Ask again with: activate {req.role_id}",
         )
         return
     end = active.start_at + timedelta(seconds=req.duration_seconds)

@@ -31,6 +31,7 @@ from handlers.records import (
     new_request_id,
     notify,
 )
+from handlers.request_failed import fail_request
 from handlers.user_text import user_text
 from storage.audit import NewEvent
 from storage.models import Principal, Role, Schedule, ScheduleRequest
@@ -161,32 +162,15 @@ async def apply_renewal(
     target = f"{req.principal.email}/{req.role_id}"
     req.completed_at = now
     if held is None or held.end_at is None:
-        req.status = Status.FAILED
-        await audit_all(
+        await fail_request(
             s,
-            [
-                *earlier,
-                NewEvent(
-                    at=now,
-                    actor=SYSTEM_ACTOR,
-                    action="request.failed",
-                    target=target,
-                    details={"request": req.short_id, "reason": "the assignment had ended"},
-                ),
-            ],
-        )
-        notify(
-            s,
+            req=req,
             now=now,
-            recipients=[req.principal],
-            request_id=req.id,
-            note=Notification(
-                kind=v.EXPIRED,
-                role=role_ref(req.role),
-                headline=f"Your {holding(kind=req.kind, role=req.role.display_name)} had "
-                f"already ended, so {req.short_id} could not renew it. Ask an admin to assign it "
-                "again.",
-            ),
+            earlier=earlier,
+            reason="the assignment had ended",
+            headline=f"Your {holding(kind=req.kind, role=req.role.display_name)} had "
+            f"already ended, so {req.short_id} could not renew it. Ask an admin to assign it "
+            "again.",
         )
         return
     end = held.end_at + timedelta(seconds=req.duration_seconds)

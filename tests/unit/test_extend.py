@@ -136,3 +136,25 @@ async def test_warning_offers_extend_and_the_end_offers_request_again(eng: Engin
     assert "→ request again: activate quick" in ended
     await say(eng, BOB, "activate quick 5m the printer queue")
     assert await last_justification(eng.uow, actor=BOB, role="quick") == "the printer queue"
+
+
+async def test_an_extension_approved_after_the_activation_ended_fails_and_says_so(
+    eng: Engine,
+) -> None:
+    rid = (await say(eng, BOB, "activate global-admin 1h keys")).request.id
+    await say(eng, CAROL, f"approve {rid} ok")
+    ext = render(await say(eng, BOB, "extend global-admin 2h keys take longer")).split()[1]
+    eng.clock.advance(timedelta(minutes=10))  # past the minimum before deactivating
+    await say(eng, BOB, "deactivate global-admin")
+    await say(eng, CAROL, f"approve {ext} fine")
+    async with eng.uow.transaction() as s:
+        req = await s.scalar(select(ScheduleRequest).where(ScheduleRequest.short_id == ext))
+        assert req is not None and req.status == Status.FAILED
+        actions = list(await s.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
+    assert actions[-2:] == ["request.approved", "request.failed"]
+    told = [p["headline"] for e, k, p in await eng.outbox("expired") if e == BOB]
+    assert told[-1] == (
+        f"Global Administrator had already ended, so {ext} could not extend it. "
+        "Ask again with: activate global-admin"
+    )
+    assert await _active_end(eng, "global-admin") is None
