@@ -48,6 +48,13 @@ class AskLookup:
 
 _ASKED = aliased(ScheduleRequest, name="asked")
 _CANDIDATES = 3
+_EMAIL = bindparam("email")
+# The asker's id once more, as a value rather than a join column. PostgreSQL plans the joins
+# from statistics, and a table that grew since its last ANALYZE (a shift change asking
+# thousands of times) looks nearly empty: it then read every active schedule and every
+# request to join them to one person, a scan per ask that grows with each ask. A value the
+# planner knows is one person's makes each join an index probe on any statistics.
+_ME = select(Principal.id).where(func.lower(Principal.email) == _EMAIL).scalar_subquery()
 # Each person holds few schedules of a role and has at most an ask or two pending, so the
 # joins multiply a handful of rows at most.
 _LOOKUP = (
@@ -77,6 +84,7 @@ _LOOKUP = (
         Schedule,
         and_(
             Schedule.principal_id == Principal.id,
+            Schedule.principal_id == _ME,
             Schedule.role_id == Role.id,
             # Every kind, named: so the whole of ix_schedules_lookup (person, role, kind,
             # state) applies. Without it SQLite chose ix_schedules_end (state) and read
@@ -89,12 +97,13 @@ _LOOKUP = (
         _ASKED,
         and_(
             _ASKED.principal_id == Principal.id,
+            _ASKED.principal_id == _ME,
             _ASKED.role_id == Role.id,
             _ASKED.action == Action.SELF_ACTIVATE,
             _ASKED.status.in_([Status.PENDING_APPROVAL, Status.GRANTED]),
         ),
     )
-    .where(func.lower(Principal.email) == bindparam("email"))
+    .where(func.lower(Principal.email) == _EMAIL)
 )
 
 

@@ -61,10 +61,15 @@ def known_head(session: AsyncSession, *, rows: int) -> tuple[int, str] | None:
 def guarded_insert(n: int) -> Insert:
     """INSERT of n rows (parameters `<column><i>`) that happens only if the newest event is
     (`head_id`, `head_hash`). Built once per n, n at most MOST_GUARDED."""
-    head = _TABLE.alias("head")
+    head, newest = _TABLE.alias("head"), _TABLE.alias("newest")
     guard = and_(
         exists().where(head.c.id == bindparam("head_id"), head.c.hash == bindparam("head_hash")),
-        ~exists().where(head.c.id > bindparam("head_id")),
+        # "Nothing after it" as the newest id, not as NOT EXISTS (id > head): PostgreSQL
+        # planned that as a scan of the whole chain whenever its statistics were older than
+        # the table's growth, a scan per append. Newest-first by key, one row, reads the
+        # primary key's last leaf on any statistics.
+        select(newest.c.id).order_by(newest.c.id.desc()).limit(1).scalar_subquery()
+        == bindparam("head_id"),
     )
     rows: list[Select[tuple[object, ...]]] = [
         select(*(bindparam(f"{c}{i}", type_=_TABLE.c[c].type) for c in COLUMNS)).where(guard)

@@ -112,6 +112,7 @@ class ScheduleRequest(Base):
     __tablename__ = "schedule_requests"
     __table_args__ = (
         Index("ix_requests_status", "status", "role_id"),
+        Index("ix_requests_person", "principal_id", "role_id", "status"),
         Index(
             "ix_requests_approval_created",
             "created_at",
