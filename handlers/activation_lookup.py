@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, exists, func, or_, select
+from sqlalchemy import BindParameter, and_, bindparam, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -48,7 +48,7 @@ class AskLookup:
 
 _ASKED = aliased(ScheduleRequest, name="asked")
 _CANDIDATES = 3
-_EMAIL = bindparam("email")
+_EMAIL: BindParameter[str] = bindparam("email")
 # The asker's id once more, as a value rather than a join column. PostgreSQL plans the joins
 # from statistics, and a table that grew since its last ANALYZE (a shift change asking
 # thousands of times) looks nearly empty: it then read every active schedule and every
