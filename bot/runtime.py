@@ -92,6 +92,7 @@ def _chat_uow(settings: Settings, wait: float, *, main: UnitOfWork) -> UnitOfWor
             ),
             audit_key=key,
             queued_with=main,
+            direct_reads=True,
         )
     engine = make_engine(url, pool_timeout=wait)
 

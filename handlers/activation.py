@@ -203,7 +203,8 @@ async def _new_request(
     }
     # A plain INSERT, not a unit of work; the object is what the rest of the use case (and
     # its views) read, with the relations we already hold, so nothing is read back.
-    req = ScheduleRequest(id=await s.scalar(_INSERT_REQUEST, values), **values)
+    conn = await s.connection()
+    req = ScheduleRequest(id=(await conn.execute(_INSERT_REQUEST, values)).scalar(), **values)
     req.principal, req.created_by, req.role = me, me, role
     return req
 

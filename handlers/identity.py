@@ -45,8 +45,8 @@ _EMAIL_FOR = {
 
 
 async def email_for(uow: UnitOfWork, *, platform: Platform, user_id: str) -> str | None:
-    statement = _EMAIL_FOR[platform]
-    return await uow.run_lookup(lambda conn: conn.scalar(statement, {"user": user_id}))
+    rows = await uow.lookup_rows(_EMAIL_FOR[platform], {"user": user_id})
+    return str(rows[0].email) if rows else None
 
 
 async def link_by_email(

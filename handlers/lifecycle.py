@@ -66,7 +66,8 @@ async def provision(
         "created_at": now,
     }
     # A plain INSERT: the ORM's unit of work would cost more than everything else here.
-    schedule = Schedule(id=await session.scalar(_INSERT_SCHEDULE, values), **values)
+    conn = await session.connection()
+    schedule = Schedule(id=(await conn.execute(_INSERT_SCHEDULE, values)).scalar(), **values)
     if stored:
         set_committed_value(req, "status", Status.PROVISIONED)
         set_committed_value(req, "completed_at", now)

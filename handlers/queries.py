@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any
@@ -78,7 +78,7 @@ _ROLE_ROWS = (
     .order_by(Schedule.role_id)
 )
 # The person and their roles in one statement (a person without roles: one row of NULLs), so
-# on PostgreSQL `/pim roles` is one round trip (UnitOfWork.run_lookup).
+# on PostgreSQL `/pim roles` is one round trip (UnitOfWork.lookup_rows).
 _ME_AND_ROLES = (
     select(
         Principal.id.label("me_id"),
@@ -143,8 +143,7 @@ def _limits(settings_json: str) -> tuple[int, bool, bool, bool]:
     )
 
 
-def _roles_view(conn: Connection, actor: str) -> RolesView:
-    rows = conn.execute(_ME_AND_ROLES, {"email": actor.strip().lower()}).all()
+def _roles_view(rows: Sequence[Any], actor: str) -> RolesView:
     if not rows:
         raise unknown_person(actor)
     me = rows[0]
@@ -156,7 +155,8 @@ def _roles_view(conn: Connection, actor: str) -> RolesView:
 async def my_roles(
     uow: UnitOfWork, *, actor: str, groups: GroupMembership | None = None
 ) -> RolesView:
-    view = await uow.run_lookup(lambda conn: _roles_view(conn, actor))
+    rows = await uow.lookup_rows(_ME_AND_ROLES, {"email": actor.strip().lower()})
+    view = _roles_view(rows, actor)
     return view if groups is None else (await with_group_roles(uow, groups, view))[0]
 
 

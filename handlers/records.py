@@ -162,10 +162,10 @@ def message_rows(
 async def queue_messages(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """Write a use case's outbox rows in the order given, one INSERT per run of rows of the
     same shape (a row to a channel has one column more), and poke the delivery worker."""
-    start = 0
+    start, conn = 0, await session.connection()
     for i in range(1, len(rows) + 1):
         if i == len(rows) or rows[i].keys() != rows[start].keys():
-            await session.execute(_OUTBOX, list(rows[start:i]))
+            await conn.execute(_OUTBOX, list(rows[start:i]))
             start = i
     if rows:
         note_queued(session)
@@ -176,7 +176,7 @@ async def add_timers(
 ) -> None:
     """add_timer for several (kind, due) of one subject, in one INSERT."""
     if timers:
-        await session.execute(
+        await (await session.connection()).execute(
             _TIMERS,
             [
                 {"kind": kind, "due_at": due_at, "subject_id": subject_id, "key": None}

@@ -119,7 +119,7 @@ async def _append(session: AsyncSession, items: Sequence[NewEvent]) -> list[dict
     if head is not None:
         values = _rows(items, head=head, key=session_key(session))
         params = {f"{c}{i}": row[c] for i, row in enumerate(values) for c in COLUMNS}
-        done = await session.execute(
+        done = await (await session.connection()).execute(
             guarded_insert(len(values)), {**params, "head_id": head[0], "head_hash": head[1]}
         )
         if done.rowcount != len(values):  # type: ignore[attr-defined]
@@ -146,7 +146,7 @@ async def append_many_events(session: AsyncSession, items: Sequence[NewEvent]) -
 async def _lock(session: AsyncSession) -> None:
     if session.get_bind().dialect.name == "postgresql":
         # Serialise appenders until commit so two transactions never chain onto the same head.
-        await session.execute(_PG_LOCK, {"k": _AUDIT_LOCK_KEY})
+        await (await session.connection()).execute(_PG_LOCK, {"k": _AUDIT_LOCK_KEY})
 
 
 async def _chained(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, Select, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
@@ -16,6 +16,7 @@ from storage.audit import AUDIT_KEY_INFO, COMMITTED_ACTIONS
 from storage.audit_hash import AuditKey
 from storage.audit_head import HEAD_CACHE_INFO, TX_HEAD, HeadCache
 from storage.db import make_session_factory
+from storage.direct import DirectReader
 from storage.models import OutboxMessage, Timer
 from storage.sqlite import READ_ONLY, SINGLE, light_writer, reader
 
@@ -43,7 +44,11 @@ class UnitOfWork:
         *,
         audit_key: AuditKey | None = None,
         queued_with: UnitOfWork | None = None,
+        direct_reads: bool = False,
     ) -> None:
+        """`direct_reads`: on PostgreSQL, lookup_rows runs on a pool of asyncpg connections
+        of its own (storage.direct) besides the engine's; for the chat engines, whose every
+        request is such lookups."""
         self.engine = engine
         self.sessions: async_sessionmaker[Any] = make_session_factory(
             engine, sync_session_class=_Session
@@ -78,6 +83,15 @@ class UnitOfWork:
             if self.dialect == "postgresql"
             else None
         )
+        self._direct = (
+            DirectReader(engine.url, engine.dialect)
+            if direct_reads and self.dialect == "postgresql"
+            else None
+        )
+        if self._direct is not None:
+            direct = self._direct
+            # Disposing of the engine (Runtime.close, every test) closes these connections too.
+            event.listen(engine.sync_engine, "engine_disposed", lambda _e: direct.terminate())
         self.on_commit: Callable[[list[str]], None] | None = None
 
     @property
@@ -133,6 +147,14 @@ class UnitOfWork:
         if self._single is not None:
             return await greenlet_spawn(self._run_single, fn)
         return await self.run_read(fn)
+
+    async def lookup_rows(self, statement: Select[Any], params: Mapping[str, Any]) -> Sequence[Any]:
+        """The rows of ONE SELECT of plain columns, on a snapshot of its own, with attribute
+        access by column key: on PostgreSQL straight through asyncpg (storage.direct), a
+        third of the CPU; elsewhere as run_lookup."""
+        if self._direct is not None:
+            return await self._direct.rows(statement, params)
+        return await self.run_lookup(lambda conn: conn.execute(statement, params).all())
 
     async def run_light_write(self, fn: Callable[[Connection], T]) -> T:
         """Run fn(connection), without the ORM, for small writes whose commit need not wait
