@@ -99,9 +99,11 @@ async def provision(
                 ),
             ),
         ],
+        audit_next=True,
     )
     # The audit events last: on PostgreSQL their append holds the chain's lock until
-    # commit, so every other asker waits only for this INSERT and the COMMIT.
+    # commit (taken by the outbox INSERT just before), so every other asker waits only for
+    # the two INSERTs and the COMMIT.
     await audit_all(
         session,
         [

@@ -15,7 +15,7 @@ from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cards.views import Notification
-from storage.audit import NewEvent, add_events, append_many_events
+from storage.audit import NewEvent, add_events, append_many_events, execute_taking_chain_lock
 from storage.models import OutboxMessage, Principal, ScheduleRequest, Timer
 from storage.uow import note_queued
 from vocab.states import TimerStatus
@@ -159,13 +159,20 @@ def message_rows(
     return rows
 
 
-async def queue_messages(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+async def queue_messages(
+    session: AsyncSession, rows: Sequence[dict[str, Any]], *, audit_next: bool = False
+) -> None:
     """Write a use case's outbox rows in the order given, one INSERT per run of rows of the
-    same shape (a row to a channel has one column more), and poke the delivery worker."""
+    same shape (a row to a channel has one column more), and poke the delivery worker.
+    `audit_next`: the transaction appends its audit events right after, so the last INSERT
+    takes the chain's lock (storage.audit.execute_taking_chain_lock)."""
     start, conn = 0, await session.connection()
     for i in range(1, len(rows) + 1):
         if i == len(rows) or rows[i].keys() != rows[start].keys():
-            await conn.execute(_OUTBOX, list(rows[start:i]))
+            if audit_next and i == len(rows):
+                await execute_taking_chain_lock(session, _OUTBOX, list(rows[start:i]))
+            else:
+                await conn.execute(_OUTBOX, list(rows[start:i]))
             start = i
     if rows:
         note_queued(session)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select, text
+from sqlalchemy import Insert, Table, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.audit_hash import GENESIS, AuditKey, event_hash
@@ -33,6 +33,7 @@ __all__ = [
     "check_key",
     "count_events",
     "event_hash",
+    "execute_taking_chain_lock",
     "iter_events",
     "session_key",
     "verify_chain",
@@ -45,6 +46,10 @@ COMMITTED_ACTIONS = "pim_audit_actions"
 # Any constant works; it only has to be the same in every process sharing the database.
 _AUDIT_LOCK_KEY = 7_244_613
 _PG_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+# The same lock as a RETURNING column: a write that carries it takes the lock in its own round
+# trip (execute_taking_chain_lock). session.info key: the statement just run took it.
+_LOCK_COLUMN = func.pg_advisory_xact_lock(_AUDIT_LOCK_KEY).label("chain_locked")
+_LOCK_CARRIED = "pim_audit_lock_carried"
 # Table columns, not the model's: a plain Core statement, no ORM machinery per append.
 _HEAD = (
     select(_AUDIT_TABLE.c.id, _AUDIT_TABLE.c.hash, _AUDIT_TABLE.c.key_id)
@@ -143,7 +148,25 @@ async def append_many_events(session: AsyncSession, items: Sequence[NewEvent]) -
         _appended(session, items, values)
 
 
+async def execute_taking_chain_lock(
+    session: AsyncSession, statement: Insert, params: Sequence[dict[str, Any]]
+) -> None:
+    """Run an INSERT that is the transaction's last write before it appends audit events,
+    and on PostgreSQL take the chain's lock in the same statement: the append then costs
+    one round trip, not two. The lock is taken after the statement's snapshot, which is
+    why it rides on a write before the append and never on the append itself."""
+    conn = await session.connection()
+    if conn.dialect.name != "postgresql":
+        await conn.execute(statement, params)
+        return
+    await conn.execute(statement.returning(_LOCK_COLUMN), params)
+    session.info[_LOCK_CARRIED] = True
+
+
 async def _lock(session: AsyncSession) -> None:
+    # Consumed at once: a savepoint rolled back later would release the lock it took.
+    if session.info.pop(_LOCK_CARRIED, False):
+        return
     if session.get_bind().dialect.name == "postgresql":
         # Serialise appenders until commit so two transactions never chain onto the same head.
         await (await session.connection()).execute(_PG_LOCK, {"k": _AUDIT_LOCK_KEY})

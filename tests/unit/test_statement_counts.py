@@ -27,8 +27,14 @@ BOB, CAROL = "bob@contoso.com", "carol@contoso.com"
 # a schedule. Approving is 10: the decider and request, the approvers, the guarded UPDATE,
 # the approval step, the time-out's cancel, then what provisioning writes. A post to an
 # approval channel splits the outbox INSERT in three (approvers, channel, requester): +2.
+# On PostgreSQL an activation takes the chain's lock in its outbox INSERT (RETURNING the
+# lock), not in a statement of its own: one fewer.
 ASK_BOUND, DECIDE_BOUND, SWEEP_BOUND = 7, 10, 16
 CHANNEL_EXTRA = 2
+
+
+def activating(eng: Engine, bound: int) -> int:
+    return bound - 1 if eng.uow.dialect == "postgresql" else bound
 
 
 @contextmanager
@@ -57,7 +63,7 @@ async def test_asking_for_a_role_is_a_few_statements(eng):
             ),
         )
     assert view.status == "Provisioned"
-    assert len(seen) <= ASK_BOUND, "\n".join(seen)
+    assert len(seen) <= activating(eng, ASK_BOUND), "\n".join(seen)
 
 
 async def test_asking_and_approving_are_a_few_statements(eng):
@@ -77,7 +83,7 @@ async def test_asking_and_approving_are_a_few_statements(eng):
         )
     assert done.status == "Provisioned"
     assert len(asked) <= ASK_BOUND, "\n".join(asked)
-    assert len(decided) <= DECIDE_BOUND, "\n".join(decided)
+    assert len(decided) <= activating(eng, DECIDE_BOUND), "\n".join(decided)
 
 
 async def test_denying_is_a_few_statements(eng):
