@@ -89,7 +89,9 @@ _LOOKUP = (
             # Every kind, named: so the whole of ix_schedules_lookup (person, role, kind,
             # state) applies. Without it SQLite chose ix_schedules_end (state) and read
             # every active schedule of everyone on each ask, 10,000 of them in a shift change.
-            Schedule.kind.in_(list(ScheduleKind)),
+            # ORs of equalities, not an IN list, which SQLAlchemy renders anew on every
+            # execution; SQLite reads them as an IN all the same.
+            or_(*(Schedule.kind == kind for kind in ScheduleKind)),
             Schedule.state == ScheduleState.ACTIVE,
         ),
     )
@@ -100,7 +102,7 @@ _LOOKUP = (
             _ASKED.principal_id == _ME,
             _ASKED.role_id == Role.id,
             _ASKED.action == Action.SELF_ACTIVATE,
-            _ASKED.status.in_([Status.PENDING_APPROVAL, Status.GRANTED]),
+            or_(_ASKED.status == Status.PENDING_APPROVAL, _ASKED.status == Status.GRANTED),
         ),
     )
     .where(func.lower(Principal.email) == _EMAIL)

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -18,11 +17,10 @@ from handlers.present import request_view, role_ref
 from handlers.records import (
     SYSTEM_ACTOR,
     add_timer,
-    add_timers,
     audit_all,
+    insert_schedule,
     message_rows,
     queue_messages,
-    table_of,
 )
 from storage.audit import NewEvent
 from storage.models import Schedule, ScheduleRequest
@@ -33,7 +31,6 @@ RENEW = "renew"  # an assignment nears its end: offer selfRenew / adminExtend
 # How long before an assignment's end its holder and the admins hear of it (Entra notifies
 # ahead of an eligibility's expiry; two weeks leaves time for an admin to decide).
 RENEWAL_NOTICE = timedelta(days=14)
-_INSERT_SCHEDULE = insert(table_of(Schedule)).returning(table_of(Schedule).c.id)
 
 
 async def provision(
@@ -65,20 +62,15 @@ async def provision(
         "request_id": req.id,
         "created_at": now,
     }
-    # A plain INSERT: the ORM's unit of work would cost more than everything else here.
-    conn = await session.connection()
-    schedule = Schedule(id=(await conn.execute(_INSERT_SCHEDULE, values)).scalar(), **values)
+    # Plain INSERTs: the ORM's unit of work would cost more than everything else here.
+    timers = end_timers(start=now, end=end, warning=settings_of(req.role).expiry_warning)
+    schedule = Schedule(id=await insert_schedule(session, values, timers), **values)
     if stored:
         set_committed_value(req, "status", Status.PROVISIONED)
         set_committed_value(req, "completed_at", now)
     else:
         req.status = Status.PROVISIONED
         req.completed_at = now
-    await add_timers(
-        session,
-        end_timers(start=now, end=end, warning=settings_of(req.role).expiry_warning),
-        subject_id=schedule.id,
-    )
     grant_lines = await open_grants(session, schedule=schedule, role=req.role, now=now)
     view = await request_view(session, req, decision=decision)
     await queue_messages(

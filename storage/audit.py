@@ -159,8 +159,21 @@ async def execute_taking_chain_lock(
     if conn.dialect.name != "postgresql":
         await conn.execute(statement, params)
         return
-    await conn.execute(statement.returning(_LOCK_COLUMN), params)
+    await conn.execute(_carrying_lock(statement), params)
     session.info[_LOCK_CARRIED] = True
+
+
+_CARRYING: dict[int, tuple[Insert, Insert]] = {}
+
+
+def _carrying_lock(statement: Insert) -> Insert:
+    # Built once per statement: a new statement object each time is a cache key computed
+    # each time.
+    kept = _CARRYING.get(id(statement))
+    if kept is None or kept[0] is not statement:
+        kept = (statement, statement.returning(_LOCK_COLUMN))
+        _CARRYING[id(statement)] = kept
+    return kept[1]
 
 
 async def _lock(session: AsyncSession) -> None:
