@@ -81,18 +81,12 @@ def _chat_uow(settings: Settings, wait: float, *, main: UnitOfWork) -> UnitOfWor
     CLI keep the long waits; nobody is waiting on them in a chat."""
     url, key = settings.database_url, _audit_key(settings)
     if make_url(normalize_url(url)).get_backend_name() != "sqlite":
+        waits = {"timeout": wait, "server_settings": {"lock_timeout": f"{int(wait * 1000)}ms"}}
         return UnitOfWork(
-            make_engine(
-                url,
-                pool_timeout=wait,
-                connect_args={
-                    "timeout": wait,
-                    "server_settings": {"lock_timeout": f"{int(wait * 1000)}ms"},
-                },
-            ),
+            make_engine(url, pool_timeout=wait, connect_args=waits),
             audit_key=key,
             queued_with=main,
-            direct_reads=True,
+            direct_reads=waits,
         )
     engine = make_engine(url, pool_timeout=wait)
 

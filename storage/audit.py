@@ -16,7 +16,7 @@ from sqlalchemy import Insert, Table, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.audit_hash import GENESIS, AuditKey, event_hash
-from storage.audit_head import COLUMNS, TX_HEAD, guarded_insert, known_head
+from storage.audit_head import COLUMNS, ONE, TX_HEAD, guarded_insert, known_head
 from storage.models import AuditEvent
 
 __all__ = [
@@ -54,7 +54,7 @@ _LOCK_CARRIED = "pim_audit_lock_carried"
 _HEAD = (
     select(_AUDIT_TABLE.c.id, _AUDIT_TABLE.c.hash, _AUDIT_TABLE.c.key_id)
     .order_by(_AUDIT_TABLE.c.id.desc())
-    .limit(1)
+    .limit(ONE)
 )
 
 

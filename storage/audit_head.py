@@ -16,7 +16,19 @@ from dataclasses import dataclass
 from functools import cache
 from typing import cast
 
-from sqlalchemy import Insert, Select, Table, and_, bindparam, exists, insert, select, union_all
+from sqlalchemy import (
+    ColumnClause,
+    Insert,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    insert,
+    literal_column,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import AuditEvent
@@ -30,6 +42,9 @@ _TABLE = cast(Table, AuditEvent.__table__)
 # A use case writes one to three events; a batch (expiries, a policy apply) writes hundreds,
 # where one read more is nothing and a statement of hundreds of guarded SELECTs is a lot.
 MOST_GUARDED = 4
+# LIMIT 1 written into the SQL: as a parameter, a prepared statement's generic plan does not
+# know the limit, and sorted the whole chain rather than read the key's last leaf.
+ONE: ColumnClause[int] = literal_column("1")
 COLUMNS = ("id", "at", "actor", "action", "target", "details", "prev_hash", "hash", "key_id")
 
 
@@ -67,8 +82,9 @@ def guarded_insert(n: int) -> Insert:
         # "Nothing after it" as the newest id, not as NOT EXISTS (id > head): PostgreSQL
         # planned that as a scan of the whole chain whenever its statistics were older than
         # the table's growth, a scan per append. Newest-first by key, one row, reads the
-        # primary key's last leaf on any statistics.
-        select(newest.c.id).order_by(newest.c.id.desc()).limit(1).scalar_subquery()
+        # primary key's last leaf on any statistics, as long as the planner knows it is one
+        # row (ONE).
+        select(newest.c.id).order_by(newest.c.id.desc()).limit(ONE).scalar_subquery()
         == bindparam("head_id"),
     )
     rows: list[Select[tuple[object, ...]]] = [

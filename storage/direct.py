@@ -82,9 +82,10 @@ async def _as_it_was(_conn: asyncpg.Connection) -> None:
 class DirectReader:
     """Runs one SELECT at a time on a small asyncpg pool of its own, opened on first use."""
 
-    def __init__(self, url: URL, dialect: Dialect) -> None:
+    def __init__(self, url: URL, dialect: Dialect, *, connect: Mapping[str, Any]) -> None:
         self._dialect = dialect
-        _, self._connect = dialect.create_connect_args(url)
+        _, from_url = dialect.create_connect_args(url)
+        self._connect = {**from_url, **connect}
         self._plans: dict[int, tuple[Select[Any], _Plan]] = {}
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()

@@ -44,11 +44,12 @@ class UnitOfWork:
         *,
         audit_key: AuditKey | None = None,
         queued_with: UnitOfWork | None = None,
-        direct_reads: bool = False,
+        direct_reads: Mapping[str, Any] | None = None,
     ) -> None:
         """`direct_reads`: on PostgreSQL, lookup_rows runs on a pool of asyncpg connections
-        of its own (storage.direct) besides the engine's; for the chat engines, whose every
-        request is such lookups."""
+        of its own (storage.direct) besides the engine's, opened with these arguments of
+        asyncpg's connect (give them the engine's waits); for the chat engines, whose every
+        request is such lookups. None: lookups go through the engine."""
         self.engine = engine
         self.sessions: async_sessionmaker[Any] = make_session_factory(
             engine, sync_session_class=_Session
@@ -84,8 +85,8 @@ class UnitOfWork:
             else None
         )
         self._direct = (
-            DirectReader(engine.url, engine.dialect)
-            if direct_reads and self.dialect == "postgresql"
+            DirectReader(engine.url, engine.dialect, connect=direct_reads)
+            if direct_reads is not None and self.dialect == "postgresql"
             else None
         )
         if self._direct is not None:

@@ -31,7 +31,7 @@ BOB = "bob@contoso.com"
 async def direct(pg_url: str) -> AsyncIterator[UnitOfWork]:
     engine = make_engine(pg_url)
     try:
-        yield UnitOfWork(engine, direct_reads=True)
+        yield UnitOfWork(engine, direct_reads={})
     finally:
         await engine.dispose()
 
@@ -65,9 +65,7 @@ async def test_an_unreachable_database_is_a_dbapi_error(pg_server: PostgresServe
     engine = make_engine(f"postgresql://postgres@127.0.0.1:{_closed_port()}/nothing")
     try:
         with pytest.raises(DBAPIError):
-            await email_for(
-                UnitOfWork(engine, direct_reads=True), platform="slack", user_id="U0BOB"
-            )
+            await email_for(UnitOfWork(engine, direct_reads={}), platform="slack", user_id="U0BOB")
     finally:
         await engine.dispose()
 
@@ -76,7 +74,7 @@ async def test_disposing_of_the_engine_closes_the_direct_connections(
     eng: Engine, pg_url: str
 ) -> None:
     engine = make_engine(pg_url)
-    uow = UnitOfWork(engine, direct_reads=True)
+    uow = UnitOfWork(engine, direct_reads={})
     await asyncio.gather(*(my_roles(uow, actor=BOB) for _ in range(5)))
     assert await _connections(eng) >= 1
     await engine.dispose()
