@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cards import views as v
 from cards.views import Decision, Notification, RequestView
 from handlers.activation_lookup import AskLookup, Held, look_up_ask
+from handlers.activation_rows import insert_request
 from handlers.activation_rules import ActivationAsk, CheckedAsk, check_ask
 from handlers.clock import Clock
 from handlers.directory import approvers_for, find_role, require_principal, settings_of
@@ -37,7 +39,6 @@ from handlers.records import (
     new_request_id,
     notify,
     queue_messages,
-    table_of,
     update_cards,
 )
 from handlers.settings import RoleSettings
@@ -47,8 +48,6 @@ from storage.uow import UnitOfWork
 from vocab.states import Action, MemberType, ScheduleKind, ScheduleState, Status
 
 __all__ = ["ActivationAsk", "cancel_request", "deactivate", "request_activation"]
-
-_INSERT_REQUEST = insert(table_of(ScheduleRequest)).returning(table_of(ScheduleRequest).c.id)
 
 
 async def request_activation(
@@ -72,8 +71,7 @@ async def request_activation(
         group = _check_free(found, role=role, start=checked.start, end=checked.end, via=via)
         approvers = await _approvers(s, me=me, role=role, settings=settings)
         short_id = found.free_id or await new_request_id(s)
-        req = await _new_request(
-            s,
+        values = _request_row(
             me=me,
             role=role,
             ask=checked,
@@ -81,6 +79,10 @@ async def request_activation(
             short_id=short_id,
             deadline=now + settings.approval_timeout if approvers else None,
         )
+        at_once = not approvers and checked.start <= now
+        # Granted at once, the request is written with its schedule: one statement less.
+        req = ScheduleRequest(id=None if at_once else await insert_request(s, values), **values)
+        req.principal, req.created_by, req.role = me, me, role
         created = NewEvent(
             at=now,
             actor=me.email,
@@ -98,8 +100,10 @@ async def request_activation(
         if approvers:
             await audit_all(s, [created])
             return await _ask_approvers(s, req=req, me=me, approvers=approvers, now=now)
-        if checked.start <= now:
-            return await provision(s, req=req, now=now, earlier=[created], stored=True)
+        if at_once:
+            return await provision(
+                s, req=req, now=now, earlier=[created], stored=True, unsaved=values
+            )
         await audit_all(s, [created])
         await add_timers(s, [(START, checked.start)], subject_id=req.id)
         return await request_view(s, req)
@@ -169,8 +173,7 @@ async def _approvers(
     return approvers
 
 
-async def _new_request(
-    s: AsyncSession,
+def _request_row(
     *,
     me: Principal,
     role: Role,
@@ -178,11 +181,13 @@ async def _new_request(
     now: datetime,
     short_id: str,
     deadline: datetime | None,
-) -> ScheduleRequest:
-    # Inserted as it ends up (provisioned at once, when nobody need approve and it starts
-    # now), so provisioning does not UPDATE the row it just wrote.
+) -> dict[str, Any]:
+    """The request's row as it ends up (provisioned at once, when nobody need approve and it
+    starts now), so provisioning does not UPDATE the row just written. A plain INSERT, not a
+    unit of work: the object made of it, with the relations already held, is what the rest
+    of the use case (and its views) read, so nothing is read back."""
     at_once = deadline is None and ask.start <= now
-    values = {
+    return {
         "short_id": short_id,
         "action": Action.SELF_ACTIVATE,
         "status": Status.PENDING_APPROVAL
@@ -201,12 +206,6 @@ async def _new_request(
         "created_at": now,
         "approval_deadline": deadline,
     }
-    # A plain INSERT, not a unit of work; the object is what the rest of the use case (and
-    # its views) read, with the relations we already hold, so nothing is read back.
-    conn = await s.connection()
-    req = ScheduleRequest(id=(await conn.execute(_INSERT_REQUEST, values)).scalar(), **values)
-    req.principal, req.created_by, req.role = me, me, role
-    return req
 
 
 async def _ask_approvers(

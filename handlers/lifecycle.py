@@ -11,6 +11,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from cards import views as v
 from cards.views import Decision, Notification, RequestView
+from handlers.activation_rows import insert_activation
 from handlers.directory import settings_of
 from handlers.grants.state import open_grants
 from handlers.present import request_view, role_ref
@@ -18,7 +19,6 @@ from handlers.records import (
     SYSTEM_ACTOR,
     add_timer,
     audit_all,
-    insert_schedule,
     message_rows,
     queue_messages,
 )
@@ -42,16 +42,18 @@ async def provision(
     decision: Decision | None = None,
     told: Sequence[dict[str, Any]] = (),
     stored: bool = False,
+    unsaved: dict[str, Any] | None = None,
 ) -> RequestView:
     """Make an approved (or approval-free) activation take effect now. `earlier`: audit
     events of the same transaction that come first (written with this one, in one append);
     `told`: outbox rows (records.message_rows) that come before "it is active", likewise.
     `stored`: the caller already wrote the request as provisioned (in its INSERT or its
     guarded UPDATE), so it is not written again. Returns the request as it now stands, as
-    the requester is shown it."""
+    the requester is shown it. `unsaved`: the request's row (activation_rows.REQUEST_COLUMNS),
+    not written yet: it is written with the schedule, and `req` gets its id."""
     assert req.duration_seconds is not None
     end = now + timedelta(seconds=req.duration_seconds)
-    values = {
+    values: dict[str, Any] = {
         "principal_id": req.principal_id,
         "role_id": req.role_id,
         "kind": ScheduleKind.ACTIVE,
@@ -59,12 +61,19 @@ async def provision(
         "state": ScheduleState.ACTIVE,
         "start_at": now,
         "end_at": end,
-        "request_id": req.id,
         "created_at": now,
     }
+    if unsaved is None:
+        values["request_id"] = req.id
     # Plain INSERTs: the ORM's unit of work would cost more than everything else here.
     timers = end_timers(start=now, end=end, warning=settings_of(req.role).expiry_warning)
-    schedule = Schedule(id=await insert_schedule(session, values, timers), **values)
+    request_id, schedule_id = await insert_activation(
+        session, schedule=values, timers=timers, request=unsaved
+    )
+    if unsaved is not None:
+        set_committed_value(req, "id", request_id)
+        values["request_id"] = request_id
+    schedule = Schedule(id=schedule_id, **values)
     if stored:
         set_committed_value(req, "status", Status.PROVISIONED)
         set_committed_value(req, "completed_at", now)

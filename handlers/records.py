@@ -9,15 +9,14 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, insert, literal, select, union_all, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cards.views import Notification
 from storage.audit import NewEvent, add_events, append_many_events, execute_taking_chain_lock
-from storage.models import OutboxMessage, Principal, Schedule, ScheduleRequest, Timer
+from storage.models import OutboxMessage, Principal, ScheduleRequest, Timer
 from storage.uow import note_queued
 from vocab.states import TimerStatus
 
@@ -192,74 +191,6 @@ async def add_timers(
             ],
         )
         note_queued(session)
-
-
-_SCHEDULES = table_of(Schedule)
-_INSERT_SCHEDULE = insert(_SCHEDULES).returning(_SCHEDULES.c.id)
-_SCHEDULE_COLUMNS = (
-    "principal_id",
-    "role_id",
-    "kind",
-    "member_type",
-    "state",
-    "start_at",
-    "end_at",
-    "request_id",
-    "created_at",
-)
-
-
-@cache
-def _schedule_and_timers(timers: int) -> Select[Any]:
-    """One statement that inserts a schedule and `timers` timers on it (parameters
-    `kind<i>`, `due_at<i>`) and returns the schedule's id: PostgreSQL's INSERTs in a WITH."""
-    table = table_of(Timer)
-    made = (
-        insert(_SCHEDULES)
-        .values({c: bindparam(c, type_=_SCHEDULES.c[c].type) for c in _SCHEDULE_COLUMNS})
-        .returning(_SCHEDULES.c.id)
-        .cte("made")
-    )
-    rows = [
-        select(
-            bindparam(f"kind{i}", type_=table.c.kind.type),
-            bindparam(f"due_at{i}", type_=table.c.due_at.type),
-            made.c.id,
-            literal(TimerStatus.PENDING, type_=table.c.status.type),
-            literal(0, type_=table.c.attempts.type),
-        )
-        for i in range(timers)
-    ]
-    timed = (
-        insert(table)
-        .from_select(
-            ["kind", "due_at", "subject_id", "status", "attempts"],
-            rows[0] if timers == 1 else union_all(*rows),
-            include_defaults=False,
-        )
-        .cte("timed")
-    )
-    return select(made.c.id).add_cte(timed)
-
-
-async def insert_schedule(
-    session: AsyncSession,
-    values: dict[str, Any],
-    timers: Sequence[tuple[str, datetime]],
-) -> int:
-    """Insert a schedule (the columns of _SCHEDULE_COLUMNS) and its timers; its id. On
-    PostgreSQL one statement: an activation is written on the busiest path there is."""
-    conn = await session.connection()
-    if timers and conn.dialect.name == "postgresql":
-        params: dict[str, Any] = {}
-        for i, (kind, due_at) in enumerate(timers):
-            params[f"kind{i}"], params[f"due_at{i}"] = kind, due_at
-        made = await conn.execute(_schedule_and_timers(len(timers)), {**values, **params})
-        note_queued(session)
-        return int(made.scalar_one())
-    schedule_id = int((await conn.execute(_INSERT_SCHEDULE, values)).scalar_one())
-    await add_timers(session, timers, subject_id=schedule_id)
-    return schedule_id
 
 
 async def notify_all(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
