@@ -19,6 +19,7 @@ from cards.views import Decision, Notification, RequestView
 from handlers.clock import Clock
 from handlers.directory import approvers_for, find_role, require_principal, settings_of
 from handlers.durations import format_duration
+from handlers.end_outcomes import fail_request, tell_new_end
 from handlers.errors import (
     AlreadyPending,
     DurationOutOfRange,
@@ -30,14 +31,12 @@ from handlers.grants.extension import extend_grants
 from handlers.lifecycle import EXPIRE, TIMEOUT, WARN, schedule_end_timers
 from handlers.present import request_view, role_ref
 from handlers.records import (
-    SYSTEM_ACTOR,
     add_timer,
     audit_all,
     cancel_timers,
     new_request_id,
     notify,
 )
-from handlers.request_failed import fail_request
 from handlers.user_text import user_text
 from storage.audit import NewEvent
 from storage.models import Principal, Role, Schedule, ScheduleRequest
@@ -161,7 +160,6 @@ async def apply_extension(
     a request whose activation ended meanwhile fails (and says so)."""
     assert req.duration_seconds is not None
     active = await _running(s, principal_id=req.principal_id, role_id=req.role_id)
-    target = f"{req.principal.email}/{req.role_id}"
     req.completed_at = now
     if active is None or active.end_at is None:
         await fail_request(
@@ -179,31 +177,18 @@ async def apply_extension(
     await cancel_timers(s, subject_id=active.id, kinds=[EXPIRE, WARN], now=now)
     schedule_end_timers(s, schedule=active, now=now, warning=settings_of(req.role).expiry_warning)
     grants = await extend_grants(s, schedule_id=active.id, now=now)
-    details = {"request": req.short_id, "schedule": active.id, "end": end.isoformat()}
-    await audit_all(
+    await tell_new_end(
         s,
-        [
-            *(earlier or []),
-            NewEvent(
-                at=now, actor=SYSTEM_ACTOR, action="role.extended", target=target, details=details
-            ),
-            *grants.event(at=now, target=target, details=details),
-        ],
-    )
-    view = await request_view(s, req, decision=decision)
-    notify(
-        s,
+        req=req,
         now=now,
-        recipients=[req.principal],
-        request_id=req.id,
-        note=Notification(
-            kind=v.ACTIVATED,
-            request=view,
-            role=role_ref(req.role),
-            end_at=end.isoformat(),
-            headline=f"{req.role.display_name} is extended until {v.when(end.isoformat())}.",
-            details=grants.lines,
-        ),
+        end=end,
+        action="role.extended",
+        details={"request": req.short_id, "schedule": active.id, "end": end.isoformat()},
+        grants=grants,
+        earlier=earlier or [],
+        decision=decision,
+        kind=v.ACTIVATED,
+        headline=f"{req.role.display_name} is extended until {v.when(end.isoformat())}.",
     )
 
 

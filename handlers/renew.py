@@ -19,19 +19,18 @@ from handlers.clock import Clock
 from handlers.commands import UserRef
 from handlers.directory import deciders_of, find_role, require_principal, resolve_user, settings_of
 from handlers.durations import MAX_DURATION, format_duration
+from handlers.end_outcomes import fail_request, tell_new_end
 from handlers.errors import AlreadyPending, Forbidden, InvalidInput, NotActive
 from handlers.grants.extension import Extending, extend_grants
 from handlers.lifecycle import EXPIRE, RENEW, TIMEOUT, WARN, end_timers, renewal_timers
 from handlers.present import request_view, role_ref
 from handlers.records import (
-    SYSTEM_ACTOR,
     add_timer,
     audit_all,
     cancel_timers,
     new_request_id,
     notify,
 )
-from handlers.request_failed import fail_request
 from handlers.user_text import user_text
 from storage.audit import NewEvent
 from storage.models import Principal, Role, Schedule, ScheduleRequest
@@ -159,7 +158,6 @@ async def apply_renewal(
     held = await current_schedule(
         s, principal_id=req.principal_id, role_id=req.role_id, kind=req.kind
     )
-    target = f"{req.principal.email}/{req.role_id}"
     req.completed_at = now
     if held is None or held.end_at is None:
         await fail_request(
@@ -176,41 +174,24 @@ async def apply_renewal(
     end = held.end_at + timedelta(seconds=req.duration_seconds)
     req.status = Status.PROVISIONED
     grants = await move_end(s, schedule=held, end=end, now=now)
-    details = {
-        "request": req.short_id,
-        "schedule": held.id,
-        "kind": held.kind,
-        "end": end.isoformat(),
-    }
-    await audit_all(
+    await tell_new_end(
         s,
-        [
-            *earlier,
-            NewEvent(
-                at=now,
-                actor=SYSTEM_ACTOR,
-                action="assignment.renewed",
-                target=target,
-                details=details,
-            ),
-            *grants.event(at=now, target=target, details=details),
-        ],
-    )
-    view = await request_view(s, req, decision=decision)
-    notify(
-        s,
+        req=req,
         now=now,
-        recipients=[req.principal],
-        request_id=req.id,
-        note=Notification(
-            kind=v.ASSIGNED,
-            request=view,
-            role=role_ref(req.role),
-            end_at=end.isoformat(),
-            headline=f"Your {holding(kind=held.kind, role=req.role.display_name)} is renewed until "
-            f"{v.when(end.isoformat())}.",
-            details=grants.lines,
-        ),
+        end=end,
+        action="assignment.renewed",
+        details={
+            "request": req.short_id,
+            "schedule": held.id,
+            "kind": held.kind,
+            "end": end.isoformat(),
+        },
+        grants=grants,
+        earlier=earlier,
+        decision=decision,
+        kind=v.ASSIGNED,
+        headline=f"Your {holding(kind=held.kind, role=req.role.display_name)} is renewed until "
+        f"{v.when(end.isoformat())}.",
     )
 
 
