@@ -19,9 +19,7 @@ from cards.views import Decision, Notification, RequestView
 from handlers.clock import Clock
 from handlers.directory import approvers_for, find_role, require_principal, settings_of
 from handlers.durations import format_duration
-from handlers.end_outcomes import fail_request, tell_new_end
 from handlers.errors import (
-    AlreadyPending,
     DurationOutOfRange,
     Forbidden,
     JustificationRequired,
@@ -29,6 +27,7 @@ from handlers.errors import (
 )
 from handlers.grants.extension import extend_grants
 from handlers.lifecycle import EXPIRE, TIMEOUT, WARN, schedule_end_timers
+from handlers.new_end import check_not_pending, fail_request, tell_new_end
 from handlers.present import request_view, role_ref
 from handlers.records import (
     add_timer,
@@ -39,7 +38,7 @@ from handlers.records import (
 )
 from handlers.user_text import user_text
 from storage.audit import NewEvent
-from storage.models import Principal, Role, Schedule, ScheduleRequest
+from storage.models import Principal, Schedule, ScheduleRequest
 from storage.uow import UnitOfWork
 from vocab.states import Action, MemberType, ScheduleKind, ScheduleState, Status
 
@@ -88,7 +87,7 @@ async def request_extension(
                 f"{r.display_name} needs a justification: "
                 f"extend {r.id} {format_duration(extra)} <why>"
             )
-        await _check_not_pending(s, me=me, role=r)
+        await check_not_pending(s, me=me, role=r, action=Action.SELF_EXTEND, verb="extend")
         approvers: list[Principal] = []
         if settings.require_approval:
             approvers = await approvers_for(s, settings=settings, requester_id=me.id)
@@ -204,24 +203,6 @@ async def _running(s: AsyncSession, *, principal_id: int, role_id: str) -> Sched
         )
         .limit(1)
     )
-
-
-async def _check_not_pending(s: AsyncSession, *, me: Principal, role: Role) -> None:
-    pending = await s.scalar(
-        select(ScheduleRequest.short_id)
-        .where(
-            ScheduleRequest.principal_id == me.id,
-            ScheduleRequest.role_id == role.id,
-            ScheduleRequest.action == Action.SELF_EXTEND,
-            ScheduleRequest.status == Status.PENDING_APPROVAL,
-        )
-        .limit(1)
-    )
-    if pending is not None:
-        raise AlreadyPending(
-            f"You already asked to extend {role.display_name}: {pending} is "
-            f"waiting for approval. Cancel it with: cancel {pending}"
-        )
 
 
 async def last_justification(uow: UnitOfWork, *, actor: str, role: str) -> str | None:

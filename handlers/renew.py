@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cards import views as v
@@ -19,10 +18,10 @@ from handlers.clock import Clock
 from handlers.commands import UserRef
 from handlers.directory import deciders_of, find_role, require_principal, resolve_user, settings_of
 from handlers.durations import MAX_DURATION, format_duration
-from handlers.end_outcomes import fail_request, tell_new_end
-from handlers.errors import AlreadyPending, Forbidden, InvalidInput, NotActive
+from handlers.errors import Forbidden, InvalidInput, NotActive
 from handlers.grants.extension import Extending, extend_grants
 from handlers.lifecycle import EXPIRE, RENEW, TIMEOUT, WARN, end_timers, renewal_timers
+from handlers.new_end import check_not_pending, fail_request, tell_new_end
 from handlers.present import request_view, role_ref
 from handlers.records import (
     add_timer,
@@ -33,7 +32,7 @@ from handlers.records import (
 )
 from handlers.user_text import user_text
 from storage.audit import NewEvent
-from storage.models import Principal, Role, Schedule, ScheduleRequest
+from storage.models import Schedule, ScheduleRequest
 from storage.uow import UnitOfWork
 from vocab.states import Action, ScheduleKind, Status
 
@@ -82,7 +81,7 @@ async def request_renewal(
         extra = duration or held.end_at - held.start_at
         end = held.end_at + extra
         _check_length(end=end, now=now)
-        await _check_not_pending(s, me=me, role=r)
+        await check_not_pending(s, me=me, role=r, action=Action.SELF_RENEW, verb="renew")
         approvers = await deciders_of(
             s, action=Action.SELF_RENEW, settings=settings_of(r), requester_id=me.id
         )
@@ -311,22 +310,4 @@ def _check_length(*, end: datetime, now: datetime) -> None:
     if end - now > MAX_DURATION:  # the same cap as `assign`
         raise InvalidInput(
             f"The assignment would then last too long (at most {MAX_DURATION.days} days from now)."
-        )
-
-
-async def _check_not_pending(s: AsyncSession, *, me: Principal, role: Role) -> None:
-    pending = await s.scalar(
-        select(ScheduleRequest.short_id)
-        .where(
-            ScheduleRequest.principal_id == me.id,
-            ScheduleRequest.role_id == role.id,
-            ScheduleRequest.action == Action.SELF_RENEW,
-            ScheduleRequest.status == Status.PENDING_APPROVAL,
-        )
-        .limit(1)
-    )
-    if pending is not None:
-        raise AlreadyPending(
-            f"You already asked to renew {role.display_name}: {pending} is "
-            f"waiting for approval. Cancel it with: cancel {pending}"
         )
